@@ -1,0 +1,88 @@
+//! AEAD for ESP (RFC 4106 AES-GCM, RFC 7634 ChaCha20-Poly1305).
+//!
+//! The nonce is `salt (4 bytes, from the key material) || IV (8 bytes, carried in
+//! the packet)`; the tag is 16 bytes, detached; the AAD is SPI || seq (8 bytes)
+//! or SPI || seq-hi || seq-lo (12 bytes) with ESN (RFC 4106 §5).
+//!
+//! The trait works on a whole burst so multi-buffer backends can pipeline; the
+//! single-packet calls are a burst of one.
+
+/// Bytes of ICV (authentication tag) for every AEAD we support.
+pub const TAG_LEN: usize = 16;
+/// Bytes of the explicit IV carried in each ESP packet.
+pub const IV_LEN: usize = 8;
+/// Bytes of the implicit salt taken from the end of the key material.
+pub const SALT_LEN: usize = 4;
+
+/// ESP/IKE AEAD transforms we implement (IKEv2 transform IDs, RFC 7296/8247).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Algorithm {
+    /// ENCR_AES_GCM_16 with a 128-bit key (transform 20, key length 128).
+    Aes128Gcm,
+    /// ENCR_AES_GCM_16 with a 256-bit key (transform 20, key length 256).
+    Aes256Gcm,
+    /// ENCR_CHACHA20_POLY1305 (transform 28).
+    ChaCha20Poly1305,
+}
+
+impl Algorithm {
+    /// Cipher key bytes, without the salt.
+    pub const fn key_len(self) -> usize {
+        match self {
+            Algorithm::Aes128Gcm => 16,
+            Algorithm::Aes256Gcm | Algorithm::ChaCha20Poly1305 => 32,
+        }
+    }
+
+    /// Key material bytes taken from the KEYMAT (key || salt), RFC 4106 §8.1.
+    pub const fn keymat_len(self) -> usize {
+        self.key_len() + SALT_LEN
+    }
+}
+
+/// One packet's worth of work: the IV, the AAD and the buffer sealed or opened in place.
+#[derive(Debug)]
+pub struct AeadOp<'a> {
+    /// Explicit per-packet IV (the ESP IV field).
+    pub iv: [u8; IV_LEN],
+    /// SPI || seq (8 bytes), or SPI || seq-hi || seq-lo (12 bytes) with ESN.
+    pub aad: &'a [u8],
+    /// Plaintext on seal, ciphertext on open; transformed in place.
+    pub data: &'a mut [u8],
+    /// Output of seal; input of open.
+    pub tag: &'a mut [u8; TAG_LEN],
+}
+
+/// The tag did not verify; the buffer contents are unspecified afterwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("AEAD authentication failed")]
+pub struct AuthError;
+
+/// A keyed AEAD instance for one SA direction. Backends live in submodules;
+/// `Debug` must never print key material.
+pub trait Aead: Send + Sync + core::fmt::Debug {
+    /// Which transform this instance implements.
+    fn algorithm(&self) -> Algorithm;
+
+    /// Short backend name for `show` output and benchmark tables.
+    fn backend(&self) -> &'static str;
+
+    /// Seal every op in place, writing each tag.
+    fn seal_burst(&self, ops: &mut [AeadOp<'_>]);
+
+    /// Open every op in place; `results[i]` says whether op `i` authenticated.
+    /// `results.len()` must be at least `ops.len()`.
+    fn open_burst(&self, ops: &mut [AeadOp<'_>], results: &mut [Result<(), AuthError>]);
+
+    /// Seal one packet.
+    fn seal(&self, op: AeadOp<'_>) {
+        self.seal_burst(&mut [op]);
+    }
+
+    /// Open one packet.
+    fn open(&self, op: AeadOp<'_>) -> Result<(), AuthError> {
+        let mut r = [Err(AuthError)];
+        self.open_burst(&mut [op], &mut r);
+        r[0]
+    }
+}

@@ -1,0 +1,4 @@
+//! ESP dataplane: wire views, AEAD backends, encap/decap, replay, SA tables, poll-mode workers.
+#![forbid(unsafe_code)]
+
+pub mod crypto;

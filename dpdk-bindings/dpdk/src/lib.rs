@@ -1,0 +1,1 @@
+//! Safe Rust API over DPDK: EAL, mempools, mbufs, ports, queues, rings, lcores.

@@ -1,0 +1,4 @@
+//! The ipsecgw binary.
+#![forbid(unsafe_code)]
+
+fn main() {}

@@ -1,0 +1,2 @@
+//! Benchmarks and harnesses for ipsecgw.
+#![forbid(unsafe_code)]
