@@ -6,6 +6,14 @@
 //!
 //! The trait works on a whole burst so multi-buffer backends can pipeline; the
 //! single-packet calls are a burst of one.
+//!
+//! Build an instance with [`new_aead`]; [`Backend::Auto`] picks the fastest
+//! backend this build and CPU have (see perf/README.md, "AEAD backends").
+
+mod backend;
+mod rustcrypto;
+
+pub use backend::{new_aead, Backend, KeyError, UnknownBackend};
 
 /// Bytes of ICV (authentication tag) for every AEAD we support.
 pub const TAG_LEN: usize = 16;
