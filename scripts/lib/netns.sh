@@ -296,7 +296,7 @@ for i in range(count):
 # The PID is in HARNESS_LAST_PID (stop it with netns_capture_stop PID).
 netns_capture_start() {
     local ns=$1 ifname=$2 file=$3; shift 3
-    harness_spawn "$file.log" ip netns exec "$ns" tcpdump -Z root -i "$ifname" -nn -U -s 0 -w "$file" "$@"
+    harness_spawn "$file.log" ip netns exec "$ns" tcpdump -Z root -i "$ifname" -nn -U --immediate-mode -s 0 -w "$file" "$@"
     harness_wait_until 5 grep -q "listening on" "$file.log" || {
         harness_log "tcpdump on $ns/$ifname did not start: $(cat "$file.log")"; return 1; }
 }
