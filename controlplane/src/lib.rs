@@ -1,3 +1,5 @@
 //! IKEv2 control plane: sans-IO RFC 7296 engine, configuration, manager thread, control socket.
 #![forbid(unsafe_code)]
 pub mod ikev2;
+pub mod config;
+pub mod proposal;

@@ -1,0 +1,3 @@
+//! Configuration file (TOML) → validated `Config` (filled in by the next commit).
+
+pub(crate) mod spelling;
