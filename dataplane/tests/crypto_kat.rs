@@ -145,6 +145,14 @@ fn vector_files_are_all_read() {
 }
 
 #[test]
+fn ring_backend_is_built_in() {
+    // ring needs only a C compiler, so it is part of every build.
+    for alg in [Algorithm::Aes128Gcm, Algorithm::Aes256Gcm, Algorithm::ChaCha20Poly1305] {
+        assert!(Backend::Ring.is_available(alg), "{alg:?}");
+    }
+}
+
+#[test]
 fn seal_matches_known_answer() {
     for_each_keyed(|v, backend, aead| {
         let mut data = v.plaintext.clone();

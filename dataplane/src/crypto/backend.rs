@@ -1,6 +1,6 @@
 //! Backend selection and the one constructor callers use.
 
-use super::{rustcrypto, Aead, Algorithm, SALT_LEN};
+use super::{ring, rustcrypto, Aead, Algorithm, SALT_LEN};
 
 /// Which implementation performs the AEAD.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -33,8 +33,8 @@ impl Backend {
     /// Whether this backend can key `alg` in this build on this CPU.
     pub fn is_available(self, alg: Algorithm) -> bool {
         match self {
-            Backend::Auto | Backend::RustCrypto => true,
-            Backend::Ring | Backend::IpsecMb => {
+            Backend::Auto | Backend::RustCrypto | Backend::Ring => true,
+            Backend::IpsecMb => {
                 let _ = alg;
                 false
             }
@@ -133,7 +133,8 @@ pub fn new_aead(alg: Algorithm, keymat: &[u8], backend: Backend) -> Result<Box<d
     }
     match backend {
         Backend::Auto | Backend::RustCrypto => rustcrypto::new(alg, key, salt),
-        Backend::Ring | Backend::IpsecMb => Err(KeyError::Unavailable { backend, alg }),
+        Backend::Ring => ring::new(alg, key, salt),
+        Backend::IpsecMb => Err(KeyError::Unavailable { backend, alg }),
     }
 }
 

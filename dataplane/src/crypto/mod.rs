@@ -11,6 +11,8 @@
 //! backend this build and CPU have (see perf/README.md, "AEAD backends").
 
 mod backend;
+mod keyed;
+mod ring;
 mod rustcrypto;
 
 pub use backend::{new_aead, Backend, KeyError, UnknownBackend};
