@@ -3,3 +3,5 @@
 pub mod ikev2;
 pub mod config;
 pub mod proposal;
+pub mod identity;
+pub mod selector;
