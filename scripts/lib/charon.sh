@@ -117,17 +117,21 @@ _charon_answers() {
     charon_swanctl "$1" --stats >/dev/null 2>&1
 }
 
-# charon_stop NAME: stop the charon by its PID and remove its dir (kept if HARNESS_KEEP=1).
+# charon_stop NAME...: stop charons by their PIDs (all get TERM at once: each takes ~1 s
+# to exit) and remove their dirs (kept if HARNESS_KEEP=1).
 charon_stop() {
-    local name=$1 pid=${CHARON_PID[$1]:-}
-    [[ -n $pid ]] || return 0
-    harness_kill "$pid" 5
-    unset "CHARON_PID[$name]"
-    [[ ${HARNESS_KEEP:-0} == 1 ]] || rm -rf -- "$(charon_dir "$name")"
+    local name
+    for name; do [[ -n ${CHARON_PID[$name]:-} ]] && kill -TERM "${CHARON_PID[$name]}" 2>/dev/null; done
+    for name; do
+        [[ -n ${CHARON_PID[$name]:-} ]] || continue
+        harness_kill "${CHARON_PID[$name]}" 5
+        unset "CHARON_PID[$name]"
+        [[ ${HARNESS_KEEP:-0} == 1 ]] || rm -rf -- "$(charon_dir "$name")"
+    done
+    return 0
 }
 
 # charon_cleanup: exit hook; on failure shows the end of every charon log first.
-# All charons get TERM at once (each takes ~1 s to exit), then each is reaped.
 charon_cleanup() {
     local name
     if ((HARNESS_RC != 0)); then
@@ -136,8 +140,7 @@ charon_cleanup() {
             tail -n 25 "$(charon_log "$name")" >&2 2>/dev/null
         done
     fi
-    for name in "${!CHARON_PID[@]}"; do kill -TERM "${CHARON_PID[$name]}" 2>/dev/null; done
-    for name in "${!CHARON_PID[@]}"; do charon_stop "$name"; done
+    charon_stop "${!CHARON_PID[@]}"
 }
 
 # charon_conn NAME CONN: write the swanctl config of connection CONN (one IKE SA and one
@@ -277,8 +280,16 @@ charon_terminate_all() {
 }
 _charon_no_ike() { [[ -z $(charon_ike_names "$1") ]]; }
 
-# charon_rekey NAME --ike IKE | --child CHILD [--reauth]: swanctl --rekey.
-charon_rekey() { local n=$1; shift; charon_swanctl "$n" --rekey "$@" >>"$(charon_dir "$n")/swanctl.out" 2>&1; }
+# charon_rekey NAME --ike IKE | --child CHILD [--reauth]: swanctl --rekey (output in
+# DIR/rekey.out; it says "completed successfully" as soon as the rekey is queued).
+charon_rekey() {
+    local n=$1 dir rc; shift
+    dir=$(charon_dir "$n")
+    charon_swanctl "$n" --rekey "$@" >"$dir/rekey.out" 2>&1
+    rc=$?
+    cat "$dir/rekey.out" >>"$dir/swanctl.out"
+    return "$rc"
+}
 
 # charon_sas NAME: the instance's SAs, one line per SA, for grep/awk:
 #   IKE <ike> key=value ...             (uniqueid state version local-host remote-host

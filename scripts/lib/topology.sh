@@ -1,0 +1,100 @@
+# shellcheck shell=bash
+# The design's gateway test topology (shared/DESIGN.md "Test topology"), sourced:
+#
+#   [TAG-left : strongSwan charon, owns 10.1.0.1 (inner 10.1.0.0/24)]
+#        out0 198.51.100.1/24  ==veth==  gw-out   (outer: IKE, ESP in UDP 4500)
+#   [TAG-gw   : ipsecgw, DPDK net_af_packet on gw-out and gw-in]
+#        gw-in                 ==veth==  in0 10.2.0.2/24   (plaintext)
+#   [TAG-right: plain host 10.2.0.2, default route via 10.2.0.1]
+#
+# Modes of topo_create:
+#   dpdk (default) the gw's veth ends carry NO kernel address and the gw ns does not
+#         forward: 198.51.100.2 and 10.2.0.1 belong to ipsecgw alone. An AF_PACKET port
+#         sees every frame the kernel sees; a kernel owning those addresses would answer
+#         ARP, send port-unreachables for UDP 500/4500 and forward or reject traffic,
+#         racing ipsecgw. ipsecgw answers ARP and ping for its own addresses (DESIGN.md).
+#   kernel the gw ns routes with kernel addresses 198.51.100.2 and 10.2.0.1, plain routes
+#         both ways (left: 10.2.0.0/24 via 198.51.100.2): checks the topology without
+#         ipsecgw, or with a charon in the gw ns as a stand-in for ipsecgw.
+# Offloads are off on every veth end (AF_PACKET must see full checksums, no GSO frames).
+#
+#   source scripts/lib/topology.sh         # also sources netns.sh and charon.sh
+#   harness_init mytag
+#   topo_create mytag                      # sets the TOPO_* variables below
+#   ip netns exec "$TOPO_GW" ipsecgw run --vdev "net_af_packet0,iface=$TOPO_GW_OUT_IF" ...
+#   topo_left_charon mytag                 # charon "left" in $TOPO_LEFT
+#   CONN_PSK=... CONN_LOCAL_ID=... CONN_REMOTE_ID=... topo_left_conn gw && charon_load left
+#   topo_destroy mytag                     # or leave it to harness_cleanup
+#
+# Functions: topo_create topo_destroy topo_vars topo_left_charon topo_left_conn
+
+[[ -n ${_HARNESS_TOPOLOGY_SH:-} ]] && return 0
+_HARNESS_TOPOLOGY_SH=1
+# shellcheck source=scripts/lib/charon.sh
+source "$(dirname "${BASH_SOURCE[0]}")/charon.sh"
+
+# topo_vars TAG: set the TOPO_* names and addresses (topo_create calls it).
+topo_vars() {
+    local tag=$1
+    TOPO_LEFT=$tag-left TOPO_GW=$tag-gw TOPO_RIGHT=$tag-right
+    TOPO_LEFT_IF=out0 TOPO_GW_OUT_IF=gw-out TOPO_GW_IN_IF=gw-in TOPO_RIGHT_IF=in0
+    TOPO_LEFT_OUTER=198.51.100.1 TOPO_GW_OUTER=198.51.100.2 TOPO_OUTER_PLEN=24
+    TOPO_LEFT_INNER=10.1.0.1 TOPO_LEFT_NET=10.1.0.0/24
+    TOPO_GW_INNER=10.2.0.1 TOPO_RIGHT_HOST=10.2.0.2 TOPO_RIGHT_NET=10.2.0.0/24
+    # Fixed, locally administered MACs (02:..., then the IPv4 address in hex) so ipsecgw
+    # configs (static neighbours) and pcaps can name them.
+    TOPO_LEFT_MAC=02:00:c6:33:64:01 TOPO_GW_OUT_MAC=02:00:c6:33:64:02
+    TOPO_GW_IN_MAC=02:00:0a:02:00:01 TOPO_RIGHT_MAC=02:00:0a:02:00:02
+    TOPO_MODE=${TOPO_MODE:-dpdk}
+}
+
+# topo_create TAG [dpdk|kernel]: build the three namespaces TAG-left, TAG-gw, TAG-right.
+topo_create() {
+    local tag=$1 mode=${2:-dpdk}
+    [[ $mode == dpdk || $mode == kernel ]] || harness_die "topo_create: mode '$mode' is not dpdk or kernel"
+    topo_vars "$tag"
+    TOPO_MODE=$mode
+    netns_add "$TOPO_LEFT"
+    netns_add "$TOPO_GW"
+    netns_add "$TOPO_RIGHT"
+    local gw_out=- gw_in=-
+    if [[ $mode == kernel ]]; then
+        gw_out=$TOPO_GW_OUTER/$TOPO_OUTER_PLEN gw_in=$TOPO_GW_INNER/24
+    fi
+    netns_veth "$TOPO_LEFT" "$TOPO_LEFT_IF" "$TOPO_LEFT_OUTER/$TOPO_OUTER_PLEN" \
+        "$TOPO_GW" "$TOPO_GW_OUT_IF" "$gw_out" "$TOPO_LEFT_MAC" "$TOPO_GW_OUT_MAC"
+    netns_veth "$TOPO_GW" "$TOPO_GW_IN_IF" "$gw_in" \
+        "$TOPO_RIGHT" "$TOPO_RIGHT_IF" "$TOPO_RIGHT_HOST/24" "$TOPO_GW_IN_MAC" "$TOPO_RIGHT_MAC"
+    # charon must own an address inside its local traffic selector (STRONGSWAN.md).
+    netns_local_addr "$TOPO_LEFT" "$TOPO_LEFT_INNER/24"
+    ip -n "$TOPO_RIGHT" route add default via "$TOPO_GW_INNER" || harness_die "right default route failed"
+    if [[ $mode == kernel ]]; then
+        netns_forwarding "$TOPO_GW" 1
+        netns_route "$TOPO_GW" "$TOPO_LEFT_NET" "$TOPO_LEFT_OUTER"
+        netns_route "$TOPO_LEFT" "$TOPO_RIGHT_NET" "$TOPO_GW_OUTER" "$TOPO_LEFT_INNER"
+    else
+        netns_forwarding "$TOPO_GW" 0
+    fi
+}
+
+# topo_destroy TAG: delete the three namespaces (and end what still runs in them).
+# Charons started with topo_left_charon should be stopped first (charon_stop left).
+topo_destroy() {
+    local tag=$1
+    netns_del "$tag-right"
+    netns_del "$tag-gw"
+    netns_del "$tag-left"
+}
+
+# topo_left_charon [NAME] [EXTRA]: start charon NAME (default "left") in the left namespace.
+topo_left_charon() { charon_start "${1:-left}" "$TOPO_LEFT" "${2:-}"; }
+
+# topo_left_conn CONN [NAME]: charon_conn for the left peer towards the gateway, with the
+# topology's addresses and selectors as defaults (CONN_PSK and IDs still from the caller).
+topo_left_conn() {
+    CONN_LOCAL_ADDRS=${CONN_LOCAL_ADDRS:-$TOPO_LEFT_OUTER} \
+    CONN_REMOTE_ADDRS=${CONN_REMOTE_ADDRS:-$TOPO_GW_OUTER} \
+    CONN_LOCAL_TS=${CONN_LOCAL_TS:-$TOPO_LEFT_NET} \
+    CONN_REMOTE_TS=${CONN_REMOTE_TS:-$TOPO_RIGHT_NET} \
+        charon_conn "${2:-left}" "$1"
+}

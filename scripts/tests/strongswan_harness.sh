@@ -1,0 +1,238 @@
+#!/usr/bin/env bash
+# Self-test of the strongSwan namespace harness (scripts/lib/{netns,charon,topology}.sh),
+# and the reference record of strongSwan's own mismatch diagnostics (docs/testing.md).
+#
+#  1. Two charons in two namespaces (outer 198.51.100.0/24, inner 10.1.0.1 and 10.3.0.1):
+#     for aes128gcm16-prfsha256-ecp256 and aes256gcm16-prfsha384-x25519 (IKE and ESP) the
+#     tunnel comes up with the algorithms strongSwan reports, ping and a bounded UDP stream
+#     pass, the outer link carries only UDP 500/4500 (ESP in UDP, no plaintext marker),
+#     and a delete on one side removes the SA on the other.
+#  2. Mismatch matrix, one change at a time from the working tunnel: what the initiator
+#     and the responder print, asserted loosely (the patterns of shared/STRONGSWAN.md).
+#     MISMATCH_TABLE_OUT=FILE saves the table (markdown) to FILE.
+#  3. scripts/lib/topology.sh: the dpdk layout is built and torn down; the kernel layout
+#     routes left -> right in plaintext, and with a charon in the gw namespace standing in
+#     for ipsecgw a tunnel left <-> gw carries left -> right traffic.
+# Needs root and the packages of scripts/setup.sh. Every wait is bounded.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+# shellcheck source=scripts/lib/topology.sh
+source scripts/lib/topology.sh
+
+[[ $(id -u) == 0 ]] || { echo "strongswan_harness: needs root" >&2; exit 1; }
+for c in swanctl tcpdump ip unshare "$CHARON_BIN" "$HARNESS_PYTHON"; do
+    command -v "$c" >/dev/null || { echo "strongswan_harness: $c missing (run scripts/setup.sh)" >&2; exit 1; }
+done
+
+T=shh
+harness_init "$T"
+START=$EPOCHREALTIME
+FAILS=0
+ok() { echo "ok   $*"; }
+bad() { echo "FAIL $*"; FAILS=$((FAILS + 1)); }
+# expect OK_MSG FAIL_MSG CMD...: one result line from CMD's status; check MSG CMD...: same message.
+expect() { local good=$1 fail=$2; shift 2; if "$@"; then ok "$good"; else bad "$fail"; fi; }
+check() { local what=$1; shift; expect "$what" "$what" "$@"; }
+
+# ------------------------------------------------------------------ two peers
+A=$T-a B=$T-b
+netns_add "$A"
+netns_add "$B"
+netns_veth "$A" out0 198.51.100.1/24 "$B" out0 198.51.100.2/24
+netns_local_addr "$A" 10.1.0.1
+netns_local_addr "$B" 10.3.0.1
+charon_start a "$A"
+charon_start b "$B"
+
+# configure [a_KEY=VALUE | b_KEY=VALUE]...: connection "t" on both peers, from the
+# working baseline with the given fields changed on one side.
+configure() {
+    local a_psk=harness-psk b_psk=harness-psk a_id=left b_id=right a_rid=right b_rid=left
+    local a_ike=aes128gcm16-prfsha256-ecp256 b_ike=aes128gcm16-prfsha256-ecp256
+    local a_esp=aes128gcm16-ecp256 b_esp=aes128gcm16-ecp256 a_ver=2 b_ver=2
+    local a_lts=10.1.0.1/32 b_lts=10.3.0.1/32 a_rts=10.3.0.1/32 b_rts=10.1.0.1/32
+    local a_raddr=198.51.100.2 kv
+    for kv; do local "${kv?}"; done
+    CONN_PSK=$a_psk CONN_LOCAL_ID=$a_id CONN_REMOTE_ID=$a_rid CONN_IKE_PROPOSALS=$a_ike \
+        CONN_ESP_PROPOSALS=$a_esp CONN_VERSION=$a_ver CONN_LOCAL_TS=$a_lts CONN_REMOTE_TS=$a_rts \
+        CONN_LOCAL_ADDRS=198.51.100.1 CONN_REMOTE_ADDRS=$a_raddr charon_conn a t
+    CONN_PSK=$b_psk CONN_LOCAL_ID=$b_id CONN_REMOTE_ID=$b_rid CONN_IKE_PROPOSALS=$b_ike \
+        CONN_ESP_PROPOSALS=$b_esp CONN_VERSION=$b_ver CONN_LOCAL_TS=$b_lts CONN_REMOTE_TS=$b_rts \
+        CONN_LOCAL_ADDRS=198.51.100.2 CONN_REMOTE_ADDRS=198.51.100.1 charon_conn b t
+    charon_load a && charon_load b
+}
+
+# tunnel_suite IKE_PROPOSAL KEYSIZE DH_GROUP DELETER: bring the tunnel up, send traffic,
+# inspect the outer link, delete it from DELETER (a or b) and check the other side.
+tunnel_suite() {
+    local ike=$1 keysize=$2 dh=$3 deleter=$4 esp pcap cap
+    esp=${ike/-prf*-/-}
+    configure a_ike="$ike" b_ike="$ike" a_esp="$esp" b_esp="$esp" || { bad "$ike: config load"; return; }
+    pcap=$HARNESS_DIR/outer-${ike}.pcap
+    netns_capture_start "$A" out0 "$pcap" || { bad "$ike: tcpdump"; return; }
+    cap=$HARNESS_LAST_PID
+    if ! charon_initiate a t net 5; then
+        bad "$ike: initiate: $(tail -n 3 "$(charon_dir a)/initiate.out" | tr '\n' ' ')"
+        netns_capture_stop "$cap"; return
+    fi
+    check "$ike: CHILD_SA installed on both sides" charon_wait_child a t net 5
+    charon_wait_child b t net 5 || bad "$ike: CHILD_SA not installed on b"
+    local side
+    for side in a b; do
+        expect "$ike: $side reports IKE AES_GCM_16 $keysize / $dh, ESP $keysize" \
+            "$ike: $side SAs: $(charon_sas "$side" | tr '\n' ' ')" \
+            test "$(charon_sa_get "$side" t encr-keysize)/$(charon_sa_get "$side" t dh-group)/$(charon_sa_get "$side" t net encr-keysize)" = "$keysize/$dh/$keysize"
+    done
+    local got
+    got=$(netns_ping "$A" 10.1.0.1 10.3.0.1 5)
+    expect "$ike: ping 5/5 through the tunnel" "$ike: ping $got/5" test "$got" = 5
+    local r s
+    read -r r s < <(netns_udp_stream "$A" 10.1.0.1 "$B" 10.3.0.1 500 200)
+    expect "$ike: UDP stream $r/$s datagrams" "$ike: UDP stream $r/$s" test "$r" = "$s" -a "$r" -gt 0
+    netns_capture_stop "$cap"
+    local other esp_udp ike_udp
+    other=$(capture_count "$pcap" 'not arp and not (udp port 500 or udp port 4500)')
+    esp_udp=$(capture_count "$pcap" 'udp port 4500 and udp[8:4] != 0')
+    ike_udp=$(capture_count "$pcap" '(udp port 500) or (udp port 4500 and udp[8:4] = 0)')
+    expect "$ike: outer link: only UDP 500/4500 (+ARP)" \
+        "$ike: outer link: $other packets that are not UDP 500/4500: $(tcpdump -nn -r "$pcap" -c 3 'not arp and not (udp port 500 or udp port 4500)' 2>/dev/null)" \
+        test "$other" = 0
+    expect "$ike: $esp_udp ESP-in-UDP 4500 packets, $ike_udp IKE packets" \
+        "$ike: only $esp_udp ESP-in-UDP packets (expected >= 510)" test "$esp_udp" -ge 510
+    if capture_contains "$pcap" "$HARNESS_UDP_MARKER"; then bad "$ike: plaintext marker on the outer link"
+    else ok "$ike: no plaintext on the outer link"; fi
+    local pkts
+    pkts=$(charon_sa_get a t net packets-out)
+    expect "$ike: a's CHILD_SA counted $pkts packets out" "$ike: a packets-out=$pkts" test "${pkts:-0}" -ge 505
+    other=a; [[ $deleter == a ]] && other=b
+    charon_terminate "$deleter" t
+    check "$ike: delete on $deleter removes the IKE SA on $other" charon_wait_ike_gone "$other" t 5
+}
+
+tunnel_suite aes128gcm16-prfsha256-ecp256 128 ECP_256 a
+tunnel_suite aes256gcm16-prfsha384-x25519 256 CURVE_25519 b
+
+# ------------------------------------------------------------------ mismatch matrix
+TABLE=$HARNESS_DIR/mismatch.md
+{
+    echo "| case | change (a = initiator, b = responder) | strongSwan initiator sees | strongSwan responder logs |"
+    echo "|---|---|---|---|"
+} >"$TABLE"
+
+# Lines worth recording, without time, thread and IKE SA name prefixes (log) or the
+# "[IKE] " prefix (swanctl output). On the responder, the proposal and peer-config
+# lookup lines are kept only when no "selected ..." line says the lookup succeeded.
+INIT_RE='received [A-Z_]+ (notify error|error notify|notify,)|rekey (completed|failed)|peer didn.t accept|giving up|peer not responding|initiate (failed|completed)|failed to establish|IKE_SA .* established|CHILD_SA .* established'
+RESP_RE='no matching peer config|MAC mismatched|no acceptable|unacceptable|no IKE config found|received proposals|configured proposals|selected proposal|DH group .* unacceptable|looking for peer configs matching|selected peer config|sending [A-Z_]+ notify|failed to establish|CHILD_SA .* established'
+_strip() { sed -E -e 's/^[0-9:.]+ [0-9]+\[[A-Z]+\] (<[^>]*> )?//' -e 's/^\[[A-Z]+\] //' -e 's/^ +//' | { grep -E "$1" || true; }; }
+_first() { awk '!seen[$0]++ && n++ < 8'; }
+_failed_lookups() {
+    awk '/^selected (proposal|peer config)/ { buf = ""; next }
+         /^(received proposals|configured proposals|looking for peer configs)/ { buf = buf $0 "\n"; next }
+         { printf "%s%s\n", buf, $0; buf = "" }
+         END { printf "%s", buf }'
+}
+_cell() { sed -e 's/|/\\|/g' -e 's/`/'"'"'/g' | awk 'NR > 1 { printf "<br>" } { printf "`%s`", $0 }'; }
+
+# mismatch NAME "CHANGE" INIT_REGEX RESP_REGEX [a_/b_ overrides...]
+mismatch() {
+    local name=$1 change=$2 ire=$3 rre=$4; shift 4
+    charon_terminate_all a >/dev/null
+    charon_terminate_all b >/dev/null
+    configure "$@" || { bad "mismatch $name: config load"; return; }
+    local ma mb
+    ma=$(charon_log_mark a)
+    mb=$(charon_log_mark b)
+    charon_initiate a t net 8 || true
+    # MISMATCH_REKEY=1: the mismatch only shows at a CHILD rekey (PFS group).
+    if [[ ${MISMATCH_REKEY:-0} == 1 ]]; then
+        charon_wait_child a t net 3 || true
+        charon_rekey a --child net || true
+        charon_log_wait a "$ma" 'received [A-Z_]+ notify' 3 || true
+    fi
+    # The responder logs before it answers; the wait only covers log flushing (bounded).
+    if [[ -n $rre ]]; then charon_log_wait b "$mb" "$rre" 3 || true; fi
+    local ilines rlines
+    ilines=$({ charon_log_since a "$ma"; cat "$(charon_dir a)/initiate.out"
+               if [[ ${MISMATCH_REKEY:-0} == 1 ]]; then cat "$(charon_dir a)/rekey.out"; fi; } | _strip "$INIT_RE" | _first)
+    rlines=$(charon_log_since b "$mb" | _strip "$RESP_RE" | _failed_lookups | _first)
+    printf '| %s | %s | %s | %s |\n' "$name" "$change" "$(_cell <<<"$ilines")" "$(_cell <<<"${rlines:-(nothing)}")" >>"$TABLE"
+    expect "mismatch $name: initiator shows /$ire/" "mismatch $name: initiator lacks /$ire/: $ilines" \
+        grep -qE "$ire" <<<"$ilines"
+    if [[ -n $rre ]]; then
+        expect "mismatch $name: responder shows /$rre/" "mismatch $name: responder lacks /$rre/: $rlines" \
+            grep -qE "$rre" <<<"$rlines"
+    fi
+}
+
+V1=aes256-sha256-ecp256
+mismatch "PSK" "a: other PSK" 'AUTHENTICATION_FAILED' 'MAC mismatched' a_psk=wrong-psk
+mismatch "initiator ID unknown" "a: local id left-x" 'AUTHENTICATION_FAILED' 'no matching peer config found' a_id=left-x
+mismatch "responder ID unexpected" "a: expects remote id right-x" 'AUTHENTICATION_FAILED' 'no matching peer config found' a_rid=right-x
+mismatch "IKE proposal" "a: IKE aes256gcm16-prfsha384-ecp256" 'NO_PROPOSAL_CHOSEN' 'no acceptable ENCRYPTION_ALGORITHM' a_ike=aes256gcm16-prfsha384-ecp256
+mismatch "DH disjoint" "a: IKE aes128gcm16-prfsha256-x25519" 'NO_PROPOSAL_CHOSEN' 'no acceptable (KEY_EXCHANGE_METHOD|DIFFIE_HELLMAN_GROUP)' a_ike=aes128gcm16-prfsha256-x25519
+mismatch "DH first guess wrong" "a: IKE ...-ecp256-x25519, b: ...-x25519" 'INVALID_KE_PAYLOAD|peer didn.t accept' 'unacceptable, requesting' \
+    a_ike=aes128gcm16-prfsha256-ecp256-x25519 b_ike=aes128gcm16-prfsha256-x25519
+check "mismatch DH first guess wrong: tunnel still comes up after the retry" charon_wait_child a t net 3
+mismatch "ESP proposal" "a: ESP aes256gcm16-ecp256" 'NO_PROPOSAL_CHOSEN' 'no acceptable' a_esp=aes256gcm16-ecp256
+check "mismatch ESP proposal: IKE SA stays up" test "$(charon_sa_get a t state)" = ESTABLISHED
+MISMATCH_REKEY=1 mismatch "ESP PFS group" "a: ESP aes128gcm16-ecp256, b: aes128gcm16-x25519; then CHILD rekey" \
+    'NO_PROPOSAL_CHOSEN' 'no acceptable (KEY_EXCHANGE_METHOD|DIFFIE_HELLMAN_GROUP)' a_esp=aes128gcm16-ecp256 b_esp=aes128gcm16-x25519
+mismatch "traffic selectors" "a: remote_ts 10.4.0.1/32" 'TS_UNACCEPTABLE' 'unacceptable' a_rts=10.4.0.1/32
+mismatch "IKEv1 initiator, IKEv2 responder" "a: version 1 (both IKE $V1)" 'NO_PROPOSAL_CHOSEN|giving up|initiate failed' 'no IKE config found' \
+    a_ver=1 a_ike=$V1 b_ike=$V1
+mismatch "IKEv2 initiator, IKEv1 responder" "b: version 1 (both IKE $V1)" 'NO_PROPOSAL_CHOSEN' 'no IKE config found' \
+    b_ver=1 a_ike=$V1 b_ike=$V1
+mismatch "responder silent" "a: remote 198.51.100.9 (no host)" 'giving up after [0-9]+ retransmits' '' a_raddr=198.51.100.9
+charon_terminate_all a >/dev/null
+charon_terminate_all b >/dev/null
+echo "---- strongSwan 5.9 mismatch diagnostics (reference for docs/testing.md)"
+cat "$TABLE"
+[[ -n ${MISMATCH_TABLE_OUT:-} ]] && cp "$TABLE" "$MISMATCH_TABLE_OUT"
+charon_stop a b
+netns_del "$A"
+netns_del "$B"
+
+# ------------------------------------------------------------------ topology
+topo_create "$T"
+gw_port_bare() { ! netns_has_ipv4 "$TOPO_GW" "$1" && [[ $(ip -n "$TOPO_GW" -br link show "$1") == *UP*"$2"* ]]; }
+topo_gone() { ! ip netns list | grep -qE "^$T-(left|gw|right)( |\$)"; }
+check "topology dpdk: gw outer port up, MAC $TOPO_GW_OUT_MAC, no kernel IPv4" gw_port_bare "$TOPO_GW_OUT_IF" "$TOPO_GW_OUT_MAC"
+check "topology dpdk: gw inner port up, MAC $TOPO_GW_IN_MAC, no kernel IPv4" gw_port_bare "$TOPO_GW_IN_IF" "$TOPO_GW_IN_MAC"
+got=$(netns_ping "$TOPO_LEFT" "$TOPO_LEFT_OUTER" "$TOPO_GW_OUTER" 1)
+expect "topology dpdk: nothing in the gw kernel answers for $TOPO_GW_OUTER" "topology dpdk: gw kernel answered" test "$got" = 0
+topo_destroy "$T"
+check "topology dpdk: destroyed" topo_gone
+
+topo_create "$T" kernel
+got=$(netns_ping "$TOPO_LEFT" "$TOPO_LEFT_INNER" "$TOPO_RIGHT_HOST" 3)
+expect "topology kernel: left 10.1.0.1 -> right 10.2.0.2 routed by the gw ns ($got/3)" \
+    "topology kernel: ping $got/3" test "$got" = 3
+# A charon in the gw ns stands in for ipsecgw: traffic left -> right goes through the tunnel.
+topo_left_charon left
+charon_start gw "$TOPO_GW"
+CONN_PSK=topo-psk CONN_LOCAL_ID=left CONN_REMOTE_ID=gw topo_left_conn gw left
+CONN_PSK=topo-psk CONN_LOCAL_ID=gw CONN_REMOTE_ID=left CONN_LOCAL_ADDRS=$TOPO_GW_OUTER \
+    CONN_REMOTE_ADDRS=$TOPO_LEFT_OUTER CONN_LOCAL_TS=$TOPO_RIGHT_NET CONN_REMOTE_TS=$TOPO_LEFT_NET charon_conn gw gw
+charon_load left && charon_load gw
+pcap=$HARNESS_DIR/topo-outer.pcap
+netns_capture_start "$TOPO_GW" "$TOPO_GW_OUT_IF" "$pcap"
+cap=$HARNESS_LAST_PID
+if charon_initiate left gw net 5 && charon_wait_child gw gw net 5; then
+    got=$(netns_ping "$TOPO_LEFT" "$TOPO_LEFT_INNER" "$TOPO_RIGHT_HOST" 5)
+    expect "topology kernel + charon in gw: left -> right through the tunnel ($got/5)" \
+        "topology kernel + charon in gw: ping $got/5" test "$got" = 5
+else
+    bad "topology kernel + charon in gw: tunnel: $(tail -n 2 "$(charon_dir left)/initiate.out" | tr '\n' ' ')"
+fi
+netns_capture_stop "$cap"
+n=$(capture_count "$pcap" 'icmp')
+esp=$(capture_count "$pcap" 'udp port 4500 and udp[8:4] != 0')
+expect "topology kernel + charon in gw: outer link had $esp ESP-in-UDP packets, no ICMP" \
+    "topology kernel + charon in gw: outer link icmp=$n esp=$esp" test "$n" = 0 -a "$esp" -ge 10
+charon_stop left gw
+topo_destroy "$T"
+
+elapsed=$(( (${EPOCHREALTIME/[.,]/} - ${START/[.,]/}) / 1000 ))
+echo "strongswan_harness: $FAILS failure(s), ${elapsed} ms"
+((FAILS == 0))
