@@ -1,0 +1,113 @@
+//! Why the dataplane dropped a packet: one counter per reason.
+//!
+//! The list is stable: counters are indexed by [`DropReason::index`], names appear
+//! in `show stats` and in metrics, so new reasons are appended, never reordered.
+
+macro_rules! drop_reasons {
+    ($($(#[doc = $doc:literal])* $variant:ident = $name:literal,)*) => {
+        /// A reason to drop a packet.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        pub enum DropReason {
+            $($(#[doc = $doc])* $variant,)*
+        }
+
+        impl DropReason {
+            /// Every reason, in counter-index order.
+            pub const ALL: &'static [DropReason] = &[$(DropReason::$variant,)*];
+
+            /// Stable snake_case name for stats output and metrics.
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $(DropReason::$variant => $name,)*
+                }
+            }
+        }
+    };
+}
+
+drop_reasons! {
+    /// Shorter than a header or a length field says.
+    Truncated = "truncated",
+    /// Outer header invalid (version, lengths, IPv4 header checksum).
+    MalformedOuter = "malformed_outer",
+    /// Outer packet is a fragment; ESP reassembly is not done here.
+    Fragment = "fragment",
+    /// No inbound SA for the SPI.
+    NoSa = "no_sa",
+    /// SPI does not belong to the SA the packet was given to.
+    BadSpi = "bad_spi",
+    /// Sequence number already seen (RFC 4303 §3.4.3).
+    Replayed = "replayed",
+    /// Sequence number left of the replay window.
+    ReplayTooOld = "replay_too_old",
+    /// ICV did not verify.
+    AuthFailed = "auth_failed",
+    /// ESP padding is not 1, 2, 3... or longer than the payload.
+    BadPadding = "bad_padding",
+    /// ESP Next Header is not IPv4/IPv6 in tunnel mode.
+    BadNextHeader = "bad_next_header",
+    /// An ESP dummy packet (Next Header 59, RFC 4303 §2.6): dropped by design.
+    DummyPacket = "dummy_packet",
+    /// Inner (plaintext) IP header invalid.
+    BadInnerHeader = "bad_inner_header",
+    /// Outer CE with a Not-ECT inner packet (RFC 6040 §4.2).
+    EcnCeNotEct = "ecn_ce_not_ect",
+    /// Inner packet does not match the SA's traffic selectors.
+    PolicyMismatch = "policy_mismatch",
+    /// Outbound sequence numbers used up without ESN: the SA must be rekeyed.
+    SeqExhausted = "seq_exhausted",
+    /// Not enough headroom/tailroom in the buffer for the outer header or trailer.
+    NoBufferRoom = "no_buffer_room",
+    /// Encapsulated packet would exceed the IP length field or the MTU.
+    TooBig = "too_big",
+    /// No outbound policy (SPD entry) matches the plaintext packet.
+    NoPolicy = "no_policy",
+    /// No route to the outer destination.
+    NoRoute = "no_route",
+    /// No neighbour (ARP/ND) entry for the next hop.
+    NoNeighbor = "no_neighbor",
+    /// Not ESP, not IKE, not for the gateway.
+    NotForUs = "not_for_us",
+    /// Punt ring to the control plane was full.
+    PuntRingFull = "punt_ring_full",
+    /// Transmit queue full.
+    TxFull = "tx_full",
+    /// NAT-keepalive (RFC 3948 §2.3): consumed, nothing to forward.
+    NatKeepalive = "nat_keepalive",
+}
+
+impl DropReason {
+    /// Number of reasons (length of a per-reason counter array).
+    pub const COUNT: usize = Self::ALL.len();
+
+    /// Index into a per-reason counter array.
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl core::fmt::Display for DropReason {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn indices_are_dense_and_names_unique() {
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i);
+        }
+        let mut names: Vec<_> = DropReason::ALL.iter().map(|r| r.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), DropReason::COUNT);
+        // The first entries are pinned: counters are exported by index.
+        assert_eq!(DropReason::Truncated.index(), 0);
+        assert_eq!(DropReason::AuthFailed.name(), "auth_failed");
+    }
+}

@@ -1,0 +1,313 @@
+//! Inbound: ESP tunnel packet in, plaintext inner IP packet out (RFC 4303 §3.4).
+//!
+//! Order per RFC 4303 §3.4.3: lengths, replay *check*, ICV + decrypt, replay
+//! *update*, padding, inner header; the outer header and ESP trailer are stripped
+//! by moving the packet window, so nothing is copied.
+
+use crate::crypto::{AeadOp, AuthError, IV_LEN, TAG_LEN};
+use crate::packet::Packet;
+use crate::wire::esp::{self as esp_wire, NAT_T_PORT};
+use crate::wire::{
+    Ecn, Error as WireError, EspPacket, EspTrailer, IpProtocol, Ipv4Packet, Ipv6Packet, Spi, UdpEncapPayload,
+    UdpPacket,
+};
+
+use super::sa::{InboundSa, InboundState};
+use super::{aad, EspError, BURST, ESP_HDR_IV};
+
+/// Where the ESP packet sits in an outer IP packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EspLocation {
+    /// SPI, for the inbound SA lookup.
+    pub spi: Spi,
+    /// Offset of the ESP header from the outer IP header.
+    pub esp_offset: usize,
+    /// Bytes from the ESP header to the end of the outer IP packet.
+    pub esp_len: usize,
+    /// ESP arrived in UDP (RFC 3948).
+    pub udp_encap: bool,
+    /// ECN of the outer header, combined into the inner one (RFC 6040 §4.2).
+    pub outer_ecn: Ecn,
+}
+
+/// What an IP packet addressed to the gateway carries, as far as ESP cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InboundOuter {
+    /// ESP, raw or in UDP 4500.
+    Esp(EspLocation),
+    /// IKE on UDP 4500 after the non-ESP marker; `ike_offset` is the IKE header's
+    /// offset from the IP header. Punt to the control plane.
+    Ike {
+        /// Offset of the IKE header.
+        ike_offset: usize,
+    },
+    /// NAT-keepalive (RFC 3948 §2.3).
+    NatKeepalive,
+}
+
+fn outer_err(e: WireError) -> EspError {
+    match e {
+        WireError::Truncated => EspError::Truncated,
+        WireError::Malformed | WireError::BadChecksum => EspError::MalformedOuter,
+    }
+}
+
+/// Find the ESP packet in an outer IPv4/IPv6 packet (raw ESP, or UDP to port 4500).
+/// Anything else is [`EspError::NotEsp`].
+pub fn parse_outer(d: &[u8]) -> Result<InboundOuter, EspError> {
+    let (proto, l4_off, end, ecn) = match d.first().map(|b| b >> 4) {
+        Some(4) => {
+            let ip = Ipv4Packet::new_checked(d).map_err(outer_err)?;
+            if !ip.verify_checksum() {
+                return Err(EspError::MalformedOuter);
+            }
+            if ip.is_fragment() {
+                return Err(EspError::Fragment);
+            }
+            (ip.protocol(), ip.header_len(), usize::from(ip.total_len()), ip.ecn())
+        }
+        Some(6) => {
+            let ip = Ipv6Packet::new_checked(d).map_err(outer_err)?;
+            let upper = ip.upper_layer().map_err(outer_err)?;
+            if upper.fragment {
+                return Err(EspError::Fragment);
+            }
+            (upper.protocol, upper.offset, ip.total_len(), ip.ecn())
+        }
+        None => return Err(EspError::Truncated),
+        Some(_) => return Err(EspError::MalformedOuter),
+    };
+    let l4 = &d[l4_off..end];
+    match proto {
+        IpProtocol::Esp => {
+            let esp = EspPacket::new_checked(l4).map_err(outer_err)?;
+            Ok(InboundOuter::Esp(EspLocation {
+                spi: esp.spi(),
+                esp_offset: l4_off,
+                esp_len: l4.len(),
+                udp_encap: false,
+                outer_ecn: ecn,
+            }))
+        }
+        IpProtocol::Udp => {
+            let u = UdpPacket::new_checked(l4).map_err(outer_err)?;
+            if u.dst_port() != NAT_T_PORT {
+                return Err(EspError::NotEsp);
+            }
+            let off = l4_off + crate::wire::udp::HEADER_LEN;
+            // The checksum is not verified: zero over IPv4 (RFC 3948 §2.1), and the
+            // ICV covers everything that matters.
+            match UdpEncapPayload::classify(u.payload()).map_err(outer_err)? {
+                UdpEncapPayload::NatKeepalive => Ok(InboundOuter::NatKeepalive),
+                UdpEncapPayload::Ike { offset } => Ok(InboundOuter::Ike { ike_offset: off + offset }),
+                UdpEncapPayload::Esp(spi) => Ok(InboundOuter::Esp(EspLocation {
+                    spi,
+                    esp_offset: off,
+                    esp_len: u.payload().len(),
+                    udp_encap: true,
+                    outer_ecn: ecn,
+                })),
+            }
+        }
+        _ => Err(EspError::NotEsp),
+    }
+}
+
+/// A decapsulated packet: the packet now holds the inner IP packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decapped {
+    /// [`IpProtocol::Ipv4`] or [`IpProtocol::Ipv6`].
+    pub next_header: IpProtocol,
+    /// The full (ESN-reconstructed) sequence number.
+    pub seq: u64,
+    /// Whether the packet came in UDP.
+    pub udp_encap: bool,
+}
+
+/// Checked and ready to open.
+#[derive(Debug, Clone, Copy, Default)]
+struct Layout {
+    /// Offset of the ciphertext (after the ESP header and IV).
+    ct_off: usize,
+    ct_len: usize,
+    seq: u64,
+    udp_encap: bool,
+    outer_ecn: u8,
+}
+
+/// Open one packet. On error the packet contents are unspecified (it may have been
+/// decrypted in place) and it should be dropped.
+pub fn decap<P: Packet>(sa: &InboundSa, state: &InboundState, pkt: &mut P) -> Result<Decapped, EspError> {
+    let l = prepare(sa, state, pkt.data())?;
+    let (aad, aad_len) = aad(sa.config.spi, l.seq, sa.config.esn);
+    let auth = {
+        let op = open_op(pkt.data_mut(), &l, &aad[..aad_len])?;
+        sa.aead.open(op)
+    };
+    finish(state, pkt, &l, auth)
+}
+
+/// Open a burst of packets of one SA with one AEAD call per [`BURST`] packets.
+/// `results[i]` is the outcome for `pkts[i]`; only the first `min(pkts.len(),
+/// results.len())` packets are processed.
+pub fn decap_burst<P: Packet>(
+    sa: &InboundSa,
+    state: &InboundState,
+    pkts: &mut [P],
+    results: &mut [Result<Decapped, EspError>],
+) {
+    let n = pkts.len().min(results.len());
+    for (pkts, results) in pkts[..n].chunks_mut(BURST).zip(results[..n].chunks_mut(BURST)) {
+        decap_chunk(sa, state, pkts, results);
+    }
+}
+
+fn decap_chunk<P: Packet>(
+    sa: &InboundSa,
+    state: &InboundState,
+    pkts: &mut [P],
+    results: &mut [Result<Decapped, EspError>],
+) {
+    let mut layouts = [Layout::default(); BURST];
+    let mut aads = [([0u8; 12], 0usize); BURST];
+    let mut prepared = [Err(EspError::Truncated); BURST];
+    for (i, pkt) in pkts.iter().enumerate() {
+        prepared[i] = prepare(sa, state, pkt.data()).map(|l| {
+            layouts[i] = l;
+            aads[i] = aad(sa.config.spi, l.seq, sa.config.esn);
+        });
+    }
+    // Which op index each packet got, so results can be matched after the call.
+    let mut auth = [Err(AuthError); BURST];
+    let mut count = 0;
+    {
+        let mut ready = pkts.iter_mut().zip(prepared.iter_mut()).zip(layouts.iter()).zip(aads.iter()).filter_map(
+            |(((pkt, p), l), (aad, aad_len))| {
+                p.as_ref().ok()?;
+                match open_op(pkt.data_mut(), l, &aad[..*aad_len]) {
+                    Ok(op) => Some(op),
+                    Err(e) => {
+                        *p = Err(e);
+                        None
+                    }
+                }
+            },
+        );
+        let mut spare_tags = [[0u8; TAG_LEN]; BURST];
+        let mut ops = spare_tags.each_mut().map(|tag| {
+            ready.next().map_or(AeadOp { iv: [0; IV_LEN], aad: &[], data: &mut [], tag }, |op| {
+                count += 1;
+                op
+            })
+        });
+        sa.aead.open_burst(&mut ops[..count], &mut auth[..count]);
+    }
+    // Replay updates happen in packet order, after authentication.
+    let mut op_index = 0;
+    for ((pkt, r), (p, l)) in pkts.iter_mut().zip(results.iter_mut()).zip(prepared.iter().zip(layouts.iter())) {
+        *r = match p {
+            Ok(()) => {
+                let a = auth[op_index];
+                op_index += 1;
+                finish(state, pkt, l, a)
+            }
+            Err(e) => Err(*e),
+        };
+    }
+}
+
+/// Lengths, SPI and replay check, before any crypto.
+fn prepare(sa: &InboundSa, state: &InboundState, d: &[u8]) -> Result<Layout, EspError> {
+    let InboundOuter::Esp(loc) = parse_outer(d)? else {
+        return Err(EspError::NotEsp);
+    };
+    if loc.spi != sa.config.spi {
+        return Err(EspError::BadSpi { got: loc.spi });
+    }
+    // Header, IV, at least the 2 trailer bytes, ICV.
+    let ct_len = loc
+        .esp_len
+        .checked_sub(ESP_HDR_IV + TAG_LEN)
+        .filter(|&n| n >= esp_wire::TRAILER_LEN)
+        .ok_or(EspError::Truncated)?;
+    let esp = EspPacket::new_unchecked(&d[loc.esp_offset..]);
+    let seq = state.replay.check(esp.sequence_number())?;
+    Ok(Layout { ct_off: loc.esp_offset + ESP_HDR_IV, ct_len, seq, udp_encap: loc.udp_encap, outer_ecn: loc.outer_ecn.bits() })
+}
+
+fn open_op<'a>(buf: &'a mut [u8], l: &Layout, aad: &'a [u8]) -> Result<AeadOp<'a>, EspError> {
+    let iv_off = l.ct_off - IV_LEN;
+    let (head, rest) = buf.split_at_mut_checked(l.ct_off).ok_or(EspError::Truncated)?;
+    let iv = *head.get(iv_off..).and_then(|s| s.first_chunk::<IV_LEN>()).ok_or(EspError::Truncated)?;
+    let (data, rest) = rest.split_at_mut_checked(l.ct_len).ok_or(EspError::Truncated)?;
+    let tag = rest.first_chunk_mut::<TAG_LEN>().ok_or(EspError::Truncated)?;
+    Ok(AeadOp { iv, aad, data, tag })
+}
+
+/// After the AEAD: replay update, trailer, inner header, strip.
+fn finish<P: Packet>(state: &InboundState, pkt: &mut P, l: &Layout, auth: Result<(), AuthError>) -> Result<Decapped, EspError> {
+    auth.map_err(|_| EspError::AuthFailed)?;
+    state.replay.update(l.seq)?;
+    let pt = pkt.data().get(l.ct_off..l.ct_off + l.ct_len).ok_or(EspError::Truncated)?;
+    let trailer = EspTrailer::parse(pt).map_err(|_| EspError::BadPadding)?;
+    let inner = &pt[..pt.len() - trailer.len()];
+    // Tunnel mode carries whole IP packets (RFC 4303 §3.1.2); the inner length
+    // field, not the ESP payload, gives its size (TFC padding may follow, §2.7).
+    let (inner_len, inner_ecn) = match trailer.next_header {
+        IpProtocol::Ipv4 => {
+            let ip = Ipv4Packet::new_checked(inner).map_err(|_| EspError::BadInnerHeader)?;
+            (usize::from(ip.total_len()), ip.ecn())
+        }
+        IpProtocol::Ipv6 => {
+            let ip = Ipv6Packet::new_checked(inner).map_err(|_| EspError::BadInnerHeader)?;
+            (ip.total_len(), ip.ecn())
+        }
+        IpProtocol::Ipv6NoNxt => return Err(EspError::DummyPacket),
+        other => return Err(EspError::BadNextHeader(other)),
+    };
+    let new_ecn = decap_ecn(Ecn::from_tos(l.outer_ecn), inner_ecn)?;
+    pkt.adj(l.ct_off).map_err(|_| EspError::Truncated)?;
+    pkt.truncate(inner_len).map_err(|_| EspError::Truncated)?;
+    if new_ecn != inner_ecn {
+        let d = pkt.data_mut();
+        if trailer.next_header == IpProtocol::Ipv4 {
+            Ipv4Packet::new_unchecked(d).set_ecn_update_checksum(new_ecn);
+        } else {
+            Ipv6Packet::new_unchecked(d).set_ecn(new_ecn);
+        }
+    }
+    Ok(Decapped { next_header: trailer.next_header, seq: l.seq, udp_encap: l.udp_encap })
+}
+
+/// RFC 6040 §4.2, Figure 4: the inner ECN after decapsulation.
+fn decap_ecn(outer: Ecn, inner: Ecn) -> Result<Ecn, EspError> {
+    match (inner, outer) {
+        (Ecn::NotEct, Ecn::Ce) => Err(EspError::EcnCeNotEct),
+        (Ecn::NotEct, _) => Ok(Ecn::NotEct),
+        (_, Ecn::Ce) => Ok(Ecn::Ce),
+        (Ecn::Ect0, Ecn::Ect1) => Ok(Ecn::Ect1),
+        (inner, _) => Ok(inner),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc6040_decap_table() {
+        use Ecn::*;
+        // Rows: inner; columns: outer Not-ECT, ECT(0), ECT(1), CE (RFC 6040 Figure 4).
+        let table = [
+            (NotEct, [Ok(NotEct), Ok(NotEct), Ok(NotEct), Err(EspError::EcnCeNotEct)]),
+            (Ect0, [Ok(Ect0), Ok(Ect0), Ok(Ect1), Ok(Ce)]),
+            (Ect1, [Ok(Ect1), Ok(Ect1), Ok(Ect1), Ok(Ce)]),
+            (Ce, [Ok(Ce), Ok(Ce), Ok(Ce), Ok(Ce)]),
+        ];
+        for (inner, row) in table {
+            for (outer, want) in [NotEct, Ect0, Ect1, Ce].into_iter().zip(row) {
+                assert_eq!(decap_ecn(outer, inner), want, "inner {inner:?} outer {outer:?}");
+            }
+        }
+    }
+}

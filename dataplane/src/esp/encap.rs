@@ -1,0 +1,195 @@
+//! Outbound: plaintext IP packet in, ESP tunnel packet out (RFC 4303 §3.3).
+
+use crate::crypto::{AeadOp, TAG_LEN};
+use crate::packet::Packet;
+use crate::wire::{checksum, put16, EspTrailer, IpProtocol, Ipv4Packet, Ipv6Packet, UdpPacket};
+use crate::wire::{ipv4, ipv6, udp, Ecn};
+
+use super::sa::{DfMode, DscpMode, EcnMode, OutboundSa, OutboundState};
+use super::{aad, EspError, BURST, ESP_HDR_IV};
+
+/// Encapsulate and seal one packet. On error the packet may have been trimmed of
+/// bytes beyond the inner IP length but is otherwise unchanged.
+pub fn encap<P: Packet>(sa: &OutboundSa, state: &OutboundState, pkt: &mut P) -> Result<(), EspError> {
+    let seq = state.reserve(1);
+    let pt_len = prepare(sa, state.limit(), pkt, seq)?;
+    let (aad, aad_len) = aad(sa.spi, seq, sa.esn);
+    let op = seal_op(pkt.data_mut(), sa.template.len, pt_len, seq, &aad[..aad_len])?;
+    sa.aead.seal(op);
+    finish(sa, pkt);
+    Ok(())
+}
+
+/// Encapsulate and seal a burst of packets of one SA with one sequence-number
+/// reservation per [`BURST`] packets and one AEAD call. `results[i]` tells
+/// whether `pkts[i]` is ready to send; only the first `min(pkts.len(),
+/// results.len())` packets are processed.
+pub fn encap_burst<P: Packet>(
+    sa: &OutboundSa,
+    state: &OutboundState,
+    pkts: &mut [P],
+    results: &mut [Result<(), EspError>],
+) {
+    let n = pkts.len().min(results.len());
+    for (pkts, results) in pkts[..n].chunks_mut(BURST).zip(results[..n].chunks_mut(BURST)) {
+        encap_chunk(sa, state, pkts, results);
+    }
+}
+
+fn encap_chunk<P: Packet>(sa: &OutboundSa, state: &OutboundState, pkts: &mut [P], results: &mut [Result<(), EspError>]) {
+    let first = state.reserve(pkts.len());
+    let mut pt_lens = [0usize; BURST];
+    let mut aads = [([0u8; 12], 0usize); BURST];
+    for (i, (pkt, r)) in pkts.iter_mut().zip(results.iter_mut()).enumerate() {
+        let seq = first + i as u64;
+        *r = prepare(sa, state.limit(), pkt, seq).map(|len| {
+            pt_lens[i] = len;
+            aads[i] = aad(sa.spi, seq, sa.esn);
+        });
+    }
+    let hdr = sa.template.len;
+    let mut count = 0;
+    {
+        let mut ready = pkts.iter_mut().zip(results.iter_mut()).zip(aads.iter()).zip(pt_lens).enumerate().filter_map(
+            |(i, (((pkt, r), (aad, aad_len)), pt_len))| {
+                r.as_ref().ok()?;
+                match seal_op(pkt.data_mut(), hdr, pt_len, first + i as u64, &aad[..*aad_len]) {
+                    Ok(op) => Some(op),
+                    Err(e) => {
+                        *r = Err(e);
+                        None
+                    }
+                }
+            },
+        );
+        let mut spare_tags = [[0u8; TAG_LEN]; BURST];
+        // A fixed array of ops without allocation: the real ones first, then
+        // empty placeholders that are never passed to the AEAD.
+        let mut ops = spare_tags.each_mut().map(|tag| {
+            ready.next().map_or(AeadOp { iv: [0; 8], aad: &[], data: &mut [], tag }, |op| {
+                count += 1;
+                op
+            })
+        });
+        sa.aead.seal_burst(&mut ops[..count]);
+    }
+    if sa.template.ipv6 && sa.template.udp && sa.config.udp.is_some_and(|u| u.ipv6_checksum) {
+        for (pkt, r) in pkts.iter_mut().zip(results.iter()) {
+            if r.is_ok() {
+                finish(sa, pkt);
+            }
+        }
+    }
+}
+
+/// Everything but the AEAD: validate the inner header, make room, write the outer
+/// headers and the ESP trailer. Returns the plaintext length (inner + padding + trailer).
+fn prepare<P: Packet>(sa: &OutboundSa, limit: u64, pkt: &mut P, seq: u64) -> Result<usize, EspError> {
+    if seq > limit {
+        return Err(EspError::SeqExhausted);
+    }
+    let d = pkt.data();
+    let (inner_len, tos, inner_df, next_header) = match d.first().map(|b| b >> 4) {
+        Some(4) => {
+            let ip = Ipv4Packet::new_checked(d).map_err(|_| EspError::BadInnerHeader)?;
+            (usize::from(ip.total_len()), ip.tos(), ip.dont_frag(), IpProtocol::Ipv4)
+        }
+        Some(6) => {
+            let ip = Ipv6Packet::new_checked(d).map_err(|_| EspError::BadInnerHeader)?;
+            (ip.total_len(), ip.traffic_class(), true, IpProtocol::Ipv6)
+        }
+        _ => return Err(EspError::BadInnerHeader),
+    };
+    let t = &sa.template;
+    // RFC 4303 §2.4: inner + padding + 2 trailer bytes must be a multiple of the
+    // alignment; pad_align is a power of two.
+    let pt_len = (inner_len + 2 + sa.pad_align - 1) & !(sa.pad_align - 1);
+    let tail = pt_len - inner_len + TAG_LEN;
+    let outer_len = t.len + pt_len + TAG_LEN;
+    let ip_len = if t.ipv6 { ipv6::HEADER_LEN } else { ipv4::HEADER_LEN };
+    if outer_len - if t.ipv6 { ip_len } else { 0 } > usize::from(u16::MAX) {
+        return Err(EspError::TooBig);
+    }
+    let extra = d.len() - inner_len;
+    if pkt.headroom() < t.len || pkt.tailroom() + extra < tail {
+        return Err(EspError::NoBufferRoom);
+    }
+    // Bytes past the inner IP length (Ethernet minimum-frame padding) are not sent.
+    pkt.truncate(inner_len).map_err(|_| EspError::NoBufferRoom)?;
+    pkt.append(tail).map_err(|_| EspError::NoBufferRoom)?;
+    pkt.prepend(t.len).map_err(|_| EspError::NoBufferRoom)?;
+
+    let buf = pkt.data_mut();
+    buf[..t.len].copy_from_slice(&t.bytes[..t.len]);
+    let cfg = &sa.config;
+    let dscp = match cfg.dscp {
+        DscpMode::Copy => tos >> 2,
+        DscpMode::Fixed(d) => d & 0x3f,
+    };
+    let ecn = match cfg.ecn {
+        // RFC 6040 §4.1: normal mode copies ECN, CE included.
+        EcnMode::Normal => tos & 3,
+        EcnMode::Compatibility => Ecn::NotEct.bits(),
+    };
+    let tos_out = (dscp << 2) | ecn;
+    if t.ipv6 {
+        Ipv6Packet::new_unchecked(&mut buf[..ip_len]).set_version_tc_flow(tos_out, cfg.flow_label);
+        put16(buf, 4, (outer_len - ip_len) as u16);
+    } else {
+        let df = match cfg.df {
+            DfMode::Copy => inner_df,
+            DfMode::Set => true,
+            DfMode::Clear => false,
+        };
+        // RFC 6864 §4.1: the ID only has to be unique per (src, dst, proto) within
+        // the reassembly lifetime; the low bits of the sequence number are that.
+        let ident = seq as u16;
+        let flags = if df { 0x4000 } else { 0 };
+        let total = outer_len as u16;
+        buf[1] = tos_out;
+        put16(buf, 2, total);
+        put16(buf, 4, ident);
+        put16(buf, 6, flags);
+        let sum = t.ip_sum + u64::from(tos_out) + u64::from(total) + u64::from(ident) + u64::from(flags);
+        put16(buf, 10, !checksum::fold(sum));
+    }
+    if t.udp {
+        // RFC 3948 §2.1: UDP checksum zero over IPv4; IPv6 filled in after sealing.
+        let mut u = UdpPacket::new_unchecked(&mut buf[ip_len..ip_len + udp::HEADER_LEN]);
+        u.set_len((outer_len - ip_len) as u16);
+        u.set_checksum(0);
+    }
+    let esp = t.esp_off;
+    buf[esp + 4..esp + 8].copy_from_slice(&(seq as u32).to_be_bytes());
+    // The IV only has to be unique per key for GCM and ChaCha20-Poly1305 (RFC 4106
+    // §3.1, RFC 7634 §2): the 64-bit sequence number is, and costs nothing.
+    buf[esp + 8..esp + ESP_HDR_IV].copy_from_slice(&seq.to_be_bytes());
+    EspTrailer::write(&mut buf[t.len + inner_len..t.len + pt_len], next_header);
+    Ok(pt_len)
+}
+
+/// The AEAD op over a prepared packet: plaintext after the header, tag after it.
+fn seal_op<'a>(buf: &'a mut [u8], hdr: usize, pt_len: usize, seq: u64, aad: &'a [u8]) -> Result<AeadOp<'a>, EspError> {
+    let rest = buf.get_mut(hdr..).ok_or(EspError::NoBufferRoom)?;
+    let (data, rest) = rest.split_at_mut_checked(pt_len).ok_or(EspError::NoBufferRoom)?;
+    let tag = rest.first_chunk_mut::<TAG_LEN>().ok_or(EspError::NoBufferRoom)?;
+    Ok(AeadOp { iv: seq.to_be_bytes(), aad, data, tag })
+}
+
+/// After sealing: the IPv6 UDP checksum covers the ciphertext.
+fn finish<P: Packet>(sa: &OutboundSa, pkt: &mut P) {
+    let t = &sa.template;
+    if !(t.ipv6 && t.udp) {
+        return;
+    }
+    let Some(u) = sa.config.udp else { return };
+    if !u.ipv6_checksum {
+        return;
+    }
+    let (core::net::IpAddr::V6(src), core::net::IpAddr::V6(dst)) = (sa.config.src, sa.config.dst) else {
+        return;
+    };
+    if let Some(seg) = pkt.data_mut().get_mut(ipv6::HEADER_LEN..) {
+        UdpPacket::new_unchecked(seg).fill_checksum_v6(src, dst);
+    }
+}
