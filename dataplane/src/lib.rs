@@ -2,3 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod crypto;
+pub mod drop;
+pub mod esp;
+pub mod packet;
+pub mod wire;
