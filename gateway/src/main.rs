@@ -1,4 +1,55 @@
 //! The ipsecgw binary.
 #![forbid(unsafe_code)]
 
-fn main() {}
+mod forward_config;
+mod plan;
+mod run;
+mod worker;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// DPDK IPsec gateway.
+#[derive(Debug, Parser)]
+#[command(name = "ipsecgw", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway: boot DPDK, set up the ports, poll until Ctrl-C / SIGTERM.
+    Run {
+        /// Config file (TOML, see CONFIG-SCHEMA.md).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Poll at 100% CPU (no idle back-off).
+        #[arg(long)]
+        busy_poll: bool,
+        /// EAL arguments, appended to [dpdk].eal_args (after `--`).
+        #[arg(last = true)]
+        eal_args: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run { config, busy_poll, eal_args } => forward_config::load(&config)
+            .and_then(|plan| {
+                let busy = busy_poll || plan.busy_poll;
+                run::run(plan, &eal_args, busy)
+            }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: cause and what to do.
+            eprintln!("ipsecgw: error: {}", format!("{e:#}").replace('\n', " "));
+            ExitCode::FAILURE
+        }
+    }
+}

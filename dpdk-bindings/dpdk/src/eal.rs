@@ -78,6 +78,12 @@ impl Eal {
         &self.log
     }
 
+    /// Devices (`--vdev`s) that failed to probe during init, with the driver's reason.
+    /// EAL itself still succeeds in that case; the device just has no port.
+    pub fn failed_devices(&self) -> Vec<FailedDevice> {
+        failed_devices(&self.log)
+    }
+
     /// Number of lcores EAL runs on (main + workers).
     pub fn lcore_count(&self) -> u32 {
         // SAFETY: EAL is initialised (we hold an Eal).
@@ -122,6 +128,34 @@ impl Drop for Eal {
             }
         }
     }
+}
+
+/// A device that failed to probe at EAL init.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedDevice {
+    /// Device name, e.g. `net_pcap0`.
+    pub name: String,
+    /// What the driver logged just before giving up.
+    pub reason: String,
+}
+
+/// Finds "vdev_probe(): failed to initialize NAME device" lines and the driver's message
+/// logged just before each.
+fn failed_devices(log: &str) -> Vec<FailedDevice> {
+    let lines: Vec<&str> = log.lines().map(str::trim).collect();
+    let mut out = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        let Some(rest) = l.split("failed to initialize ").nth(1) else { continue };
+        let name = rest.trim_end_matches(" device").trim().to_string();
+        let reason = i
+            .checked_sub(1)
+            .and_then(|j| lines.get(j))
+            .filter(|p| !p.contains("failed to initialize") && !p.is_empty())
+            .map(|p| p.split_once("(): ").map_or(*p, |(_, msg)| msg).to_string())
+            .unwrap_or_else(|| "the driver gave no reason".to_string());
+        out.push(FailedDevice { name, reason });
+    }
+    out
 }
 
 /// Redirects DPDK's log stream into a temporary file while EAL initialises, so failures
@@ -257,5 +291,15 @@ mod tests {
         assert_eq!(last_error_line(log), "EAL: failed to parse device \"net_foo0\"");
         assert_eq!(find_after(log, "failed to parse device \"").as_deref(), Some("net_foo0"));
         assert_eq!(last_error_line(""), "no log output");
+    }
+
+    #[test]
+    fn failed_devices_carry_the_driver_reason() {
+        let log = "EAL: Selected IOVA mode 'VA'\nopen_single_rx_pcap(): Couldn't open /x.pcap: No such file\nvdev_probe(): failed to initialize net_pcap0 device\nEAL: Bus (vdev) probe failed.\n";
+        assert_eq!(
+            failed_devices(log),
+            vec![FailedDevice { name: "net_pcap0".into(), reason: "Couldn't open /x.pcap: No such file".into() }]
+        );
+        assert!(failed_devices("EAL: all good\n").is_empty());
     }
 }

@@ -20,7 +20,7 @@ mod port;
 mod ring;
 
 pub use burst::{Burst, Drain};
-pub use eal::Eal;
+pub use eal::{Eal, FailedDevice};
 pub use error::{Error, ErrorKind};
 pub use lcore::{pause, tsc_cycles, tsc_hz, Launched, LcoreId};
 pub use mbuf::Mbuf;

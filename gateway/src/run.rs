@@ -1,0 +1,173 @@
+//! `ipsecgw run`: EAL, mempool, ports, one poll-mode worker per worker lcore, signals,
+//! counters on exit.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Result};
+use dpdk::{Eal, Mempool, Port, PortConfig};
+
+use crate::plan::RunPlan;
+use crate::worker::{self, Forwarder, PortCounters, WorkerQueues, BURST};
+
+const RX_DESC: u16 = 1024;
+const TX_DESC: u16 = 1024;
+const MEMPOOL_CACHE: u32 = 256;
+const DEFAULT_MBUFS: u32 = 8191;
+
+/// Mbufs the ports and workers can hold at once; the pool must be larger or rx stalls.
+fn mbufs_needed(ports: usize, workers: usize, lcores: usize) -> u32 {
+    let descs = ports * workers * (usize::from(RX_DESC) + usize::from(TX_DESC));
+    let in_flight = workers * (ports + 1) * BURST;
+    let caches = lcores * MEMPOOL_CACHE as usize * 3 / 2; // DPDK caches may hold 1.5x size
+    u32::try_from(descs + in_flight + caches).unwrap_or(u32::MAX)
+}
+
+fn check_plan(plan: &RunPlan) -> Result<()> {
+    if plan.ports.is_empty() {
+        bail!("the config has no [[port]]: add one [[port]] (name, dpdk_port) per DPDK port to use");
+    }
+    for (i, p) in plan.ports.iter().enumerate() {
+        if let Some(q) = plan.ports[..i].iter().find(|q| q.dpdk_port == p.dpdk_port || q.name == p.name) {
+            bail!("ports {:?} and {:?} use the same name or dpdk_port {}: give each [[port]] its own", q.name, p.name, p.dpdk_port);
+        }
+    }
+    Ok(())
+}
+
+/// Runs the gateway until SIGINT/SIGTERM.
+pub fn run(plan: RunPlan, cli_eal_args: &[String], busy_poll: bool) -> Result<()> {
+    check_plan(&plan)?;
+    let mut args = plan.eal_args.clone();
+    args.extend(cli_eal_args.iter().cloned());
+    let eal = Eal::init(&args).map_err(|e| anyhow!("{e}"))?;
+
+    if let Some(d) = eal.failed_devices().first() {
+        bail!(
+            "device {} failed to start: {}: fix its --vdev arguments (files must exist and be readable, output directories writable, interfaces exist)",
+            d.name,
+            d.reason
+        );
+    }
+    let available = eal.port_count();
+    if available == 0 {
+        let said = eal.init_log().lines().rev().find(|l| l.contains("rror") || l.contains("fail")).map(str::trim);
+        let why = said.map(|s| format!(" (EAL said: {s})")).unwrap_or_default();
+        bail!(
+            "no DPDK ports{why}: add --vdev=net_af_packet0,iface=IFACE (or net_pcap, net_ring...) to [dpdk].eal_args or after `--`, or bind a NIC to vfio-pci"
+        );
+    }
+    for p in &plan.ports {
+        if p.dpdk_port >= available {
+            bail!(
+                "port {:?} uses dpdk_port {} but DPDK has {available} port(s) (0..={}): fix dpdk_port or add the missing --vdev",
+                p.name,
+                p.dpdk_port,
+                available - 1
+            );
+        }
+    }
+
+    let lcores = eal.worker_lcores();
+    let workers = lcores.len().max(1); // no worker lcore: the main lcore polls
+    let nports = plan.ports.len();
+    let needed = mbufs_needed(nports, workers, eal.lcore_count() as usize);
+    let mbufs = plan.mbufs.unwrap_or(DEFAULT_MBUFS.max(needed));
+    if mbufs < needed {
+        bail!(
+            "mempool too small: [dpdk].mbufs = {mbufs}, but {nports} port(s) x {workers} queue(s) x ({RX_DESC}+{TX_DESC}) descriptors plus bursts and caches need {needed}: raise [dpdk].mbufs to at least {needed}"
+        );
+    }
+    let pool = Mempool::new(&eal, "ipsecgw_mbufs", mbufs, MEMPOOL_CACHE, None).map_err(|e| anyhow!("{e}"))?;
+
+    let queues = u16::try_from(workers).unwrap_or(u16::MAX);
+    let conf = PortConfig { rx_queues: queues, tx_queues: queues, rx_desc: RX_DESC, tx_desc: TX_DESC, ..PortConfig::default() };
+    let mut ports = Vec::with_capacity(nports);
+    for p in &plan.ports {
+        let port = Port::configure(&eal, p.dpdk_port, &conf, &pool).map_err(|e| anyhow!("port {:?}: {e}", p.name))?;
+        port.start().map_err(|e| anyhow!("port {:?}: {e}", p.name))?;
+        let mac = port.mac().map(|m| fmt_mac(&m)).unwrap_or_else(|_| "?".into());
+        let link = port.link().map(|l| if l.up { "up" } else { "down" }).unwrap_or("?");
+        eprintln!("ipsecgw: port {:?} = dpdk port {} ({}, {mac}, link {link})", p.name, p.dpdk_port, port.info().name);
+        ports.push(port);
+    }
+
+    let counters: Arc<Vec<Vec<PortCounters>>> =
+        Arc::new((0..workers).map(|_| (0..nports).map(|_| PortCounters::default()).collect()).collect());
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).map_err(|e| anyhow!("installing a signal handler: {e}"))?;
+    }
+    let forwarder = Forwarder::new(nports, &plan.pairs);
+    let mut worker_queues = Vec::with_capacity(workers);
+    for w in 0..queues {
+        let mut q = WorkerQueues { rx: Vec::with_capacity(nports), tx: Vec::with_capacity(nports) };
+        for port in ports.iter_mut() {
+            q.rx.push(port.take_rx_queue(w));
+            q.tx.push(port.take_tx_queue(w).ok_or_else(|| anyhow!("internal: tx queue {w} missing"))?);
+        }
+        worker_queues.push(q);
+    }
+    let pairs: Vec<String> =
+        plan.pairs.iter().map(|&(a, b)| format!("{}<->{}", plan.ports[a].name, plan.ports[b].name)).collect();
+    println!(
+        "ipsecgw: forwarding {} on {workers} worker lcore(s){}; Ctrl-C to stop",
+        if pairs.is_empty() { "nothing (no [forward] pairs)".to_string() } else { pairs.join(", ") },
+        if busy_poll { ", busy-polling" } else { "" }
+    );
+    let _ = std::io::stdout().flush();
+
+    if lcores.is_empty() {
+        let q = worker_queues.pop().ok_or_else(|| anyhow!("internal: no worker queues"))?;
+        worker::run(q, forwarder, &counters[0], &stop, busy_poll);
+    } else {
+        let mut launched = Vec::with_capacity(workers);
+        for (w, (lcore, q)) in lcores.iter().zip(worker_queues).enumerate() {
+            let (proc, counters, flag) = (forwarder.clone(), counters.clone(), stop.clone());
+            let job = eal.launch(*lcore, move || worker::run(q, proc, &counters[w], &flag, busy_poll));
+            match job {
+                Ok(j) => launched.push(j),
+                Err(e) => {
+                    stop.store(true, Ordering::SeqCst);
+                    bail!("{e}");
+                }
+            }
+        }
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        for j in launched {
+            j.join();
+        }
+    }
+    print_counters(&plan, &ports, &counters);
+    Ok(())
+}
+
+fn fmt_mac(m: &[u8; 6]) -> String {
+    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+}
+
+fn print_counters(plan: &RunPlan, ports: &[Port], counters: &[Vec<PortCounters>]) {
+    println!(
+        "{:<12} {:>12} {:>12} {:>10} {:>10} {:>10} {:>12} {:>12}",
+        "port", "rx_pkts", "tx_pkts", "rx_missed", "rx_errors", "tx_errors", "fwd_dropped", "tx_dropped"
+    );
+    for (i, (p, port)) in plan.ports.iter().zip(ports).enumerate() {
+        let s = port.stats().unwrap_or_default();
+        let sum = |f: fn(&PortCounters) -> u64| counters.iter().map(|w| f(&w[i])).sum::<u64>();
+        println!(
+            "{:<12} {:>12} {:>12} {:>10} {:>10} {:>10} {:>12} {:>12}",
+            p.name,
+            s.rx_packets,
+            s.tx_packets,
+            s.rx_missed,
+            s.rx_errors,
+            s.tx_errors,
+            sum(|c| c.dropped.load(Ordering::Relaxed)),
+            sum(|c| c.tx_dropped.load(Ordering::Relaxed)),
+        );
+    }
+}
