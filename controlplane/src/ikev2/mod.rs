@@ -2,3 +2,4 @@
 //! actions; it owns no socket, clock or randomness.
 
 pub mod wire;
+pub mod crypto;
