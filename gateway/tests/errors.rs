@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+mod support;
+
 fn tmpdir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("ipsecgw-errors-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&d).expect("temp dir");
@@ -67,15 +69,7 @@ fn missing_vdev_input_file() {
 #[test]
 fn unwritable_pcap_path() {
     let input = tmpdir("unwritable").join("in.pcap");
-    // An empty but valid pcap: libpcap's global header only (LINKTYPE_ETHERNET).
-    let mut hdr = Vec::new();
-    hdr.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-    hdr.extend_from_slice(&2u16.to_le_bytes());
-    hdr.extend_from_slice(&4u16.to_le_bytes());
-    hdr.extend_from_slice(&[0u8; 8]);
-    hdr.extend_from_slice(&65535u32.to_le_bytes());
-    hdr.extend_from_slice(&1u32.to_le_bytes());
-    std::fs::write(&input, hdr).expect("write pcap");
+    std::fs::write(&input, support::pcap_file(&[])).expect("write pcap");
     let rx = format!("--vdev=net_pcap0,rx_pcap={}", input.display());
     let out = run("unwritable", NO_HUGE, "", &[&rx, "--vdev=net_pcap1,tx_pcap=/nonexistent-dir/out.pcap"]);
     let line = fails_with_one_line(&out);
