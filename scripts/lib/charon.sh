@@ -121,7 +121,7 @@ _charon_answers() {
 # to exit) and remove their dirs (kept if HARNESS_KEEP=1).
 charon_stop() {
     local name
-    for name; do [[ -n ${CHARON_PID[$name]:-} ]] && kill -TERM "${CHARON_PID[$name]}" 2>/dev/null; done
+    for name; do kill -TERM "${CHARON_PID[$name]:-}" 2>/dev/null || true; done
     for name; do
         [[ -n ${CHARON_PID[$name]:-} ]] || continue
         harness_kill "${CHARON_PID[$name]}" 5
@@ -242,10 +242,9 @@ charon_conn_remove() { rm -f "$(charon_dir "$1")/swanctl/conn/$2.conf"; }
 # charon_load NAME: load all connections and secrets (unloading removed ones). swanctl
 # exits 0 even on a config it cannot parse, so its output is checked too.
 charon_load() {
-    local name=$1 dir out
+    local name=$1 dir out rc=0
     dir=$(charon_dir "$name")
-    out=$(charon_swanctl "$name" --load-all --noprompt --file "$dir/swanctl/swanctl.conf" 2>&1)
-    local rc=$?
+    out=$(charon_swanctl "$name" --load-all --noprompt --file "$dir/swanctl/swanctl.conf" 2>&1) || rc=$?
     printf '%s\n' "$out" >>"$dir/swanctl.out"
     if ((rc != 0)) || grep -qiE 'invalid|error|failed' <<<"$out"; then
         harness_log "charon_load $name failed:"
@@ -257,10 +256,9 @@ charon_load() {
 # charon_initiate NAME IKE [CHILD] [TIMEOUT_S]: swanctl --initiate; output kept in
 # DIR/initiate.out (the cause of a failure is in the log lines, not the exit status).
 charon_initiate() {
-    local name=$1 ike=$2 child=${3:-net} timeout=${4:-10} dir
+    local name=$1 ike=$2 child=${3:-net} timeout=${4:-10} dir rc=0
     dir=$(charon_dir "$name")
-    charon_swanctl "$name" --initiate --ike "$ike" --child "$child" --timeout "$timeout" >"$dir/initiate.out" 2>&1
-    local rc=$?
+    charon_swanctl "$name" --initiate --ike "$ike" --child "$child" --timeout "$timeout" >"$dir/initiate.out" 2>&1 || rc=$?
     cat "$dir/initiate.out" >>"$dir/swanctl.out"
     return "$rc"
 }
@@ -275,7 +273,7 @@ charon_terminate() {
 # for the peer), then wait until none is left.
 charon_terminate_all() {
     local name=$1 ike
-    for ike in $(charon_ike_names "$name"); do charon_terminate "$name" "$ike" --force; done
+    for ike in $(charon_ike_names "$name" | sort -u); do charon_terminate "$name" "$ike" --force || true; done
     harness_wait_until 5 _charon_no_ike "$name"
 }
 _charon_no_ike() { [[ -z $(charon_ike_names "$1") ]]; }
@@ -283,10 +281,9 @@ _charon_no_ike() { [[ -z $(charon_ike_names "$1") ]]; }
 # charon_rekey NAME --ike IKE | --child CHILD [--reauth]: swanctl --rekey (output in
 # DIR/rekey.out; it says "completed successfully" as soon as the rekey is queued).
 charon_rekey() {
-    local n=$1 dir rc; shift
+    local n=$1 dir rc=0; shift
     dir=$(charon_dir "$n")
-    charon_swanctl "$n" --rekey "$@" >"$dir/rekey.out" 2>&1
-    rc=$?
+    charon_swanctl "$n" --rekey "$@" >"$dir/rekey.out" 2>&1 || rc=$?
     cat "$dir/rekey.out" >>"$dir/swanctl.out"
     return "$rc"
 }
@@ -334,14 +331,16 @@ charon_sas() {
 }
 
 # charon_sa_get NAME IKE [CHILD] KEY: one value from charon_sas (CHILD given: from the
-# first CHILD_SA with that configured name, e.g. "net").
+# first CHILD_SA with that configured name, e.g. "net"). Reads all input (no early exit:
+# that would SIGPIPE the producer and fail the pipeline under pipefail).
 charon_sa_get() {
     local name=$1 ike=$2 child key
     if (($# == 4)); then child=$3; key=$4; else child=; key=$3; fi
     charon_sas "$name" | awk -v ike="$ike" -v child="$child" -v key="$key" '
         child == "" && $1 == "IKE" && $2 == ike { start = 3 }
         child != "" && $1 == "CHILD" && $2 == ike { start = 0; for (i = 4; i <= NF; i++) if ($i == "name=" child) start = 4 }
-        start { for (i = start; i <= NF; i++) if (index($i, key "=") == 1) { print substr($i, length(key) + 2); exit } start = 0 }'
+        start && !done { for (i = start; i <= NF; i++) if (index($i, key "=") == 1) { print substr($i, length(key) + 2); done = 1; break } }
+        { start = 0 }'
 }
 
 # charon_child_state NAME IKE CHILD: INSTALLED, REKEYED, ... or nothing.
@@ -353,7 +352,7 @@ _charon_child_installed() { [[ $(charon_child_state "$1" "$2" "$3") == INSTALLED
 
 # charon_wait_ike_gone NAME IKE [TIMEOUT_S]: bounded wait until no IKE SA named IKE exists.
 charon_wait_ike_gone() { harness_wait_until "${3:-5}" _charon_ike_gone "$1" "$2"; }
-_charon_ike_gone() { ! charon_ike_names "$1" | grep -qx -- "$2"; }
+_charon_ike_gone() { charon_ike_names "$1" | awk -v ike="$2" '$0 == ike { found = 1 } END { exit found }'; }
 
 # charon_ike_names NAME: the names of the instance's IKE SAs (one per line, may repeat).
 charon_ike_names() { charon_sas "$1" | awk '$1 == "IKE" { print $2 }'; }
@@ -366,4 +365,6 @@ charon_log_since() { tail -n "+$(($2 + 1))" "$(charon_log "$1")" 2>/dev/null; }
 # charon_log_wait NAME MARK REGEX [TIMEOUT_S]: bounded wait for REGEX (grep -E) in the
 # lines logged after MARK.
 charon_log_wait() { harness_wait_until "${4:-5}" _charon_log_has "$1" "$2" "$3"; }
-_charon_log_has() { charon_log_since "$1" "$2" | grep -qE -- "$3"; }
+# (grep without -q reads to the end: an early exit would SIGPIPE tail and, with
+# pipefail, turn a match into a failure)
+_charon_log_has() { charon_log_since "$1" "$2" | grep -E -- "$3" >/dev/null; }

@@ -17,7 +17,7 @@
 #   harness_log harness_die harness_wait_until harness_spawn harness_kill
 #   netns_add netns_del netns_purge netns_cleanup netns_exec netns_veth netns_addr
 #   netns_local_addr netns_no_offload netns_forwarding netns_route netns_has_ipv4
-#   netns_ping netns_udp_stream netns_capture_start netns_capture_stop capture_count
+#   netns_ping netns_ping_start netns_ping_wait netns_udp_stream netns_capture_start netns_capture_stop capture_count
 #   capture_contains
 
 [[ -n ${_HARNESS_NETNS_SH:-} ]] && return 0
@@ -113,14 +113,17 @@ harness_kill() {
     local pid=$1 grace=${2:-5} sig=${3:-TERM} p keep=()
     for p in "${HARNESS_PIDS[@]}"; do [[ $p == "$pid" ]] || keep+=("$p"); done
     HARNESS_PIDS=("${keep[@]}")
-    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
-    kill -s "$sig" "$pid" 2>/dev/null
-    if ! harness_wait_until "$grace" _harness_gone "$pid"; then
-        harness_log "pid $pid did not exit after $sig within ${grace}s, killing"
-        kill -s KILL "$pid" 2>/dev/null
-        harness_wait_until 2 _harness_gone "$pid"
+    # Every step may race with the process exiting (or run in a subshell, where it is
+    # not our child): none of them may fail under set -e.
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -s "$sig" "$pid" 2>/dev/null || true
+        if ! harness_wait_until "$grace" _harness_gone "$pid"; then
+            harness_log "pid $pid did not exit after $sig within ${grace}s, killing"
+            kill -s KILL "$pid" 2>/dev/null || true
+            harness_wait_until 2 _harness_gone "$pid" || true
+        fi
     fi
-    wait "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null || true
     return 0
 }
 _harness_gone() { ! kill -0 "$1" 2>/dev/null || [[ $(ps -o stat= -p "$1" 2>/dev/null) == Z* ]]; }
@@ -135,7 +138,7 @@ netns_add() {
     NETNS_CREATED+=("$ns")
     ip -n "$ns" link set lo up
     if [[ ${NETNS_IPV6:-0} != 1 ]]; then
-        ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 2>/dev/null
+        ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 >/dev/null 2>&1 || true
     fi
     return 0
 }
@@ -150,10 +153,11 @@ netns_del() {
     fi
     NETNS_CREATED=("${keep[@]}")
     # Processes left in our own namespace were started by this test (PIDs from the kernel).
-    for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -TERM "$pid" 2>/dev/null; done
-    harness_wait_until 3 _netns_empty "$ns" ||
-        for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
-    ip netns delete "$ns" 2>/dev/null
+    for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -TERM "$pid" 2>/dev/null || true; done
+    if ! harness_wait_until 3 _netns_empty "$ns"; then
+        for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
+    fi
+    ip netns delete "$ns" 2>/dev/null || true
     return 0
 }
 _netns_empty() { [[ -z $(ip netns pids "$1" 2>/dev/null) ]]; }
@@ -166,8 +170,8 @@ netns_purge() {
     for ns in $(ip netns list 2>/dev/null | awk '{print $1}'); do
         [[ $ns == "$prefix"* ]] || continue
         harness_log "removing leftover namespace $ns"
-        for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
-        ip netns delete "$ns" 2>/dev/null
+        for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
+        ip netns delete "$ns" 2>/dev/null || true
     done
     return 0
 }
@@ -203,7 +207,7 @@ netns_addr() { ip -n "$1" addr add "$3" dev "$2" || harness_die "address $3 on $
 
 netns_no_offload() {
     command -v ethtool >/dev/null || return 0
-    ip netns exec "$1" ethtool -K "$2" tx off rx off tso off gso off gro off >/dev/null 2>&1
+    ip netns exec "$1" ethtool -K "$2" tx off rx off tso off gso off gro off >/dev/null 2>&1 || true
     return 0
 }
 
@@ -222,7 +226,9 @@ netns_local_addr() {
     fi
 }
 
-netns_forwarding() { ip netns exec "$1" sysctl -qw "net.ipv4.ip_forward=${2:-1}"; }
+netns_forwarding() {
+    ip netns exec "$1" sysctl -qw "net.ipv4.ip_forward=${2:-1}" >/dev/null || harness_die "ip_forward in $1 failed"
+}
 
 # netns_route NS PREFIX VIA [SRC]
 netns_route() {
@@ -239,8 +245,29 @@ netns_has_ipv4() { [[ -n $(ip -n "$1" -4 -o addr show dev "$2" 2>/dev/null) ]]; 
 # netns_ping NS SRC DST [COUNT]: prints the number of echo replies (bounded: -W 1, 0.05 s apart).
 netns_ping() {
     local out
-    out=$(ip netns exec "$1" ping -n -q -c "${4:-5}" -i 0.05 -W 1 -I "$2" "$3" 2>&1)
+    out=$(ip netns exec "$1" ping -n -q -c "${4:-5}" -i 0.05 -W 1 -I "$2" "$3" 2>&1) || true
     sed -n 's/.* \([0-9][0-9]*\) received.*/\1/p' <<<"$out" | grep . || echo 0
+}
+
+# netns_ping_start NS SRC DST COUNT [INTERVAL_S]: a background stream of COUNT pings
+# (default every 10 ms) for "no loss while X happens"; PID in HARNESS_LAST_PID.
+netns_ping_start() {
+    local ns=$1 saddr=$2 dst=$3 count=$4 interval=${5:-0.01} out
+    out=$(mktemp "${HARNESS_DIR:-/tmp}/ping.XXXXXX")
+    harness_spawn "$out" ip netns exec "$ns" ping -n -q -i "$interval" -c "$count" -W 1 -I "$saddr" "$dst"
+    _HARNESS_PING_LOG[$HARNESS_LAST_PID]=$out
+}
+declare -gA _HARNESS_PING_LOG=()
+
+# netns_ping_wait PID [TIMEOUT_S]: wait for the stream to finish by itself (stopping it
+# early would count the request in flight as lost; after TIMEOUT_S, default 30, it is
+# interrupted) and print "received transmitted".
+netns_ping_wait() {
+    local pid=$1 log=${_HARNESS_PING_LOG[$1]:-/dev/null}
+    harness_wait_until "${2:-30}" _harness_gone "$pid" || harness_log "ping $pid still running after ${2:-30}s, interrupting it"
+    harness_kill "$pid" 3 INT
+    sed -n 's/^\([0-9][0-9]*\) packets transmitted, \([0-9][0-9]*\) received.*/\2 \1/p' "$log" | grep . || echo "0 0"
+    [[ $log == /dev/null ]] || rm -f "$log"
 }
 
 # netns_udp_stream SRC_NS SRC DST_NS DST [COUNT] [SIZE] [PORT]: send COUNT datagrams of
@@ -286,7 +313,7 @@ for i in range(count):
     s.sendto(p + b"x" * max(0, size - len(p)), (dst, port))
     time.sleep(0.0005)
 ' "$saddr" "$dst" "$port" "$count" "$size" "$HARNESS_UDP_MARKER"
-    harness_wait_until 10 _harness_gone "$rpid"
+    harness_wait_until 10 _harness_gone "$rpid" || true
     harness_kill "$rpid" 1
     echo "$(grep -E '^[0-9]+$' "$ready.out" || echo 0) $count"
     rm -f "$ready" "$ready.out"

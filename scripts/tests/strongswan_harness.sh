@@ -15,6 +15,7 @@
 #     for ipsecgw a tunnel left <-> gw carries left -> right traffic.
 # Needs root and the packages of scripts/setup.sh. Every wait is bounded.
 set -euo pipefail
+[[ ${HARNESS_XTRACE:-0} == 1 ]] && set -x
 cd "$(dirname "$0")/../.."
 # shellcheck source=scripts/lib/topology.sh
 source scripts/lib/topology.sh
@@ -62,6 +63,13 @@ configure() {
     charon_load a && charon_load b
 }
 
+# _new_sa PEER IKE|CHILD KEY OLD: an established SA of "t" (CHILD: "net") whose KEY is not OLD.
+_new_sa() {
+    charon_sas "$1" | awk -v kind="$2" -v key="$3" -v old="$4" '
+        $1 == kind && $2 == "t" && (kind == "IKE" ? / state=ESTABLISHED/ : / name=net .* state=INSTALLED/) && index($0, " " key "=" old " ") == 0 { found = 1 }
+        END { exit !found }'
+}
+
 # tunnel_suite IKE_PROPOSAL KEYSIZE DH_GROUP DELETER: bring the tunnel up, send traffic,
 # inspect the outer link, delete it from DELETER (a or b) and check the other side.
 tunnel_suite() {
@@ -89,6 +97,19 @@ tunnel_suite() {
     local r s
     read -r r s < <(netns_udp_stream "$A" 10.1.0.1 "$B" 10.3.0.1 500 200)
     expect "$ike: UDP stream $r/$s datagrams" "$ike: UDP stream $r/$s" test "$r" = "$s" -a "$r" -gt 0
+    # Rekey the CHILD_SA (from a) and the IKE SA (from b) by hand while 150 pings run.
+    local ppid old_child old_ike
+    old_child=$(charon_sa_get a t net spi-in)
+    old_ike=$(charon_sa_get b t initiator-spi)
+    netns_ping_start "$A" 10.1.0.1 10.3.0.1 150 0.01
+    ppid=$HARNESS_LAST_PID
+    charon_rekey a --child net || true
+    check "$ike: CHILD_SA rekeyed (new SPI) during a ping stream" harness_wait_until 3 _new_sa a CHILD spi-in "$old_child"
+    charon_rekey b --ike t || true
+    check "$ike: IKE SA rekeyed (new SPIs) during a ping stream" harness_wait_until 3 _new_sa b IKE initiator-spi "$old_ike"
+    read -r r s < <(netns_ping_wait "$ppid" 10)
+    expect "$ike: no ping lost across both rekeys: $r/$s" "$ike: ping across rekeys: $r/$s" \
+        test "$r" = "$s" -a "$r" -gt 0
     netns_capture_stop "$cap"
     local other esp_udp ike_udp
     other=$(capture_count "$pcap" 'not arp and not (udp port 500 or udp port 4500)')
@@ -196,7 +217,7 @@ netns_del "$B"
 # ------------------------------------------------------------------ topology
 topo_create "$T"
 gw_port_bare() { ! netns_has_ipv4 "$TOPO_GW" "$1" && [[ $(ip -n "$TOPO_GW" -br link show "$1") == *UP*"$2"* ]]; }
-topo_gone() { ! ip netns list | grep -qE "^$T-(left|gw|right)( |\$)"; }
+topo_gone() { ! ip netns list | grep -E "^$T-(left|gw|right)( |\$)" >/dev/null; }
 check "topology dpdk: gw outer port up, MAC $TOPO_GW_OUT_MAC, no kernel IPv4" gw_port_bare "$TOPO_GW_OUT_IF" "$TOPO_GW_OUT_MAC"
 check "topology dpdk: gw inner port up, MAC $TOPO_GW_IN_MAC, no kernel IPv4" gw_port_bare "$TOPO_GW_IN_IF" "$TOPO_GW_IN_MAC"
 got=$(netns_ping "$TOPO_LEFT" "$TOPO_LEFT_OUTER" "$TOPO_GW_OUTER" 1)
