@@ -1,3 +1,269 @@
-//! Configuration file (TOML) → validated `Config` (filled in by the next commit).
+//! The gateway's configuration file (TOML) → a validated [`Config`].
+//!
+//! ```no_run
+//! use std::path::Path;
+//! use controlplane::config::Config;
+//!
+//! match Config::load(Path::new("/etc/ipsecgw/gateway.toml")) {
+//!     Ok((config, warnings)) => {
+//!         for w in &warnings {
+//!             eprintln!("{w}"); // FILE:LINE:COL: warning: …
+//!         }
+//!         println!("{} connections", config.connections.len());
+//!     }
+//!     Err(errors) => {
+//!         eprintln!("{errors}"); // one "FILE:LINE:COL: what is wrong: what to change" per line
+//!         for w in &errors.warnings {
+//!             eprintln!("{w}");
+//!         }
+//!     }
+//! }
+//! ```
+//!
+//! API:
+//! - [`Config::load`]`(&Path) -> Result<(Config, Vec<Warning>), ConfigErrors>` reads and
+//!   validates a file; [`Config::parse`]`(text, path)` does the same for text already read
+//!   (`path` names the file in messages and anchors relative PSK file paths).
+//! - [`ConfigErrors`] holds every error found (never empty) plus the warnings; its
+//!   Display prints one error per line. [`ConfigError`] and [`Warning`] carry a
+//!   [`Location`] (path, 1-based line and column) and a message that says what to change.
+//! - Secrets (PSKs, static SA keys) are resolved at load time (files relative to the config
+//!   file's folder, environment variables), held in [`Secret`] (zeroized on drop, redacted
+//!   in Debug, no Display).
+//!
+//! The file's shape is /work/CONFIG-SCHEMA.md (sections [dpdk], [[port]], [[route]],
+//! [forward], [[static_sa]], [[connection]]); unknown keys are errors that list the valid
+//! keys, with a did-you-mean.
 
+mod connection;
+mod diagnostic;
+mod duration;
+mod field;
+mod network;
+mod raw;
+mod secret;
 pub(crate) mod spelling;
+mod static_sa;
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+pub use connection::{
+    ConnectionConfig, Dpd, DpdAction, IkeEncap, Monitor, MonitorAction, Role, StartAction, DEFAULT_ESP_PROPOSALS,
+    DEFAULT_IKE_PROPOSALS,
+};
+pub use diagnostic::{ConfigError, ConfigErrors, Location, Warning};
+pub use duration::format_duration;
+pub use network::{DpdkConfig, ForwardConfig, PortConfig, Prefix, RouteConfig};
+pub use secret::Secret;
+pub use static_sa::{StaticEncap, StaticSaConfig, DEFAULT_REPLAY_WINDOW, MAX_REPLAY_WINDOW};
+
+use diagnostic::Diagnostics;
+use raw::RawConfig;
+
+use crate::selector::{self, TrafficSelector};
+
+/// A validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The file it came from.
+    pub path: PathBuf,
+    pub dpdk: DpdkConfig,
+    pub ports: Vec<PortConfig>,
+    pub routes: Vec<RouteConfig>,
+    pub forward: Option<ForwardConfig>,
+    pub static_sas: Vec<StaticSaConfig>,
+    pub connections: Vec<ConnectionConfig>,
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<(Config, Vec<Warning>), ConfigErrors> {
+        match std::fs::read_to_string(path) {
+            // The text may hold inline secrets: wipe it after parsing.
+            Ok(text) => Self::parse(&zeroize::Zeroizing::new(text), path),
+            Err(e) => Err(ConfigErrors {
+                errors: vec![ConfigError {
+                    location: Location { path: path.to_path_buf(), line: 0, column: 0 },
+                    message: format!("cannot read the config file: {e}"),
+                }],
+                warnings: Vec::new(),
+            }),
+        }
+    }
+
+    /// Validates config text; `path` is used in messages and to find relative PSK files.
+    pub fn parse(text: &str, path: &Path) -> Result<(Config, Vec<Warning>), ConfigErrors> {
+        let mut d = Diagnostics::new(path, text);
+        let raw: RawConfig = match toml::from_str(text) {
+            Ok(raw) => raw,
+            Err(e) => {
+                let span = e.span().unwrap_or(0..0);
+                d.error(span, syntax_message(e.message()));
+                return Err(d.into_errors());
+            }
+        };
+        let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let dpdk = network::check_dpdk(&mut d, raw.dpdk.as_ref());
+        let ports = network::check_ports(&mut d, &raw.port);
+        if raw.dpdk.is_none() && !ports.is_empty() {
+            d.warn(0..0, "no [dpdk] section: the EAL starts without arguments; add [dpdk] eal_args = [...] (see examples/)");
+        }
+        let routes = network::check_routes(&mut d, &raw.route, &ports);
+        let forward = network::check_forward(&mut d, raw.forward.as_ref(), &ports);
+        let static_sas = static_sa::check_static_sas(&mut d, &raw.static_sa, &ports, &routes);
+        let connections = connection::check_connections(&mut d, &raw.connection, &ports, &routes, &base_dir);
+        check_names(&mut d, &raw);
+        check_backups(&mut d, &connections);
+        check_overlaps(&mut d, &raw, &static_sas, &connections);
+        if d.has_errors() {
+            return Err(d.into_errors());
+        }
+        let config = Config {
+            path: path.to_path_buf(),
+            dpdk,
+            ports,
+            routes,
+            forward,
+            static_sas,
+            connections: connections.into_iter().map(|(c, _)| c).collect(),
+        };
+        Ok((config, d.warnings))
+    }
+
+    pub fn port(&self, name: &str) -> Option<&PortConfig> {
+        self.ports.iter().find(|p| p.name == name)
+    }
+
+    pub fn connection(&self, name: &str) -> Option<&ConnectionConfig> {
+        self.connections.iter().find(|c| c.name == name)
+    }
+
+    pub fn static_sa(&self, name: &str) -> Option<&StaticSaConfig> {
+        self.static_sas.iter().find(|s| s.name == name)
+    }
+}
+
+/// Rewrites serde/toml messages into ones that say what to change.
+fn syntax_message(message: &str) -> String {
+    let message = message.trim();
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        let (key, expected) = rest.split_once('`').unwrap_or((rest, ""));
+        let valid: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+        let hint = spelling::closest(key, valid.iter().copied()).map(|s| format!(": did you mean '{s}'?")).unwrap_or_default();
+        let list = if valid.is_empty() { "none".to_owned() } else { valid.join(", ") };
+        return format!("unknown key '{key}'{hint} (valid keys here: {list})");
+    }
+    if let Some(rest) = message.strip_prefix("invalid type: ") {
+        return format!("wrong type: {rest}");
+    }
+    message.to_owned()
+}
+
+/// Tunnel names (static SAs and connections) are one namespace: `ipsecgw show`/`initiate` take them.
+fn check_names(d: &mut Diagnostics<'_>, raw: &RawConfig) {
+    let mut seen: HashMap<String, (&str, usize)> = HashMap::new();
+    let tables = raw
+        .static_sa
+        .iter()
+        .map(|t| ("[[static_sa]]", t.get_ref().name.as_ref()))
+        .chain(raw.connection.iter().map(|t| ("[[connection]]", t.get_ref().name.as_ref())));
+    for (section, name) in tables {
+        let Some(name) = name else { continue };
+        match seen.get(name.get_ref()) {
+            Some((other, line)) => d.error(
+                name.span(),
+                format!("name \"{}\" is already used by the {other} at line {line}: tunnel names must be unique", name.get_ref()),
+            ),
+            None => {
+                let line = d.location(name.span().start).line;
+                seen.insert(name.get_ref().clone(), (section, line));
+            }
+        }
+    }
+}
+
+fn check_backups(d: &mut Diagnostics<'_>, connections: &[(ConnectionConfig, connection::ConnectionSpans)]) {
+    let names: Vec<&str> = connections.iter().map(|(c, _)| c.name.as_str()).collect();
+    for (c, spans) in connections {
+        let Some(backup) = &spans.backup else { continue };
+        let b = backup.get_ref();
+        if b == &c.name {
+            d.error(backup.span(), format!("monitor.backup = \"{b}\" is this connection itself: name another [[connection]]"));
+        } else if !names.contains(&b.as_str()) {
+            let others: Vec<&str> = names.iter().copied().filter(|n| *n != c.name).collect();
+            let hint = match spelling::closest(b, others.iter().copied()) {
+                Some(s) => format!("did you mean \"{s}\"?"),
+                None if others.is_empty() => "add the backup [[connection]]".to_owned(),
+                None => format!("connections: {}", field::quoted(&others)),
+            };
+            d.error(backup.span(), format!("monitor.backup = \"{b}\": no [[connection]] has this name: {hint}"));
+        }
+    }
+}
+
+/// A tunnel's policy, for the overlap check.
+struct Policy<'a> {
+    kind: &'static str,
+    name: &'a str,
+    span: Range<usize>,
+    local_ts: &'a [TrafficSelector],
+    remote_ts: &'a [TrafficSelector],
+    backup: Option<&'a str>,
+}
+
+/// Two tunnels whose selectors overlap compete for the same packets: the first in the
+/// file wins, which is rarely what was meant (except a monitor backup, which is expected
+/// to cover the primary's traffic).
+fn check_overlaps(
+    d: &mut Diagnostics<'_>,
+    raw: &RawConfig,
+    static_sas: &[StaticSaConfig],
+    connections: &[(ConnectionConfig, connection::ConnectionSpans)],
+) {
+    let static_span = |name: &str| {
+        raw.static_sa
+            .iter()
+            .find_map(|t| t.get_ref().name.as_ref().filter(|n| n.get_ref() == name).map(|n| n.span()))
+            .unwrap_or(0..0)
+    };
+    let policies: Vec<Policy<'_>> = static_sas
+        .iter()
+        .map(|s| Policy {
+            kind: "static_sa",
+            name: &s.name,
+            span: static_span(&s.name),
+            local_ts: &s.local_ts,
+            remote_ts: &s.remote_ts,
+            backup: None,
+        })
+        .chain(connections.iter().map(|(c, spans)| Policy {
+            kind: "connection",
+            name: &c.name,
+            span: spans.name.clone(),
+            local_ts: &c.local_ts,
+            remote_ts: &c.remote_ts,
+            backup: c.monitor.as_ref().and_then(|m| m.backup.as_deref()),
+        }))
+        .collect();
+    for (i, later) in policies.iter().enumerate() {
+        for earlier in &policies[..i] {
+            if earlier.backup == Some(later.name) || later.backup == Some(earlier.name) {
+                continue;
+            }
+            let local = selector::overlaps(earlier.local_ts, later.local_ts).next();
+            let remote = selector::overlaps(earlier.remote_ts, later.remote_ts).next();
+            if let (Some((l1, l2)), Some((r1, r2))) = (local, remote) {
+                let line = d.location(earlier.span.start).line;
+                d.warn(
+                    later.span.clone(),
+                    format!(
+                        "traffic selectors overlap with {} \"{}\" (line {line}): {l2} → {r2} vs {l1} → {r1}; packets in both go to the one first in the file",
+                        earlier.kind, earlier.name
+                    ),
+                );
+            }
+        }
+    }
+}
