@@ -16,6 +16,7 @@ mod error;
 mod lcore;
 mod mbuf;
 mod mempool;
+mod packet;
 mod port;
 mod ring;
 

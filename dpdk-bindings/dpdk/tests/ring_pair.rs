@@ -161,3 +161,31 @@ fn rte_ring_moves_bursts_between_lcores() {
     assert!(ring.is_empty());
     assert_eq!(pool.available(), pool.size());
 }
+
+/// The same edit sequence on an Mbuf and on the dataplane's HeapPacket gives the same bytes
+/// and the same failures (the dataplane is tested on HeapPacket and runs on Mbuf).
+#[test]
+fn mbuf_behaves_like_heap_packet() {
+    use dataplane::packet::{HeapPacket, Packet};
+    let eal = support::eal("ringpair", VDEVS);
+    let pool = Mempool::new(eal, "pkt_pool", 63, 0, None).unwrap();
+    let mut m = pool.alloc().unwrap();
+    let tail = m.tailroom();
+    let mut h = HeapPacket::with_room(Packet::headroom(&m), tail);
+    fn edit<P: Packet>(p: &mut P) -> Vec<Result<(), dataplane::packet::NoRoom>> {
+        let mut r = vec![p.append(100)];
+        support::fill(3, p.data_mut());
+        r.push(p.prepend(28));
+        p.data_mut()[..28].fill(0xaa);
+        r.push(p.adj(8));
+        r.push(p.trim(30));
+        r.push(p.prepend(1 << 12));
+        r.push(p.append(1 << 12));
+        r.push(p.trim(1000));
+        r.push(p.truncate(50));
+        r
+    }
+    assert_eq!(edit(&mut m), edit(&mut h));
+    assert_eq!(Packet::data(&m), Packet::data(&h));
+    assert_eq!((Packet::headroom(&m), Packet::tailroom(&m)), (h.headroom(), h.tailroom()));
+}

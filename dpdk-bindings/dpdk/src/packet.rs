@@ -1,0 +1,56 @@
+//! `dataplane::packet::Packet` for DPDK mbufs: the ESP dataplane runs on mbufs in place.
+
+use dataplane::packet::{NoRoom, Packet};
+
+use crate::Mbuf;
+
+impl Packet for Mbuf {
+    #[inline]
+    fn data(&self) -> &[u8] {
+        Mbuf::data(self)
+    }
+
+    #[inline]
+    fn data_mut(&mut self) -> &mut [u8] {
+        Mbuf::data_mut(self)
+    }
+
+    #[inline]
+    fn headroom(&self) -> usize {
+        Mbuf::headroom(self)
+    }
+
+    #[inline]
+    fn tailroom(&self) -> usize {
+        Mbuf::tailroom(self)
+    }
+
+    #[inline]
+    fn prepend(&mut self, n: usize) -> Result<(), NoRoom> {
+        let available = Mbuf::headroom(self);
+        Mbuf::prepend(self, n).map(|_| ()).ok_or(NoRoom { wanted: n, available })
+    }
+
+    #[inline]
+    fn adj(&mut self, n: usize) -> Result<(), NoRoom> {
+        let available = self.data_len();
+        Mbuf::adj(self, n).then_some(()).ok_or(NoRoom { wanted: n, available })
+    }
+
+    #[inline]
+    fn append(&mut self, n: usize) -> Result<(), NoRoom> {
+        let available = Mbuf::tailroom(self);
+        Mbuf::append(self, n).map(|_| ()).ok_or(NoRoom { wanted: n, available })
+    }
+
+    #[inline]
+    fn trim(&mut self, n: usize) -> Result<(), NoRoom> {
+        let available = self.data_len();
+        Mbuf::trim(self, n).then_some(()).ok_or(NoRoom { wanted: n, available })
+    }
+
+    #[inline]
+    fn len(&self) -> usize {
+        self.data_len()
+    }
+}
