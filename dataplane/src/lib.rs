@@ -5,4 +5,7 @@ pub mod crypto;
 pub mod drop;
 pub mod esp;
 pub mod packet;
+pub mod sa;
+pub mod spd;
+pub mod stats;
 pub mod wire;

@@ -1,0 +1,153 @@
+//! The immutable snapshot the workers read: inbound SPI map and outbound SPD.
+//!
+//! Generic over the per-SA immutable data of each direction (`I` inbound, `O`
+//! outbound: keys, AEAD instance, prebuilt outer header, next hop — defined by
+//! `esp`). Both are behind an `Arc` so an SA that did not change is shared by
+//! consecutive snapshots instead of copied.
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use super::id::SaId;
+use super::spi_map::SpiMap;
+use super::Spi;
+use crate::spd::{Flow, FlowV4, FlowV6, Spd};
+
+/// An installed SA of one direction: its runtime-state id and immutable data.
+#[derive(Debug)]
+pub struct SaRef<T> {
+    id: SaId,
+    sa: Arc<T>,
+}
+
+impl<T> Clone for SaRef<T> {
+    fn clone(&self) -> Self {
+        Self {
+            id: self.id,
+            sa: Arc::clone(&self.sa),
+        }
+    }
+}
+
+impl<T> SaRef<T> {
+    pub(crate) fn new(id: SaId, sa: Arc<T>) -> Self {
+        Self { id, sa }
+    }
+
+    /// Slot of this SA's runtime state (sequence counter, replay window, counters).
+    #[inline]
+    pub fn id(&self) -> SaId {
+        self.id
+    }
+
+    /// The shared immutable data.
+    #[inline]
+    pub fn arc(&self) -> &Arc<T> {
+        &self.sa
+    }
+}
+
+impl<T> Deref for SaRef<T> {
+    type Target = T;
+    #[inline]
+    fn deref(&self) -> &T {
+        &self.sa
+    }
+}
+
+/// Inbound SA as found by SPI.
+pub type InboundSa<I> = SaRef<I>;
+/// Outbound SA as found through a PROTECT policy.
+pub type OutboundSa<O> = SaRef<O>;
+
+/// What a policy does with matching packets (RFC 4301 §4.4.1). `S` names the SA:
+/// an [`SaId`] in the control API, the resolved [`OutboundSa`] in snapshots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicyAction<S> {
+    /// Encrypt with this outbound SA.
+    Protect(S),
+    /// Forward in clear.
+    Bypass,
+    /// Drop.
+    Discard,
+}
+
+/// Outcome of an outbound lookup.
+#[derive(Debug)]
+pub enum Decision<'a, O> {
+    /// Encrypt with this SA.
+    Protect(&'a OutboundSa<O>),
+    /// Forward in clear.
+    Bypass,
+    /// Drop: a DISCARD policy matched.
+    Discard,
+    /// Drop: no policy matched (RFC 4301 §5.1: the SPD must be complete).
+    NoPolicy,
+}
+
+/// Compiled SPD with resolved outbound SAs.
+pub type OutboundSpd<O> = Spd<PolicyAction<OutboundSa<O>>>;
+
+/// One immutable snapshot of the SA tables.
+#[derive(Debug)]
+pub struct SaTable<I, O> {
+    pub(crate) inbound: SpiMap<InboundSa<I>>,
+    /// Shared by consecutive snapshots when no policy or outbound SA changed.
+    pub(crate) spd: Arc<OutboundSpd<O>>,
+}
+
+impl<I, O> SaTable<I, O> {
+    /// The inbound SA for an SPI taken from a packet (any value; misses are cheap).
+    #[inline]
+    pub fn inbound(&self, spi: Spi) -> Option<&InboundSa<I>> {
+        self.inbound.get(spi.0)
+    }
+
+    /// Outbound decision for an IPv4 inner packet.
+    #[inline]
+    pub fn outbound_v4(&self, flow: &FlowV4) -> Decision<'_, O> {
+        decide(self.spd.lookup_v4(flow))
+    }
+
+    /// Outbound decision for an IPv6 inner packet.
+    #[inline]
+    pub fn outbound_v6(&self, flow: &FlowV6) -> Decision<'_, O> {
+        decide(self.spd.lookup_v6(flow))
+    }
+
+    /// Outbound decision for either family.
+    #[inline]
+    pub fn outbound(&self, flow: &Flow) -> Decision<'_, O> {
+        decide(self.spd.lookup(flow))
+    }
+
+    /// Number of inbound SAs.
+    pub fn inbound_len(&self) -> usize {
+        self.inbound.len()
+    }
+
+    /// The compiled SPD.
+    pub fn spd(&self) -> &OutboundSpd<O> {
+        &self.spd
+    }
+
+    /// Bytes of the inbound index (buckets only; SA data is counted by the caller).
+    pub fn inbound_index_bytes(&self) -> usize {
+        self.inbound.index_bytes()
+    }
+
+    /// All inbound SAs (SPI, SA), in no particular order.
+    pub fn inbound_iter(&self) -> impl Iterator<Item = (Spi, &InboundSa<I>)> {
+        self.inbound.iter().map(|(spi, sa)| (Spi(spi), sa))
+    }
+}
+
+#[inline]
+fn decide<O>(action: Option<&PolicyAction<OutboundSa<O>>>) -> Decision<'_, O> {
+    match action {
+        Some(PolicyAction::Protect(sa)) => Decision::Protect(sa),
+        Some(PolicyAction::Bypass) => Decision::Bypass,
+        Some(PolicyAction::Discard) => Decision::Discard,
+        None => Decision::NoPolicy,
+    }
+}
