@@ -137,7 +137,6 @@ const DEFAULT_JITTER_PERCENT: u8 = 5;
 #[derive(Debug)]
 pub(crate) struct ConnectionSpans {
     pub name: Range<usize>,
-    pub backup: Option<S<String>>,
 }
 
 pub(crate) fn check_connections(
@@ -252,7 +251,6 @@ fn check_connection(
 
     let spans = ConnectionSpans {
         name: c.name.as_ref().map_or(span.clone(), |n| n.span()),
-        backup: c.monitor.as_ref().and_then(|m| m.get_ref().backup.clone()),
     };
     Some((
         ConnectionConfig {
@@ -326,13 +324,13 @@ fn check_psk(d: &mut Diagnostics<'_>, value: &S<RawPsk>, base_dir: &Path) -> Opt
         let path = base_dir.join(file.get_ref());
         match std::fs::read_to_string(&path) {
             Ok(t) => {
-                warn_if_readable_by_others(d, &path, file.span());
+                warn_if_readable_by_others(d, &path, file.get_ref(), file.span());
                 let trimmed = zeroize::Zeroizing::new(t.trim_end_matches(['\n', '\r']).to_owned());
                 drop(zeroize::Zeroizing::new(t));
-                (trimmed, file.span(), format!("file {}", path.display()))
+                (trimmed, file.span(), format!("file \"{}\"", file.get_ref()))
             }
             Err(e) => {
-                d.error(file.span(), format!("psk file {}: {e}: create it (mode 600) or fix the path (relative paths are from the config file's folder)", path.display()));
+                d.error(file.span(), format!("psk file \"{}\": {e}: create it (mode 600) or fix the path (relative paths are from the config file's folder)", file.get_ref()));
                 return None;
             }
         }
@@ -372,18 +370,18 @@ fn check_psk(d: &mut Diagnostics<'_>, value: &S<RawPsk>, base_dir: &Path) -> Opt
 }
 
 #[cfg(unix)]
-fn warn_if_readable_by_others(d: &mut Diagnostics<'_>, path: &Path, span: Range<usize>) {
+fn warn_if_readable_by_others(d: &mut Diagnostics<'_>, path: &Path, written: &str, span: Range<usize>) {
     use std::os::unix::fs::PermissionsExt;
     if let Ok(meta) = std::fs::metadata(path) {
         let mode = meta.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
-            d.warn(span, format!("psk file {} has mode {mode:o}: others can read the key: chmod 600 {}", path.display(), path.display()));
+            d.warn(span, format!("psk file \"{written}\" has mode {mode:o}: others can read the key: chmod 600 {}", path.display()));
         }
     }
 }
 
 #[cfg(not(unix))]
-fn warn_if_readable_by_others(_: &mut Diagnostics<'_>, _: &Path, _: Range<usize>) {}
+fn warn_if_readable_by_others(_: &mut Diagnostics<'_>, _: &Path, _: &str, _: Range<usize>) {}
 
 fn proposals(
     d: &mut Diagnostics<'_>,

@@ -105,8 +105,17 @@ impl<'a> Diagnostics<'a> {
         !self.errors.is_empty()
     }
 
+    /// Errors and warnings, each sorted by position in the file.
     pub(crate) fn into_errors(self) -> ConfigErrors {
-        ConfigErrors { errors: self.errors, warnings: self.warnings }
+        let (errors, warnings) = self.into_sorted();
+        ConfigErrors { errors, warnings }
+    }
+
+    pub(crate) fn into_sorted(mut self) -> (Vec<ConfigError>, Vec<Warning>) {
+        // Stable sorts: several messages at one place keep the order they were found in.
+        self.errors.sort_by_key(|e| (e.location.line, e.location.column));
+        self.warnings.sort_by_key(|w| (w.location.line, w.location.column));
+        (self.errors, self.warnings)
     }
 }
 

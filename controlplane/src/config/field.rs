@@ -48,10 +48,11 @@ impl Diagnostics<'_> {
             return Some(*v);
         }
         let names: Vec<&str> = choices.iter().map(|(name, _)| *name).collect();
-        let hint = spelling::closest(text, names.iter().copied())
-            .map(|s| format!("did you mean \"{s}\"? "))
-            .unwrap_or_default();
-        self.error(value.span(), format!("{key} = \"{text}\" is not valid: {hint}(choose one of {})", quoted(&names)));
+        let message = match spelling::closest(text, names.iter().copied()) {
+            Some(s) => format!("{key} = \"{text}\" is not valid: did you mean \"{s}\"? (choose one of {})", quoted(&names)),
+            None => format!("{key} = \"{text}\" is not valid: choose one of {}", quoted(&names)),
+        };
+        self.error(value.span(), message);
         None
     }
 

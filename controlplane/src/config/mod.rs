@@ -115,7 +115,7 @@ impl Config {
         let static_sas = static_sa::check_static_sas(&mut d, &raw.static_sa, &ports, &routes);
         let connections = connection::check_connections(&mut d, &raw.connection, &ports, &routes, &base_dir);
         check_names(&mut d, &raw);
-        check_backups(&mut d, &connections);
+        check_backups(&mut d, &raw);
         check_overlaps(&mut d, &raw, &static_sas, &connections);
         if d.has_errors() {
             return Err(d.into_errors());
@@ -129,7 +129,7 @@ impl Config {
             static_sas,
             connections: connections.into_iter().map(|(c, _)| c).collect(),
         };
-        Ok((config, d.warnings))
+        Ok((config, d.into_sorted().1))
     }
 
     pub fn port(&self, name: &str) -> Option<&PortConfig> {
@@ -155,10 +155,16 @@ fn syntax_message(message: &str) -> String {
         let list = if valid.is_empty() { "none".to_owned() } else { valid.join(", ") };
         return format!("unknown key '{key}'{hint} (valid keys here: {list})");
     }
-    if let Some(rest) = message.strip_prefix("invalid type: ") {
-        return format!("wrong type: {rest}");
+    // serde names Rust types; say what to write instead.
+    let message = message
+        .replace("expected u16", "expected an integer from 0 to 65535")
+        .replace("expected u32", "expected an integer from 0 to 4294967295")
+        .replace("expected i64", "expected an integer")
+        .replace("expected a boolean", "expected true or false");
+    match message.strip_prefix("invalid type: ") {
+        Some(rest) => format!("wrong type: {rest}"),
+        None => message,
     }
-    message.to_owned()
 }
 
 /// Tunnel names (static SAs and connections) are one namespace: `ipsecgw show`/`initiate` take them.
@@ -184,15 +190,20 @@ fn check_names(d: &mut Diagnostics<'_>, raw: &RawConfig) {
     }
 }
 
-fn check_backups(d: &mut Diagnostics<'_>, connections: &[(ConnectionConfig, connection::ConnectionSpans)]) {
-    let names: Vec<&str> = connections.iter().map(|(c, _)| c.name.as_str()).collect();
-    for (c, spans) in connections {
-        let Some(backup) = &spans.backup else { continue };
-        let b = backup.get_ref();
-        if b == &c.name {
+/// `monitor.backup` names another connection (checked on the raw tables, so a
+/// connection with other errors still gets this one reported).
+fn check_backups(d: &mut Diagnostics<'_>, raw: &RawConfig) {
+    let names: Vec<&str> =
+        raw.connection.iter().filter_map(|c| c.get_ref().name.as_ref().map(|n| n.get_ref().as_str())).collect();
+    for c in &raw.connection {
+        let c = c.get_ref();
+        let Some(backup) = c.monitor.as_ref().and_then(|m| m.get_ref().backup.as_ref()) else { continue };
+        let own = c.name.as_ref().map(|n| n.get_ref().as_str());
+        let b = backup.get_ref().as_str();
+        if Some(b) == own {
             d.error(backup.span(), format!("monitor.backup = \"{b}\" is this connection itself: name another [[connection]]"));
-        } else if !names.contains(&b.as_str()) {
-            let others: Vec<&str> = names.iter().copied().filter(|n| *n != c.name).collect();
+        } else if !names.contains(&b) {
+            let others: Vec<&str> = names.iter().copied().filter(|n| Some(*n) != own).collect();
             let hint = match spelling::closest(b, others.iter().copied()) {
                 Some(s) => format!("did you mean \"{s}\"?"),
                 None if others.is_empty() => "add the backup [[connection]]".to_owned(),

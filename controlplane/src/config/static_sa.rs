@@ -229,7 +229,7 @@ pub(crate) fn selectors(
         return None;
     }
     let parsed: Vec<Option<TrafficSelector>> =
-        list.get_ref().iter().map(|s| d.parsed(s, key, |t| t.parse::<TrafficSelector>().map_err(|e| e.reason))).collect();
+        list.get_ref().iter().map(|s| d.parsed(s, key, |t| t.parse::<TrafficSelector>())).collect();
     parsed.into_iter().collect()
 }
 
