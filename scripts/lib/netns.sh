@@ -100,10 +100,11 @@ harness_wait_until() {
 }
 
 # harness_spawn OUTFILE CMD...: run CMD in the background (stdout+stderr to OUTFILE),
-# remember its PID for cleanup; the PID is in HARNESS_LAST_PID.
+# remember its PID for cleanup; the PID is in HARNESS_LAST_PID. Its stdin is /dev/null,
+# or the file/FIFO named by HARNESS_STDIN (for programs that exit on EOF, e.g. testpmd).
 harness_spawn() {
     local out=$1; shift
-    "$@" >"$out" 2>&1 &
+    "$@" <"${HARNESS_STDIN:-/dev/null}" >"$out" 2>&1 &
     HARNESS_LAST_PID=$!
     HARNESS_PIDS+=("$HARNESS_LAST_PID")
 }
@@ -130,10 +131,12 @@ _harness_gone() { ! kill -0 "$1" 2>/dev/null || [[ $(ps -o stat= -p "$1" 2>/dev/
 
 # ---------------------------------------------------------------- namespaces
 
-# netns_add NAME: a new namespace with lo up and IPv6 off (keeps captures free of
+# netns_add NAME: a new namespace (NAME must start with "$HARNESS_TAG-") with lo up and IPv6 off (keeps captures free of
 # ND/MLD noise; the tests use IPv4 outer and inner addresses unless they enable it).
 netns_add() {
     local ns=$1
+    # Team rule: every name starts with the test's tag, so tests never collide.
+    [[ $ns == "$HARNESS_TAG-"* ]] || harness_die "netns_add: '$ns' does not start with '$HARNESS_TAG-' (harness_init TAG first)"
     ip netns add "$ns" || harness_die "cannot create namespace $ns (exists already?)"
     NETNS_CREATED+=("$ns")
     ip -n "$ns" link set lo up
@@ -273,7 +276,8 @@ netns_ping_wait() {
 # netns_udp_stream SRC_NS SRC DST_NS DST [COUNT] [SIZE] [PORT]: send COUNT datagrams of
 # SIZE bytes (paced, ~2000/s) from SRC to DST:PORT and print "received sent"; the
 # payload starts with the marker HARNESS_UDP_MARKER so a capture can be searched for
-# plaintext. The receiver stops at COUNT or after 2 s without a datagram.
+# plaintext. The receiver counts distinct sequence numbers and stops at COUNT or after
+# 5 s without a datagram.
 HARNESS_UDP_MARKER=${HARNESS_UDP_MARKER:-IPSECGW-PLAINTEXT-MARKER}
 netns_udp_stream() {
     local sns=$1 saddr=$2 dns=$3 dst=$4 count=${5:-500} size=${6:-200} port=${7:-5001}
@@ -285,7 +289,7 @@ addr, port, count, marker, ready = sys.argv[1], int(sys.argv[2]), int(sys.argv[3
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
 s.bind((addr, port))
-s.settimeout(2.0)
+s.settimeout(5.0)
 open(ready, "w").close()
 seen = set()
 while len(seen) < count:
