@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use dataplane::crypto::{new_aead, Aead, AeadOp, Algorithm, AuthError, Backend, IV_LEN, SALT_LEN, TAG_LEN};
+use dataplane::crypto::{
+    new_aead, Aead, AeadOp, Algorithm, AuthError, Backend, IV_LEN, SALT_LEN, TAG_LEN,
+};
 
 /// One test vector in the ESP shape: key || salt, explicit IV, AAD, plaintext,
 /// ciphertext, tag.
@@ -37,7 +39,9 @@ fn records(text: &str) -> Vec<BTreeMap<String, String>> {
             continue;
         }
         if line.starts_with(char::is_whitespace) {
-            let v: &mut String = cur.get_mut(&last).expect("continuation line follows a field");
+            let v: &mut String = cur
+                .get_mut(&last)
+                .expect("continuation line follows a field");
             v.push_str(line.trim());
             continue;
         }
@@ -52,7 +56,9 @@ fn records(text: &str) -> Vec<BTreeMap<String, String>> {
 }
 
 fn hex_field(r: &BTreeMap<String, String>, k: &str) -> Vec<u8> {
-    let v = r.get(k).unwrap_or_else(|| panic!("{:?}: missing {k}", r.get("name")));
+    let v = r
+        .get(k)
+        .unwrap_or_else(|| panic!("{:?}: missing {k}", r.get("name")));
     hex::decode(v).unwrap_or_else(|e| panic!("{:?}: bad hex in {k}: {e}", r.get("name")))
 }
 
@@ -78,9 +84,19 @@ fn parse(text: &str) -> Vec<Vector> {
                 let nonce = hex_field(&r, "nonce");
                 let mut ct = hex_field(&r, "ct_tag");
                 let tag = ct.split_off(ct.len() - TAG_LEN);
-                (nonce[..SALT_LEN].to_vec(), nonce[SALT_LEN..].to_vec(), ct, tag)
+                (
+                    nonce[..SALT_LEN].to_vec(),
+                    nonce[SALT_LEN..].to_vec(),
+                    ct,
+                    tag,
+                )
             } else {
-                (hex_field(&r, "salt"), hex_field(&r, "iv"), hex_field(&r, "ciphertext"), hex_field(&r, "tag"))
+                (
+                    hex_field(&r, "salt"),
+                    hex_field(&r, "iv"),
+                    hex_field(&r, "ciphertext"),
+                    hex_field(&r, "tag"),
+                )
             };
             let aad = hex_field(&r, "aad");
             if r.contains_key("spi") {
@@ -90,7 +106,11 @@ fn parse(text: &str) -> Vec<Vector> {
                 assert_eq!(aad, expect, "{name}: AAD is SPI || sequence number");
             }
             let plaintext = hex_field(&r, "plaintext");
-            assert_eq!(plaintext.len(), ciphertext.len(), "{name}: ciphertext length");
+            assert_eq!(
+                plaintext.len(),
+                ciphertext.len(),
+                "{name}: ciphertext length"
+            );
             let mut keymat = key;
             keymat.extend_from_slice(&salt);
             Vector {
@@ -116,7 +136,10 @@ fn all_vectors() -> Vec<Vector> {
 
 /// Every backend that can key `alg` here, plus `Auto`.
 fn backends(alg: Algorithm) -> Vec<Backend> {
-    let mut b: Vec<Backend> = Backend::ALL.into_iter().filter(|b| b.is_available(alg)).collect();
+    let mut b: Vec<Backend> = Backend::ALL
+        .into_iter()
+        .filter(|b| b.is_available(alg))
+        .collect();
     b.push(Backend::Auto);
     b
 }
@@ -147,8 +170,34 @@ fn vector_files_are_all_read() {
 #[test]
 fn ring_backend_is_built_in() {
     // ring needs only a C compiler, so it is part of every build.
-    for alg in [Algorithm::Aes128Gcm, Algorithm::Aes256Gcm, Algorithm::ChaCha20Poly1305] {
+    for alg in [
+        Algorithm::Aes128Gcm,
+        Algorithm::Aes256Gcm,
+        Algorithm::ChaCha20Poly1305,
+    ] {
         assert!(Backend::Ring.is_available(alg), "{alg:?}");
+    }
+}
+
+#[test]
+fn ipsec_mb_backend_is_available_when_linked() {
+    // Built against libipsec-mb on a CPU with AES-NI, the backend must be offered,
+    // or the KATs below would silently skip it.
+    let aesni = std::arch::is_x86_feature_detected!("aes")
+        && std::arch::is_x86_feature_detected!("pclmulqdq");
+    if ipsec_mb_sys::BUILT_WITH_LIBRARY && aesni {
+        eprintln!(
+            "ipsec-mb {:?} arch {:?}",
+            ipsec_mb_sys::version(),
+            ipsec_mb_sys::arch()
+        );
+        for alg in [
+            Algorithm::Aes128Gcm,
+            Algorithm::Aes256Gcm,
+            Algorithm::ChaCha20Poly1305,
+        ] {
+            assert!(Backend::IpsecMb.is_available(alg), "{alg:?}");
+        }
     }
 }
 
@@ -157,9 +206,24 @@ fn seal_matches_known_answer() {
     for_each_keyed(|v, backend, aead| {
         let mut data = v.plaintext.clone();
         let mut tag = [0u8; TAG_LEN];
-        aead.seal(AeadOp { iv: v.iv, aad: &v.aad, data: &mut data, tag: &mut tag });
-        assert_eq!(hex::encode(&data), hex::encode(&v.ciphertext), "{} via {backend}: ciphertext", v.name);
-        assert_eq!(hex::encode(tag), hex::encode(v.tag), "{} via {backend}: tag", v.name);
+        aead.seal(AeadOp {
+            iv: v.iv,
+            aad: &v.aad,
+            data: &mut data,
+            tag: &mut tag,
+        });
+        assert_eq!(
+            hex::encode(&data),
+            hex::encode(&v.ciphertext),
+            "{} via {backend}: ciphertext",
+            v.name
+        );
+        assert_eq!(
+            hex::encode(tag),
+            hex::encode(v.tag),
+            "{} via {backend}: tag",
+            v.name
+        );
     });
 }
 
@@ -168,9 +232,19 @@ fn open_matches_known_answer() {
     for_each_keyed(|v, backend, aead| {
         let mut data = v.ciphertext.clone();
         let mut tag = v.tag;
-        let r = aead.open(AeadOp { iv: v.iv, aad: &v.aad, data: &mut data, tag: &mut tag });
+        let r = aead.open(AeadOp {
+            iv: v.iv,
+            aad: &v.aad,
+            data: &mut data,
+            tag: &mut tag,
+        });
         assert_eq!(r, Ok(()), "{} via {backend}", v.name);
-        assert_eq!(hex::encode(&data), hex::encode(&v.plaintext), "{} via {backend}: plaintext", v.name);
+        assert_eq!(
+            hex::encode(&data),
+            hex::encode(&v.plaintext),
+            "{} via {backend}: plaintext",
+            v.name
+        );
     });
 }
 
@@ -196,7 +270,12 @@ fn open_flipped(aead: &dyn Aead, v: &Vector, flip: Flip, bit: usize) -> Result<(
     };
     let byte = bit / 8 % target.len();
     target[byte] ^= 1 << (bit % 8);
-    aead.open(AeadOp { iv, aad: &aad, data: &mut data, tag: &mut tag })
+    aead.open(AeadOp {
+        iv,
+        aad: &aad,
+        data: &mut data,
+        tag: &mut tag,
+    })
 }
 
 #[test]
@@ -215,7 +294,12 @@ fn any_flipped_bit_fails_authentication() {
             // First, last and a middle bit of the field.
             for bit in [0, len * 8 / 2 + 3, len * 8 - 1] {
                 let r = open_flipped(aead, v, flip, bit);
-                assert_eq!(r, Err(AuthError), "{} via {backend}: {flip:?} bit {bit}", v.name);
+                assert_eq!(
+                    r,
+                    Err(AuthError),
+                    "{} via {backend}: {flip:?} bit {bit}",
+                    v.name
+                );
             }
         }
     });
@@ -232,8 +316,18 @@ fn wrong_key_or_salt_fails_authentication() {
                 let aead = new_aead(v.alg, &km, backend).expect("keys");
                 let mut data = v.ciphertext.clone();
                 let mut tag = v.tag;
-                let r = aead.open(AeadOp { iv: v.iv, aad: &v.aad, data: &mut data, tag: &mut tag });
-                assert_eq!(r, Err(AuthError), "{} via {backend}: keymat byte {byte}", v.name);
+                let r = aead.open(AeadOp {
+                    iv: v.iv,
+                    aad: &v.aad,
+                    data: &mut data,
+                    tag: &mut tag,
+                });
+                assert_eq!(
+                    r,
+                    Err(AuthError),
+                    "{} via {backend}: keymat byte {byte}",
+                    v.name
+                );
             }
         }
     }
@@ -248,7 +342,12 @@ fn burst_ops<'a>(
         .iter()
         .zip(data.iter_mut())
         .zip(tags.iter_mut())
-        .map(|((v, d), t)| AeadOp { iv: v.iv, aad: &v.aad, data: d, tag: t })
+        .map(|((v, d), t)| AeadOp {
+            iv: v.iv,
+            aad: &v.aad,
+            data: d,
+            tag: t,
+        })
         .collect()
 }
 
@@ -259,7 +358,10 @@ fn bursts_give_per_packet_results() {
     let vectors = all_vectors();
     let mut by_key: BTreeMap<(String, Vec<u8>), Vec<Vector>> = BTreeMap::new();
     for v in &vectors {
-        by_key.entry((format!("{:?}", v.alg), v.keymat.clone())).or_default().push(v.clone());
+        by_key
+            .entry((format!("{:?}", v.alg), v.keymat.clone()))
+            .or_default()
+            .push(v.clone());
     }
     for group in by_key.values() {
         // Repeat the group so bursts are longer than the multi-buffer lanes (up to 16).
@@ -273,8 +375,16 @@ fn bursts_give_per_packet_results() {
             aead.seal_burst(&mut ops);
             drop(ops);
             for (i, v) in burst.iter().enumerate() {
-                assert_eq!(data[i], v.ciphertext, "{} via {backend}: burst seal #{i}", v.name);
-                assert_eq!(tags[i], v.tag, "{} via {backend}: burst seal tag #{i}", v.name);
+                assert_eq!(
+                    data[i], v.ciphertext,
+                    "{} via {backend}: burst seal #{i}",
+                    v.name
+                );
+                assert_eq!(
+                    tags[i], v.tag,
+                    "{} via {backend}: burst seal tag #{i}",
+                    v.name
+                );
             }
 
             // Tamper every third packet's tag; only those must fail.
@@ -289,10 +399,24 @@ fn bursts_give_per_packet_results() {
             drop(ops);
             for (i, v) in burst.iter().enumerate() {
                 if i % 3 == 1 {
-                    assert_eq!(results[i], Err(AuthError), "{} via {backend}: tampered #{i}", v.name);
+                    assert_eq!(
+                        results[i],
+                        Err(AuthError),
+                        "{} via {backend}: tampered #{i}",
+                        v.name
+                    );
                 } else {
-                    assert_eq!(results[i], Ok(()), "{} via {backend}: burst open #{i}", v.name);
-                    assert_eq!(data[i], v.plaintext, "{} via {backend}: burst plaintext #{i}", v.name);
+                    assert_eq!(
+                        results[i],
+                        Ok(()),
+                        "{} via {backend}: burst open #{i}",
+                        v.name
+                    );
+                    assert_eq!(
+                        data[i], v.plaintext,
+                        "{} via {backend}: burst plaintext #{i}",
+                        v.name
+                    );
                 }
             }
         }

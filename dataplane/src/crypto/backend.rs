@@ -1,6 +1,6 @@
 //! Backend selection and the one constructor callers use.
 
-use super::{ring, rustcrypto, Aead, Algorithm, SALT_LEN};
+use super::{ipsec_mb, ring, rustcrypto, Aead, Algorithm, SALT_LEN};
 
 /// Which implementation performs the AEAD.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -36,7 +36,7 @@ impl Backend {
             Backend::Auto | Backend::RustCrypto | Backend::Ring => true,
             Backend::IpsecMb => {
                 let _ = alg;
-                false
+                ipsec_mb::available()
             }
         }
     }
@@ -63,10 +63,15 @@ impl core::str::FromStr for Backend {
     type Err = UnknownBackend;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [Backend::Auto, Backend::RustCrypto, Backend::Ring, Backend::IpsecMb]
-            .into_iter()
-            .find(|b| b.name() == s)
-            .ok_or(UnknownBackend)
+        [
+            Backend::Auto,
+            Backend::RustCrypto,
+            Backend::Ring,
+            Backend::IpsecMb,
+        ]
+        .into_iter()
+        .find(|b| b.name() == s)
+        .ok_or(UnknownBackend)
     }
 }
 
@@ -109,9 +114,16 @@ pub enum KeyError {
 }
 
 /// Split ESP key material into cipher key and salt after checking its length.
-pub(super) fn split_keymat(alg: Algorithm, keymat: &[u8]) -> Result<(&[u8], [u8; SALT_LEN]), KeyError> {
+pub(super) fn split_keymat(
+    alg: Algorithm,
+    keymat: &[u8],
+) -> Result<(&[u8], [u8; SALT_LEN]), KeyError> {
     if keymat.len() != alg.keymat_len() {
-        return Err(KeyError::KeymatLength { alg, expected: alg.keymat_len(), got: keymat.len() });
+        return Err(KeyError::KeymatLength {
+            alg,
+            expected: alg.keymat_len(),
+            got: keymat.len(),
+        });
     }
     let (key, salt) = keymat.split_at(alg.key_len());
     let mut s = [0u8; SALT_LEN];
@@ -125,7 +137,11 @@ pub(super) fn split_keymat(alg: Algorithm, keymat: &[u8]) -> Result<(&[u8], [u8;
 /// 4-byte salt (RFC 4106 §8.1 for AES-GCM, RFC 7634 §4 for ChaCha20-Poly1305), i.e.
 /// 20 bytes for AES-128-GCM and 36 for AES-256-GCM / ChaCha20-Poly1305.
 /// The returned instance zeroizes its key on drop and never prints it.
-pub fn new_aead(alg: Algorithm, keymat: &[u8], backend: Backend) -> Result<Box<dyn Aead>, KeyError> {
+pub fn new_aead(
+    alg: Algorithm,
+    keymat: &[u8],
+    backend: Backend,
+) -> Result<Box<dyn Aead>, KeyError> {
     let (key, salt) = split_keymat(alg, keymat)?;
     let backend = backend.resolve(alg);
     if !backend.is_available(alg) {
@@ -134,7 +150,7 @@ pub fn new_aead(alg: Algorithm, keymat: &[u8], backend: Backend) -> Result<Box<d
     match backend {
         Backend::Auto | Backend::RustCrypto => rustcrypto::new(alg, key, salt),
         Backend::Ring => ring::new(alg, key, salt),
-        Backend::IpsecMb => Err(KeyError::Unavailable { backend, alg }),
+        Backend::IpsecMb => ipsec_mb::new(alg, key, salt),
     }
 }
 
@@ -143,7 +159,11 @@ mod tests {
     use super::*;
     use crate::crypto::{AeadOp, AuthError, TAG_LEN};
 
-    const ALGS: [Algorithm; 3] = [Algorithm::Aes128Gcm, Algorithm::Aes256Gcm, Algorithm::ChaCha20Poly1305];
+    const ALGS: [Algorithm; 3] = [
+        Algorithm::Aes128Gcm,
+        Algorithm::Aes256Gcm,
+        Algorithm::ChaCha20Poly1305,
+    ];
 
     fn keymat(alg: Algorithm) -> Vec<u8> {
         (0..alg.keymat_len()).map(|i| 0xA0 ^ i as u8).collect()
@@ -154,7 +174,14 @@ mod tests {
         for alg in ALGS {
             let short = &keymat(alg)[1..];
             let err = new_aead(alg, short, Backend::Auto).map(|_| ());
-            assert_eq!(err, Err(KeyError::KeymatLength { alg, expected: alg.keymat_len(), got: short.len() }));
+            assert_eq!(
+                err,
+                Err(KeyError::KeymatLength {
+                    alg,
+                    expected: alg.keymat_len(),
+                    got: short.len()
+                })
+            );
         }
     }
 
@@ -167,7 +194,10 @@ mod tests {
                 let km = vec![0x5Au8; alg.keymat_len()];
                 let aead = new_aead(alg, &km, backend).expect("available backend keys");
                 let dbg = format!("{aead:?} {aead:#?}");
-                assert!(!dbg.contains("90") && !dbg.to_lowercase().contains("5a"), "{dbg}");
+                assert!(
+                    !dbg.contains("90") && !dbg.to_lowercase().contains("5a"),
+                    "{dbg}"
+                );
             }
         }
     }
@@ -181,14 +211,32 @@ mod tests {
                 let mut data = plain.clone();
                 let mut tag = [0u8; TAG_LEN];
                 let aad = [1, 2, 3, 4, 0, 0, 0, 9];
-                aead.seal(AeadOp { iv: [7; 8], aad: &aad, data: &mut data, tag: &mut tag });
+                aead.seal(AeadOp {
+                    iv: [7; 8],
+                    aad: &aad,
+                    data: &mut data,
+                    tag: &mut tag,
+                });
                 assert_ne!(data, plain);
                 let mut bad = data.clone();
                 bad[5] ^= 1;
                 let mut t = tag;
-                assert_eq!(aead.open(AeadOp { iv: [7; 8], aad: &aad, data: &mut bad, tag: &mut t }), Err(AuthError));
-                aead.open(AeadOp { iv: [7; 8], aad: &aad, data: &mut data, tag: &mut tag })
-                    .expect("authentic packet opens");
+                assert_eq!(
+                    aead.open(AeadOp {
+                        iv: [7; 8],
+                        aad: &aad,
+                        data: &mut bad,
+                        tag: &mut t
+                    }),
+                    Err(AuthError)
+                );
+                aead.open(AeadOp {
+                    iv: [7; 8],
+                    aad: &aad,
+                    data: &mut data,
+                    tag: &mut tag,
+                })
+                .expect("authentic packet opens");
                 assert_eq!(data, plain, "{backend} {alg:?}");
             }
         }
@@ -196,7 +244,12 @@ mod tests {
 
     #[test]
     fn backend_names_parse_back() {
-        for b in [Backend::Auto, Backend::RustCrypto, Backend::Ring, Backend::IpsecMb] {
+        for b in [
+            Backend::Auto,
+            Backend::RustCrypto,
+            Backend::Ring,
+            Backend::IpsecMb,
+        ] {
             assert_eq!(b.name().parse::<Backend>(), Ok(b));
         }
         assert_eq!("aesni".parse::<Backend>(), Err(UnknownBackend));

@@ -19,7 +19,12 @@ pub(super) struct Keyed<K> {
 
 impl<K> Keyed<K> {
     pub(super) fn new(cipher: K, salt: [u8; SALT_LEN], alg: Algorithm, name: &'static str) -> Self {
-        Keyed { cipher, salt: Zeroizing::new(salt), alg, name }
+        Keyed {
+            cipher,
+            salt: Zeroizing::new(salt),
+            alg,
+            name,
+        }
     }
 
     /// RFC 4106 §4 / RFC 7634 §2: nonce = salt || explicit IV.
@@ -65,6 +70,9 @@ impl<K> Keyed<K> {
 
 impl<K> core::fmt::Debug for Keyed<K> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Aead").field("backend", &self.name).field("alg", &self.alg).finish_non_exhaustive()
+        f.debug_struct("Aead")
+            .field("backend", &self.name)
+            .field("alg", &self.alg)
+            .finish_non_exhaustive()
     }
 }

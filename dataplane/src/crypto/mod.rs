@@ -11,6 +11,7 @@
 //! backend this build and CPU have (see perf/README.md, "AEAD backends").
 
 mod backend;
+mod ipsec_mb;
 mod keyed;
 mod ring;
 mod rustcrypto;

@@ -13,15 +13,26 @@ use super::{Aead, AeadOp, Algorithm, AuthError, Backend, KeyError, SALT_LEN};
 
 struct Ring(Keyed<LessSafeKey>);
 
-pub(super) fn new(alg: Algorithm, key: &[u8], salt: [u8; SALT_LEN]) -> Result<Box<dyn Aead>, KeyError> {
+pub(super) fn new(
+    alg: Algorithm,
+    key: &[u8],
+    salt: [u8; SALT_LEN],
+) -> Result<Box<dyn Aead>, KeyError> {
     let ring_alg = match alg {
         Algorithm::Aes128Gcm => &aead::AES_128_GCM,
         Algorithm::Aes256Gcm => &aead::AES_256_GCM,
         Algorithm::ChaCha20Poly1305 => &aead::CHACHA20_POLY1305,
     };
-    let unbound =
-        UnboundKey::new(ring_alg, key).map_err(|_| KeyError::Rejected { backend: Backend::Ring, alg })?;
-    Ok(Box::new(Ring(Keyed::new(LessSafeKey::new(unbound), salt, alg, Backend::Ring.name()))))
+    let unbound = UnboundKey::new(ring_alg, key).map_err(|_| KeyError::Rejected {
+        backend: Backend::Ring,
+        alg,
+    })?;
+    Ok(Box::new(Ring(Keyed::new(
+        LessSafeKey::new(unbound),
+        salt,
+        alg,
+        Backend::Ring.name(),
+    ))))
 }
 
 impl core::fmt::Debug for Ring {
@@ -41,7 +52,11 @@ impl Aead for Ring {
 
     fn seal_burst(&self, ops: &mut [AeadOp<'_>]) {
         self.0.seal_each(ops, |key, nonce, aad, data| {
-            let tag = key.seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), data)?;
+            let tag = key.seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad),
+                data,
+            )?;
             let mut out = [0u8; 16];
             out.copy_from_slice(tag.as_ref());
             Ok::<_, ::ring::error::Unspecified>(out)
@@ -49,9 +64,11 @@ impl Aead for Ring {
     }
 
     fn open_burst(&self, ops: &mut [AeadOp<'_>], results: &mut [Result<(), AuthError>]) {
-        self.0.open_each(ops, results, |key, nonce, aad, data, tag| {
-            let nonce = Nonce::assume_unique_for_key(nonce);
-            key.open_in_place_separate_tag(nonce, Aad::from(aad), Tag::from(*tag), data, 0..).is_ok()
-        });
+        self.0
+            .open_each(ops, results, |key, nonce, aad, data, tag| {
+                let nonce = Nonce::assume_unique_for_key(nonce);
+                key.open_in_place_separate_tag(nonce, Aad::from(aad), Tag::from(*tag), data, 0..)
+                    .is_ok()
+            });
     }
 }

@@ -14,10 +14,26 @@ use super::{Aead, AeadOp, Algorithm, AuthError, Backend, KeyError, SALT_LEN};
 /// A RustCrypto AEAD with 96-bit nonces and 128-bit tags.
 struct RustCrypto<C>(Keyed<C>);
 
-pub(super) fn new(alg: Algorithm, key: &[u8], salt: [u8; SALT_LEN]) -> Result<Box<dyn Aead>, KeyError> {
-    fn keyed<C: KeyInit>(alg: Algorithm, key: &[u8], salt: [u8; SALT_LEN]) -> Result<RustCrypto<C>, KeyError> {
-        let cipher = C::new_from_slice(key).map_err(|_| KeyError::Rejected { backend: Backend::RustCrypto, alg })?;
-        Ok(RustCrypto(Keyed::new(cipher, salt, alg, Backend::RustCrypto.name())))
+pub(super) fn new(
+    alg: Algorithm,
+    key: &[u8],
+    salt: [u8; SALT_LEN],
+) -> Result<Box<dyn Aead>, KeyError> {
+    fn keyed<C: KeyInit>(
+        alg: Algorithm,
+        key: &[u8],
+        salt: [u8; SALT_LEN],
+    ) -> Result<RustCrypto<C>, KeyError> {
+        let cipher = C::new_from_slice(key).map_err(|_| KeyError::Rejected {
+            backend: Backend::RustCrypto,
+            alg,
+        })?;
+        Ok(RustCrypto(Keyed::new(
+            cipher,
+            salt,
+            alg,
+            Backend::RustCrypto.name(),
+        )))
     }
     Ok(match alg {
         Algorithm::Aes128Gcm => Box::new(keyed::<Aes128Gcm>(alg, key, salt)?),
@@ -46,14 +62,16 @@ where
 
     fn seal_burst(&self, ops: &mut [AeadOp<'_>]) {
         self.0.seal_each(ops, |c, nonce, aad, data| {
-            c.encrypt_inout_detached(&Array::from(nonce), aad, data.into()).map(Into::into)
+            c.encrypt_inout_detached(&Array::from(nonce), aad, data.into())
+                .map(Into::into)
         });
     }
 
     fn open_burst(&self, ops: &mut [AeadOp<'_>], results: &mut [Result<(), AuthError>]) {
         self.0.open_each(ops, results, |c, nonce, aad, data, tag| {
             let tag = Array::<u8, U16>::from(*tag);
-            c.decrypt_inout_detached(&Array::from(nonce), aad, data.into(), &tag).is_ok()
+            c.decrypt_inout_detached(&Array::from(nonce), aad, data.into(), &tag)
+                .is_ok()
         });
     }
 }

@@ -1,0 +1,92 @@
+//! intel-ipsec-mb backend through `ipsec-mb-sys` (the only crate with the `unsafe`).
+//!
+//! AES-GCM uses the library's precomputed-key one-shot functions (no per-thread
+//! state); ChaCha20-Poly1305 uses its job API on a per-thread manager, so a worker
+//! never locks. The SIMD path (SSE/AVX/AVX2/AVX-512) is chosen once per process
+//! from the CPU features. Key material is wiped on drop by `ipsec-mb-sys`.
+
+use ipsec_mb_sys::{AeadBuffer, AeadParts, ChaChaPolyKey, GcmKey};
+
+use super::{Aead, AeadOp, Algorithm, AuthError, Backend, KeyError, SALT_LEN};
+
+impl AeadBuffer for AeadOp<'_> {
+    fn parts(&mut self) -> AeadParts<'_> {
+        AeadParts {
+            iv: &self.iv,
+            aad: self.aad,
+            data: self.data,
+            tag: self.tag,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Key {
+    Gcm(GcmKey),
+    ChaChaPoly(ChaChaPolyKey),
+}
+
+#[derive(Debug)]
+struct IpsecMb {
+    key: Key,
+    alg: Algorithm,
+}
+
+/// Whether the library is built in and its SIMD path uses AES-NI on this CPU
+/// (the no-AES-NI fallback is slower than the other backends, so it is never offered).
+pub(super) fn available() -> bool {
+    matches!(ipsec_mb_sys::arch(), Ok(a) if a != ipsec_mb_sys::Arch::NoAesni)
+}
+
+pub(super) fn new(
+    alg: Algorithm,
+    key: &[u8],
+    salt: [u8; SALT_LEN],
+) -> Result<Box<dyn Aead>, KeyError> {
+    let err = |e| match e {
+        ipsec_mb_sys::Error::KeyLength(_) => KeyError::Rejected {
+            backend: Backend::IpsecMb,
+            alg,
+        },
+        _ => KeyError::Unavailable {
+            backend: Backend::IpsecMb,
+            alg,
+        },
+    };
+    let key = match alg {
+        Algorithm::Aes128Gcm | Algorithm::Aes256Gcm => {
+            Key::Gcm(GcmKey::new(key, salt).map_err(err)?)
+        }
+        Algorithm::ChaCha20Poly1305 => Key::ChaChaPoly(ChaChaPolyKey::new(key, salt).map_err(err)?),
+    };
+    Ok(Box::new(IpsecMb { key, alg }))
+}
+
+impl Aead for IpsecMb {
+    fn algorithm(&self) -> Algorithm {
+        self.alg
+    }
+
+    fn backend(&self) -> &'static str {
+        Backend::IpsecMb.name()
+    }
+
+    fn seal_burst(&self, ops: &mut [AeadOp<'_>]) {
+        match &self.key {
+            Key::Gcm(k) => k.seal_burst(ops),
+            Key::ChaChaPoly(k) => k.seal_burst(ops),
+        }
+    }
+
+    fn open_burst(&self, ops: &mut [AeadOp<'_>], results: &mut [Result<(), AuthError>]) {
+        // Ops without a result slot are not opened (the trait asks for enough slots).
+        let n = ops.len().min(results.len());
+        let ops = &mut ops[..n];
+        let mut verdict =
+            |i: usize, ok: bool| results[i] = if ok { Ok(()) } else { Err(AuthError) };
+        match &self.key {
+            Key::Gcm(k) => k.open_burst(ops, &mut verdict),
+            Key::ChaChaPoly(k) => k.open_burst(ops, &mut verdict),
+        }
+    }
+}
