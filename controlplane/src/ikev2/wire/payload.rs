@@ -329,3 +329,14 @@ mod tests {
         assert!(parse_payloads(PayloadType::Delete, &del).is_err());
     }
 }
+
+impl IdPayload {
+    /// `None` for `%any`, which is never sent.
+    pub fn from_identity(id: &crate::identity::Identity) -> Option<Self> {
+        Some(IdPayload { id_type: id.id_type()?.code(), data: id.data() })
+    }
+
+    pub fn to_identity(&self) -> Result<crate::identity::Identity, crate::identity::IdentityError> {
+        crate::identity::Identity::from_wire(self.id_type, &self.data)
+    }
+}

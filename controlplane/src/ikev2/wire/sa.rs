@@ -204,3 +204,30 @@ mod tests {
         assert!(parse_proposals(&lie).is_err());
     }
 }
+
+/// Conversions between the numeric wire form and `controlplane::proposal`.
+impl ProposalRepr {
+    /// Our proposal on the wire; `number` starts at 1 (RFC 7296 §3.3.1).
+    pub fn from_proposal(p: &crate::proposal::Proposal, number: u8, spi: Vec<u8>) -> Self {
+        use crate::proposal::Transform;
+        let transforms = p
+            .transforms()
+            .map(|t| match t {
+                Transform::Encr(e) => TransformRepr::new(TransformType::ENCR, e.id.code(), e.key_bits),
+                Transform::Unknown { ty, id } => TransformRepr::new(TransformType(ty.code()), id, None),
+                other => TransformRepr::new(TransformType(other.transform_type().code()), other.id(), None),
+            })
+            .collect();
+        ProposalRepr { number, protocol: ProtocolId::from(p.protocol.code()), spi, transforms }
+    }
+
+    /// The offered proposal in `controlplane::proposal` terms.
+    pub fn to_proposal(&self) -> crate::proposal::Proposal {
+        use crate::proposal::{Protocol, Proposal, Transform};
+        let mut p = Proposal::new(Protocol::from_code(u8::from(self.protocol)));
+        for t in &self.transforms {
+            p.push(Transform::from_wire(t.kind.0, t.id, t.key_length()));
+        }
+        p
+    }
+}

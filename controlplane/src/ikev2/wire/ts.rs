@@ -100,3 +100,27 @@ mod tests {
         }
     }
 }
+
+impl TsRepr {
+    pub fn from_selector(ts: &crate::selector::TrafficSelector) -> Self {
+        TsRepr {
+            ip_protocol: ts.protocol,
+            start_port: ts.start_port,
+            end_port: ts.end_port,
+            start_addr: ts.addresses.start(),
+            end_addr: ts.addresses.end(),
+        }
+    }
+
+    /// `None` if the range is inverted (start > end), which RFC 7296 §3.13.1
+    /// does not allow for addresses.
+    pub fn to_selector(&self) -> Option<crate::selector::TrafficSelector> {
+        let addresses = crate::selector::AddrRange::new(self.start_addr, self.end_addr)?;
+        Some(crate::selector::TrafficSelector {
+            addresses,
+            protocol: self.ip_protocol,
+            start_port: self.start_port,
+            end_port: self.end_port,
+        })
+    }
+}
