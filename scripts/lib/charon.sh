@@ -20,7 +20,7 @@
 #   charon_terminate left t
 #
 # Functions: charon_start charon_stop charon_cleanup charon_dir charon_vici charon_swanctl
-#   charon_conn charon_conn_remove charon_load charon_initiate charon_terminate
+#   charon_conn charon_conn_from charon_conn_remove charon_load charon_initiate charon_terminate
 #   charon_terminate_all charon_rekey charon_sas charon_sa_get charon_child_state
 #   charon_wait_child charon_wait_ike_gone charon_ike_names charon_log charon_log_mark
 #   charon_log_since charon_log_wait
@@ -236,6 +236,25 @@ charon_conn() {
 }
 _charon_is_secs() { local v; for v; do [[ $v =~ ^[0-9]+$ ]] || return 1; done; }
 
+# charon_conn_from NAME CONN FILE [CONN_X=VALUE...]: charon_conn with the CONN_* values
+# of FILE (a baseline, e.g. scripts/tests/strongswan_baseline/peer-a.conn) and the given
+# ones on top. Runs in a subshell: the caller's CONN_* variables are neither used nor changed.
+charon_conn_from() {
+    local name=$1 conn=$2 file=$3; shift 3
+    (
+        # shellcheck disable=SC2046  # the names of the set CONN_* variables, none or more
+        unset $(compgen -v CONN_)
+        # shellcheck source=/dev/null
+        source "$file" || harness_die "charon_conn_from: cannot read $file"
+        local kv
+        for kv; do
+            [[ $kv =~ ^CONN_[A-Z_]+= ]] || harness_die "charon_conn_from: '$kv' is not CONN_NAME=VALUE"
+            printf -v "${kv%%=*}" '%s' "${kv#*=}"
+        done
+        charon_conn "$name" "$conn"
+    )
+}
+
 # charon_conn_remove NAME CONN: drop CONN's config (takes effect at the next charon_load).
 charon_conn_remove() { rm -f "$(charon_dir "$1")/swanctl/conn/$2.conf"; }
 
@@ -272,8 +291,10 @@ charon_terminate() {
 # charon_terminate_all NAME: delete every IKE SA of the instance (--force: no waiting
 # for the peer), then wait until none is left.
 charon_terminate_all() {
-    local name=$1 ike
-    for ike in $(charon_ike_names "$name" | sort -u); do charon_terminate "$name" "$ike" --force || true; done
+    local name=$1 ike names
+    names=$(charon_ike_names "$name" | sort -u)
+    [[ -n $names ]] || return 0
+    for ike in $names; do charon_terminate "$name" "$ike" --force || true; done
     harness_wait_until 5 _charon_no_ike "$name"
 }
 _charon_no_ike() { [[ -z $(charon_ike_names "$1") ]]; }

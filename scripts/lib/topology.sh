@@ -23,7 +23,7 @@
 #   topo_create mytag                      # sets the TOPO_* variables below
 #   ip netns exec "$TOPO_GW" ipsecgw run --vdev "net_af_packet0,iface=$TOPO_GW_OUT_IF" ...
 #   topo_left_charon mytag                 # charon "left" in $TOPO_LEFT
-#   CONN_PSK=... CONN_LOCAL_ID=... CONN_REMOTE_ID=... topo_left_conn gw && charon_load left
+#   topo_left_conn gw left CONN_PSK=... && charon_load left   # baseline topo-left.conn + changes
 #   topo_destroy mytag                     # or leave it to harness_cleanup
 #
 # Functions: topo_create topo_destroy topo_vars topo_left_charon topo_left_conn
@@ -89,12 +89,12 @@ topo_destroy() {
 # topo_left_charon [NAME] [EXTRA]: start charon NAME (default "left") in the left namespace.
 topo_left_charon() { charon_start "${1:-left}" "$TOPO_LEFT" "${2:-}"; }
 
-# topo_left_conn CONN [NAME]: charon_conn for the left peer towards the gateway, with the
-# topology's addresses and selectors as defaults (CONN_PSK and IDs still from the caller).
+# topo_left_conn CONN [NAME] [CONN_X=VALUE...]: the left peer's connection towards the
+# gateway from the baseline scripts/tests/strongswan_baseline/topo-left.conn (addresses,
+# IDs left/gw, PSK, selectors 10.1.0.0/24 <-> 10.2.0.0/24), with the given changes.
+TOPO_BASELINE_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/../tests/strongswan_baseline" && pwd)
 topo_left_conn() {
-    CONN_LOCAL_ADDRS=${CONN_LOCAL_ADDRS:-$TOPO_LEFT_OUTER} \
-    CONN_REMOTE_ADDRS=${CONN_REMOTE_ADDRS:-$TOPO_GW_OUTER} \
-    CONN_LOCAL_TS=${CONN_LOCAL_TS:-$TOPO_LEFT_NET} \
-    CONN_REMOTE_TS=${CONN_REMOTE_TS:-$TOPO_RIGHT_NET} \
-        charon_conn "${2:-left}" "$1"
+    local conn=$1 name=${2:-left}
+    shift $(($# >= 2 ? 2 : 1))
+    charon_conn_from "$name" "$conn" "$TOPO_BASELINE_DIR/topo-left.conn" "$@"
 }

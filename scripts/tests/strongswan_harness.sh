@@ -47,22 +47,20 @@ netns_local_addr "$B" 10.3.0.1
 charon_start a "$A"
 charon_start b "$B"
 
-# configure [a_KEY=VALUE | b_KEY=VALUE]...: connection "t" on both peers, from the
-# working baseline with the given fields changed on one side.
+# configure [a:CONN_X=VALUE | b:CONN_X=VALUE]...: connection "t" on both peers from the
+# baselines (scripts/tests/strongswan_baseline/peer-{a,b}.conn) with the given changes.
+BASE=scripts/tests/strongswan_baseline
 configure() {
-    local a_psk=harness-psk b_psk=harness-psk a_id=left b_id=right a_rid=right b_rid=left
-    local a_ike=aes128gcm16-prfsha256-ecp256 b_ike=aes128gcm16-prfsha256-ecp256
-    local a_esp=aes128gcm16-ecp256 b_esp=aes128gcm16-ecp256 a_ver=2 b_ver=2
-    local a_lts=10.1.0.1/32 b_lts=10.3.0.1/32 a_rts=10.3.0.1/32 b_rts=10.1.0.1/32
-    local a_raddr=198.51.100.2 kv
-    for kv; do local "${kv?}"; done
-    CONN_PSK=$a_psk CONN_LOCAL_ID=$a_id CONN_REMOTE_ID=$a_rid CONN_IKE_PROPOSALS=$a_ike \
-        CONN_ESP_PROPOSALS=$a_esp CONN_VERSION=$a_ver CONN_LOCAL_TS=$a_lts CONN_REMOTE_TS=$a_rts \
-        CONN_LOCAL_ADDRS=198.51.100.1 CONN_REMOTE_ADDRS=$a_raddr charon_conn a t
-    CONN_PSK=$b_psk CONN_LOCAL_ID=$b_id CONN_REMOTE_ID=$b_rid CONN_IKE_PROPOSALS=$b_ike \
-        CONN_ESP_PROPOSALS=$b_esp CONN_VERSION=$b_ver CONN_LOCAL_TS=$b_lts CONN_REMOTE_TS=$b_rts \
-        CONN_LOCAL_ADDRS=198.51.100.2 CONN_REMOTE_ADDRS=198.51.100.1 charon_conn b t
-    charon_load a && charon_load b
+    local a=() b=() kv
+    for kv; do
+        case $kv in
+            a:*) a+=("${kv#a:}") ;;
+            b:*) b+=("${kv#b:}") ;;
+            *) harness_die "configure: '$kv' is not a:CONN_X=V or b:CONN_X=V" ;;
+        esac
+    done
+    charon_conn_from a t "$BASE/peer-a.conn" "${a[@]}" && charon_conn_from b t "$BASE/peer-b.conn" "${b[@]}" &&
+        charon_load a && charon_load b
 }
 
 # _new_sa PEER IKE|CHILD KEY OLD: an established SA of "t" (CHILD: "net") whose KEY is not OLD.
@@ -77,7 +75,8 @@ _new_sa() {
 tunnel_suite() {
     local ike=$1 keysize=$2 dh=$3 deleter=$4 esp pcap cap
     esp=${ike/-prf*-/-}
-    configure a_ike="$ike" b_ike="$ike" a_esp="$esp" b_esp="$esp" || { bad "$ike: config load"; return; }
+    configure "a:CONN_IKE_PROPOSALS=$ike" "b:CONN_IKE_PROPOSALS=$ike" "a:CONN_ESP_PROPOSALS=$esp" "b:CONN_ESP_PROPOSALS=$esp" ||
+        { bad "$ike: config load"; return; }
     pcap=$HARNESS_DIR/outer-${ike}.pcap
     netns_capture_start "$A" out0 "$pcap" || { bad "$ike: tcpdump"; return; }
     cap=$HARNESS_LAST_PID
@@ -160,9 +159,11 @@ _failed_lookups() {
 }
 _cell() { sed -e 's/|/\\|/g' -e 's/`/'"'"'/g' | awk 'NR > 1 { printf "<br>" } { printf "`%s`", $0 }'; }
 
-# mismatch NAME "CHANGE" INIT_REGEX RESP_REGEX [a_/b_ overrides...]
+# mismatch NAME INIT_REGEX RESP_REGEX CHANGE...: one case of the matrix; CHANGE as for
+# configure, also the "change" column of the table.
 mismatch() {
-    local name=$1 change=$2 ire=$3 rre=$4; shift 4
+    local name=$1 ire=$2 rre=$3 change; shift 3
+    change=$(printf '%s, ' "$@" | sed -e 's/CONN_//g' -e 's/, $//')
     charon_terminate_all a >/dev/null
     charon_terminate_all b >/dev/null
     configure "$@" || { bad "mismatch $name: config load"; return; }
@@ -192,24 +193,26 @@ mismatch() {
 }
 
 V1=aes256-sha256-ecp256
-mismatch "PSK" "a: other PSK" 'AUTHENTICATION_FAILED' 'MAC mismatched' a_psk=wrong-psk
-mismatch "initiator ID unknown" "a: local id left-x" 'AUTHENTICATION_FAILED' 'no matching peer config found' a_id=left-x
-mismatch "responder ID unexpected" "a: expects remote id right-x" 'AUTHENTICATION_FAILED' 'no matching peer config found' a_rid=right-x
-mismatch "IKE proposal" "a: IKE aes256gcm16-prfsha384-ecp256" 'NO_PROPOSAL_CHOSEN' 'no acceptable ENCRYPTION_ALGORITHM' a_ike=aes256gcm16-prfsha384-ecp256
-mismatch "DH disjoint" "a: IKE aes128gcm16-prfsha256-x25519" 'NO_PROPOSAL_CHOSEN' 'no acceptable (KEY_EXCHANGE_METHOD|DIFFIE_HELLMAN_GROUP)' a_ike=aes128gcm16-prfsha256-x25519
-mismatch "DH first guess wrong" "a: IKE ...-ecp256-x25519, b: ...-x25519" 'INVALID_KE_PAYLOAD|peer didn.t accept' 'unacceptable, requesting' \
-    a_ike=aes128gcm16-prfsha256-ecp256-x25519 b_ike=aes128gcm16-prfsha256-x25519
-check "mismatch DH first guess wrong: tunnel still comes up after the retry" charon_wait_child a t net 3
-mismatch "ESP proposal" "a: ESP aes256gcm16-ecp256" 'NO_PROPOSAL_CHOSEN' 'no acceptable' a_esp=aes256gcm16-ecp256
+mismatch "PSK" 'AUTHENTICATION_FAILED' 'MAC mismatched' a:CONN_PSK=wrong-psk
+mismatch "initiator ID unknown to responder" 'AUTHENTICATION_FAILED' 'no matching peer config found' a:CONN_LOCAL_ID=left-x
+mismatch "responder ID not the expected one" 'AUTHENTICATION_FAILED' 'no matching peer config found' a:CONN_REMOTE_ID=right-x
+mismatch "IKE encryption/PRF" 'NO_PROPOSAL_CHOSEN' 'no acceptable ENCRYPTION_ALGORITHM' \
+    a:CONN_IKE_PROPOSALS=aes256gcm16-prfsha384-ecp256
+mismatch "IKE DH groups disjoint" 'NO_PROPOSAL_CHOSEN' 'no acceptable (KEY_EXCHANGE_METHOD|DIFFIE_HELLMAN_GROUP)' \
+    a:CONN_IKE_PROPOSALS=aes128gcm16-prfsha256-x25519
+mismatch "IKE DH overlap, wrong first guess" 'INVALID_KE_PAYLOAD|peer didn.t accept' 'unacceptable, requesting' \
+    a:CONN_IKE_PROPOSALS=aes128gcm16-prfsha256-ecp256-x25519 b:CONN_IKE_PROPOSALS=aes128gcm16-prfsha256-x25519
+check "mismatch IKE DH overlap: tunnel still comes up after the retry" charon_wait_child a t net 3
+mismatch "ESP proposal" 'NO_PROPOSAL_CHOSEN' 'no acceptable' a:CONN_ESP_PROPOSALS=aes256gcm16-ecp256
 check "mismatch ESP proposal: IKE SA stays up" test "$(charon_sa_get a t state)" = ESTABLISHED
-MISMATCH_REKEY=1 mismatch "ESP PFS group" "a: ESP aes128gcm16-ecp256, b: aes128gcm16-x25519; then CHILD rekey" \
-    'NO_PROPOSAL_CHOSEN' 'no acceptable (KEY_EXCHANGE_METHOD|DIFFIE_HELLMAN_GROUP)' a_esp=aes128gcm16-ecp256 b_esp=aes128gcm16-x25519
-mismatch "traffic selectors" "a: remote_ts 10.4.0.1/32" 'TS_UNACCEPTABLE' 'unacceptable' a_rts=10.4.0.1/32
-mismatch "IKEv1 initiator, IKEv2 responder" "a: version 1 (both IKE $V1)" 'NO_PROPOSAL_CHOSEN|giving up|initiate failed' 'no IKE config found' \
-    a_ver=1 a_ike=$V1 b_ike=$V1
-mismatch "IKEv2 initiator, IKEv1 responder" "b: version 1 (both IKE $V1)" 'NO_PROPOSAL_CHOSEN' 'no IKE config found' \
-    b_ver=1 a_ike=$V1 b_ike=$V1
-mismatch "responder silent" "a: remote 198.51.100.9 (no host)" 'giving up after [0-9]+ retransmits' '' a_raddr=198.51.100.9
+MISMATCH_REKEY=1 mismatch "ESP PFS group (then CHILD rekey)" \
+    'NO_PROPOSAL_CHOSEN' 'no acceptable (KEY_EXCHANGE_METHOD|DIFFIE_HELLMAN_GROUP)' b:CONN_ESP_PROPOSALS=aes128gcm16-x25519
+mismatch "traffic selectors disjoint" 'TS_UNACCEPTABLE' 'unacceptable' a:CONN_REMOTE_TS=10.4.0.1/32
+mismatch "IKEv1 initiator, IKEv2 responder" 'NO_PROPOSAL_CHOSEN' 'no IKE config found' \
+    a:CONN_VERSION=1 a:CONN_IKE_PROPOSALS=$V1 b:CONN_IKE_PROPOSALS=$V1
+mismatch "IKEv2 initiator, IKEv1 responder" 'NO_PROPOSAL_CHOSEN' 'no IKE config found' \
+    b:CONN_VERSION=1 a:CONN_IKE_PROPOSALS=$V1 b:CONN_IKE_PROPOSALS=$V1
+mismatch "responder silent" 'giving up after [0-9]+ retransmits' '' a:CONN_REMOTE_ADDRS=198.51.100.9
 charon_terminate_all a >/dev/null
 charon_terminate_all b >/dev/null
 echo "---- strongSwan 5.9 mismatch diagnostics (reference for docs/testing.md)"
@@ -266,9 +269,8 @@ expect "topology kernel: left 10.1.0.1 -> right 10.2.0.2 routed by the gw ns ($g
 # A charon in the gw ns stands in for ipsecgw: traffic left -> right goes through the tunnel.
 topo_left_charon left
 charon_start gw "$TOPO_GW"
-CONN_PSK=topo-psk CONN_LOCAL_ID=left CONN_REMOTE_ID=gw topo_left_conn gw left
-CONN_PSK=topo-psk CONN_LOCAL_ID=gw CONN_REMOTE_ID=left CONN_LOCAL_ADDRS=$TOPO_GW_OUTER \
-    CONN_REMOTE_ADDRS=$TOPO_LEFT_OUTER CONN_LOCAL_TS=$TOPO_RIGHT_NET CONN_REMOTE_TS=$TOPO_LEFT_NET charon_conn gw gw
+topo_left_conn gw left
+charon_conn_from gw gw "$BASE/topo-gw.conn"
 charon_load left && charon_load gw
 pcap=$HARNESS_DIR/topo-outer.pcap
 netns_capture_start "$TOPO_GW" "$TOPO_GW_OUT_IF" "$pcap"
