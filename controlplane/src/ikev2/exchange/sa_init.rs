@@ -25,7 +25,15 @@ pub(crate) struct InitRequest {
     pub retries: u8,
 }
 
-fn request_payloads(sa: &IkeSa, proposals: &[Proposal], req: &InitRequest) -> Vec<Payload> {
+/// Our NAT_DETECTION_SOURCE_IP data. With `force_encap` it hashes an
+/// address we do not have, so the peer sees a NAT and encapsulates too
+/// (what strongSwan does for `encap = yes`, RFC 7296 §2.23 permits it).
+fn source_hash(force_encap: bool, spi_i: u64, spi_r: u64, local: SocketAddr) -> Vec<u8> {
+    let addr = if force_encap { SocketAddr::from(([0, 0, 0, 0], 0)) } else { local };
+    nat_detection_hash(spi_i, spi_r, addr)
+}
+
+fn request_payloads(sa: &IkeSa, proposals: &[Proposal], force_encap: bool, req: &InitRequest) -> Vec<Payload> {
     let mut v = Vec::new();
     if let Some(c) = &req.cookie {
         // COOKIE must be the first payload (RFC 7296 §2.6).
@@ -34,7 +42,7 @@ fn request_payloads(sa: &IkeSa, proposals: &[Proposal], req: &InitRequest) -> Ve
     v.push(super::offer(proposals, &[]));
     v.push(Payload::Ke(KePayload { group: req.kx.group().code(), data: req.kx.public().to_vec() }));
     v.push(Payload::Nonce(req.ni.clone()));
-    v.push(Payload::Notify(NotifyPayload::new(NotifyType::NAT_DETECTION_SOURCE_IP, nat_detection_hash(sa.spi_i, 0, sa.local))));
+    v.push(Payload::Notify(NotifyPayload::new(NotifyType::NAT_DETECTION_SOURCE_IP, source_hash(force_encap, sa.spi_i, 0, sa.local))));
     v.push(Payload::Notify(NotifyPayload::new(NotifyType::NAT_DETECTION_DESTINATION_IP, nat_detection_hash(sa.spi_i, 0, sa.remote))));
     v
 }
@@ -61,7 +69,7 @@ pub(crate) fn initiate(ctx: &mut Ctx<'_>, conn_idx: usize) -> Option<IkeSa> {
     let group = *configured_groups(&conn.ike_proposals).first()?;
     let kx = KeyExchange::generate(group, ctx.rng).ok()?;
     let req = InitRequest { kx, ni: ctx.random(NONCE_LEN), cookie: None, retries: 0 };
-    let payloads = request_payloads(&sa, &conn.ike_proposals, &req);
+    let payloads = request_payloads(&sa, &conn.ike_proposals, conn.force_encap, &req);
     sa.send_request(ctx, ExchangeType::IkeSaInit, &payloads, Request::SaInit(Box::new(req)));
     Some(sa)
 }
@@ -81,7 +89,7 @@ pub(crate) fn initiator_response(sa: &mut IkeSa, ctx: &mut Ctx<'_>, mut req: Box
         req.retries += 1;
         req.cookie = Some(c.data.clone());
         ctx.event(Event::CookieRetry { connection: conn.name.clone() });
-        let payloads = request_payloads(sa, &conn.ike_proposals, &req);
+        let payloads = request_payloads(sa, &conn.ike_proposals, conn.force_encap, &req);
         return sa.resend_init(ctx, &payloads, Request::SaInit(req));
     }
     if let Some(n) = notify(p, NotifyType::INVALID_KE_PAYLOAD) {
@@ -97,7 +105,7 @@ pub(crate) fn initiator_response(sa: &mut IkeSa, ctx: &mut Ctx<'_>, mut req: Box
         ctx.event(Event::KeGroupRetry { connection: conn.name.clone(), sent: req.kx.group(), requested });
         req.retries += 1;
         req.kx = kx;
-        let payloads = request_payloads(sa, &conn.ike_proposals, &req);
+        let payloads = request_payloads(sa, &conn.ike_proposals, conn.force_encap, &req);
         return sa.resend_init(ctx, &payloads, Request::SaInit(req));
     }
     if let Some(n) = error_notify(p) {
@@ -284,7 +292,7 @@ pub(crate) fn responder_request(ctx: &mut Ctx<'_>, local: SocketAddr, remote: So
         Payload::Sa(vec![ProposalRepr::from_proposal(&chosen.to_proposal(), number, Vec::new())]),
         Payload::Ke(KePayload { group: group.code(), data: kx.public().to_vec() }),
         Payload::Nonce(nr),
-        Payload::Notify(NotifyPayload::new(NotifyType::NAT_DETECTION_SOURCE_IP, nat_detection_hash(h.spi_i, spi_r, local))),
+        Payload::Notify(NotifyPayload::new(NotifyType::NAT_DETECTION_SOURCE_IP, source_hash(conn.force_encap, h.spi_i, spi_r, local))),
         Payload::Notify(NotifyPayload::new(NotifyType::NAT_DETECTION_DESTINATION_IP, nat_detection_hash(h.spi_i, spi_r, remote))),
     ];
     sa.send_response(ctx, ExchangeType::IkeSaInit, 0, &payloads);
