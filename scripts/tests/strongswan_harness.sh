@@ -237,6 +237,9 @@ expect "topology dpdk: nothing in the gw kernel answers for $TOPO_GW_OUTER" "top
 if command -v dpdk-testpmd >/dev/null; then
     netns_addr "$TOPO_LEFT" "$TOPO_LEFT_IF" 10.9.0.1/24
     netns_addr "$TOPO_RIGHT" "$TOPO_RIGHT_IF" 10.9.0.2/24
+    # DPDK leaves its runtime dir (12 MB of fbarrays in /var/run, a tmpfs) behind.
+    testpmd_rundir() { rm -rf "/var/run/dpdk/$T-testpmd"; }
+    harness_on_exit testpmd_rundir
     mkfifo "$HARNESS_DIR/testpmd.in"
     exec 9<>"$HARNESS_DIR/testpmd.in"   # testpmd exits at EOF on stdin: keep a writer open
     t0=$EPOCHREALTIME
@@ -256,6 +259,7 @@ if command -v dpdk-testpmd >/dev/null; then
     fi
     harness_kill "$tp" 10 INT
     exec 9>&-
+    testpmd_rundir
 else
     info "dpdk-testpmd not installed: net_af_packet check of the dpdk layout skipped"
 fi
