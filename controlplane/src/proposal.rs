@@ -335,6 +335,22 @@ impl Transform {
         KEYWORDS.iter().find(|(_, t)| t == self).map(|(k, _)| *k)
     }
 
+    /// The IANA / strongSwan log name: `AES_GCM_16_256`, `PRF_HMAC_SHA2_384`, `CURVE_25519`,
+    /// `ENCRID_99` for codes without a name.
+    pub fn iana_name(&self) -> String {
+        match self {
+            Self::Encr(e) => match e.key_bits {
+                Some(bits) => format!("{}_{bits}", e.id),
+                None => e.id.to_string(),
+            },
+            Self::Prf(p) => p.to_string(),
+            Self::Integ(i) => i.to_string(),
+            Self::Ke(g) => g.to_string(),
+            Self::Esn(e) => e.to_string(),
+            Self::Unknown { ty, id } => format!("{ty}_{id}"),
+        }
+    }
+
     /// Whether ipsecgw implements this transform for the given protocol.
     pub fn is_supported(&self, protocol: Protocol) -> bool {
         let ike = protocol == Protocol::Ike;
@@ -354,19 +370,9 @@ impl fmt::Display for Transform {
     /// The strongSwan keyword when there is one, otherwise the IANA name (`AES_CBC_128`,
     /// `ENCRID_99`, `KE_1234`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(keyword) = self.keyword() {
-            return f.write_str(keyword);
-        }
-        match self {
-            Self::Encr(e) => match e.key_bits {
-                Some(bits) => write!(f, "{}_{bits}", e.id),
-                None => write!(f, "{}", e.id),
-            },
-            Self::Prf(p) => write!(f, "{p}"),
-            Self::Integ(i) => write!(f, "{i}"),
-            Self::Ke(g) => write!(f, "{g}"),
-            Self::Esn(e) => write!(f, "{e}"),
-            Self::Unknown { ty, id } => write!(f, "{ty}_{id}"),
+        match self.keyword() {
+            Some(keyword) => f.write_str(keyword),
+            None => f.write_str(&self.iana_name()),
         }
     }
 }
@@ -541,6 +547,20 @@ impl Proposal {
         Self { ke: Vec::new(), ..self.clone() }
     }
 
+    /// strongSwan's log form, `IKE:AES_GCM_16_256/PRF_HMAC_SHA2_384/CURVE_25519`
+    /// (types in strongSwan's order: ENCR, INTEG, PRF, KE, ESN), so messages can be
+    /// compared with a strongSwan peer's log line by line.
+    pub fn describe(&self) -> String {
+        let order = [TransformType::Encr, TransformType::Integ, TransformType::Prf, TransformType::Ke, TransformType::Esn];
+        let names: Vec<String> = order
+            .iter()
+            .flat_map(|ty| self.transforms_of(*ty))
+            .chain(self.unknown.iter().map(|(ty, id)| Transform::Unknown { ty: *ty, id: *id }))
+            .map(|t| t.iana_name())
+            .collect();
+        format!("{}:{}", self.protocol, names.join("/"))
+    }
+
     /// Parses a strongSwan proposal string, accepting every algorithm strongSwan names
     /// (including ones ipsecgw cannot run: use [`Proposal::parse_supported`] for config).
     pub fn parse(protocol: Protocol, text: &str) -> Result<Self, ProposalParseError> {
@@ -570,14 +590,16 @@ impl Proposal {
         }
         let mut proposal = Self::new(protocol);
         for token in proposal_text.split('-') {
-            let lower = token.to_ascii_lowercase();
-            if lower.is_empty() {
+            // Keywords are case-sensitive, as in strongSwan ("AES256GCM16" is refused
+            // there too); the did-you-mean then offers the lowercase spelling.
+            let word = token.to_owned();
+            if word.is_empty() {
                 return Err(err_ctx(ParseErrorKind::EmptyAlgorithm));
             }
-            let Some(transform) = KEYWORDS.iter().find(|(k, _)| *k == lower).map(|(_, t)| *t) else {
+            let Some(transform) = KEYWORDS.iter().find(|(k, _)| *k == word).map(|(_, t)| *t) else {
                 return Err(err_ctx(ParseErrorKind::UnknownAlgorithm {
                     token: token.to_owned(),
-                    suggestion: suggest(protocol, &lower),
+                    suggestion: suggest(protocol, &word),
                 }));
             };
             let ty = transform.transform_type();
@@ -592,7 +614,7 @@ impl Proposal {
             if supported_only && !transform.is_supported(protocol) {
                 return Err(err_ctx(ParseErrorKind::Unsupported {
                     token: token.to_owned(),
-                    suggestion: suggest_supported(protocol, ty, &lower),
+                    suggestion: suggest_supported(protocol, ty, &word),
                 }));
             }
             proposal.push(transform);
@@ -615,7 +637,9 @@ impl Proposal {
             if let Some(integ) = self.integ.iter().find(|i| **i != IntegId::None) {
                 return Err(ParseErrorKind::IntegWithAead { integ: Transform::Integ(*integ).to_string() });
             }
-        } else if self.integ.is_empty() {
+        } else if self.integ.is_empty() && self.protocol == Protocol::Ike {
+            // ESP may go without integrity (RFC 4303 §3.2, strongSwan accepts it);
+            // IKE may not (RFC 7296 §3.3.3).
             return missing(TransformType::Integ, "sha256");
         }
         if self.protocol == Protocol::Ike {
@@ -1068,10 +1092,12 @@ mod tests {
             assert_eq!(ike(&ike(s).to_string()), ike(s));
         }
         assert_eq!(esp("aes128gcm16").to_string(), "aes128gcm16-noesn");
-        assert_eq!(esp("AES256GCM16-X25519-ESN").to_string(), "aes256gcm16-x25519-esn");
+        let e = Proposal::parse(Protocol::Esp, "AES256GCM16").unwrap_err();
+        assert!(e.to_string().ends_with("did you mean aes256gcm16?"), "{e}");
         // strongSwan's aliases print as their canonical keyword.
         assert_eq!(ike("aes256gcm-prfsha256-curve25519").to_string(), "aes256gcm16-prfsha256-x25519");
         assert_eq!(ike("aes128-sha256-modp2048").to_string(), "aes128-sha256-prfsha256-modp2048");
+        assert_eq!(ike("aes128-sha256-modp2048").describe(), "IKE:AES_CBC_128/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/MODP_2048");
     }
 
     #[test]
@@ -1102,6 +1128,9 @@ mod tests {
         assert_eq!(e.kind, ParseErrorKind::EmptyAlgorithm);
         let e = Proposal::parse(Protocol::Esp, "aes128gcm16-sha256").unwrap_err();
         assert!(matches!(e.kind, ParseErrorKind::IntegWithAead { .. }));
+        assert!(Proposal::parse(Protocol::Esp, "aes128").is_ok(), "ESP without integrity is legal");
+        let e = Proposal::parse(Protocol::Ike, "aes128-x25519").unwrap_err();
+        assert!(matches!(e.kind, ParseErrorKind::Missing { ty: TransformType::Integ, .. }), "{e}");
         let e = Proposal::parse(Protocol::Esp, "aes128gcm16-aes128-sha256").unwrap_err();
         assert_eq!(e.kind, ParseErrorKind::MixedAead);
         let e = Proposal::parse(Protocol::Esp, "  ").unwrap_err();
