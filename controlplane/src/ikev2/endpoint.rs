@@ -118,7 +118,9 @@ impl Endpoint {
             half_open,
         };
         f(&mut ctx, &mut self.sas);
-        for sa in std::mem::take(&mut ctx.spawned) {
+        for mut sa in std::mem::take(&mut ctx.spawned) {
+            // A new SA may already have work queued (a redundant rekey's delete).
+            sa.run_queue(&mut ctx);
             self.sas.insert(sa.id.0, sa);
         }
         for (target, children) in std::mem::take(&mut ctx.adopt) {
@@ -463,6 +465,7 @@ fn timeout(sa: &mut IkeSa, ctx: &mut Ctx<'_>) {
         match c.state {
             ChildState::Rekeyed { remove_at } if remove_at <= now => removals.push((c.id, DownReason::Rekeyed)),
             _ if c.expire_at <= now && c.state != ChildState::Deleting => {
+                c.expired = true;
                 c.expire_at = now + conn.retransmit.delay(conn.retransmit.tries + 1);
                 tasks.push(Task::DeleteChild(c.id));
             }

@@ -170,6 +170,8 @@ pub(crate) struct ChildSa {
     pub peer_rekey: Option<ChildSaId>,
     /// A duplicate from a rekey collision that we delete (RFC 7296 §2.8.1).
     pub redundant: bool,
+    /// Reached its hard lifetime; being deleted.
+    pub expired: bool,
 }
 
 impl ChildSa {
@@ -401,6 +403,7 @@ impl IkeSa {
     pub fn remove_child(&mut self, ctx: &mut Ctx<'_>, id: ChildSaId, reason: DownReason) {
         let Some(pos) = self.children.iter().position(|c| c.id == id) else { return };
         let c = self.children.remove(pos);
+        let reason = if c.expired { DownReason::Expired } else { reason };
         // A responder's new SA whose outbound was never switched has no outbound half.
         let directions = if c.state == ChildState::OutboundPending { Directions::InboundOnly } else { Directions::Both };
         ctx.out.push(Action::RemoveChildSa(ChildSaRemove {

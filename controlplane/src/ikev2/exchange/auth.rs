@@ -110,6 +110,7 @@ pub(crate) fn new_child(
         replaced_by: None,
         peer_rekey: None,
         redundant: false,
+        expired: false,
     };
     if outbound_waits {
         sa.install(ctx, &child, Directions::InboundOnly);
