@@ -107,4 +107,19 @@ fn strongswan_peer() {
     assert_eq!(rw.child_rekey, Duration::from_secs(3600));
     assert_eq!(rw.replay_window, 1024);
     assert!(!format!("{config:?}").contains("example-psk-"));
+
+    // What the IKEv2 engine gets.
+    let engine = left.to_engine();
+    assert_eq!(engine.local, "198.51.100.1:500".parse().expect("socket address"));
+    assert_eq!((engine.remote_addr, engine.remote_port), (Some(ip("198.51.100.2")), 500));
+    assert_eq!(engine.psk.as_slice(), left.psk.expose());
+    assert_eq!(engine.ike_lifetime.rekey, left.ike_rekey);
+    assert_eq!(engine.ike_lifetime.jitter, Duration::from_secs(720)); // 5% of 4h
+    assert_eq!(engine.child_lifetime.life, Duration::from_secs(4200));
+    assert_eq!(engine.start_action, controlplane::ikev2::StartAction::Start);
+    assert_eq!(engine.dpd_interval, Some(Duration::from_secs(30)));
+    assert_eq!(engine.dpd_action, controlplane::ikev2::DpdAction::Restart);
+    assert!(!engine.passive && !engine.force_encap);
+    assert!(rw.to_engine().passive);
+    assert_eq!(rw.to_engine().remote_addr, None);
 }

@@ -1,7 +1,7 @@
 //! [[connection]]: IKEv2 tunnels (issue 6), with DPD and tunnel monitoring (issue 7).
 
 use std::collections::BTreeSet;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
 use std::path::Path;
 use std::time::Duration;
@@ -13,6 +13,7 @@ use super::raw::{RawConnection, RawDpd, RawMonitor, RawPsk, S};
 use super::secret::{decode_hex, Secret};
 use super::static_sa::{check_families, ip_spanned, replay_window, selectors};
 use crate::identity::Identity;
+use crate::ikev2;
 use crate::proposal::{DhGroup, Proposal, Protocol};
 use crate::selector::TrafficSelector;
 
@@ -121,6 +122,49 @@ pub struct ConnectionConfig {
     pub replay_window: u32,
     pub dpd: Option<Dpd>,
     pub monitor: Option<Monitor>,
+}
+
+impl ConnectionConfig {
+    /// The IKEv2 engine's view of this connection: IKE on UDP 500 on both sides (NAT-T
+    /// moves it to 4500, RFC 7296 §2.23), retransmission and rekey grace at the engine's
+    /// defaults. `dpd.action = "hold"` becomes Clear for the engine; the manager keeps the
+    /// trap policy so the next packet re-initiates. `dpd.timeout` is enforced by the
+    /// engine's retransmission policy, not passed here.
+    pub fn to_engine(&self) -> ikev2::ConnectionConfig {
+        const IKE_PORT: u16 = 500;
+        let mut engine = ikev2::ConnectionConfig::new(
+            &self.name,
+            SocketAddr::new(self.local_addr, IKE_PORT),
+            self.remote_addr.map(|a| SocketAddr::new(a, IKE_PORT)),
+            self.local_id.clone(),
+            self.remote_id.clone(),
+            self.psk.expose(),
+            self.ike_proposals.clone(),
+            self.esp_proposals.clone(),
+            self.local_ts.clone(),
+            self.remote_ts.clone(),
+        );
+        let lifetime = |rekey: Duration, life: Duration| ikev2::Lifetime {
+            rekey,
+            jitter: rekey * u32::from(self.jitter_percent) / 100,
+            life,
+        };
+        engine.ike_lifetime = lifetime(self.ike_rekey, self.ike_lifetime);
+        engine.child_lifetime = lifetime(self.child_rekey, self.child_lifetime);
+        engine.start_action = match self.start_action {
+            StartAction::None => ikev2::StartAction::None,
+            StartAction::Start => ikev2::StartAction::Start,
+            StartAction::Trap => ikev2::StartAction::Trap,
+        };
+        engine.passive = self.role == Role::Passive;
+        engine.dpd_interval = self.dpd.map(|d| d.interval);
+        engine.dpd_action = match self.dpd.map(|d| d.action) {
+            Some(DpdAction::Restart) => ikev2::DpdAction::Restart,
+            Some(DpdAction::Clear | DpdAction::Hold) | None => ikev2::DpdAction::Clear,
+        };
+        engine.force_encap = self.encap == IkeEncap::Udp;
+        engine
+    }
 }
 
 /// IKE proposals used when `ike_proposals` is absent (every supported algorithm, strongest first).
