@@ -423,6 +423,12 @@ fn timeout(sa: &mut IkeSa, ctx: &mut Ctx<'_>) {
         if o.next <= now {
             if o.retransmits >= conn.retransmit.tries {
                 let (exchange, retransmits) = (o.exchange, o.retransmits);
+                // A delete whose answer was lost: the peer already forgot
+                // the SA (RFC 7296 §1.4.1), so this is not a failure.
+                if matches!(sa.state, IkeState::Rekeyed | IkeState::Deleting) {
+                    let reason = if sa.state == IkeState::Rekeyed { DownReason::Rekeyed } else { DownReason::DeletedLocally };
+                    return sa.kill(ctx, reason);
+                }
                 let to = sa.remote;
                 sa.failure(ctx, exchange, Role::Initiator, FailureKind::NoResponse { retransmits });
                 sa.kill(ctx, DownReason::PeerUnreachable { to, retransmits });
