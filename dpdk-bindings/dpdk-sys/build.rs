@@ -54,7 +54,7 @@ fn main() {
         .clang_args(&cflags)
         .clang_args(lib.include_paths.iter().map(|p| format!("-I{}", p.display())))
         .allowlist_function("dpdk_shim_.*")
-        .allowlist_function("rte_eal_(init|cleanup|remote_launch|wait_lcore|mp_wait_lcore|process_type)")
+        .allowlist_function("rte_eal_(init|cleanup|remote_launch|wait_lcore|mp_wait_lcore|process_type|get_runtime_dir)")
         .allowlist_function("rte_(lcore_count|get_next_lcore|get_main_lcore|socket_id|lcore_to_socket_id|get_tsc_hz|strerror)")
         .allowlist_function("rte_openlog_stream|rte_log_set_global_level|rte_log_get_global_level")
         .allowlist_function("rte_pktmbuf_pool_create|rte_pktmbuf_free_bulk|rte_mempool_(avail_count|in_use_count|free|lookup)")

@@ -68,7 +68,13 @@ impl Eal {
         let errno = rte_errno();
         let log = capture.finish();
         if ret < 0 {
-            return Err(classify_init_failure(errno, &log, args));
+            let err = classify_init_failure(errno, &log, args);
+            // Our own runtime dir (/var/run/dpdk/PREFIX) would stay behind; but when the
+            // prefix belongs to another running process, its files are not ours to remove.
+            if err.kind() != ErrorKind::NameInUse {
+                remove_runtime_dir();
+            }
+            return Err(err);
         }
         Ok(Eal { log })
     }
@@ -82,6 +88,12 @@ impl Eal {
     /// EAL itself still succeeds in that case; the device just has no port.
     pub fn failed_devices(&self) -> Vec<FailedDevice> {
         failed_devices(&self.log)
+    }
+
+    /// EAL's runtime directory (`/var/run/dpdk/PREFIX` as root): config, multi-process
+    /// and telemetry sockets.
+    pub fn runtime_dir(&self) -> std::path::PathBuf {
+        runtime_dir()
     }
 
     /// Number of lcores EAL runs on (main + workers).
@@ -126,7 +138,28 @@ impl Drop for Eal {
             unsafe {
                 dpdk_sys::rte_eal_cleanup();
             }
+            // DPDK leaves its runtime files behind; after cleanup nothing uses them.
+            remove_runtime_dir();
         }
+    }
+}
+
+fn runtime_dir() -> std::path::PathBuf {
+    // SAFETY: returns a pointer to EAL's static path buffer (empty before init).
+    let p = unsafe { dpdk_sys::rte_eal_get_runtime_dir() };
+    if p.is_null() {
+        return std::path::PathBuf::new();
+    }
+    // SAFETY: NUL-terminated static buffer.
+    let s = unsafe { std::ffi::CStr::from_ptr(p) };
+    std::path::PathBuf::from(s.to_string_lossy().into_owned())
+}
+
+fn remove_runtime_dir() {
+    let dir = runtime_dir();
+    // Only a per-prefix dir under EAL's base ("/var/run/dpdk/PREFIX"), never the base.
+    if dir.components().count() > 2 && dir.file_name().is_some() {
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
 

@@ -16,7 +16,12 @@ pub fn eal(tag: &str, vdevs: &[&str]) -> &'static Eal {
         args.push(format!("--file-prefix=dpdktest-{tag}-{}", std::process::id()));
         args.extend(vdevs.iter().map(|v| format!("--vdev={v}")));
         match Eal::init(&args) {
-            Ok(e) => e,
+            Ok(e) => {
+                // This static Eal is never dropped, so remove the runtime files now: a test
+                // process needs no multi-process IPC or telemetry.
+                let _ = std::fs::remove_dir_all(e.runtime_dir());
+                e
+            }
             Err(e) => panic!("EAL init for the test failed: {e}"),
         }
     })
