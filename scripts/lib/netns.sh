@@ -17,8 +17,8 @@
 #   harness_log harness_die harness_wait_until harness_spawn harness_kill
 #   netns_add netns_del netns_purge netns_cleanup netns_exec netns_veth netns_addr
 #   netns_local_addr netns_no_offload netns_forwarding netns_route netns_has_ipv4
-#   netns_ping netns_ping_start netns_ping_wait netns_udp_stream netns_capture_start netns_capture_stop capture_count
-#   capture_contains
+#   netns_ping netns_ping_start netns_ping_wait netns_udp_stream
+#   netns_capture_start netns_capture_stop capture_count capture_contains
 
 [[ -n ${_HARNESS_NETNS_SH:-} ]] && return 0
 _HARNESS_NETNS_SH=1
