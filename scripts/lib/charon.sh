@@ -107,16 +107,16 @@ EOF
     CHARON_PID[$name]=$pid
     echo "$pid" >"$dir/charon.pid"
     harness_on_exit charon_cleanup
-    if ! harness_wait_until 10 _charon_answers "$name" "$pid"; then
+    # Stop waiting as soon as vici answers or charon has died (config error, port in use).
+    harness_wait_until 10 _charon_up_or_dead "$name" "$pid" || true
+    if ! _charon_answers "$name"; then
         harness_log "charon $name (pid $pid, ns $ns) did not come up:"
         tail -n 20 "$dir/charon.out" "$dir/charon.log" >&2 2>/dev/null
         return 1
     fi
 }
-_charon_answers() {
-    kill -0 "$2" 2>/dev/null || return 2
-    charon_swanctl "$1" --stats >/dev/null 2>&1
-}
+_charon_answers() { charon_swanctl "$1" --stats >/dev/null 2>&1; }
+_charon_up_or_dead() { _harness_gone "$2" || _charon_answers "$1"; }
 
 # charon_stop NAME...: stop charons by their PIDs (all get TERM at once: each takes ~1 s
 # to exit) and remove their dirs (kept if HARNESS_KEEP=1).
@@ -160,7 +160,7 @@ charon_cleanup() {
 #   CONN_VERSION (2; 1 = IKEv1, 0 = either) CONN_IKE_PROPOSALS (aes128gcm16-prfsha256-ecp256)
 #   CONN_ESP_PROPOSALS (aes128gcm16-ecp256) CONN_LOCAL_TS CONN_REMOTE_TS (required)
 #   CONN_CHILD (net) CONN_START_ACTION (none; start; "trap" fails with kernel-libipsec)
-#   CONN_IKE_REKEY (14000 s) CONN_IKE_OVER (10% of rekey, >= 5 s) CONN_CHILD_REKEY (3600 s)
+#   CONN_IKE_REKEY (14000 s) CONN_IKE_OVER (10% of rekey, >= 5 s, + rand) CONN_CHILD_REKEY (3600 s)
 #   CONN_CHILD_LIFE (rekey + 10%, >= rekey + 5 s) CONN_RAND_TIME (0 s, for both)
 #   CONN_DPD_DELAY (0 = off) CONN_DPD_ACTION (clear) CONN_CLOSE_ACTION (none) CONN_MOBIKE (yes)
 #   CONN_ENCAP (no) CONN_IKE_EXTRA / CONN_CHILD_EXTRA (raw lines added to the sections)
@@ -187,7 +187,7 @@ charon_conn() {
         harness_log "charon_conn $conn: IKE rekey ${ike_rekey}s is a multiple of CHILD rekey ${child_rekey}s; using ${shifted}s"
         ike_rekey=$shifted
     fi
-    ike_over=${CONN_IKE_OVER:-$((ike_rekey / 10 > 5 ? ike_rekey / 10 : 5))}
+    ike_over=${CONN_IKE_OVER:-$(((ike_rekey / 10 > 5 ? ike_rekey / 10 : 5) + rand))}
     child_life=${CONN_CHILD_LIFE:-$((child_rekey + (child_rekey / 10 > 5 ? child_rekey / 10 : 5) + rand))}
     _charon_is_secs "$ike_over" "$child_life" || harness_die "charon_conn $conn: life/over times must be whole seconds"
     ((child_rekey == 0 || child_life > child_rekey + rand)) ||
