@@ -78,6 +78,19 @@ fn unwritable_pcap_path() {
 }
 
 #[test]
+fn more_workers_than_the_driver_has_queues() {
+    let input = tmpdir("queues").join("in.pcap");
+    std::fs::write(&input, support::pcap_file(&[])).expect("write pcap");
+    let rx = format!("--vdev=net_pcap0,rx_pcap={}", input.display());
+    let tx = format!("--vdev=net_pcap1,tx_pcap={}", tmpdir("queues").join("out.pcap").display());
+    // Three lcores (two workers) on whatever CPUs exist; net_pcap has one queue per file.
+    let out = run("queues", NO_HUGE, "", &["--lcores=0@0,1@0,2@0", &rx, &tx]);
+    let line = fails_with_one_line(&out);
+    assert!(line.contains("2 rx queues asked, driver net_pcap supports 1..=1"), "{line}");
+    assert!(line.contains("use fewer worker lcores"), "{line}");
+}
+
+#[test]
 fn zero_ports() {
     let out = run("zero", NO_HUGE, "", &[]);
     let line = fails_with_one_line(&out);

@@ -95,6 +95,22 @@ impl Eal {
         }
         Ok(Launched { lcore, joined: false })
     }
+
+    /// Runs `f(lcore)` on every worker lcore; join the handles to wait. If one launch
+    /// fails, the already launched closures are joined (by drop) before the error returns,
+    /// so `f` must notice a stop condition of its own when it is a loop.
+    pub fn launch_on_workers<F>(&self, f: F) -> Result<Vec<Launched>>
+    where
+        F: Fn(LcoreId) -> i32 + Clone + Send + 'static,
+    {
+        self.worker_lcores()
+            .into_iter()
+            .map(|lcore| {
+                let f = f.clone();
+                self.launch(lcore, move || f(lcore))
+            })
+            .collect()
+    }
 }
 
 /// Current TSC value.

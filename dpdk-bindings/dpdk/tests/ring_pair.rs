@@ -124,6 +124,7 @@ fn rte_ring_moves_bursts_between_lcores() {
     let eal = support::eal("ringpair", VDEVS);
     let pool = Arc::new(Mempool::new(eal, "ring_pool", 1023, 0, None).unwrap());
     let ring = Arc::new(Ring::new(eal, "punt", 256).unwrap());
+    let _busy = support::lcores();
     let workers = eal.worker_lcores();
     assert!(!workers.is_empty(), "the test EAL maps lcore 1 as a worker");
     let received = Arc::new(AtomicU32::new(0));
@@ -188,4 +189,24 @@ fn mbuf_behaves_like_heap_packet() {
     assert_eq!(edit(&mut m), edit(&mut h));
     assert_eq!(Packet::data(&m), Packet::data(&h));
     assert_eq!((Packet::headroom(&m), Packet::tailroom(&m)), (h.headroom(), h.tailroom()));
+}
+
+#[test]
+fn a_closure_runs_on_each_worker_lcore() {
+    let eal = support::eal("ringpair", VDEVS);
+    let _busy = support::lcores();
+    let workers = eal.worker_lcores();
+    let handles = eal
+        .launch_on_workers(|lcore| {
+            // Runs on an EAL thread: the lcore id is visible there.
+            let here = dpdk::LcoreId::current().map_or(-1, |l| l.0 as i32);
+            if here == lcore.0 as i32 { 100 + here } else { -1 }
+        })
+        .unwrap();
+    let got: Vec<i32> = handles.into_iter().map(|h| h.join()).collect();
+    let want: Vec<i32> = workers.iter().map(|l| 100 + l.0 as i32).collect();
+    assert_eq!(got, want);
+    // The test thread is no worker: either not an EAL thread, or the one that ran init.
+    let here = dpdk::LcoreId::current();
+    assert!(here.is_none() || here == Some(eal.main_lcore()), "{here:?}");
 }

@@ -1,7 +1,7 @@
 //! Shared EAL for one test binary (EAL can be initialised once per process).
 #![allow(dead_code)]
 
-use std::sync::OnceLock;
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use dpdk::Eal;
 
@@ -36,4 +36,11 @@ pub fn fill(seed: u64, buf: &mut [u8]) {
         x ^= x << 17;
         *b = x as u8;
     }
+}
+
+/// Tests run in parallel threads but a worker lcore runs one closure at a time: tests that
+/// launch on workers hold this.
+pub fn lcores() -> MutexGuard<'static, ()> {
+    static LCORES: Mutex<()> = Mutex::new(());
+    LCORES.lock().unwrap_or_else(|e| e.into_inner())
 }
