@@ -75,6 +75,7 @@ measure() {
     kill -INT "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
     PIDS=("${PIDS[@]/$pid}")
+    rm -rf -- "/var/run/dpdk/$prefix" # testpmd leaves its runtime dir behind
     echo "$rate"
 }
 
