@@ -26,7 +26,7 @@
 #   topo_left_conn gw left CONN_PSK=... && charon_load left   # baseline topo-left.conn + changes
 #   topo_destroy mytag                     # or leave it to harness_cleanup
 #
-# Functions: topo_create topo_destroy topo_vars topo_left_charon topo_left_conn
+# Functions: topo_create topo_destroy topo_vars topo_static_neigh topo_left_charon topo_left_conn
 
 [[ -n ${_HARNESS_TOPOLOGY_SH:-} ]] && return 0
 _HARNESS_TOPOLOGY_SH=1
@@ -84,6 +84,16 @@ topo_destroy() {
     netns_del "$tag-right"
     netns_del "$tag-gw"
     netns_del "$tag-left"
+}
+
+# topo_static_neigh: permanent neighbour entries for the gateway's addresses in the left
+# (198.51.100.2 -> gw-out's MAC) and right (10.2.0.1 -> gw-in's MAC) namespaces, for a
+# gateway that does not answer ARP (yet), or to keep ARP out of a capture.
+topo_static_neigh() {
+    ip -n "$TOPO_LEFT" neigh replace "$TOPO_GW_OUTER" lladdr "$TOPO_GW_OUT_MAC" dev "$TOPO_LEFT_IF" nud permanent ||
+        harness_die "static neighbour in $TOPO_LEFT failed"
+    ip -n "$TOPO_RIGHT" neigh replace "$TOPO_GW_INNER" lladdr "$TOPO_GW_IN_MAC" dev "$TOPO_RIGHT_IF" nud permanent ||
+        harness_die "static neighbour in $TOPO_RIGHT failed"
 }
 
 # topo_left_charon [NAME] [EXTRA]: start charon NAME (default "left") in the left namespace.

@@ -245,6 +245,12 @@ check "topology dpdk: gw outer port up, MAC $TOPO_GW_OUT_MAC, no kernel IPv4" gw
 check "topology dpdk: gw inner port up, MAC $TOPO_GW_IN_MAC, no kernel IPv4" gw_port_bare "$TOPO_GW_IN_IF" "$TOPO_GW_IN_MAC"
 got=$(netns_ping "$TOPO_LEFT" "$TOPO_LEFT_OUTER" "$TOPO_GW_OUTER" 1)
 expect "topology dpdk: nothing in the gw kernel answers for $TOPO_GW_OUTER" "topology dpdk: gw kernel answered" test "$got" = 0
+topo_static_neigh
+gw_neighbours() {
+    [[ $(ip -n "$TOPO_LEFT" neigh show "$TOPO_GW_OUTER") == *"$TOPO_GW_OUT_MAC"*PERMANENT* &&
+        $(ip -n "$TOPO_RIGHT" neigh show "$TOPO_GW_INNER") == *"$TOPO_GW_IN_MAC"*PERMANENT* ]]
+}
+check "topology dpdk: static neighbours for the gateway's addresses" gw_neighbours
 # DPDK's own net_af_packet driver on the two gw ports, testpmd io forwarding (an L2
 # bridge): the dpdk layout carries frames both ways in the gw ns before ipsecgw exists.
 # Temporary addresses in one subnet on left and right, so a bridge is enough.
