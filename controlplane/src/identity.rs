@@ -229,16 +229,10 @@ impl fmt::Display for Identity {
         match self {
             Self::Ipv4(a) => write!(f, "{a}"),
             Self::Ipv6(a) => write!(f, "{a}"),
-            Self::Fqdn(s) => {
-                // A name that would parse as something else gets the '@' that forces FQDN.
-                if s.parse::<IpAddr>().is_ok() || s.contains(['@', '=', ':']) {
-                    write!(f, "@{s}")
-                } else {
-                    f.write_str(s)
-                }
-            }
-            Self::Rfc822(s) if s.contains('@') && !s.starts_with('@') => f.write_str(s),
-            Self::Rfc822(s) => write!(f, "rfc822:{s}"),
+            // Plain when the plain form reads back as the same identity, else with the
+            // typed prefix that forces the type ("@10.0.0.1" style names, '=' or '%').
+            Self::Fqdn(s) => write_name(f, self, s, "fqdn:"),
+            Self::Rfc822(s) => write_name(f, self, s, "rfc822:"),
             Self::KeyId(k) => {
                 f.write_str("@#")?;
                 k.iter().try_for_each(|b| write!(f, "{b:02x}"))
@@ -249,6 +243,14 @@ impl fmt::Display for Identity {
             }
             Self::Any => f.write_str("%any"),
         }
+    }
+}
+
+fn write_name(f: &mut fmt::Formatter<'_>, id: &Identity, name: &str, prefix: &str) -> fmt::Result {
+    if name.parse::<Identity>().is_ok_and(|parsed| &parsed == id) {
+        f.write_str(name)
+    } else {
+        write!(f, "{prefix}{name}")
     }
 }
 
