@@ -5,14 +5,16 @@
 #  1. Two charons in two namespaces (outer 198.51.100.0/24, inner 10.1.0.1 and 10.3.0.1):
 #     for aes128gcm16-prfsha256-ecp256 and aes256gcm16-prfsha384-x25519 (IKE and ESP) the
 #     tunnel comes up with the algorithms strongSwan reports, ping and a bounded UDP stream
-#     pass, the outer link carries only UDP 500/4500 (ESP in UDP, no plaintext marker),
-#     and a delete on one side removes the SA on the other.
+#     pass, a CHILD and an IKE rekey during a ping stream lose nothing, the outer link
+#     carries only UDP 500/4500 (ESP in UDP, no plaintext marker), and a delete on one
+#     side removes the SA on the other. A killed peer (no DELETE) restarts and reconnects.
 #  2. Mismatch matrix, one change at a time from the working tunnel: what the initiator
 #     and the responder print, asserted loosely (the patterns of shared/STRONGSWAN.md).
 #     MISMATCH_TABLE_OUT=FILE saves the table (markdown) to FILE.
-#  3. scripts/lib/topology.sh: the dpdk layout is built and torn down; the kernel layout
-#     routes left -> right in plaintext, and with a charon in the gw namespace standing in
-#     for ipsecgw a tunnel left <-> gw carries left -> right traffic.
+#  3. scripts/lib/topology.sh: the dpdk layout (gw ports without kernel addresses, static
+#     neighbours, DPDK net_af_packet on both gw ports via testpmd) is built and torn down;
+#     the kernel layout routes left -> right in plaintext, and with a charon in the gw
+#     namespace standing in for ipsecgw a tunnel left <-> gw carries left -> right traffic.
 # Needs root and the packages of scripts/setup.sh. Every wait is bounded.
 set -euo pipefail
 # HARNESS_XTRACE=1: trace with timestamps (bash ignores PS4 from the environment as root).
