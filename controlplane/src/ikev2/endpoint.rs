@@ -354,8 +354,8 @@ fn response(sa: &mut IkeSa, ctx: &mut Ctx<'_>, local: SocketAddr, remote: Socket
     let Some(o) = sa.outstanding.take() else { return };
     follow_peer(sa, ctx, local, remote);
     match o.request {
-        Request::Auth(r) => auth::initiator_response(sa, ctx, r, &inner),
-        Request::CreateChild(r) => create_child::initiator_response(sa, ctx, r, &inner),
+        Request::Auth(r) => auth::initiator_response(sa, ctx, *r, &inner),
+        Request::CreateChild(r) => create_child::initiator_response(sa, ctx, *r, &inner),
         Request::Info(r) => informational::initiator_response(sa, ctx, r, &inner),
         Request::SaInit(_) => {}
     }

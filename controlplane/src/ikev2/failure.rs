@@ -83,7 +83,7 @@ fn list<T: fmt::Display>(items: &[T]) -> String {
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let conn = self.connection.as_deref().unwrap_or("-");
-        write!(f, "connection '{conn}' {} {} ({:?} with {}): ", exchange_name(self.exchange), "failed", self.role, self.remote)?;
+        write!(f, "connection '{conn}' {} failed ({:?} with {}): ", exchange_name(self.exchange), self.role, self.remote)?;
         fmt::Display::fmt(&self.kind, f)
     }
 }

@@ -130,7 +130,7 @@ fn spi_of(p: &ProposalRepr) -> Option<Spi> {
 }
 
 /// Initiator: the IKE_AUTH response.
-pub(crate) fn initiator_response(sa: &mut IkeSa, ctx: &mut Ctx<'_>, req: Box<AuthRequest>, p: &[Payload]) {
+pub(crate) fn initiator_response(sa: &mut IkeSa, ctx: &mut Ctx<'_>, req: AuthRequest, p: &[Payload]) {
     let conn = sa.conn(ctx);
     let ex = ExchangeType::IkeAuth;
     let auth = p.iter().find_map(|x| if let Payload::Auth(a) = x { Some(a) } else { None });

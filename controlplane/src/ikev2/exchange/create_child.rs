@@ -81,8 +81,8 @@ pub(crate) fn start_ike_rekey(sa: &mut IkeSa, ctx: &mut Ctx<'_>) {
 }
 
 /// Initiator: the CREATE_CHILD_SA response.
-pub(crate) fn initiator_response(sa: &mut IkeSa, ctx: &mut Ctx<'_>, req: Box<CreateChildRequest>, p: &[Payload]) {
-    match *req {
+pub(crate) fn initiator_response(sa: &mut IkeSa, ctx: &mut Ctx<'_>, req: CreateChildRequest, p: &[Payload]) {
+    match req {
         CreateChildRequest::RekeyChild { old, spi, ni, kx, offered } => child_rekeyed(sa, ctx, old, spi, &ni, kx, offered, p),
         CreateChildRequest::RekeyIke { spi, ni, kx, offered } => ike_rekeyed(sa, ctx, spi, &ni, kx, offered, p),
     }

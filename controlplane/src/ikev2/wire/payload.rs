@@ -262,6 +262,17 @@ pub fn emit_payloads(payloads: &[Payload], out: &mut Vec<u8>) -> Result<PayloadT
     Ok(payloads.first().map_or(PayloadType::None, Payload::kind))
 }
 
+impl IdPayload {
+    /// `None` for `%any`, which is never sent.
+    pub fn from_identity(id: &crate::identity::Identity) -> Option<Self> {
+        Some(IdPayload { id_type: id.id_type()?.code(), data: id.data() })
+    }
+
+    pub fn to_identity(&self) -> Result<crate::identity::Identity, crate::identity::IdentityError> {
+        crate::identity::Identity::from_wire(self.id_type, &self.data)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -327,16 +338,5 @@ mod tests {
         // Delete with count × size ≠ body size.
         let del = [0, 0, 0, 12, 3, 4, 0, 3, 1, 2, 3, 4];
         assert!(parse_payloads(PayloadType::Delete, &del).is_err());
-    }
-}
-
-impl IdPayload {
-    /// `None` for `%any`, which is never sent.
-    pub fn from_identity(id: &crate::identity::Identity) -> Option<Self> {
-        Some(IdPayload { id_type: id.id_type()?.code(), data: id.data() })
-    }
-
-    pub fn to_identity(&self) -> Result<crate::identity::Identity, crate::identity::IdentityError> {
-        crate::identity::Identity::from_wire(self.id_type, &self.data)
     }
 }

@@ -163,6 +163,33 @@ pub(crate) fn emit_proposals(props: &[ProposalRepr], out: &mut Vec<u8>) -> Resul
     Ok(())
 }
 
+/// Conversions between the numeric wire form and `controlplane::proposal`.
+impl ProposalRepr {
+    /// Our proposal on the wire; `number` starts at 1 (RFC 7296 §3.3.1).
+    pub fn from_proposal(p: &crate::proposal::Proposal, number: u8, spi: Vec<u8>) -> Self {
+        use crate::proposal::Transform;
+        let transforms = p
+            .transforms()
+            .map(|t| match t {
+                Transform::Encr(e) => TransformRepr::new(TransformType::ENCR, e.id.code(), e.key_bits),
+                Transform::Unknown { ty, id } => TransformRepr::new(TransformType(ty.code()), id, None),
+                other => TransformRepr::new(TransformType(other.transform_type().code()), other.id(), None),
+            })
+            .collect();
+        ProposalRepr { number, protocol: ProtocolId::from(p.protocol.code()), spi, transforms }
+    }
+
+    /// The offered proposal in `controlplane::proposal` terms.
+    pub fn to_proposal(&self) -> crate::proposal::Proposal {
+        use crate::proposal::{Protocol, Proposal, Transform};
+        let mut p = Proposal::new(Protocol::from_code(u8::from(self.protocol)));
+        for t in &self.transforms {
+            p.push(Transform::from_wire(t.kind.0, t.id, t.key_length()));
+        }
+        p
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,32 +229,5 @@ mod tests {
         let mut lie = out;
         lie[11] = 3; // transform length 3 < 8
         assert!(parse_proposals(&lie).is_err());
-    }
-}
-
-/// Conversions between the numeric wire form and `controlplane::proposal`.
-impl ProposalRepr {
-    /// Our proposal on the wire; `number` starts at 1 (RFC 7296 §3.3.1).
-    pub fn from_proposal(p: &crate::proposal::Proposal, number: u8, spi: Vec<u8>) -> Self {
-        use crate::proposal::Transform;
-        let transforms = p
-            .transforms()
-            .map(|t| match t {
-                Transform::Encr(e) => TransformRepr::new(TransformType::ENCR, e.id.code(), e.key_bits),
-                Transform::Unknown { ty, id } => TransformRepr::new(TransformType(ty.code()), id, None),
-                other => TransformRepr::new(TransformType(other.transform_type().code()), other.id(), None),
-            })
-            .collect();
-        ProposalRepr { number, protocol: ProtocolId::from(p.protocol.code()), spi, transforms }
-    }
-
-    /// The offered proposal in `controlplane::proposal` terms.
-    pub fn to_proposal(&self) -> crate::proposal::Proposal {
-        use crate::proposal::{Protocol, Proposal, Transform};
-        let mut p = Proposal::new(Protocol::from_code(u8::from(self.protocol)));
-        for t in &self.transforms {
-            p.push(Transform::from_wire(t.kind.0, t.id, t.key_length()));
-        }
-        p
     }
 }

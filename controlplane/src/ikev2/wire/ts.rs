@@ -78,29 +78,6 @@ pub(crate) fn emit_ts(list: &[TsRepr], out: &mut Vec<u8>) -> Result<(), WireErro
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ipv4_layout_and_roundtrip() {
-        let ts = TsRepr {
-            ip_protocol: 0,
-            start_port: 0,
-            end_port: 65535,
-            start_addr: "10.1.0.0".parse().expect("ip"),
-            end_addr: "10.1.0.255".parse().expect("ip"),
-        };
-        let mut out = Vec::new();
-        emit_ts(&[ts], &mut out).expect("emit");
-        assert_eq!(out, [1, 0, 0, 0, 7, 0, 0, 16, 0, 0, 0xff, 0xff, 10, 1, 0, 0, 10, 1, 0, 255]);
-        assert_eq!(parse_ts(&out).expect("parse"), vec![ts]);
-        for cut in 0..out.len() {
-            assert!(parse_ts(&out[..cut]).is_err());
-        }
-    }
-}
-
 impl TsRepr {
     pub fn from_selector(ts: &crate::selector::TrafficSelector) -> Self {
         TsRepr {
@@ -122,5 +99,28 @@ impl TsRepr {
             start_port: self.start_port,
             end_port: self.end_port,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv4_layout_and_roundtrip() {
+        let ts = TsRepr {
+            ip_protocol: 0,
+            start_port: 0,
+            end_port: 65535,
+            start_addr: "10.1.0.0".parse().expect("ip"),
+            end_addr: "10.1.0.255".parse().expect("ip"),
+        };
+        let mut out = Vec::new();
+        emit_ts(&[ts], &mut out).expect("emit");
+        assert_eq!(out, [1, 0, 0, 0, 7, 0, 0, 16, 0, 0, 0xff, 0xff, 10, 1, 0, 0, 10, 1, 0, 255]);
+        assert_eq!(parse_ts(&out).expect("parse"), vec![ts]);
+        for cut in 0..out.len() {
+            assert!(parse_ts(&out[..cut]).is_err());
+        }
     }
 }
