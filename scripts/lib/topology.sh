@@ -21,12 +21,12 @@
 #   source scripts/lib/topology.sh         # also sources netns.sh and charon.sh
 #   harness_init mytag
 #   topo_create mytag                      # sets the TOPO_* variables below
-#   ip netns exec "$TOPO_GW" ipsecgw run --vdev "net_af_packet0,iface=$TOPO_GW_OUT_IF" ...
+#   topo_eal_args; ip netns exec "$TOPO_GW" ipsecgw run "${TOPO_EAL_ARGS[@]}" ...
 #   topo_left_charon mytag                 # charon "left" in $TOPO_LEFT
 #   topo_left_conn gw left CONN_PSK=... && charon_load left   # baseline topo-left.conn + changes
 #   topo_destroy mytag                     # or leave it to harness_cleanup
 #
-# Functions: topo_create topo_destroy topo_vars topo_static_neigh topo_left_charon topo_left_conn
+# Functions: topo_create topo_destroy topo_vars topo_eal_args topo_static_neigh topo_left_charon topo_left_conn
 
 [[ -n ${_HARNESS_TOPOLOGY_SH:-} ]] && return 0
 _HARNESS_TOPOLOGY_SH=1
@@ -85,6 +85,20 @@ topo_destroy() {
     netns_del "$tag-gw"
     netns_del "$tag-left"
 }
+
+# topo_eal_args [FILE_PREFIX]: set TOPO_EAL_ARGS (array) to the EAL arguments for a DPDK
+# process in the gw namespace on the two ports, as the team's test rules want them
+# (--no-huge -m 1024 --no-pci, a unique --file-prefix, port 0 = gw-out, port 1 = gw-in),
+# and remove DPDK's runtime dir /var/run/dpdk/PREFIX (12 MB on a tmpfs) at exit.
+#   ip netns exec "$TOPO_GW" ipsecgw run "${TOPO_EAL_ARGS[@]}" ...
+topo_eal_args() {
+    TOPO_EAL_PREFIX=${1:-$TOPO_GW}
+    # shellcheck disable=SC2034  # for the caller
+    TOPO_EAL_ARGS=(--no-huge -m 1024 --no-pci --file-prefix "$TOPO_EAL_PREFIX"
+        --vdev "net_af_packet0,iface=$TOPO_GW_OUT_IF" --vdev "net_af_packet1,iface=$TOPO_GW_IN_IF")
+    harness_on_exit _topo_eal_rundir
+}
+_topo_eal_rundir() { [[ -n ${TOPO_EAL_PREFIX:-} ]] && rm -rf -- "/var/run/dpdk/$TOPO_EAL_PREFIX"; return 0; }
 
 # topo_static_neigh: permanent neighbour entries for the gateway's addresses in the left
 # (198.51.100.2 -> gw-out's MAC) and right (10.2.0.1 -> gw-in's MAC) namespaces, for a

@@ -259,15 +259,12 @@ check "topology dpdk: static neighbours for the gateway's addresses" gw_neighbou
 if command -v dpdk-testpmd >/dev/null; then
     netns_addr "$TOPO_LEFT" "$TOPO_LEFT_IF" 10.9.0.1/24
     netns_addr "$TOPO_RIGHT" "$TOPO_RIGHT_IF" 10.9.0.2/24
-    # DPDK leaves its runtime dir (12 MB of fbarrays in /var/run, a tmpfs) behind.
-    testpmd_rundir() { rm -rf "/var/run/dpdk/$T-testpmd"; }
-    harness_on_exit testpmd_rundir
+    topo_eal_args "$T-testpmd"
     mkfifo "$HARNESS_DIR/testpmd.in"
     exec 9<>"$HARNESS_DIR/testpmd.in"   # testpmd exits at EOF on stdin: keep a writer open
     t0=$EPOCHREALTIME
     HARNESS_STDIN=$HARNESS_DIR/testpmd.in harness_spawn "$HARNESS_DIR/testpmd.out" \
-        ip netns exec "$TOPO_GW" dpdk-testpmd --no-huge -m 1024 --no-pci --file-prefix "$T-testpmd" -l 0,1 \
-        --vdev "net_af_packet0,iface=$TOPO_GW_OUT_IF" --vdev "net_af_packet1,iface=$TOPO_GW_IN_IF" \
+        ip netns exec "$TOPO_GW" dpdk-testpmd "${TOPO_EAL_ARGS[@]}" -l 0,1 \
         -- --forward-mode=io --total-num-mbufs=2048 --auto-start
     tp=$HARNESS_LAST_PID
     bridged() { [[ $(netns_ping "$TOPO_LEFT" 10.9.0.1 10.9.0.2 1) == 1 ]]; }
@@ -281,7 +278,7 @@ if command -v dpdk-testpmd >/dev/null; then
     fi
     harness_kill "$tp" 10 INT
     exec 9>&-
-    testpmd_rundir
+    _topo_eal_rundir
 else
     info "dpdk-testpmd not installed: net_af_packet check of the dpdk layout skipped"
 fi
