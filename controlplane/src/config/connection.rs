@@ -99,7 +99,7 @@ pub struct ConnectionConfig {
     pub remote_addr: Option<IpAddr>,
     /// Defaults to `local_addr`.
     pub local_id: Identity,
-    /// Defaults to `remote_addr` (or `%any`).
+    /// Defaults to `%any` (any ID the peer authenticates with the PSK), as in strongSwan.
     pub remote_id: Identity,
     /// Pre-shared key (RFC 7296 §2.15); never printed.
     pub psk: Secret,
@@ -243,7 +243,8 @@ fn check_connection(
     };
     let remote_id = match &c.remote_id {
         Some(v) => d.parsed(v, "remote_id", |s| s.parse::<Identity>()),
-        None => remote_addr.map(|r| r.map_or(Identity::Any, Identity::from_addr)),
+        // Like strongSwan's remote.id: accept whatever ID the peer proves with the PSK.
+        None => Some(Identity::Any),
     };
     let psk = d
         .need(&c.psk, &span, section, "psk", "{ file = \"/etc/ipsecgw/NAME.psk\" }")

@@ -117,6 +117,7 @@ impl Config {
         check_names(&mut d, &raw);
         check_backups(&mut d, &raw);
         check_overlaps(&mut d, &raw, &static_sas, &connections);
+        check_ambiguous_peers(&mut d, &connections);
         if d.has_errors() {
             return Err(d.into_errors());
         }
@@ -210,6 +211,33 @@ fn check_backups(d: &mut Diagnostics<'_>, raw: &RawConfig) {
                 None => format!("connections: {}", field::quoted(&others)),
             };
             d.error(backup.span(), format!("monitor.backup = \"{b}\": no [[connection]] has this name: {hint}"));
+        }
+    }
+}
+
+/// A responder picks the connection by the peer's address and then its ID (RFC 7296
+/// §2.15: the ID arrives in IKE_AUTH); two connections with the same addresses whose
+/// remote IDs both accept the same peer cannot be told apart, and only the first is
+/// used. (A `%any` connection next to one for a specific address is fine: the specific
+/// one is the better match.)
+fn check_ambiguous_peers(d: &mut Diagnostics<'_>, connections: &[(ConnectionConfig, connection::ConnectionSpans)]) {
+    for (i, (later, spans)) in connections.iter().enumerate() {
+        let shadowed_by = connections[..i].iter().find(|(earlier, _)| {
+            earlier.local_addr == later.local_addr
+                && earlier.remote_addr == later.remote_addr
+                && earlier.remote_id.matches(&later.remote_id)
+        });
+        if let Some((earlier, earlier_spans)) = shadowed_by {
+            let line = d.location(earlier_spans.name.start).line;
+            d.warn(
+                spans.name.clone(),
+                format!(
+                    "connection \"{}\" (line {line}) already answers this peer ({} with ID {}): as responder this one is never chosen; give it a different remote_addr or remote_id",
+                    earlier.name,
+                    later.remote_addr.map_or("%any".to_owned(), |a| a.to_string()),
+                    later.remote_id
+                ),
+            );
         }
     }
 }

@@ -114,6 +114,10 @@ pub(crate) fn check_dpdk(d: &mut Diagnostics<'_>, raw: Option<&S<RawDpdk>>) -> D
     let raw = raw.get_ref();
     if let Some(args) = &raw.eal_args {
         out.eal_args = args.get_ref().clone();
+        let has = |flag: &str| out.eal_args.iter().any(|a| a == flag || a.starts_with(&format!("{flag}=")));
+        if has("--no-huge") && !has("--file-prefix") && !has("--in-memory") {
+            d.warn(args.span(), "eal_args has --no-huge but no --file-prefix: two DPDK processes on this host would share runtime files; add \"--file-prefix\", \"NAME\"");
+        }
         if out.eal_args.iter().any(|a| a == "--in-memory") && out.eal_args.iter().any(|a| a == "--no-huge") {
             d.error(args.span(), "eal_args: --in-memory cannot be combined with --no-huge in DPDK 22.11: drop --in-memory and give a unique --file-prefix instead");
         }
@@ -193,6 +197,18 @@ pub(crate) fn check_ports(d: &mut Diagnostics<'_>, raw: &[S<RawPort>]) -> Vec<Po
                 own.insert(prefix.addr, d.location(a.span().start).line);
             }
             addresses.push(prefix);
+        }
+        for a in p.addresses.iter().flat_map(|v| v.get_ref()) {
+            let Ok(prefix) = a.get_ref().parse::<Prefix>() else { continue };
+            if out.iter().flat_map(|o: &PortConfig| &o.addresses).any(|o| o.addr == prefix.addr) {
+                continue; // already an error: the same address on two ports
+            }
+            let clash = out.iter().find(|other: &&PortConfig| {
+                other.addresses.iter().any(|o| o.range().intersect(&prefix.range()).is_some())
+            });
+            if let Some(other) = clash {
+                d.warn(a.span(), format!("{prefix} overlaps a subnet of port \"{}\": ARP/ND and routes for it become ambiguous", other.name));
+            }
         }
         let mac = p.mac.as_ref().and_then(|m| d.parsed(m, "mac", parse_mac));
         if let (Some(name), Some((dpdk_port, _))) = (name, dpdk_port) {

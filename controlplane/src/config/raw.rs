@@ -6,6 +6,7 @@
 
 use serde::Deserialize;
 use toml::Spanned;
+use zeroize::Zeroize;
 
 pub(crate) type S<T> = Spanned<T>;
 
@@ -137,4 +138,25 @@ pub(crate) struct RawMonitor {
     pub threshold: Option<S<i64>>,
     pub action: Option<S<String>>,
     pub backup: Option<S<String>>,
+}
+
+/// Key material read from the file is wiped when the raw tables go away (the
+/// validated copies live in `Secret`s).
+fn wipe(value: &mut Option<S<String>>) {
+    if let Some(v) = value {
+        v.get_mut().zeroize();
+    }
+}
+
+impl Drop for RawStaticSa {
+    fn drop(&mut self) {
+        wipe(&mut self.key_in);
+        wipe(&mut self.key_out);
+    }
+}
+
+impl Drop for RawPsk {
+    fn drop(&mut self) {
+        wipe(&mut self.inline);
+    }
 }
