@@ -1,4 +1,4 @@
-//! [[connection]]: IKEv2 tunnels (issue 6), with DPD and tunnel monitoring (issue 7).
+//! `[[connection]]`: IKEv2 tunnels (issue 6), with DPD and tunnel monitoring (issue 7).
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};

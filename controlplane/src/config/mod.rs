@@ -31,9 +31,90 @@
 //!   file's folder, environment variables), held in [`Secret`] (zeroized on drop, redacted
 //!   in Debug, no Display).
 //!
-//! The file's shape is /work/CONFIG-SCHEMA.md (sections [dpdk], [[port]], [[route]],
-//! [forward], [[static_sa]], [[connection]]); unknown keys are errors that list the valid
-//! keys, with a did-you-mean.
+//! # The file
+//!
+//! Sections `[dpdk]`, `[[port]]`, `[[route]]`, `[forward]`, `[[static_sa]]`, `[[connection]]`;
+//! unknown keys are errors that list the valid keys, with a did-you-mean. Every key:
+//!
+//! ```toml
+//! [dpdk]
+//! eal_args = ["--no-huge", "-m", "1024", "--no-pci", "--file-prefix", "gw1",
+//!             "--vdev=net_af_packet0,iface=gw-out", "--vdev=net_af_packet1,iface=gw-in"]
+//! mbufs = 8191            # mempool size (optional)
+//! busy_poll = false       # optional, CLI --busy-poll overrides
+//! burst = 32              # optional
+//!
+//! [[port]]
+//! name = "outside"        # names used everywhere else
+//! dpdk_port = 0           # DPDK port id
+//! addresses = ["198.51.100.1/24"]     # the gateway's own addresses on this port (ARP/ICMP answered)
+//! # mac = "02:00:00:00:00:01"         # optional override
+//!
+//! [[port]]
+//! name = "inside"
+//! dpdk_port = 1
+//! addresses = ["10.2.0.1/24"]
+//!
+//! [[route]]               # static routes (outer next hops and inner)
+//! destination = "10.1.0.0/24"
+//! via = "198.51.100.2"    # optional (directly connected if absent)
+//! port = "outside"
+//!
+//! [forward]               # issue-4 skeleton: plain forwarding between port pairs (no IPsec)
+//! pairs = [["outside", "inside"]]
+//!
+//! [[static_sa]]           # manual-keyed tunnel (issue 8), like ipsec-secgw SA/SP rules
+//! name = "to-gw2"
+//! local = "198.51.100.1"          # outer addresses
+//! remote = "198.51.100.2"
+//! encap = "udp"                   # "udp" (ESP in UDP 4500, RFC 3948) or "esp" (IP proto 50)
+//! algorithm = "aes128gcm16"       # aes128gcm16 | aes256gcm16 | chacha20poly1305
+//! spi_in = 0x1001                 # 256..=0xffffffff (0-255 reserved, RFC 4303 §2.1); unique across static SAs
+//! spi_out = 0x2002
+//! key_in = "hex of key||salt (20 or 36 bytes; 0x prefix and : separators allowed)"
+//! key_out = "hex ..."
+//! local_ts = ["10.2.0.0/24"]
+//! remote_ts = ["10.1.0.0/24"]
+//! esn = false
+//! replay_window = 1024            # 0 = replay check off (benchmarks only)
+//!
+//! [[connection]]          # IKEv2 (issue 6)
+//! name = "left"
+//! local_addr = "198.51.100.1"
+//! remote_addr = "198.51.100.2"    # or "%any" for responders
+//! local_id = "gw.example.org"     # strongSwan syntax: IPv4/IPv6 -> ID_IPV*_ADDR, "user@x" or "@@user@x" -> RFC822,
+//!                                 # "@#0a0b.." or "keyid:#0a0b.." (hex) / "keyid:text" -> KEY_ID, "@name" or name -> FQDN, "%any" (remote only)
+//! remote_id = "left.example.org"
+//! psk = { file = "/etc/ipsecgw/left.psk" }   # or { env = "LEFT_PSK" } or { inline = "..." } (warned); relative files are
+//!                                 # from the config file's folder (mode 600, else warned); "0x..." values are hex, as in strongSwan
+//! ike_proposals = ["aes256gcm16-prfsha384-x25519", "aes128gcm16-prfsha256-ecp256"]
+//! esp_proposals = ["aes256gcm16-x25519-esn", "aes128gcm16"]      # strongSwan syntax; dh group = PFS
+//! local_ts = ["10.2.0.0/24"]
+//! remote_ts = ["10.1.0.0/24"]
+//! role = "initiator"              # initiator | responder | passive
+//! start_action = "start"          # none | start | trap
+//! encap = "auto"                  # auto (NAT-T when detected or peer forces it) | udp (always)
+//! ike_rekey = "4h"                # soft; hard = rekey * 1.1 unless ike_lifetime set
+//! # ike_lifetime = "4h24m"
+//! # replay_window = 1024
+//! child_rekey = "1h"
+//! child_lifetime = "1h10m"
+//! jitter = "5%"
+//! dpd = { interval = "30s", timeout = "90s", action = "restart" }   # clear | restart | hold
+//! monitor = { address = "10.1.0.1", source = "10.2.0.1", interval = "2s", threshold = 3, action = "fail-over", backup = "left-backup" }  # issue 7
+//! ```
+//!
+//! Defaults when a key is absent: `[dpdk]` eal_args [], mbufs 8191, busy_poll false, burst 32;
+//! `[[port]]` addresses [], mac = the port's; `[[static_sa]]` encap "esp", esn false, replay_window 1024;
+//! `[[connection]]` role "initiator" ("responder" when remote_addr = "%any"), start_action "start" for
+//! initiators else "none", local_id = local_addr, remote_id = %any (as strongSwan), local_ts =
+//! local_addr/32, remote_ts = remote_addr/32 (required with %any), ike_proposals =
+//! ["aes256gcm16-aes128gcm16-chacha20poly1305-prfsha384-prfsha256-prfsha512-x25519-ecp256-ecp384-modp2048"],
+//! esp_proposals = ["aes256gcm16-aes128gcm16-chacha20poly1305"] (no PFS, noesn), encap "auto",
+//! ike_rekey "4h", ike_lifetime = ike_rekey + 10%, child_rekey "1h", child_lifetime = child_rekey + 10%,
+//! jitter "5%" (rekey happens up to jitter earlier, at random), replay_window 1024, no dpd (when given:
+//! timeout = 3 × interval, action "clear"), no monitor (when given: interval "2s", threshold 3,
+//! action "wait-recover").
 
 mod connection;
 mod diagnostic;

@@ -1,4 +1,4 @@
-//! [dpdk], [[port]], [[route]] and [forward]: the gateway's own network setup.
+//! `[dpdk]`, `[[port]]`, `[[route]]` and `[forward]`: the gateway's own network setup.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -10,7 +10,7 @@ use super::raw::{RawDpdk, RawForward, RawPort, RawRoute, S};
 use super::spelling;
 use crate::selector::AddrRange;
 
-/// [dpdk]: EAL arguments and datapath sizing.
+/// `[dpdk]`: EAL arguments and datapath sizing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DpdkConfig {
     pub eal_args: Vec<String>,
@@ -79,7 +79,7 @@ impl FromStr for Prefix {
     }
 }
 
-/// [[port]]: a DPDK port and the gateway's addresses on it.
+/// `[[port]]`: a DPDK port and the gateway's addresses on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PortConfig {
     pub name: String,
@@ -90,17 +90,17 @@ pub struct PortConfig {
     pub mac: Option<[u8; 6]>,
 }
 
-/// [[route]]: a static route.
+/// `[[route]]`: a static route.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteConfig {
     pub destination: Prefix,
     /// Next hop; `None` means directly connected.
     pub via: Option<IpAddr>,
-    /// Name of the [[port]] to send on (checked to exist).
+    /// Name of the `[[port]]` to send on (checked to exist).
     pub port: String,
 }
 
-/// [forward]: plain forwarding between port pairs, no IPsec (issue 4 skeleton).
+/// `[forward]`: plain forwarding between port pairs, no IPsec (issue 4 skeleton).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ForwardConfig {
     pub pairs: Vec<(String, String)>,

@@ -10,7 +10,7 @@ use zeroize::Zeroize;
 
 pub(crate) type S<T> = Spanned<T>;
 
-/// `["outside", "inside"]` in [forward] pairs.
+/// `["outside", "inside"]` in `[forward]` pairs.
 pub(crate) type PortPair = S<Vec<S<String>>>;
 
 #[derive(Debug, Deserialize)]

@@ -1,4 +1,4 @@
-//! [[static_sa]]: manually keyed tunnels (issue 8), like ipsec-secgw's SA/SP rules.
+//! `[[static_sa]]`: manually keyed tunnels (issue 8), like ipsec-secgw's SA/SP rules.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
