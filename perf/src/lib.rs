@@ -1,2 +1,4 @@
 //! Benchmarks and harnesses for ipsecgw.
 #![forbid(unsafe_code)]
+
+pub mod aead;

@@ -1,12 +1,14 @@
 //! Backend selection and the one constructor callers use.
 
-use super::{ipsec_mb, ring, rustcrypto, Aead, Algorithm, SALT_LEN};
+use super::split::Split;
+use super::{ipsec_mb, ipsec_mb_arch, ring, rustcrypto, Aead, Algorithm, IpsecMbArch, SALT_LEN};
 
 /// Which implementation performs the AEAD.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Backend {
-    /// The fastest backend available in this build on this CPU, chosen by the
-    /// measurements in perf/README.md.
+    /// The fastest backend(s) available in this build on this CPU, chosen at run
+    /// time by CPU features from the measurements in perf/README.md; see
+    /// [`Backend::auto_choice`].
     Auto,
     /// RustCrypto `aes-gcm` / `chacha20poly1305`: portable, always available.
     RustCrypto,
@@ -41,14 +43,81 @@ impl Backend {
         }
     }
 
-    /// The concrete backend `Auto` resolves to for `alg` on this CPU.
+    /// The concrete backend this resolves to for full-size (≥ 1400 B) packets of
+    /// `alg`: itself, or for `Auto` the `large` side of [`Backend::auto_choice`].
     pub fn resolve(self, alg: Algorithm) -> Backend {
         match self {
-            Backend::Auto => {
-                let _ = alg;
-                Backend::RustCrypto
-            }
+            Backend::Auto => Backend::auto_choice(alg).large,
             other => other,
+        }
+    }
+
+    /// What `Auto` uses for `alg` on this CPU (perf/README.md, "AEAD backends"):
+    ///
+    /// * AES-GCM with intel-ipsec-mb on its AVX-512 path: ipsec-mb for every size
+    ///   (≈ 214 vs ring ≈ 425 cycles at 1408 B, 49 vs 153 at 64 B, issue 5).
+    /// * AES-GCM with ipsec-mb on AVX2/AVX/SSE: ipsec-mb below 256 B (half of
+    ///   ring's cost at 64 B), ring from 256 B (≈ 1.2× faster at 1400 B,
+    ///   1.8× at 9000 B on the AVX2 EPYC measured).
+    /// * AES-GCM without ipsec-mb: ring (2–3× RustCrypto).
+    /// * ChaCha20-Poly1305: ring (fastest at every size measured: 1.4–1.5× ipsec-mb's
+    ///   job API, 3–10× RustCrypto).
+    pub fn auto_choice(alg: Algorithm) -> AutoChoice {
+        match alg {
+            Algorithm::Aes128Gcm | Algorithm::Aes256Gcm => match ipsec_mb_arch() {
+                Some(IpsecMbArch::Avx512) => AutoChoice::only(Backend::IpsecMb),
+                Some(IpsecMbArch::NoAesni) | None => AutoChoice::only(Backend::Ring),
+                Some(_) => AutoChoice {
+                    small: Backend::IpsecMb,
+                    large: Backend::Ring,
+                    threshold: 256,
+                },
+            },
+            Algorithm::ChaCha20Poly1305 => AutoChoice::only(Backend::Ring),
+        }
+    }
+}
+
+/// The backends `Backend::Auto` uses for one algorithm: `small` for packets with
+/// fewer than `threshold` plaintext bytes, `large` for the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AutoChoice {
+    /// Backend for packets shorter than `threshold`.
+    pub small: Backend,
+    /// Backend for the rest.
+    pub large: Backend,
+    /// Size split in bytes of plaintext (0: `large` for everything).
+    pub threshold: usize,
+}
+
+impl AutoChoice {
+    const fn only(b: Backend) -> Self {
+        AutoChoice {
+            small: b,
+            large: b,
+            threshold: 0,
+        }
+    }
+
+    /// Name reported by an `Auto` instance's `Aead::backend()`.
+    pub const fn name(&self) -> &'static str {
+        match (self.small, self.large) {
+            (Backend::IpsecMb, Backend::Ring) if self.threshold > 0 => "ipsec-mb+ring",
+            (_, large) => large.name(),
+        }
+    }
+}
+
+impl core::fmt::Display for AutoChoice {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        if self.threshold == 0 || self.small == self.large {
+            write!(f, "{}", self.large)
+        } else {
+            write!(
+                f,
+                "{} <{} B, {} ≥{} B",
+                self.small, self.threshold, self.large, self.threshold
+            )
         }
     }
 }
@@ -143,7 +212,20 @@ pub fn new_aead(
     backend: Backend,
 ) -> Result<Box<dyn Aead>, KeyError> {
     let (key, salt) = split_keymat(alg, keymat)?;
-    let backend = backend.resolve(alg);
+    if backend == Backend::Auto {
+        let choice = Backend::auto_choice(alg);
+        let large = new_aead(alg, keymat, choice.large)?;
+        if choice.threshold == 0 || choice.small == choice.large {
+            return Ok(large);
+        }
+        let small = new_aead(alg, keymat, choice.small)?;
+        return Ok(Box::new(Split::new(
+            small,
+            large,
+            choice.threshold,
+            choice.name(),
+        )));
+    }
     if !backend.is_available(alg) {
         return Err(KeyError::Unavailable { backend, alg });
     }
@@ -239,6 +321,94 @@ mod tests {
                 .expect("authentic packet opens");
                 assert_eq!(data, plain, "{backend} {alg:?}");
             }
+        }
+    }
+
+    /// Sizes around block, lane and `Auto` split boundaries, interleaved so a
+    /// size-split burst alternates between its backends.
+    const MIXED: [usize; 16] = [
+        1400, 0, 9000, 1, 300, 15, 256, 16, 255, 17, 511, 64, 257, 63, 1500, 4000,
+    ];
+
+    /// AADs alternate between 8 bytes (SPI || seq) and 12 (ESN).
+    fn mixed_ops<'a>(
+        data: &'a mut [Vec<u8>],
+        tags: &'a mut [[u8; TAG_LEN]],
+        aads: &'a [[u8; 12]],
+    ) -> Vec<AeadOp<'a>> {
+        data.iter_mut()
+            .zip(tags.iter_mut())
+            .zip(aads.iter())
+            .enumerate()
+            .map(|(i, ((d, t), a))| AeadOp {
+                iv: [i as u8; 8],
+                aad: &a[..8 + (i % 2) * 4],
+                data: d,
+                tag: t,
+            })
+            .collect()
+    }
+
+    fn seal_mixed(aead: &dyn Aead) -> (Vec<Vec<u8>>, Vec<[u8; TAG_LEN]>) {
+        let mut data: Vec<Vec<u8>> = MIXED
+            .iter()
+            .map(|&n| (0..n).map(|i| (i * 13 + n) as u8).collect())
+            .collect();
+        let mut tags = vec![[0u8; TAG_LEN]; MIXED.len()];
+        let aads: Vec<[u8; 12]> = (0..MIXED.len() as u8).map(|i| [i; 12]).collect();
+        let mut ops = mixed_ops(&mut data, &mut tags, &aads);
+        aead.seal_burst(&mut ops);
+        drop(ops);
+        (data, tags)
+    }
+
+    /// Every backend, and `Auto` (possibly split by size), produce the same bytes
+    /// for packets of every size class; the KATs pin RustCrypto to the specs.
+    #[test]
+    fn every_backend_and_auto_agree_on_mixed_sizes() {
+        for alg in ALGS {
+            let reference = new_aead(alg, &keymat(alg), Backend::RustCrypto).expect("rustcrypto");
+            let expect = seal_mixed(reference.as_ref());
+            let mut backends: Vec<Backend> = Backend::ALL
+                .into_iter()
+                .filter(|b| b.is_available(alg))
+                .collect();
+            backends.push(Backend::Auto);
+            for backend in backends {
+                let aead = new_aead(alg, &keymat(alg), backend).expect("available backend keys");
+                let (mut data, mut tags) = seal_mixed(aead.as_ref());
+                assert!(
+                    data == expect.0 && tags == expect.1,
+                    "{backend} ({}) {alg:?}",
+                    aead.backend()
+                );
+                tags[6][0] ^= 1;
+                let aads: Vec<[u8; 12]> = (0..MIXED.len() as u8).map(|i| [i; 12]).collect();
+                let mut ops = mixed_ops(&mut data, &mut tags, &aads);
+                let mut results = vec![Ok(()); MIXED.len()];
+                aead.open_burst(&mut ops, &mut results);
+                for (i, r) in results.iter().enumerate() {
+                    assert_eq!(
+                        r.is_err(),
+                        i == 6,
+                        "{backend} {alg:?} packet {i} ({} B)",
+                        MIXED[i]
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn auto_choice_names_only_available_backends() {
+        for alg in ALGS {
+            let c = Backend::auto_choice(alg);
+            assert!(
+                c.small.is_available(alg) && c.large.is_available(alg),
+                "{alg:?}: {c}"
+            );
+            let aead = new_aead(alg, &keymat(alg), Backend::Auto).expect("auto keys");
+            assert_eq!(aead.backend(), c.name());
         }
     }
 

@@ -32,6 +32,11 @@ struct IpsecMb {
     alg: Algorithm,
 }
 
+/// The intel-ipsec-mb SIMD path this process uses, if the library is usable.
+pub fn ipsec_mb_arch() -> Option<ipsec_mb_sys::Arch> {
+    ipsec_mb_sys::arch().ok()
+}
+
 /// Whether the library is built in and its SIMD path uses AES-NI on this CPU
 /// (the no-AES-NI fallback is slower than the other backends, so it is never offered).
 pub(super) fn available() -> bool {

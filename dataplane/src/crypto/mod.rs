@@ -15,8 +15,11 @@ mod ipsec_mb;
 mod keyed;
 mod ring;
 mod rustcrypto;
+mod split;
 
-pub use backend::{new_aead, Backend, KeyError, UnknownBackend};
+pub use backend::{new_aead, AutoChoice, Backend, KeyError, UnknownBackend};
+pub use ipsec_mb::ipsec_mb_arch;
+pub use ipsec_mb_sys::Arch as IpsecMbArch;
 
 /// Bytes of ICV (authentication tag) for every AEAD we support.
 pub const TAG_LEN: usize = 16;

@@ -1,17 +1,17 @@
 //! ring 0.17 backend (`ring::aead::LessSafeKey`): BoringSSL-derived assembly
 //! (AES-NI + PCLMUL/AVX for GCM, SIMD ChaCha20-Poly1305), picked at run time.
 //!
-//! ring keeps its expanded key schedule private and offers no way to wipe it, so
-//! unlike the other backends this one cannot zeroize the round keys on drop (the
-//! salt we hold is wiped). `Backend::Auto` does not pick ring when another
-//! backend is as fast (see perf/README.md).
+//! ring keeps its expanded key inline in `LessSafeKey` and never wipes it, so the
+//! key is held in `ipsec_mb_sys::WipeOnDrop`, which zeroes its bytes after drop.
 
 use ::ring::aead::{self, Aad, LessSafeKey, Nonce, Tag, UnboundKey};
+
+use ipsec_mb_sys::WipeOnDrop;
 
 use super::keyed::Keyed;
 use super::{Aead, AeadOp, Algorithm, AuthError, Backend, KeyError, SALT_LEN};
 
-struct Ring(Keyed<LessSafeKey>);
+struct Ring(Keyed<WipeOnDrop<LessSafeKey>>);
 
 pub(super) fn new(
     alg: Algorithm,
@@ -28,7 +28,7 @@ pub(super) fn new(
         alg,
     })?;
     Ok(Box::new(Ring(Keyed::new(
-        LessSafeKey::new(unbound),
+        WipeOnDrop::new(LessSafeKey::new(unbound)),
         salt,
         alg,
         Backend::Ring.name(),

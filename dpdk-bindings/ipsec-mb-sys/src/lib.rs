@@ -119,6 +119,9 @@ fn nonce(salt: &[u8; SALT_LEN], iv: &[u8; IV_LEN]) -> [u8; SALT_LEN + IV_LEN] {
     n
 }
 
+mod wipe;
+pub use wipe::WipeOnDrop;
+
 #[cfg(ipsec_mb)]
 mod imp;
 #[cfg(ipsec_mb)]
