@@ -131,8 +131,8 @@ _harness_gone() { ! kill -0 "$1" 2>/dev/null || [[ $(ps -o stat= -p "$1" 2>/dev/
 
 # ---------------------------------------------------------------- namespaces
 
-# netns_add NAME: a new namespace (NAME must start with "$HARNESS_TAG-") with lo up and IPv6 off (keeps captures free of
-# ND/MLD noise; the tests use IPv4 outer and inner addresses unless they enable it).
+# netns_add NAME: a new namespace, NAME starting with "$HARNESS_TAG-", with lo up and IPv6
+# off (keeps captures free of ND/MLD noise; NETNS_IPV6=1 keeps IPv6 for tests that use it).
 netns_add() {
     local ns=$1
     # Team rule: every name starts with the test's tag, so tests never collide.
