@@ -242,7 +242,8 @@ fn syntax_message(message: &str) -> String {
         .replace("expected u16", "expected an integer from 0 to 65535")
         .replace("expected u32", "expected an integer from 0 to 4294967295")
         .replace("expected i64", "expected an integer")
-        .replace("expected a boolean", "expected true or false");
+        .replace("expected a boolean", "expected true or false")
+        .replace("expected a sequence", "expected a list: write [\"…\"]");
     match message.strip_prefix("invalid type: ") {
         Some(rest) => format!("wrong type: {rest}"),
         None => message,

@@ -88,6 +88,14 @@ pub(crate) fn check_static_sas(
                 }
             }
         }
+        if let (Some(spi), Some(remote), Some(v)) = (spi_out, remote, &sa.spi_out) {
+            if let Some(other) = out.iter().find(|o: &&StaticSaConfig| o.spi_out == spi && o.remote == remote) {
+                d.error(
+                    v.span(),
+                    format!("spi_out = {spi:#x} to {remote} is also used by static_sa \"{}\": the peer finds its inbound SA by SPI, so give each SA its own", other.name),
+                );
+            }
+        }
         let key_in = d.need(&sa.key_in, &span, section, "key_in", "\"<40 or 72 hex digits>\"").and_then(|v| key(d, v, "key_in", algorithm));
         let key_out =
             d.need(&sa.key_out, &span, section, "key_out", "\"<40 or 72 hex digits>\"").and_then(|v| key(d, v, "key_out", algorithm));
