@@ -1,15 +1,17 @@
 //! The ipsecgw binary.
 #![forbid(unsafe_code)]
 
-mod forward_config;
 mod plan;
 mod run;
 mod worker;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use controlplane::config::Config;
+
+use crate::plan::RunPlan;
 
 /// DPDK IPsec gateway.
 #[derive(Debug, Parser)]
@@ -37,19 +39,42 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Run { config, busy_poll, eal_args } => forward_config::load(&config)
-            .and_then(|plan| {
+    match cli.command {
+        Command::Run { config, busy_poll, eal_args } => {
+            let Some(config) = load_config(&config) else { return ExitCode::FAILURE };
+            let result = RunPlan::from_config(&config).and_then(|plan| {
                 let busy = busy_poll || plan.busy_poll;
                 run::run(plan, &eal_args, busy)
-            }),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            // One line: cause and what to do.
-            eprintln!("ipsecgw: error: {}", format!("{e:#}").replace('\n', " "));
-            ExitCode::FAILURE
+            });
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    // One line: cause and what to do.
+                    eprintln!("ipsecgw: error: {}", format!("{e:#}").replace('\n', " "));
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+/// Loads and validates the config; prints warnings, and every error on its own line.
+fn load_config(path: &Path) -> Option<Config> {
+    match Config::load(path) {
+        Ok((config, warnings)) => {
+            for w in &warnings {
+                eprintln!("ipsecgw: {w}");
+            }
+            Some(config)
+        }
+        Err(errors) => {
+            for w in &errors.warnings {
+                eprintln!("ipsecgw: {w}");
+            }
+            for e in &errors.errors {
+                eprintln!("ipsecgw: error: {e}");
+            }
+            None
         }
     }
 }

@@ -1,4 +1,7 @@
-//! What `ipsecgw run` needs from the config, independent of how the config file is parsed.
+//! What `ipsecgw run` needs from the validated config (`controlplane::config`).
+
+use anyhow::{anyhow, Result};
+use controlplane::config::Config;
 
 /// A port as the gateway uses it.
 #[derive(Debug, Clone)]
@@ -14,12 +17,37 @@ pub struct PlanPort {
 pub struct RunPlan {
     /// EAL arguments from `[dpdk].eal_args` (the CLI's `-- ARGS` are appended).
     pub eal_args: Vec<String>,
-    /// Mempool size, if set.
-    pub mbufs: Option<u32>,
+    /// Mempool size.
+    pub mbufs: u32,
     /// Poll without idle back-off.
     pub busy_poll: bool,
     /// Ports in config order.
     pub ports: Vec<PlanPort>,
     /// Forwarding pairs as indexes into `ports` (both directions).
     pub pairs: Vec<(usize, usize)>,
+}
+
+impl RunPlan {
+    /// The plan for a validated config (which already checked that pair names exist).
+    pub fn from_config(config: &Config) -> Result<RunPlan> {
+        let ports: Vec<PlanPort> =
+            config.ports.iter().map(|p| PlanPort { name: p.name.clone(), dpdk_port: p.dpdk_port }).collect();
+        let index = |name: &str| {
+            ports
+                .iter()
+                .position(|p| p.name == name)
+                .ok_or_else(|| anyhow!("{}: [forward] names an unknown port {name:?}", config.path.display()))
+        };
+        let mut pairs = Vec::new();
+        for (a, b) in config.forward.iter().flat_map(|f| &f.pairs) {
+            pairs.push((index(a)?, index(b)?));
+        }
+        Ok(RunPlan {
+            eal_args: config.dpdk.eal_args.clone(),
+            mbufs: config.dpdk.mbufs,
+            busy_poll: config.dpdk.busy_poll,
+            ports,
+            pairs,
+        })
+    }
 }

@@ -15,7 +15,6 @@ use crate::worker::{self, Forwarder, PortCounters, WorkerQueues, BURST};
 const RX_DESC: u16 = 1024;
 const TX_DESC: u16 = 1024;
 const MEMPOOL_CACHE: u32 = 256;
-const DEFAULT_MBUFS: u32 = 8191;
 
 /// Mbufs the ports and workers can hold at once; the pool must be larger or rx stalls.
 fn mbufs_needed(ports: usize, workers: usize, lcores: usize) -> u32 {
@@ -72,9 +71,14 @@ pub fn run(plan: RunPlan, cli_eal_args: &[String], busy_poll: bool) -> Result<()
 
     let lcores = eal.worker_lcores();
     let workers = lcores.len().max(1); // no worker lcore: the main lcore polls
+    let queues = u16::try_from(workers).unwrap_or(u16::MAX);
+    for p in &plan.ports {
+        let info = Port::info_of(&eal, p.dpdk_port).map_err(|e| anyhow!("port {:?}: {e}", p.name))?;
+        info.check_queues(p.dpdk_port, queues, queues).map_err(|e| anyhow!("port {:?}: {e}", p.name))?;
+    }
     let nports = plan.ports.len();
     let needed = mbufs_needed(nports, workers, eal.lcore_count() as usize);
-    let mbufs = plan.mbufs.unwrap_or(DEFAULT_MBUFS.max(needed));
+    let mbufs = plan.mbufs;
     if mbufs < needed {
         bail!(
             "mempool too small: [dpdk].mbufs = {mbufs}, but {nports} port(s) x {workers} queue(s) x ({RX_DESC}+{TX_DESC}) descriptors plus bursts and caches need {needed}: raise [dpdk].mbufs to at least {needed}"
@@ -82,7 +86,6 @@ pub fn run(plan: RunPlan, cli_eal_args: &[String], busy_poll: bool) -> Result<()
     }
     let pool = Mempool::new(&eal, "ipsecgw_mbufs", mbufs, MEMPOOL_CACHE, None).map_err(|e| anyhow!("{e}"))?;
 
-    let queues = u16::try_from(workers).unwrap_or(u16::MAX);
     let conf = PortConfig { rx_queues: queues, tx_queues: queues, rx_desc: RX_DESC, tx_desc: TX_DESC, ..PortConfig::default() };
     let mut ports = Vec::with_capacity(nports);
     for p in &plan.ports {

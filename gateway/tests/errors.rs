@@ -115,9 +115,9 @@ fn memory_too_small_for_the_mempool_with_no_huge() {
 
 #[test]
 fn mempool_smaller_than_the_queues_need() {
-    let out = run("fewmbufs", NO_HUGE, "mbufs = 100", &["--vdev=net_null0,no-rx=1", "--vdev=net_null1,no-rx=1"]);
+    let out = run("fewmbufs", NO_HUGE, "mbufs = 2047", &["--vdev=net_null0,no-rx=1", "--vdev=net_null1,no-rx=1"]);
     let line = fails_with_one_line(&out);
-    assert!(line.contains("mempool too small: [dpdk].mbufs = 100"), "{line}");
+    assert!(line.contains("mempool too small: [dpdk].mbufs = 2047"), "{line}");
     assert!(line.contains("raise [dpdk].mbufs to at least"), "{line}");
 }
 

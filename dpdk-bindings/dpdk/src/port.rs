@@ -124,6 +124,24 @@ pub struct TxQueue {
     _guard: Arc<PortGuard>,
 }
 
+impl PortInfo {
+    /// Whether the driver supports `rx` rx and `tx` tx queues on port `id`; the error says
+    /// what to change.
+    pub fn check_queues(&self, id: u16, rx: u16, tx: u16) -> Result<()> {
+        for (what, asked, max) in [("rx", rx, self.max_rx_queues), ("tx", tx, self.max_tx_queues)] {
+            if asked == 0 || asked > max {
+                return Err(Error::new(
+                    ErrorKind::Unsupported,
+                    format!("port {id} ({})", self.name),
+                    format!("{asked} {what} queues asked, driver {} supports 1..={max}", self.driver),
+                    "use fewer worker lcores (-l), or give the device more queues (e.g. qpairs=N for net_af_packet)",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 fn port_info(id: u16) -> Result<PortInfo> {
     let mut info = dpdk_sys::rte_eth_dev_info::default();
     // SAFETY: `info` is a writable rte_eth_dev_info; an invalid id returns -ENODEV.
@@ -176,16 +194,7 @@ impl Port {
         }
         let info = port_info(id)?;
         let ctx = format!("port {id} ({})", info.name);
-        for (what, asked, max) in [("rx", conf.rx_queues, info.max_rx_queues), ("tx", conf.tx_queues, info.max_tx_queues)] {
-            if asked == 0 || asked > max {
-                return Err(Error::new(
-                    ErrorKind::Unsupported,
-                    ctx.clone(),
-                    format!("{asked} {what} queues asked, driver {} supports 1..={max}", info.driver),
-                    "use fewer worker lcores (-l), or give the device more queues (e.g. qpairs=N for net_af_packet)",
-                ));
-            }
-        }
+        info.check_queues(id, conf.rx_queues, conf.tx_queues)?;
         let mut econf = dpdk_sys::rte_eth_conf::default();
         if conf.rss && conf.rx_queues > 1 {
             // SAFETY: returns a constant.
