@@ -181,7 +181,8 @@ impl Config {
             Ok(raw) => raw,
             Err(e) => {
                 let span = e.span().unwrap_or(0..0);
-                d.error(span, syntax_message(e.message()));
+                let at = text.get(span.clone()).unwrap_or("");
+                d.error(span, syntax_message(e.message(), at));
                 return Err(d.into_errors());
             }
         };
@@ -227,9 +228,22 @@ impl Config {
     }
 }
 
-/// Rewrites serde/toml messages into ones that say what to change.
-fn syntax_message(message: &str) -> String {
+/// Rewrites serde/toml messages into ones that say what to change; `at` is the text
+/// the error points at.
+fn syntax_message(message: &str, at: &str) -> String {
     let message = message.trim();
+    let header = at.trim();
+    if message.contains("map, expected a sequence") || message.contains("sequence, expected a [") {
+        if let Some(name) = header.strip_prefix("[[").and_then(|h| h.strip_suffix("]]")) {
+            return format!("[[{name}]] is a single table: write [{name}]");
+        }
+        if let Some(name) = header.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+            return format!("[{name}] can appear several times, so it is written [[{name}]] (an array of tables)");
+        }
+    }
+    if message == "duplicate key" {
+        return format!("duplicate key '{header}': each key may appear once per table; remove one");
+    }
     if let Some(rest) = message.strip_prefix("unknown field `") {
         let (key, expected) = rest.split_once('`').unwrap_or((rest, ""));
         let valid: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
