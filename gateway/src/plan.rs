@@ -51,3 +51,37 @@ impl RunPlan {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn plan_follows_the_config() {
+        let text = r#"
+[dpdk]
+eal_args = ["--no-huge", "-m", "1024"]
+mbufs = 16383
+
+[[port]]
+name = "outside"
+dpdk_port = 1
+
+[[port]]
+name = "inside"
+dpdk_port = 0
+
+[forward]
+pairs = [["inside", "outside"]]
+"#;
+        let (config, _) = Config::parse(text, Path::new("gw.toml")).expect("valid config");
+        let plan = RunPlan::from_config(&config).expect("plan");
+        assert_eq!(plan.eal_args, ["--no-huge", "-m", "1024"]);
+        assert_eq!(plan.mbufs, 16383);
+        assert!(!plan.busy_poll);
+        assert_eq!(plan.ports.iter().map(|p| (p.name.as_str(), p.dpdk_port)).collect::<Vec<_>>(), [("outside", 1), ("inside", 0)]);
+        assert_eq!(plan.pairs, [(1, 0)]);
+    }
+}

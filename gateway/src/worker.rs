@@ -56,13 +56,8 @@ impl BurstProcessor for Forwarder {
             // The common case: hand the whole burst over without touching a packet.
             std::mem::swap(pkts, txb);
         } else {
-            while let Some(m) = pkts.pop() {
-                if let Err(m) = txb.push(m) {
-                    // No room: put it back to be dropped with the rest.
-                    let _ = pkts.push(m);
-                    break;
-                }
-            }
+            // What does not fit stays in `pkts` and is dropped (and counted) by the worker.
+            txb.take_from(pkts);
         }
     }
 }

@@ -97,6 +97,18 @@ impl<const N: usize> Burst<N> {
         Some(unsafe { Mbuf::from_raw(NonNull::new_unchecked(self.ptrs[self.len])) })
     }
 
+    /// Moves as many mbufs as fit from the front of `src` to the end of `self`, in order;
+    /// the rest stay in `src`. Returns how many moved.
+    #[inline]
+    pub fn take_from<const M: usize>(&mut self, src: &mut Burst<M>) -> usize {
+        let n = (N - self.len).min(src.len);
+        self.ptrs[self.len..self.len + n].copy_from_slice(&src.ptrs[..n]);
+        self.len += n;
+        // SAFETY: the first n mbufs of src now belong to self.
+        unsafe { src.consumed(n) };
+        n
+    }
+
     /// Keeps the mbufs for which `keep` returns true (in order) and frees the others.
     pub fn retain(&mut self, mut keep: impl FnMut(&mut Mbuf) -> bool) {
         let mut kept = 0;

@@ -109,6 +109,14 @@ fn burst_retain_drain_and_drop_return_every_mbuf() {
         n % 2 == 0
     });
     assert_eq!(b.len(), 8);
+    // take_from keeps order and leaves what does not fit.
+    let order: Vec<_> = b.as_slice().iter().map(|m| m.as_ptr()).collect();
+    let mut small: Burst<4> = Burst::new();
+    small.push(pool.alloc().unwrap()).unwrap();
+    assert_eq!(small.take_from(&mut b), 3);
+    assert_eq!(small.as_slice()[1..].iter().map(|m| m.as_ptr()).collect::<Vec<_>>(), order[..3]);
+    assert_eq!(b.as_slice().iter().map(|m| m.as_ptr()).collect::<Vec<_>>(), order[3..]);
+    drop(small);
     let mut it = b.drain();
     let first = it.next().unwrap();
     drop(it);
