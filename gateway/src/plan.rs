@@ -21,6 +21,8 @@ pub struct RunPlan {
     pub mbufs: u32,
     /// Poll without idle back-off.
     pub busy_poll: bool,
+    /// Rx burst size.
+    pub burst: u16,
     /// Ports in config order.
     pub ports: Vec<PlanPort>,
     /// Forwarding pairs as indexes into `ports` (both directions).
@@ -46,6 +48,7 @@ impl RunPlan {
             eal_args: config.dpdk.eal_args.clone(),
             mbufs: config.dpdk.mbufs,
             busy_poll: config.dpdk.busy_poll,
+            burst: config.dpdk.burst,
             ports,
             pairs,
         })
@@ -64,6 +67,7 @@ mod tests {
 [dpdk]
 eal_args = ["--no-huge", "-m", "1024"]
 mbufs = 16383
+burst = 16
 
 [[port]]
 name = "outside"
@@ -81,6 +85,7 @@ pairs = [["inside", "outside"]]
         assert_eq!(plan.eal_args, ["--no-huge", "-m", "1024"]);
         assert_eq!(plan.mbufs, 16383);
         assert!(!plan.busy_poll);
+        assert_eq!(plan.burst, 16);
         assert_eq!(plan.ports.iter().map(|p| (p.name.as_str(), p.dpdk_port)).collect::<Vec<_>>(), [("outside", 1), ("inside", 0)]);
         assert_eq!(plan.pairs, [(1, 0)]);
     }

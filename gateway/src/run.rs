@@ -10,7 +10,7 @@ use anyhow::{anyhow, bail, Result};
 use dpdk::{Eal, Mempool, Port, PortConfig};
 
 use crate::plan::RunPlan;
-use crate::worker::{self, Forwarder, PortCounters, WorkerQueues, BURST};
+use crate::worker::{self, Forwarder, PollConfig, PortCounters, WorkerQueues, BURST};
 
 const RX_DESC: u16 = 1024;
 const TX_DESC: u16 = 1024;
@@ -104,6 +104,10 @@ pub fn run(plan: RunPlan, cli_eal_args: &[String], busy_poll: bool) -> Result<()
         signal_hook::flag::register(sig, stop.clone()).map_err(|e| anyhow!("installing a signal handler: {e}"))?;
     }
     let forwarder = Forwarder::new(nports, &plan.pairs);
+    if usize::from(plan.burst) > BURST {
+        eprintln!("ipsecgw: [dpdk].burst = {} is capped at {BURST} (the worker's burst array)", plan.burst);
+    }
+    let poll = PollConfig { burst: usize::from(plan.burst), busy_poll };
     let mut worker_queues = Vec::with_capacity(workers);
     for w in 0..queues {
         let mut q = WorkerQueues { rx: Vec::with_capacity(nports), tx: Vec::with_capacity(nports) };
@@ -124,12 +128,12 @@ pub fn run(plan: RunPlan, cli_eal_args: &[String], busy_poll: bool) -> Result<()
 
     if lcores.is_empty() {
         let q = worker_queues.pop().ok_or_else(|| anyhow!("internal: no worker queues"))?;
-        worker::run(q, forwarder, &counters[0], &stop, busy_poll);
+        worker::run(q, forwarder, &counters[0], &stop, poll);
     } else {
         let mut launched = Vec::with_capacity(workers);
         for (w, (lcore, q)) in lcores.iter().zip(worker_queues).enumerate() {
             let (proc, counters, flag) = (forwarder.clone(), counters.clone(), stop.clone());
-            let job = eal.launch(*lcore, move || worker::run(q, proc, &counters[w], &flag, busy_poll));
+            let job = eal.launch(*lcore, move || worker::run(q, proc, &counters[w], &flag, poll));
             match job {
                 Ok(j) => launched.push(j),
                 Err(e) => {

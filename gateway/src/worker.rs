@@ -91,14 +91,25 @@ pub struct WorkerQueues {
     pub tx: Vec<TxQueue>,
 }
 
+/// How a worker polls.
+#[derive(Debug, Clone, Copy)]
+pub struct PollConfig {
+    /// Mbufs per rx burst (1..=BURST).
+    pub burst: usize,
+    /// No idle back-off.
+    pub busy_poll: bool,
+}
+
 /// Polls until `stop` is set. Returns 0 (the lcore's exit code).
 pub fn run<P: BurstProcessor>(
     mut q: WorkerQueues,
     mut proc: P,
     counters: &[PortCounters],
     stop: &AtomicBool,
-    busy_poll: bool,
+    poll: PollConfig,
 ) -> i32 {
+    let PollConfig { burst, busy_poll } = poll;
+    let burst = burst.clamp(1, BURST);
     let ports = q.tx.len();
     let mut rx: Burst<BURST> = Burst::new();
     let mut tx: Vec<Burst<BURST>> = (0..ports).map(|_| Burst::new()).collect();
@@ -107,7 +118,7 @@ pub fn run<P: BurstProcessor>(
         let mut got = 0;
         for i in 0..ports {
             let Some(rxq) = q.rx[i].as_mut() else { continue };
-            let n = rxq.rx_burst(&mut rx);
+            let n = rxq.rx_burst_max(&mut rx, burst);
             if n == 0 {
                 continue;
             }

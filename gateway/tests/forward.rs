@@ -27,7 +27,17 @@ fn frame(i: usize) -> Vec<u8> {
 
 #[test]
 fn forwards_a_pcap_unchanged_and_prints_counters_on_sigterm() {
-    let dir = std::env::temp_dir().join(format!("ipsecgw-forward-{}", std::process::id()));
+    forward_pcap("worker", "", "");
+}
+
+/// Without worker lcores the main lcore polls; a burst of 4 splits the input in many bursts.
+#[test]
+fn forwards_on_the_main_lcore_alone_with_small_bursts() {
+    forward_pcap("main", "burst = 4\n", ", \"-l\", \"0\"");
+}
+
+fn forward_pcap(tag: &str, dpdk_extra: &str, eal_extra: &str) {
+    let dir = std::env::temp_dir().join(format!("ipsecgw-forward-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let packets: Vec<Vec<u8>> = (0..200).map(frame).collect();
     let input = dir.join("in.pcap");
@@ -38,7 +48,7 @@ fn forwards_a_pcap_unchanged_and_prints_counters_on_sigterm() {
     std::fs::write(
         &cfg,
         format!(
-            "[dpdk]\neal_args = [\"--no-huge\", \"-m\", \"256\", \"--no-pci\", \"--file-prefix=gwfwd-{pid}\",\n  \"--vdev=net_pcap0,rx_pcap={i}\", \"--vdev=net_pcap1,tx_pcap={o}\"]\n\n[[port]]\nname = \"outside\"\ndpdk_port = 0\n\n[[port]]\nname = \"inside\"\ndpdk_port = 1\n\n[forward]\npairs = [[\"outside\", \"inside\"]]\n",
+            "[dpdk]\n{dpdk_extra}eal_args = [\"--no-huge\", \"-m\", \"256\", \"--no-pci\", \"--file-prefix=gwfwd-{tag}-{pid}\",\n  \"--vdev=net_pcap0,rx_pcap={i}\", \"--vdev=net_pcap1,tx_pcap={o}\"{eal_extra}]\n\n[[port]]\nname = \"outside\"\ndpdk_port = 0\n\n[[port]]\nname = \"inside\"\ndpdk_port = 1\n\n[forward]\npairs = [[\"outside\", \"inside\"]]\n",
             pid = std::process::id(),
             i = input.display(),
             o = output.display()

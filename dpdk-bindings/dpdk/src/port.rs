@@ -421,7 +421,14 @@ impl RxQueue {
     /// Receives into the free slots of `burst`; returns how many arrived.
     #[inline]
     pub fn rx_burst<const N: usize>(&mut self, burst: &mut Burst<N>) -> usize {
+        self.rx_burst_max(burst, N)
+    }
+
+    /// Receives at most `max` mbufs into the free slots of `burst`.
+    #[inline]
+    pub fn rx_burst_max<const N: usize>(&mut self, burst: &mut Burst<N>, max: usize) -> usize {
         let (slots, room) = burst.spare();
+        let room = room.min(max);
         if room == 0 {
             return 0;
         }
