@@ -119,8 +119,9 @@ pub fn run(plan: RunPlan, cli_eal_args: &[String], busy_poll: bool) -> Result<()
     }
     let pairs: Vec<String> =
         plan.pairs.iter().map(|&(a, b)| format!("{}<->{}", plan.ports[a].name, plan.ports[b].name)).collect();
+    let on = if lcores.is_empty() { "the main lcore (no worker lcores)".to_string() } else { format!("{workers} worker lcore(s)") };
     println!(
-        "ipsecgw: forwarding {} on {workers} worker lcore(s){}; Ctrl-C to stop",
+        "ipsecgw: forwarding {} on {on}{}; Ctrl-C to stop",
         if pairs.is_empty() { "nothing (no [forward] pairs)".to_string() } else { pairs.join(", ") },
         if busy_poll { ", busy-polling" } else { "" }
     );

@@ -27,16 +27,17 @@ fn frame(i: usize) -> Vec<u8> {
 
 #[test]
 fn forwards_a_pcap_unchanged_and_prints_counters_on_sigterm() {
-    forward_pcap("worker", "", "");
+    // Two lcores on CPU 0 whatever the machine has: main + one worker (net_pcap has one queue).
+    forward_pcap("worker", "", ", \"--lcores=0@0,1@0\"", "1 worker lcore");
 }
 
 /// Without worker lcores the main lcore polls; a burst of 4 splits the input in many bursts.
 #[test]
 fn forwards_on_the_main_lcore_alone_with_small_bursts() {
-    forward_pcap("main", "burst = 4\n", ", \"-l\", \"0\"");
+    forward_pcap("main", "burst = 4\n", ", \"-l\", \"0\"", "the main lcore");
 }
 
-fn forward_pcap(tag: &str, dpdk_extra: &str, eal_extra: &str) {
+fn forward_pcap(tag: &str, dpdk_extra: &str, eal_extra: &str, polled_on: &str) {
     let dir = std::env::temp_dir().join(format!("ipsecgw-forward-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let packets: Vec<Vec<u8>> = (0..200).map(frame).collect();
@@ -65,7 +66,7 @@ fn forward_pcap(tag: &str, dpdk_extra: &str, eal_extra: &str) {
     let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
     let mut first = String::new();
     stdout.read_line(&mut first).expect("read");
-    assert!(first.contains("forwarding outside<->inside"), "{first}");
+    assert!(first.contains(&format!("forwarding outside<->inside on {polled_on}")), "{first}");
     // Wait (bounded) until every packet is in the output file; net_pcap flushes per burst.
     for _ in 0..200 {
         if pcap_records(&std::fs::read(&output).unwrap_or_default()).len() >= packets.len() {

@@ -31,9 +31,11 @@ netns_forwarding "$GW" 0
 before=$(netns_ping "$A" 198.51.100.1 198.51.100.2 2)
 [[ $before == 0 ]] || harness_die "ping works without ipsecgw ($before replies): the test would prove nothing"
 
+# Main lcore + one worker (net_af_packet has one queue pair), on two CPUs when there are.
+if (($(nproc) >= 2)); then LCORES='"-l", "0,1"'; else LCORES='"--lcores", "0@0,1@0"'; fi
 cat >"$HARNESS_DIR/gw.toml" <<TOML
 [dpdk]
-eal_args = ["--no-huge", "-m", "512", "--no-pci", "--file-prefix", "$TAG-$$",
+eal_args = ["--no-huge", "-m", "512", "--no-pci", "--file-prefix", "$TAG-$$", $LCORES,
             "--vdev=net_af_packet0,iface=gw0", "--vdev=net_af_packet1,iface=gw1"]
 
 [[port]]
