@@ -2,3 +2,4 @@
 #![forbid(unsafe_code)]
 
 pub mod aead;
+pub mod sa_tables;

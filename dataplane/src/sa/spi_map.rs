@@ -10,6 +10,7 @@
 //! and a miss stops at the first empty bucket (load factor ≤ 2/3).
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use rayon::prelude::*;
@@ -90,6 +91,22 @@ impl<V> SpiMap<V> {
             + SHARDS * std::mem::size_of::<Shard<V>>()
     }
 
+    /// Longest probe sequence of any installed SPI (1 = found in its home
+    /// bucket): the structural O(1) check of the stress test.
+    pub fn max_probe(&self) -> usize {
+        let mut longest = 0;
+        for shard in self.shards.iter() {
+            let mask = shard.len() - 1;
+            for (i, b) in shard.iter().enumerate() {
+                if b.spi != 0 {
+                    let home = home_of(hash(b.spi), mask);
+                    longest = longest.max(((i + shard.len() - home) & mask) + 1);
+                }
+            }
+        }
+        longest
+    }
+
     /// Iterate over all (SPI, value) pairs, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (u32, &V)> {
         self.shards
@@ -122,11 +139,33 @@ fn build_shard<V>(items: Vec<(u32, V)>) -> Shard<V> {
     Arc::from(buckets)
 }
 
+/// Hasher for the control-side master maps: the SPI is already a well mixed
+/// key once multiplied (and chosen by us, see the module doc).
+#[derive(Debug, Default, Clone, Copy)]
+struct SpiHasher(u64);
+
+impl Hasher for SpiHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = hash(u32::from(*b) ^ (self.0 as u32)).rotate_left(32);
+        }
+    }
+    fn write_u32(&mut self, i: u32) {
+        // Rotate so hashbrown's bucket bits (low) get the well mixed high bits.
+        self.0 = hash(i).rotate_left(32);
+    }
+}
+
+type MasterShard<V> = HashMap<u32, V, BuildHasherDefault<SpiHasher>>;
+
 /// Control-plane master copy of an [`SpiMap`]: a `HashMap` per shard plus dirty
 /// flags, so [`SpiMapBuilder::build`] rebuilds only what changed since the last build.
 #[derive(Debug)]
 pub(crate) struct SpiMapBuilder<V> {
-    shards: Vec<HashMap<u32, V>>,
+    shards: Vec<MasterShard<V>>,
     dirty: Vec<bool>,
     len: usize,
 }
@@ -134,7 +173,7 @@ pub(crate) struct SpiMapBuilder<V> {
 impl<V: Clone + Send + Sync> SpiMapBuilder<V> {
     pub(crate) fn new() -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| HashMap::new()).collect(),
+            shards: (0..SHARDS).map(|_| MasterShard::default()).collect(),
             dirty: vec![true; SHARDS],
             len: 0,
         }

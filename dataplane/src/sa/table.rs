@@ -136,6 +136,11 @@ impl<I, O> SaTable<I, O> {
         self.inbound.index_bytes()
     }
 
+    /// Longest probe sequence in the inbound map (1 = every SPI in its home bucket).
+    pub fn inbound_max_probe(&self) -> usize {
+        self.inbound.max_probe()
+    }
+
     /// All inbound SAs (SPI, SA), in no particular order.
     pub fn inbound_iter(&self) -> impl Iterator<Item = (Spi, &InboundSa<I>)> {
         self.inbound.iter().map(|(spi, sa)| (Spi(spi), sa))
