@@ -25,7 +25,7 @@ struct Args {
 
 fn usage(msg: &str) -> ! {
     eprintln!("aead_table: {msg}");
-    eprintln!("usage: aead_table [--ms N] [--alg aes128gcm|aes256gcm|chacha20poly1305] [--backend rustcrypto|ring|ipsec-mb] [--sizes 64,512,...]");
+    eprintln!("usage: aead_table [--ms N] [--alg aes128gcm|aes256gcm|chacha20poly1305] [--backend rustcrypto|ring|ipsec-mb|auto] [--sizes 64,512,...]");
     std::process::exit(2)
 }
 
@@ -33,7 +33,7 @@ fn parse_args() -> Args {
     let mut a = Args {
         budget: Duration::from_millis(60),
         algs: ALGS.to_vec(),
-        backends: Backend::ALL.to_vec(),
+        backends: [Backend::ALL.as_slice(), &[Backend::Auto]].concat(),
         sizes: SIZES.to_vec(),
     };
     let mut it = std::env::args().skip(1);
@@ -183,8 +183,13 @@ fn main() {
                     std::process::exit(1);
                 }
                 let gbps = |n: f64| size as f64 * 8.0 / n;
+                let label = if backend == Backend::Auto {
+                    format!("auto={}", fx.backend())
+                } else {
+                    backend.to_string()
+                };
                 println!(
-                    "| {alg_name} | {size} | {backend} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} | {:.1} |",
+                    "| {alg_name} | {size} | {label} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} | {:.1} |",
                     ns[0], ns[1], ns[2], ns[3], ns[0] * ghz, ns[2] * ghz, gbps(ns[1]), gbps(ns[3])
                 );
                 rows.push(Row { backend, ns });
@@ -192,6 +197,7 @@ fn main() {
             // Fastest = lowest seal/32 + open/32 (a gateway does both).
             if let Some(best) = rows
                 .iter()
+                .filter(|r| r.backend != Backend::Auto)
                 .min_by(|a, b| (a.ns[1] + a.ns[3]).total_cmp(&(b.ns[1] + b.ns[3])))
             {
                 winners.push((alg, alg_name, size, best.backend));
@@ -204,7 +210,7 @@ fn main() {
     for (alg, alg_name, size, best) in winners {
         println!(
             "| {alg_name} | {size} | {best} | {} |",
-            Backend::Auto.resolve(alg)
+            Backend::auto_choice(alg)
         );
     }
 }
