@@ -37,6 +37,15 @@ pub fn ipsec_mb_arch() -> Option<ipsec_mb_sys::Arch> {
     ipsec_mb_sys::arch().ok()
 }
 
+/// Call once at the start of each worker thread: creates the thread's
+/// intel-ipsec-mb manager (used by its ChaCha20-Poly1305 job API) now, so the
+/// first burst does not allocate. A no-op without the library.
+pub fn prepare_thread() {
+    // Without the library (or on a CPU it cannot run on) there is nothing to prepare;
+    // keying an ipsec-mb AEAD reports that as `KeyError::Unavailable`.
+    let _ = ipsec_mb_sys::warm_up();
+}
+
 /// Whether the library is built in and its SIMD path uses AES-NI on this CPU
 /// (the no-AES-NI fallback is slower than the other backends, so it is never offered).
 pub(super) fn available() -> bool {

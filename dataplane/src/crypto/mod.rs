@@ -7,8 +7,14 @@
 //! The trait works on a whole burst so multi-buffer backends can pipeline; the
 //! single-packet calls are a burst of one.
 //!
-//! Build an instance with [`new_aead`]; [`Backend::Auto`] picks the fastest
-//! backend this build and CPU have (see perf/README.md, "AEAD backends").
+//! Build an instance with [`new_aead`]`(alg, key || salt, backend)`. Backends:
+//! RustCrypto (portable, always there), ring 0.17, and intel-ipsec-mb 1.3 through
+//! `ipsec-mb-sys` (when the library was found at build time and the CPU has
+//! AES-NI). [`Backend::Auto`] picks per algorithm, and for AES-GCM per packet
+//! size, the fastest of them on this CPU ([`Backend::auto_choice`], numbers in
+//! perf/README.md, "AEAD backends (issue 5)"). Every instance wipes its key
+//! material on drop and never prints it. Worker threads should call
+//! [`prepare_thread`] once at start.
 
 mod backend;
 mod ipsec_mb;
@@ -18,7 +24,7 @@ mod rustcrypto;
 mod split;
 
 pub use backend::{new_aead, AutoChoice, Backend, KeyError, UnknownBackend};
-pub use ipsec_mb::ipsec_mb_arch;
+pub use ipsec_mb::{ipsec_mb_arch, prepare_thread};
 pub use ipsec_mb_sys::Arch as IpsecMbArch;
 
 /// Bytes of ICV (authentication tag) for every AEAD we support.
