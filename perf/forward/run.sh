@@ -6,7 +6,8 @@
 #
 # Rates are read from DPDK telemetry (/ethdev/stats of the net_null port) over a window
 # after a warm-up, alternating testpmd and ipsecgw ROUNDS times per frame size; the table
-# shows the best round of each and the ratio. Uses 2 MiB hugepages on a private hugetlbfs
+# shows the best wall-clock round of each, and packets per CPU-second the forwarding
+# thread actually got (median round; robust when the machine is shared), with ratios. Uses 2 MiB hugepages on a private hugetlbfs
 # mount (pages added and removed again) when it can, else --no-huge (and says so).
 #
 #   perf/forward/run.sh [WINDOW_S=3] [ROUNDS=3]        (as root)
@@ -70,7 +71,7 @@ measure() {
     local pid=$!
     PIDS+=("$pid")
     local rate
-    rate=$("$PY" $HERE/telemetry_rate.py "/var/run/dpdk/$prefix" 1 "$WARMUP" "$WINDOW") || {
+    rate=$("$PY" $HERE/telemetry_rate.py "/var/run/dpdk/$prefix" 1 "$WARMUP" "$WINDOW" "$pid") || {
         echo "run.sh: $name did not run:" >&2; tail -5 "$WORK/$name.log" >&2; exit 1; }
     kill -INT "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
@@ -80,15 +81,16 @@ measure() {
 }
 
 best() { tr ' ' '\n' | sort -n | tail -1; }
+median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
 declare -A RESULT
 for size in 64 1400; do
     vdevs=(--vdev="net_pcap0,rx_pcap=$WORK/in$size.pcap,infinite_rx=1" --vdev=net_null0,no-rx=1)
-    tp=() gw=()
+    tp=() gw=() tpc=() gwc=()
     for ((r = 0; r < ROUNDS; r++)); do
         p=pf-tp-$$-$size-$r
-        read -r out in < <(measure testpmd "$p" dpdk-testpmd -l 0,1 --no-pci "${MEM[@]}" --file-prefix "$p" "${vdevs[@]}" \
+        read -r out cpu < <(measure testpmd "$p" dpdk-testpmd -l 0,1 --no-pci "${MEM[@]}" --file-prefix "$p" "${vdevs[@]}" \
             -- --forward-mode=io --nb-cores=1 --rxq=1 --txq=1 --burst=32 --total-num-mbufs=16384 --stats-period 60)
-        tp+=("$out")
+        tp+=("$out") tpc+=("$cpu")
         p=pf-gw-$$-$size-$r
         cat >"$WORK/gw.toml" <<TOML
 [dpdk]
@@ -102,22 +104,25 @@ dpdk_port = 1
 [forward]
 pairs = [["in", "out"]]
 TOML
-        read -r out in < <(measure ipsecgw "$p" "$IPSECGW" run --config "$WORK/gw.toml" --busy-poll -- -l 0,1 --no-pci "${MEM[@]}" --file-prefix "$p" "${vdevs[@]}")
-        gw+=("$out")
+        read -r out cpu < <(measure ipsecgw "$p" "$IPSECGW" run --config "$WORK/gw.toml" --busy-poll -- -l 0,1 --no-pci "${MEM[@]}" --file-prefix "$p" "${vdevs[@]}")
+        gw+=("$out") gwc+=("$cpu")
     done
     RESULT[$size,all]="$(printf '%s ' "${tp[@]}") | $(printf '%s ' "${gw[@]}")"
     RESULT[$size,tp]=$(echo "${tp[@]}" | best)
     RESULT[$size,gw]=$(echo "${gw[@]}" | best)
+    RESULT[$size,tpc]=$(echo "${tpc[@]}" | median)
+    RESULT[$size,gwc]=$(echo "${gwc[@]}" | median)
 done
 
 echo
 echo "Forwarding, 1 worker lcore, net_pcap infinite_rx -> net_null, $MEMNOTE"
-echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(nproc) cores, window ${WINDOW}s x $ROUNDS rounds (best), load average $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '%-8s %16s %16s %8s   %s\n' frame "testpmd io Mpps" "ipsecgw Mpps" ratio "all rounds testpmd | ipsecgw (Mpps)"
+echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(nproc) cores, window ${WINDOW}s x $ROUNDS rounds, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%-8s %14s %14s %7s | %18s %18s %7s\n' frame "testpmd Mpps" "ipsecgw Mpps" ratio "testpmd Mpps/CPU-s" "ipsecgw Mpps/CPU-s" ratio
 for size in 64 1400; do
-    t=${RESULT[$size,tp]} g=${RESULT[$size,gw]}
-    awk -v s="$size" -v t="$t" -v g="$g" -v all="${RESULT[$size,all]}" 'BEGIN {
-        n = split(all, a, " "); rounds = ""
-        for (i = 1; i <= n; i++) rounds = rounds (a[i] == "|" ? "|" : sprintf("%.2f", a[i] / 1e6)) " "
-        printf "%-8s %16.2f %16.2f %8.3f   %s\n", s " B", t / 1e6, g / 1e6, (t > 0 ? g / t : 0), rounds }'
+    t=${RESULT[$size,tp]} g=${RESULT[$size,gw]} tc=${RESULT[$size,tpc]} gc=${RESULT[$size,gwc]}
+    awk -v s="$size" -v t="$t" -v g="$g" -v tc="$tc" -v gc="$gc" 'BEGIN {
+        printf "%-8s %14.2f %14.2f %7.3f | %18.2f %18.2f %7.3f\n", s " B", t / 1e6, g / 1e6, (t > 0 ? g / t : 0), tc / 1e6, gc / 1e6, (tc > 0 ? gc / tc : 0) }'
 done
+echo "(wall: best round; per CPU-second of the forwarding thread: median round)"
+for size in 64 1400; do echo "rounds $size B, wall Mpps, testpmd | ipsecgw: ${RESULT[$size,all]}"; done |
+    awk '{ out = ""; for (i = 1; i <= NF; i++) out = out ($i ~ /^[0-9]+$/ && $i > 100000 ? sprintf("%.2f", $i / 1e6) : $i) " "; print out }'
