@@ -1,6 +1,7 @@
 //! The ipsecgw binary.
 #![forbid(unsafe_code)]
 
+mod ike;
 mod plan;
 mod run;
 mod worker;
@@ -35,11 +36,30 @@ enum Command {
         #[arg(last = true)]
         eal_args: Vec<String>,
     },
+    /// IKE only, on kernel UDP sockets without DPDK: Child SAs are logged, not installed (interop tests).
+    Ike {
+        /// Config file (TOML); only [[connection]] sections are used.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// FIFO to read commands from (initiate|terminate|rekey-ike|rekey-child NAME, list, status).
+        #[arg(long)]
+        commands: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Ike { config, commands } => {
+            let Some(config) = load_config(&config) else { return ExitCode::FAILURE };
+            match ike::run(&config, commands.as_deref()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("ipsecgw: error: {}", format!("{e:#}").replace('\n', " "));
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Run { config, busy_poll, eal_args } => {
             let Some(config) = load_config(&config) else { return ExitCode::FAILURE };
             let result = RunPlan::from_config(&config).and_then(|plan| {

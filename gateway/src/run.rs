@@ -89,7 +89,7 @@ pub fn run(plan: RunPlan, cli_eal_args: &[String], busy_poll: bool) -> Result<()
     let conf = PortConfig { rx_queues: queues, tx_queues: queues, rx_desc: RX_DESC, tx_desc: TX_DESC, ..PortConfig::default() };
     let mut ports = Vec::with_capacity(nports);
     for p in &plan.ports {
-        let port = Port::configure(&eal, p.dpdk_port, &conf, &pool).map_err(|e| anyhow!("port {:?}: {e}", p.name))?;
+        let mut port = Port::configure(&eal, p.dpdk_port, &conf, &pool).map_err(|e| anyhow!("port {:?}: {e}", p.name))?;
         port.start().map_err(|e| anyhow!("port {:?}: {e}", p.name))?;
         let mac = port.mac().map(|m| fmt_mac(&m)).unwrap_or_else(|_| "?".into());
         let link = port.link().map(|l| if l.up { "up" } else { "down" }).unwrap_or("?");

@@ -2,6 +2,7 @@
 
 use std::ffi::{c_int, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Mutex;
 
 use crate::error::Error;
 use crate::{Eal, Result};
@@ -80,6 +81,10 @@ impl Eal {
     where
         F: FnOnce() -> i32 + Send + 'static,
     {
+        // rte_eal_remote_launch checks the lcore is idle and then hands over f/arg without
+        // a lock: two threads launching on one lcore at once could both pass the check.
+        static LAUNCH: Mutex<()> = Mutex::new(());
+        let _serial = LAUNCH.lock().unwrap_or_else(|e| e.into_inner());
         let job: Box<Job> = Box::new(Box::new(f));
         let arg = Box::into_raw(job).cast::<c_void>();
         // SAFETY: trampoline takes ownership of `arg` if and only if the launch succeeds.

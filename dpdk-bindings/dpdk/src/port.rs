@@ -249,7 +249,7 @@ impl Port {
         let tx = (0..conf.tx_queues)
             .map(|queue| Some(TxQueue { port: id, queue, _guard: guard.clone() }))
             .collect();
-        let port = Port { guard, info, rx, tx };
+        let mut port = Port { guard, info, rx, tx };
         port.set_promiscuous(conf.promiscuous)?;
         Ok(port)
     }
@@ -264,8 +264,9 @@ impl Port {
         &self.info
     }
 
-    /// Starts the device.
-    pub fn start(&self) -> Result<()> {
+    /// Starts the device. (Control operations take `&mut self`: DPDK's ethdev control
+    /// functions are not thread-safe for one port.)
+    pub fn start(&mut self) -> Result<()> {
         // SAFETY: the port is configured with all its queues set up.
         let ret = unsafe { dpdk_sys::rte_eth_dev_start(self.id()) };
         if ret != 0 {
@@ -280,7 +281,7 @@ impl Port {
     }
 
     /// Stops the device (queues stay valid and return no packets while stopped).
-    pub fn stop(&self) -> Result<()> {
+    pub fn stop(&mut self) -> Result<()> {
         // SAFETY: valid port id; stopping a stopped port is harmless.
         let ret = unsafe { dpdk_sys::rte_eth_dev_stop(self.id()) };
         if ret != 0 {
@@ -300,7 +301,7 @@ impl Port {
     }
 
     /// Enables or disables promiscuous mode.
-    pub fn set_promiscuous(&self, on: bool) -> Result<()> {
+    pub fn set_promiscuous(&mut self, on: bool) -> Result<()> {
         // SAFETY: valid port id.
         let ret = unsafe {
             if on {
@@ -344,7 +345,7 @@ impl Port {
     }
 
     /// Resets the basic counters.
-    pub fn reset_stats(&self) -> Result<()> {
+    pub fn reset_stats(&mut self) -> Result<()> {
         // SAFETY: valid port id.
         let ret = unsafe { dpdk_sys::rte_eth_stats_reset(self.id()) };
         if ret != 0 {
