@@ -75,6 +75,12 @@ drop_reasons! {
     TxFull = "tx_full",
     /// NAT-keepalive (RFC 3948 §2.3): consumed, nothing to forward.
     NatKeepalive = "nat_keepalive",
+    /// TTL / hop limit would reach 0 when forwarding (RFC 1812 §5.3.1).
+    TtlExpired = "ttl_expired",
+    /// A DISCARD policy matched the plaintext packet (RFC 4301 §4.4.1).
+    PolicyDiscard = "policy_discard",
+    /// Not IPv4, IPv6 or ARP, or an ARP/ICMP message the gateway does not act on.
+    Unsupported = "unsupported",
 }
 
 impl DropReason {

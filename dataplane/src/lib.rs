@@ -4,8 +4,11 @@
 pub mod crypto;
 pub mod drop;
 pub mod esp;
+pub mod neighbor;
 pub mod packet;
+pub mod route;
 pub mod sa;
 pub mod spd;
 pub mod stats;
 pub mod wire;
+pub mod worker;

@@ -1,0 +1,195 @@
+//! Static routes: longest-prefix match over a small table (connected prefixes of
+//! the ports plus the configured `[[route]]`s).
+//!
+//! Gateways route to a handful of prefixes (the outer peers and the inner
+//! subnets), so the table is a list sorted by prefix length, longest first, and a
+//! lookup is a linear scan that stops at the first match (RFC 1812 §5.2.4.3: the
+//! most specific route wins). Built once; the worker only reads it.
+
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// Where a packet goes: out of `port`, to the neighbour `next_hop` (the
+/// destination itself on a connected prefix).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NextHop {
+    /// Port index.
+    pub port: usize,
+    /// Address to resolve to a MAC address.
+    pub next_hop: IpAddr,
+}
+
+/// One route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    /// Destination prefix (host bits are ignored).
+    pub dst: IpAddr,
+    /// Prefix length.
+    pub len: u8,
+    /// Gateway; `None` for a connected prefix (the destination is on the link).
+    pub via: Option<IpAddr>,
+    /// Port index.
+    pub port: usize,
+}
+
+/// A route was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RouteError {
+    /// Prefix length beyond the address size.
+    #[error("prefix length /{len} is too long for {dst}")]
+    PrefixLength {
+        /// Destination.
+        dst: IpAddr,
+        /// Length given.
+        len: u8,
+    },
+    /// Gateway of another family than the destination.
+    #[error("route to {dst}/{len} via {via}: the gateway must be of the same address family")]
+    MixedFamily {
+        /// Destination.
+        dst: IpAddr,
+        /// Length.
+        len: u8,
+        /// Gateway.
+        via: IpAddr,
+    },
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry<W> {
+    net: W,
+    mask: W,
+    len: u8,
+    via: Option<IpAddr>,
+    port: usize,
+}
+
+/// The routing table.
+#[derive(Debug, Clone, Default)]
+pub struct RouteTable {
+    v4: Vec<Entry<u32>>,
+    v6: Vec<Entry<u128>>,
+}
+
+fn mask4(len: u8) -> u32 {
+    u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0)
+}
+
+fn mask6(len: u8) -> u128 {
+    u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0)
+}
+
+impl RouteTable {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Build from routes; on equal prefixes the first one given wins.
+    pub fn build(routes: impl IntoIterator<Item = Route>) -> Result<Self, RouteError> {
+        let mut t = Self::new();
+        for r in routes {
+            t.add(r)?;
+        }
+        Ok(t)
+    }
+
+    /// Add one route (control side only: it re-sorts the table).
+    pub fn add(&mut self, r: Route) -> Result<(), RouteError> {
+        if r.via.is_some_and(|v| v.is_ipv4() != r.dst.is_ipv4()) {
+            return Err(RouteError::MixedFamily { dst: r.dst, len: r.len, via: r.via.unwrap_or(r.dst) });
+        }
+        match r.dst {
+            IpAddr::V4(a) => {
+                if r.len > 32 {
+                    return Err(RouteError::PrefixLength { dst: r.dst, len: r.len });
+                }
+                let mask = mask4(r.len);
+                self.v4.push(Entry { net: u32::from(a) & mask, mask, len: r.len, via: r.via, port: r.port });
+                // Stable: among equal lengths, earlier routes stay first.
+                self.v4.sort_by_key(|e| core::cmp::Reverse(e.len));
+            }
+            IpAddr::V6(a) => {
+                if r.len > 128 {
+                    return Err(RouteError::PrefixLength { dst: r.dst, len: r.len });
+                }
+                let mask = mask6(r.len);
+                self.v6.push(Entry { net: u128::from(a) & mask, mask, len: r.len, via: r.via, port: r.port });
+                self.v6.sort_by_key(|e| core::cmp::Reverse(e.len));
+            }
+        }
+        Ok(())
+    }
+
+    /// Longest-prefix match for an IPv4 destination.
+    #[inline]
+    pub fn lookup_v4(&self, dst: Ipv4Addr) -> Option<NextHop> {
+        let d = u32::from(dst);
+        let e = self.v4.iter().find(|e| d & e.mask == e.net)?;
+        Some(NextHop { port: e.port, next_hop: e.via.unwrap_or(IpAddr::V4(dst)) })
+    }
+
+    /// Longest-prefix match for an IPv6 destination.
+    #[inline]
+    pub fn lookup_v6(&self, dst: Ipv6Addr) -> Option<NextHop> {
+        let d = u128::from(dst);
+        let e = self.v6.iter().find(|e| d & e.mask == e.net)?;
+        Some(NextHop { port: e.port, next_hop: e.via.unwrap_or(IpAddr::V6(dst)) })
+    }
+
+    /// Longest-prefix match for either family.
+    #[inline]
+    pub fn lookup(&self, dst: IpAddr) -> Option<NextHop> {
+        match dst {
+            IpAddr::V4(a) => self.lookup_v4(a),
+            IpAddr::V6(a) => self.lookup_v6(a),
+        }
+    }
+
+    /// Number of routes.
+    pub fn len(&self) -> usize {
+        self.v4.len() + self.v6.len()
+    }
+
+    /// Whether there are no routes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(dst: &str, len: u8, via: Option<&str>, port: usize) -> Route {
+        Route { dst: dst.parse().expect("addr"), len, via: via.map(|v| v.parse().expect("addr")), port }
+    }
+
+    #[test]
+    fn longest_prefix_wins_whatever_the_order() {
+        let t = RouteTable::build([
+            r("0.0.0.0", 0, Some("198.51.100.254"), 0),
+            r("10.2.0.0", 16, Some("10.9.0.1"), 1),
+            r("10.2.3.0", 24, None, 2),
+            r("2001:db8::", 32, None, 1),
+        ])
+        .expect("valid");
+        let hop = |a: &str| t.lookup(a.parse().expect("addr"));
+        assert_eq!(hop("10.2.3.4"), Some(NextHop { port: 2, next_hop: "10.2.3.4".parse().expect("a") }));
+        assert_eq!(hop("10.2.4.4"), Some(NextHop { port: 1, next_hop: "10.9.0.1".parse().expect("a") }));
+        assert_eq!(hop("203.0.113.9"), Some(NextHop { port: 0, next_hop: "198.51.100.254".parse().expect("a") }));
+        assert_eq!(hop("2001:db8::1").map(|h| h.port), Some(1));
+        assert_eq!(hop("2001:db9::1"), None, "no IPv6 default route");
+    }
+
+    #[test]
+    fn bad_routes_are_refused() {
+        assert!(matches!(RouteTable::build([r("10.0.0.0", 33, None, 0)]), Err(RouteError::PrefixLength { .. })));
+        assert!(matches!(RouteTable::build([r("10.0.0.0", 8, Some("::1"), 0)]), Err(RouteError::MixedFamily { .. })));
+    }
+
+    #[test]
+    fn first_of_equal_prefixes_wins() {
+        let t = RouteTable::build([r("10.0.0.0", 8, None, 3), r("10.0.0.0", 8, None, 4)]).expect("valid");
+        assert_eq!(t.lookup_v4(Ipv4Addr::new(10, 1, 1, 1)).map(|h| h.port), Some(3));
+    }
+}

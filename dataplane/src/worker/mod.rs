@@ -1,0 +1,886 @@
+//! The per-burst packet processing of one poll-mode worker, generic over
+//! [`Packet`] (DPDK mbufs in the gateway, heap buffers in tests and benches).
+//!
+//! Per received frame:
+//! - **ARP** request for one of our addresses: answered in place; ARP from a
+//!   neighbour we asked about (or that asked us) completes its entry.
+//! - **IPv4/IPv6 to one of our addresses**: ESP (protocol 50, or UDP 4500 with a
+//!   non-zero SPI) → decap batch; IKE (UDP 500, UDP 4500 after the non-ESP
+//!   marker) → punt; ICMP/ICMPv6 echo → answered; neighbour solicitation →
+//!   advertisement; anything else → punt.
+//! - **Transit**: TTL check, SPD lookup on the 5-tuple → PROTECT (encap batch,
+//!   grouped by SA), BYPASS (routed in clear) or DISCARD/no policy (dropped).
+//!
+//! Batches are flushed per SA with one AEAD call (`esp::encap_burst` /
+//! `decap_burst`). Decapsulated packets must match the SA's selectors (RFC 4301
+//! §5.2 step 4), then they are routed like transit traffic (no SPD lookup: they
+//! were protected). Output: route (longest prefix), MTU, neighbour (ARP/ND,
+//! holding the latest packet of an unresolved next hop), Ethernet header, tx.
+//!
+//! Nothing here allocates, locks or logs; every dropped packet increments one
+//! [`DropReason`] counter in the worker's [`CoreStats`]. Forwarded frames leave
+//! untagged (VLAN tags on the receive side are accepted and stripped; answers
+//! given in place keep the tag).
+//!
+//! **Replay windows are owned by one core.** `ReplayWindow` uses plain loads
+//! and stores: two workers decapsulating packets of one inbound SA would race
+//! on it. The gateway therefore runs the ESP worker on a single lcore (the
+//! outer port's packets of one SA must reach one core); several workers need
+//! RSS on the SPI, or a handoff ring from the receiving core to the SA's owner,
+//! neither of which is implemented yet.
+
+mod iface;
+mod io;
+mod local;
+mod tunnel;
+
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+
+pub use iface::{connected_routes, Interface, DEFAULT_MTU};
+pub use io::{RecordingIo, WorkerIo};
+pub use tunnel::{
+    install_static, InboundTunnel, InstalledTunnel, OutboundTunnel, StaticTunnel, TsSpec, TunnelControl, TunnelError,
+    TunnelTable,
+};
+
+use io::Slot;
+
+use crate::drop::DropReason;
+use crate::esp::{self, EspError, InboundOuter, BURST};
+use crate::neighbor::NeighborTable;
+use crate::packet::Packet;
+use crate::route::{NextHop, RouteTable};
+use crate::sa::{Decision, Reader, SaRef};
+use crate::spd::{Flow, FlowV4, FlowV6};
+use crate::stats::CoreStats;
+use crate::wire::{
+    checksum, esp::NAT_T_PORT, ethernet, ipv4, ipv6, ArpOperation, ArpPacket, EtherType, EthernetFrame,
+    IcmpPacket, IpProtocol, Ipv4Packet, Ipv6Packet, MacAddr,
+};
+
+/// Neighbour entries per worker.
+const NEIGHBORS: usize = 256;
+
+/// A fixed-size batch of packets with a group key each (SA index in the burst).
+struct Batch<P> {
+    pkts: [Slot<P>; BURST],
+    keys: [u8; BURST],
+    len: usize,
+}
+
+impl<P> Batch<P> {
+    fn new() -> Self {
+        Batch { pkts: std::array::from_fn(|_| Slot(None)), keys: [0; BURST], len: 0 }
+    }
+
+    fn is_full(&self) -> bool {
+        self.len == BURST
+    }
+
+    fn push(&mut self, pkt: P, key: u8) {
+        if let Some(s) = self.pkts.get_mut(self.len) {
+            s.0 = Some(pkt);
+            self.keys[self.len] = key;
+            self.len += 1;
+        }
+    }
+
+    /// Stable insertion sort by key: packets of one SA become one run, in
+    /// arrival order (linear when the burst is one SA, the common case).
+    fn group(&mut self) {
+        for i in 1..self.len {
+            let mut j = i;
+            while j > 0 && self.keys[j - 1] > self.keys[j] {
+                self.keys.swap(j - 1, j);
+                self.pkts.swap(j - 1, j);
+                j -= 1;
+            }
+        }
+    }
+
+    /// Drop the packets of `[s, e)` for `reason` (and count them on the SA).
+    fn drop_run(&mut self, s: usize, e: usize, stats: &CoreStats, reason: DropReason, sa: Option<crate::sa::SaId>) {
+        for slot in &mut self.pkts[s..e] {
+            if slot.0.take().is_some() {
+                if let Some(id) = sa {
+                    stats.sa_drops(id, 1);
+                }
+                stats.drop(reason);
+            }
+        }
+    }
+
+    /// Group, then call `f(batch, start, end, sa)` per run of one SA; empties the
+    /// batch and the groups.
+    fn for_each_run<'t, T>(
+        &mut self,
+        groups: &mut Groups<'t, T>,
+        stats: &CoreStats,
+        mut f: impl FnMut(&mut Self, usize, usize, &'t SaRef<T>),
+    ) {
+        self.group();
+        let mut start = 0;
+        while let Some((s, e, k)) = self.next_run(start) {
+            start = e;
+            match groups.get(k) {
+                Some(sa) => f(self, s, e, sa),
+                // Not reachable: every key was handed out by `groups`.
+                None => self.drop_run(s, e, stats, DropReason::NoSa, None),
+            }
+        }
+        self.len = 0;
+        groups.clear();
+    }
+
+    /// `[start, end)` runs of equal keys (after [`Self::group`]).
+    fn next_run(&self, start: usize) -> Option<(usize, usize, u8)> {
+        if start >= self.len {
+            return None;
+        }
+        let k = self.keys[start];
+        let end = (start..self.len).find(|&i| self.keys[i] != k).unwrap_or(self.len);
+        Some((start, end, k))
+    }
+}
+
+/// The SAs a burst's batches refer to (index = batch key).
+struct Groups<'t, T> {
+    sas: [Option<&'t SaRef<T>>; BURST],
+    len: usize,
+}
+
+impl<'t, T> Groups<'t, T> {
+    fn new() -> Self {
+        Groups { sas: [None; BURST], len: 0 }
+    }
+
+    /// Key of `sa`, adding it; `None` when the burst already has BURST SAs (the
+    /// batch is then flushed first, which resets the groups).
+    fn key(&mut self, sa: &'t SaRef<T>) -> Option<u8> {
+        if let Some(i) = self.sas[..self.len].iter().position(|s| s.is_some_and(|s| std::ptr::eq(s, sa))) {
+            return Some(i as u8);
+        }
+        let slot = self.sas.get_mut(self.len)?;
+        *slot = Some(sa);
+        self.len += 1;
+        Some((self.len - 1) as u8)
+    }
+
+    fn get(&self, k: u8) -> Option<&'t SaRef<T>> {
+        self.sas.get(usize::from(k)).copied().flatten()
+    }
+
+    fn clear(&mut self) {
+        self.sas = [None; BURST];
+        self.len = 0;
+    }
+}
+
+/// What the worker was set up with.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Ports, indexed like the ports the worker is given packets from.
+    pub interfaces: Vec<Interface>,
+    /// Routes, including the connected ones ([`connected_routes`]).
+    pub routes: RouteTable,
+    /// Neighbours that are never resolved: (port, IP, MAC).
+    pub static_neighbors: Vec<(usize, IpAddr, MacAddr)>,
+}
+
+/// One worker: its tables reader, neighbour table, counters and batches.
+pub struct Worker<P> {
+    ifaces: Arc<[Interface]>,
+    routes: Arc<RouteTable>,
+    neighbors: NeighborTable<P>,
+    tables: Reader<TunnelTable>,
+    stats: Arc<CoreStats>,
+    decap: Batch<P>,
+    encap: Batch<P>,
+}
+
+impl<P> core::fmt::Debug for Worker<P> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Worker").field("ifaces", &self.ifaces).field("routes", &self.routes.len()).finish_non_exhaustive()
+    }
+}
+
+/// The parts of the worker the output path needs, borrowed apart from the
+/// tables snapshot.
+struct Out<'a, P> {
+    ifaces: &'a [Interface],
+    routes: &'a RouteTable,
+    neighbors: &'a mut NeighborTable<P>,
+    stats: &'a CoreStats,
+    now_ms: u64,
+}
+
+/// What a received frame is.
+enum Class<'t, P> {
+    /// Done with (answered, punted or dropped).
+    Done,
+    /// ESP for this inbound SA; the Ethernet header is stripped.
+    Decap(&'t SaRef<InboundTunnel>, P),
+    /// Plaintext for this outbound SA; the Ethernet header is stripped, TTL decremented.
+    Encap(&'t SaRef<OutboundTunnel>, P),
+}
+
+impl<P: Packet> Worker<P> {
+    /// A worker reading `tables`, counting into `stats`.
+    pub fn new(config: &WorkerConfig, tables: Reader<TunnelTable>, stats: Arc<CoreStats>) -> Self {
+        let mut neighbors = NeighborTable::new(NEIGHBORS);
+        for &(port, ip, mac) in &config.static_neighbors {
+            neighbors.insert_permanent(port, ip, mac);
+        }
+        Worker {
+            ifaces: config.interfaces.clone().into(),
+            routes: Arc::new(config.routes.clone()),
+            neighbors,
+            tables,
+            stats,
+            decap: Batch::new(),
+            encap: Batch::new(),
+        }
+    }
+
+    /// The worker's counters.
+    pub fn stats(&self) -> &Arc<CoreStats> {
+        &self.stats
+    }
+
+    /// Mark a quiescent point without packets (idle polls), so the control
+    /// plane can reclaim old table snapshots.
+    pub fn quiesce(&mut self) {
+        self.tables.load();
+    }
+
+    /// Process the frames received on port `rx_port`. `now_ms` is any
+    /// monotonic millisecond clock (neighbour retries).
+    pub fn process<I: WorkerIo<P>>(&mut self, rx_port: usize, rx: impl IntoIterator<Item = P>, io: &mut I, now_ms: u64) {
+        let Worker { ifaces, routes, neighbors, tables, stats, decap, encap } = self;
+        let table: &TunnelTable = tables.load();
+        let mut out = Out { ifaces, routes, neighbors, stats, now_ms };
+        let mut dgroups = Groups::new();
+        let mut egroups = Groups::new();
+        let (mut packets, mut bytes) = (0u64, 0u64);
+        for pkt in rx {
+            packets += 1;
+            bytes += pkt.len() as u64;
+            match out.classify(table, rx_port, pkt, io) {
+                Class::Done => {}
+                Class::Decap(sa, pkt) => enqueue(decap, &mut dgroups, sa, pkt, &mut out, io, flush_decap),
+                Class::Encap(sa, pkt) => enqueue(encap, &mut egroups, sa, pkt, &mut out, io, flush_encap),
+            }
+        }
+        flush_decap(decap, &mut dgroups, &mut out, io);
+        flush_encap(encap, &mut egroups, &mut out, io);
+        if let Ok(p) = u16::try_from(rx_port) {
+            out.stats.rx(p, packets, bytes);
+        }
+    }
+}
+
+/// Add `pkt` to `b` in `sa`'s group; flush when the batch or the group list is full.
+fn enqueue<'t, P: Packet, T, I: WorkerIo<P>>(
+    b: &mut Batch<P>,
+    groups: &mut Groups<'t, T>,
+    sa: &'t SaRef<T>,
+    pkt: P,
+    out: &mut Out<'_, P>,
+    io: &mut I,
+    flush: fn(&mut Batch<P>, &mut Groups<'t, T>, &mut Out<'_, P>, &mut I),
+) {
+    let key = match groups.key(sa) {
+        Some(k) => k,
+        None => {
+            flush(b, groups, out, io);
+            groups.key(sa).unwrap_or(0)
+        }
+    };
+    b.push(pkt, key);
+    if b.is_full() {
+        flush(b, groups, out, io);
+    }
+}
+
+fn flush_decap<P: Packet, I: WorkerIo<P>>(
+    b: &mut Batch<P>,
+    groups: &mut Groups<'_, InboundTunnel>,
+    out: &mut Out<'_, P>,
+    io: &mut I,
+) {
+    let mut results = [Err(EspError::Truncated); BURST];
+    let stats: &CoreStats = out.stats;
+    b.for_each_run(groups, stats, |b, s, e, sa| {
+        esp::decap_burst(&sa.sa, &sa.state, &mut b.pkts[s..e], &mut results[s..e]);
+        for (slot, r) in b.pkts[s..e].iter_mut().zip(&results[s..e]) {
+            let Some(pkt) = slot.0.take() else { continue };
+            let reason = match r {
+                Ok(_) => match inner_flow(pkt.data()) {
+                    Some(flow) if sa.allows(&flow) => {
+                        out.stats.sa_packets(sa.id(), 1, pkt.len() as u64);
+                        out.forward(pkt, io);
+                        continue;
+                    }
+                    _ => DropReason::PolicyMismatch,
+                },
+                Err(err) => err.drop_reason(),
+            };
+            out.stats.sa_drops(sa.id(), 1);
+            out.stats.drop(reason);
+        }
+    });
+}
+
+fn flush_encap<P: Packet, I: WorkerIo<P>>(
+    b: &mut Batch<P>,
+    groups: &mut Groups<'_, OutboundTunnel>,
+    out: &mut Out<'_, P>,
+    io: &mut I,
+) {
+    let mut results = [Ok(()); BURST];
+    let stats: &CoreStats = out.stats;
+    b.for_each_run(groups, stats, |b, s, e, sa| {
+        // One route lookup per SA and burst: every packet goes to the same peer.
+        let Some(hop) = out.routes.lookup(sa.sa.config().dst) else {
+            b.drop_run(s, e, out.stats, DropReason::NoRoute, Some(sa.id()));
+            return;
+        };
+        let mtu = out.ifaces.get(hop.port).map_or(DEFAULT_MTU, |i| i.mtu);
+        let overhead = sa.sa.header_overhead() + sa.sa.max_trailer_overhead();
+        for slot in &mut b.pkts[s..e] {
+            // RFC 4301 §8.2.1 / RFC 1191: a packet that would not fit after
+            // encapsulation is refused (with "fragmentation needed" when DF is set).
+            if slot.len() + overhead > usize::from(mtu) {
+                if let Some(pkt) = slot.0.take() {
+                    out.stats.sa_drops(sa.id(), 1);
+                    out.too_big(&pkt, mtu.saturating_sub(overhead as u16), io);
+                }
+            }
+        }
+        esp::encap_burst(&sa.sa, &sa.state, &mut b.pkts[s..e], &mut results[s..e]);
+        for (slot, r) in b.pkts[s..e].iter_mut().zip(&results[s..e]) {
+            let Some(pkt) = slot.0.take() else { continue };
+            match r {
+                Ok(()) => {
+                    out.stats.sa_packets(sa.id(), 1, pkt.len() as u64);
+                    out.send(hop, pkt, io);
+                }
+                Err(err) => {
+                    out.stats.sa_drops(sa.id(), 1);
+                    out.stats.drop(err.drop_reason());
+                }
+            }
+        }
+    });
+}
+
+/// Ports of a TCP/UDP/SCTP header, or ICMP type/code (RFC 4301 §4.4.1.3).
+fn l4_ports(proto: u8, l4: &[u8]) -> (u16, u16) {
+    match proto {
+        6 | 17 | 132 if l4.len() >= 4 => (u16::from_be_bytes([l4[0], l4[1]]), u16::from_be_bytes([l4[2], l4[3]])),
+        1 | 58 if l4.len() >= 2 => (u16::from(l4[0]), u16::from(l4[1])),
+        _ => (0, 0),
+    }
+}
+
+/// The 5-tuple of an IP packet (no Ethernet header); `None` if malformed.
+fn inner_flow(d: &[u8]) -> Option<Flow> {
+    match d.first()? >> 4 {
+        4 => {
+            let ip = Ipv4Packet::new_checked(d).ok()?;
+            let proto = u8::from(ip.protocol());
+            // Non-first fragments carry no ports (RFC 4301 §7.1 would need
+            // reassembly or OPAQUE; they match port-ANY selectors only).
+            let (sp, dp) = if ip.frag_offset() == 0 { l4_ports(proto, ip.payload()) } else { (0, 0) };
+            Some(Flow::V4(FlowV4::v4(ip.src_addr(), ip.dst_addr(), proto, sp, dp)))
+        }
+        6 => {
+            let ip = Ipv6Packet::new_checked(d).ok()?;
+            let up = ip.upper_layer().ok()?;
+            let proto = u8::from(up.protocol);
+            let l4 = d.get(up.offset..ip.total_len()).unwrap_or(&[]);
+            let (sp, dp) = if up.fragment { (0, 0) } else { l4_ports(proto, l4) };
+            Some(Flow::V6(FlowV6::v6(ip.src_addr(), ip.dst_addr(), proto, sp, dp)))
+        }
+        _ => None,
+    }
+}
+
+/// Decrement the TTL / hop limit of an IP packet (RFC 1812 §5.3.1, RFC 8200
+/// §3); `false` if it would reach zero.
+fn decrement_ttl(d: &mut [u8]) -> bool {
+    match d.first().map(|b| b >> 4) {
+        Some(4) if d.len() >= ipv4::HEADER_LEN => {
+            let ttl = d[8];
+            if ttl <= 1 {
+                return false;
+            }
+            let old = u16::from_be_bytes([ttl, d[9]]);
+            d[8] = ttl - 1;
+            let new = u16::from_be_bytes([d[8], d[9]]);
+            let sum = checksum::update(u16::from_be_bytes([d[10], d[11]]), old, new);
+            d[10..12].copy_from_slice(&sum.to_be_bytes());
+            true
+        }
+        Some(6) if d.len() >= ipv6::HEADER_LEN => {
+            if d[7] <= 1 {
+                return false;
+            }
+            d[7] -= 1;
+            true
+        }
+        _ => false,
+    }
+}
+
+impl<P: Packet> Out<'_, P> {
+    fn is_ours_v4(&self, a: Ipv4Addr) -> bool {
+        self.ifaces.iter().any(|i| i.has_v4(a))
+    }
+
+    fn is_ours_v6(&self, a: Ipv6Addr) -> bool {
+        self.ifaces.iter().any(|i| i.has_v6(a))
+    }
+
+    fn drop(&self, reason: DropReason) {
+        self.stats.drop(reason);
+    }
+
+    fn punt<I: WorkerIo<P>>(&self, port: usize, pkt: P, io: &mut I) {
+        if io.punt(port, pkt).is_err() {
+            self.drop(DropReason::PuntRingFull);
+        }
+    }
+
+    fn tx<I: WorkerIo<P>>(&self, port: usize, pkt: P, io: &mut I) {
+        let len = pkt.len() as u64;
+        match io.tx(port, pkt) {
+            Ok(()) => {
+                if let Ok(p) = u16::try_from(port) {
+                    self.stats.tx(p, 1, len);
+                }
+            }
+            Err(_) => self.drop(DropReason::TxFull),
+        }
+    }
+
+    fn classify<'t, I: WorkerIo<P>>(&mut self, table: &'t TunnelTable, port: usize, pkt: P, io: &mut I) -> Class<'t, P> {
+        let Some(iface) = self.ifaces.get(port) else {
+            self.drop(DropReason::NotForUs);
+            return Class::Done;
+        };
+        let mac = iface.mac;
+        let (l2, ethertype) = match EthernetFrame::new_checked(pkt.data()) {
+            Ok(eth) => {
+                let dst = eth.dst_addr();
+                if dst != mac && !dst.is_multicast() {
+                    self.drop(DropReason::NotForUs);
+                    return Class::Done;
+                }
+                (eth.header_len(), eth.ethertype())
+            }
+            Err(_) => {
+                self.drop(DropReason::Truncated);
+                return Class::Done;
+            }
+        };
+        match ethertype {
+            EtherType::Arp => {
+                self.arp(port, mac, l2, pkt, io);
+                Class::Done
+            }
+            EtherType::Ipv4 => self.ipv4(table, port, mac, l2, pkt, io),
+            EtherType::Ipv6 => self.ipv6(table, port, mac, l2, pkt, io),
+            _ => {
+                self.drop(DropReason::Unsupported);
+                Class::Done
+            }
+        }
+    }
+
+    fn arp<I: WorkerIo<P>>(&mut self, port: usize, mac: MacAddr, l2: usize, mut pkt: P, io: &mut I) {
+        let Ok(a) = ArpPacket::new_checked(&pkt.data()[l2..]) else {
+            self.drop(DropReason::Truncated);
+            return;
+        };
+        if a.hardware_type() != 1 || a.protocol_type() != 0x0800 {
+            self.drop(DropReason::Unsupported);
+            return;
+        }
+        let (op, sha, spa, tpa) = (a.operation(), a.sender_hardware_addr(), a.sender_protocol_addr(), a.target_protocol_addr());
+        let for_us = self.ifaces.get(port).is_some_and(|i| i.has_v4(tpa));
+        // RFC 826 "Packet Reception": update the sender if known; add it when we
+        // are the target.
+        if let Some(held) = self.neighbors.learn(port, IpAddr::V4(spa), sha, self.now_ms, for_us) {
+            self.send_to_mac(port, sha, held, io);
+        }
+        if for_us && op == ArpOperation::Request {
+            local::arp_reply(pkt.data_mut(), l2, mac);
+            self.tx(port, pkt, io);
+        }
+        // Replies and other ARP traffic are consumed (learned from), not dropped.
+    }
+
+    fn ipv4<'t, I: WorkerIo<P>>(
+        &mut self,
+        table: &'t TunnelTable,
+        port: usize,
+        mac: MacAddr,
+        l2: usize,
+        mut pkt: P,
+        io: &mut I,
+    ) -> Class<'t, P> {
+        let d = &pkt.data()[l2..];
+        let ip = match Ipv4Packet::new_checked(d) {
+            Ok(ip) if ip.verify_checksum() => ip,
+            Ok(_) => {
+                self.drop(DropReason::MalformedOuter);
+                return Class::Done;
+            }
+            Err(e) => {
+                self.drop(if e == crate::wire::Error::Truncated { DropReason::Truncated } else { DropReason::MalformedOuter });
+                return Class::Done;
+            }
+        };
+        let dst = ip.dst_addr();
+        if self.is_ours_v4(dst) {
+            let (proto, hl, total) = (ip.protocol(), ip.header_len(), usize::from(ip.total_len()));
+            let l4 = &d[hl..total];
+            return match proto {
+                IpProtocol::Esp => self.esp(table, port, l2, pkt, io),
+                // UDP 500 (IKE) and every other local service go to the control plane.
+                IpProtocol::Udp if l4.len() >= 4 && u16::from_be_bytes([l4[2], l4[3]]) == NAT_T_PORT => {
+                    self.esp(table, port, l2, pkt, io)
+                }
+                IpProtocol::Icmp if l4.first() == Some(&8) && !ip.is_fragment() => {
+                    if IcmpPacket::new_checked(l4).is_ok_and(|i| i.verify_checksum_v4()) {
+                        local::echo_reply_v4(pkt.data_mut(), l2, mac);
+                        self.tx(port, pkt, io);
+                    } else {
+                        self.drop(DropReason::MalformedOuter);
+                    }
+                    Class::Done
+                }
+                _ => {
+                    self.punt(port, pkt, io);
+                    Class::Done
+                }
+            };
+        }
+        if dst.is_multicast() || dst.is_broadcast() || self.is_local_broadcast(port, dst) {
+            self.drop(DropReason::Unsupported);
+            return Class::Done;
+        }
+        let flow = {
+            let proto = u8::from(ip.protocol());
+            let (sp, dp) = if ip.frag_offset() == 0 { l4_ports(proto, ip.payload()) } else { (0, 0) };
+            FlowV4::v4(ip.src_addr(), dst, proto, sp, dp)
+        };
+        let decision = table.outbound_v4(&flow);
+        self.transit(decision, l2, pkt, io)
+    }
+
+    fn is_local_broadcast(&self, port: usize, dst: Ipv4Addr) -> bool {
+        self.ifaces.get(port).is_some_and(|i| {
+            i.addresses.iter().any(|&(a, len)| match a {
+                IpAddr::V4(a) if len < 31 => {
+                    let host = u32::MAX >> len;
+                    u32::from(dst) & !host == u32::from(a) & !host && u32::from(dst) & host == host
+                }
+                _ => false,
+            })
+        })
+    }
+
+    fn ipv6<'t, I: WorkerIo<P>>(
+        &mut self,
+        table: &'t TunnelTable,
+        port: usize,
+        mac: MacAddr,
+        l2: usize,
+        mut pkt: P,
+        io: &mut I,
+    ) -> Class<'t, P> {
+        let d = &pkt.data()[l2..];
+        let Ok(ip) = Ipv6Packet::new_checked(d) else {
+            self.drop(DropReason::Truncated);
+            return Class::Done;
+        };
+        let Ok(up) = ip.upper_layer() else {
+            self.drop(DropReason::MalformedOuter);
+            return Class::Done;
+        };
+        let (src, dst, end) = (ip.src_addr(), ip.dst_addr(), ip.total_len());
+        let l4 = &d[up.offset..end];
+        let icmp_type = (up.protocol == IpProtocol::Icmpv6 && !up.fragment).then(|| l4.first().copied()).flatten();
+        if matches!(icmp_type, Some(local::ND_SOLICIT | local::ND_ADVERT)) {
+            let (off, end) = (up.offset, end);
+            self.nd(port, mac, l2, off, end, src, pkt, io);
+            return Class::Done;
+        }
+        if self.is_ours_v6(dst) {
+            return match up.protocol {
+                IpProtocol::Esp => self.esp(table, port, l2, pkt, io),
+                IpProtocol::Udp if l4.len() >= 4 && u16::from_be_bytes([l4[2], l4[3]]) == NAT_T_PORT => {
+                    self.esp(table, port, l2, pkt, io)
+                }
+                IpProtocol::Icmpv6 if icmp_type == Some(128) => {
+                    if IcmpPacket::new_checked(l4).is_ok_and(|i| i.verify_checksum_v6(src, dst)) {
+                        let off = up.offset;
+                        local::echo_reply_v6(pkt.data_mut(), l2, off, end, mac);
+                        self.tx(port, pkt, io);
+                    } else {
+                        self.drop(DropReason::MalformedOuter);
+                    }
+                    Class::Done
+                }
+                _ => {
+                    self.punt(port, pkt, io);
+                    Class::Done
+                }
+            };
+        }
+        if dst.is_multicast() || src.is_multicast() {
+            self.drop(DropReason::Unsupported);
+            return Class::Done;
+        }
+        let proto = u8::from(up.protocol);
+        let (sp, dp) = if up.fragment { (0, 0) } else { l4_ports(proto, l4) };
+        let flow = FlowV6::v6(src, dst, proto, sp, dp);
+        let decision = table.outbound_v6(&flow);
+        self.transit(decision, l2, pkt, io)
+    }
+
+    /// Neighbour solicitation / advertisement (RFC 4861 §7.2).
+    #[allow(clippy::too_many_arguments)]
+    fn nd<I: WorkerIo<P>>(&mut self, port: usize, mac: MacAddr, l2: usize, off: usize, end: usize, src: Ipv6Addr, mut pkt: P, io: &mut I) {
+        let d = &pkt.data()[l2..];
+        // RFC 4861 §7.1.1: hop limit 255 proves the message was not forwarded.
+        if d[7] != 255 || !IcmpPacket::new_checked(&d[off..end]).is_ok_and(|i| i.verify_checksum_v6(src, Ipv6Packet::new_unchecked(d).dst_addr())) {
+            self.drop(DropReason::MalformedOuter);
+            return;
+        }
+        let icmp = &d[off..end];
+        let solicit = icmp[0] == local::ND_SOLICIT;
+        let want = if solicit { 1 } else { 2 };
+        let Some((target, ll)) = local::nd_parse(icmp, want) else {
+            self.drop(DropReason::MalformedOuter);
+            return;
+        };
+        let (who, for_us) = if solicit { (src, self.ifaces.get(port).is_some_and(|i| i.has_v6(target))) } else { (target, false) };
+        if let Some(ll) = ll {
+            if !who.is_unspecified() {
+                if let Some(held) = self.neighbors.learn(port, IpAddr::V6(who), ll, self.now_ms, for_us) {
+                    self.send_to_mac(port, ll, held, io);
+                }
+            }
+        }
+        if solicit && for_us {
+            match local::nd_advert(pkt.data_mut(), l2, target, mac) {
+                Ok(len) if pkt.truncate(len).is_ok() => self.tx(port, pkt, io),
+                _ => self.drop(DropReason::Truncated),
+            }
+        }
+    }
+
+    /// ESP or UDP 4500 to one of our addresses.
+    fn esp<'t, I: WorkerIo<P>>(&mut self, table: &'t TunnelTable, port: usize, l2: usize, mut pkt: P, io: &mut I) -> Class<'t, P> {
+        match esp::parse_outer(&pkt.data()[l2..]) {
+            Ok(InboundOuter::Esp(loc)) => match table.inbound(loc.spi) {
+                Some(sa) => {
+                    if pkt.adj(l2).is_err() {
+                        self.drop(DropReason::Truncated);
+                        return Class::Done;
+                    }
+                    Class::Decap(sa, pkt)
+                }
+                None => {
+                    self.drop(DropReason::NoSa);
+                    Class::Done
+                }
+            },
+            Ok(InboundOuter::Ike { .. }) => {
+                self.punt(port, pkt, io);
+                Class::Done
+            }
+            Ok(InboundOuter::NatKeepalive) => {
+                self.drop(DropReason::NatKeepalive);
+                Class::Done
+            }
+            Err(e) => {
+                self.drop(e.drop_reason());
+                Class::Done
+            }
+        }
+    }
+
+    fn transit<'t, I: WorkerIo<P>>(&mut self, decision: Decision<'t, OutboundTunnel>, l2: usize, mut pkt: P, io: &mut I) -> Class<'t, P> {
+        let reason = match decision {
+            Decision::Discard => DropReason::PolicyDiscard,
+            Decision::NoPolicy => DropReason::NoPolicy,
+            Decision::Protect(sa) => {
+                if pkt.adj(l2).is_err() {
+                    DropReason::Truncated
+                } else if !decrement_ttl(pkt.data_mut()) {
+                    DropReason::TtlExpired
+                } else {
+                    return Class::Encap(sa, pkt);
+                }
+            }
+            Decision::Bypass => {
+                if pkt.adj(l2).is_err() {
+                    DropReason::Truncated
+                } else {
+                    self.forward(pkt, io);
+                    return Class::Done;
+                }
+            }
+        };
+        self.drop(reason);
+        Class::Done
+    }
+
+    /// Route an IP packet (no Ethernet header) in clear: TTL, route, MTU, send.
+    fn forward<I: WorkerIo<P>>(&mut self, mut pkt: P, io: &mut I) {
+        if !decrement_ttl(pkt.data_mut()) {
+            self.drop(DropReason::TtlExpired);
+            return;
+        }
+        let d = pkt.data();
+        let hop = match d[0] >> 4 {
+            4 => self.routes.lookup_v4(Ipv4Packet::new_unchecked(d).dst_addr()),
+            _ => self.routes.lookup_v6(Ipv6Packet::new_unchecked(d).dst_addr()),
+        };
+        let Some(hop) = hop else {
+            self.drop(DropReason::NoRoute);
+            return;
+        };
+        let mtu = self.ifaces.get(hop.port).map_or(DEFAULT_MTU, |i| i.mtu);
+        if pkt.len() > usize::from(mtu) {
+            self.too_big(&pkt, mtu, io);
+            return;
+        }
+        self.send(hop, pkt, io);
+    }
+
+    /// Count a packet too big for the next link and, for IPv4 with DF set, tell
+    /// the sender the MTU (RFC 1191 §4; IPv6 Packet Too Big is not sent yet).
+    fn too_big<I: WorkerIo<P>>(&mut self, pkt: &P, mtu: u16, io: &mut I) {
+        self.drop(DropReason::TooBig);
+        let d = pkt.data();
+        if d.first().map(|b| b >> 4) != Some(4) {
+            return;
+        }
+        let ip = Ipv4Packet::new_unchecked(d);
+        if !ip.dont_frag() || ip.protocol() == IpProtocol::Icmp && d.get(ip.header_len()) == Some(&3) {
+            return;
+        }
+        let back = self.routes.lookup_v4(ip.src_addr());
+        let Some(src) = back.and_then(|h| self.ifaces.get(h.port)).and_then(Interface::first_v4) else { return };
+        let Some(mut err) = io.alloc() else { return };
+        if local::frag_needed(&mut err, src, d, mtu).is_ok() {
+            self.forward_local(err, io);
+        }
+    }
+
+    /// Send a packet the gateway originated (no TTL decrement).
+    fn forward_local<I: WorkerIo<P>>(&mut self, pkt: P, io: &mut I) {
+        let d = pkt.data();
+        let hop = match d.first().map(|b| b >> 4) {
+            Some(4) => self.routes.lookup_v4(Ipv4Packet::new_unchecked(d).dst_addr()),
+            Some(6) => self.routes.lookup_v6(Ipv6Packet::new_unchecked(d).dst_addr()),
+            _ => None,
+        };
+        match hop {
+            Some(hop) => self.send(hop, pkt, io),
+            None => self.drop(DropReason::NoRoute),
+        }
+    }
+
+    /// Resolve the next hop, add the Ethernet header, transmit.
+    fn send<I: WorkerIo<P>>(&mut self, hop: NextHop, pkt: P, io: &mut I) {
+        match self.neighbors.lookup(hop.port, hop.next_hop, self.now_ms) {
+            Some(mac) => {
+                if self.neighbors.wants_refresh(hop.port, hop.next_hop, self.now_ms) {
+                    self.request(hop, io);
+                }
+                self.send_to_mac(hop.port, mac, pkt, io);
+            }
+            None => {
+                let held = self.neighbors.hold(hop.port, hop.next_hop, pkt, self.now_ms);
+                if held.displaced.is_some() {
+                    self.drop(DropReason::NoNeighbor);
+                }
+                if held.send_request {
+                    self.request(hop, io);
+                }
+            }
+        }
+    }
+
+    fn send_to_mac<I: WorkerIo<P>>(&mut self, port: usize, dst: MacAddr, mut pkt: P, io: &mut I) {
+        let Some(iface) = self.ifaces.get(port) else {
+            self.drop(DropReason::NoRoute);
+            return;
+        };
+        let ethertype = match pkt.data().first().map(|b| b >> 4) {
+            Some(6) => EtherType::Ipv6,
+            _ => EtherType::Ipv4,
+        };
+        if pkt.prepend(ethernet::HEADER_LEN).is_err() {
+            self.drop(DropReason::NoBufferRoom);
+            return;
+        }
+        let mut eth = EthernetFrame::new_unchecked(&mut pkt.data_mut()[..ethernet::HEADER_LEN]);
+        eth.set_dst_addr(dst);
+        eth.set_src_addr(iface.mac);
+        eth.set_ethertype(ethertype);
+        self.tx(port, pkt, io);
+    }
+
+    /// ARP request or neighbour solicitation for `hop`.
+    fn request<I: WorkerIo<P>>(&mut self, hop: NextHop, io: &mut I) {
+        let Some(iface) = self.ifaces.get(hop.port) else { return };
+        let Some(mut pkt) = io.alloc() else { return };
+        let built = match hop.next_hop {
+            IpAddr::V4(t) => iface.first_v4().map(|ip| local::arp_request(&mut pkt, iface.mac, ip, t)),
+            IpAddr::V6(t) => iface.first_v6().map(|ip| local::nd_solicit(&mut pkt, iface.mac, ip, t)),
+        };
+        if matches!(built, Some(Ok(()))) {
+            self.tx(hop.port, pkt, io);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_decrement_keeps_the_checksum_valid() {
+        let mut h = [0x45u8, 0, 0, 20, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
+        Ipv4Packet::new_unchecked(&mut h[..]).fill_checksum();
+        assert!(decrement_ttl(&mut h));
+        assert_eq!(h[8], 63);
+        assert!(Ipv4Packet::new_unchecked(&h[..]).verify_checksum());
+        h[8] = 1;
+        Ipv4Packet::new_unchecked(&mut h[..]).fill_checksum();
+        assert!(!decrement_ttl(&mut h), "TTL 1 is not forwarded");
+    }
+
+    #[test]
+    fn batch_groups_runs_stably() {
+        let mut b = Batch::<u32>::new();
+        for (i, k) in [1u8, 0, 1, 0, 2].into_iter().enumerate() {
+            b.push(i as u32, k);
+        }
+        b.group();
+        let order: Vec<_> = b.pkts[..b.len].iter().map(|s| s.0).collect();
+        assert_eq!(order, [Some(1), Some(3), Some(0), Some(2), Some(4)]);
+        assert_eq!(b.next_run(0), Some((0, 2, 0)));
+        assert_eq!(b.next_run(2), Some((2, 4, 1)));
+        assert_eq!(b.next_run(4), Some((4, 5, 2)));
+        assert_eq!(b.next_run(5), None);
+    }
+}

@@ -1,0 +1,467 @@
+//! Bursts of heap packets through two workers wired back to back (gw1 —
+//! gw2): every classification path and each drop reason the worker itself
+//! decides, with exact counters (nothing else may be counted).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use dataplane::crypto::{Algorithm, Backend};
+use dataplane::drop::DropReason;
+use dataplane::packet::{HeapPacket, Packet};
+use dataplane::route::{Route, RouteTable};
+use dataplane::sa::{PolicyAction, PolicySpec, Spi};
+use dataplane::spd::{IpPrefix, Selector};
+use dataplane::stats::Stats;
+use dataplane::wire::{checksum, IcmpPacket, Ipv4Packet, Ipv6Packet, MacAddr, UdpPacket};
+use dataplane::worker::{
+    connected_routes, install_static, Interface, RecordingIo, StaticTunnel, TsSpec, TunnelControl, Worker, WorkerConfig,
+};
+use zeroize::Zeroizing;
+
+const GW1_OUT: MacAddr = MacAddr([2, 0, 0, 0, 1, 0]);
+const GW1_IN: MacAddr = MacAddr([2, 0, 0, 0, 1, 1]);
+const GW2_OUT: MacAddr = MacAddr([2, 0, 0, 0, 2, 0]);
+const GW2_IN: MacAddr = MacAddr([2, 0, 0, 0, 2, 1]);
+const HOST1: MacAddr = MacAddr([2, 0, 0, 0, 0, 0xa1]);
+const HOST2: MacAddr = MacAddr([2, 0, 0, 0, 0, 0xa2]);
+const OUT: usize = 0;
+const IN: usize = 1;
+
+fn ip4(s: &str) -> Ipv4Addr {
+    s.parse().expect("ipv4")
+}
+
+fn prefix(s: &str) -> IpPrefix {
+    let (a, l) = s.split_once('/').expect("prefix");
+    IpPrefix::new(a.parse().expect("addr"), l.parse().expect("len")).expect("valid")
+}
+
+struct Gw {
+    worker: Worker<HeapPacket>,
+    ctl: TunnelControl,
+    stats: Stats,
+}
+
+impl Gw {
+    fn drops(&self) -> Vec<(DropReason, u64)> {
+        self.stats.snapshot().nonzero_drops().collect()
+    }
+}
+
+fn tunnel(gw1: bool, udp: bool, local_ts: &str, remote_ts: &str, window: u32) -> StaticTunnel {
+    let (a, b) = (IpAddr::V4(ip4("198.51.100.1")), IpAddr::V4(ip4("198.51.100.2")));
+    let (k1, k2) = (vec![0x11u8; 20], vec![0x22u8; 20]);
+    StaticTunnel {
+        name: if gw1 { "to-gw2" } else { "to-gw1" }.into(),
+        algorithm: Algorithm::Aes128Gcm,
+        local: if gw1 { a } else { b },
+        remote: if gw1 { b } else { a },
+        udp,
+        spi_in: Spi(if gw1 { 0x1001 } else { 0x2002 }),
+        spi_out: Spi(if gw1 { 0x2002 } else { 0x1001 }),
+        key_in: Zeroizing::new(if gw1 { k1.clone() } else { k2.clone() }),
+        key_out: Zeroizing::new(if gw1 { k2 } else { k1 }),
+        local_ts: vec![TsSpec::prefix(prefix(local_ts))],
+        remote_ts: vec![TsSpec::prefix(prefix(remote_ts))],
+        esn: false,
+        replay_window: window,
+    }
+}
+
+/// gw1: outside 198.51.100.1 (port 0), inside 10.1.0.1 (port 1); gw2 mirrors
+/// with 198.51.100.2 and 10.2.0.1. Neighbours are static unless `arp`.
+fn gateway(gw1: bool, t: StaticTunnel, arp: bool) -> Gw {
+    let (out_mac, in_mac, out_ip, in_ip) = if gw1 {
+        (GW1_OUT, GW1_IN, "198.51.100.1", "10.1.0.1")
+    } else {
+        (GW2_OUT, GW2_IN, "198.51.100.2", "10.2.0.1")
+    };
+    let interfaces = vec![
+        Interface::new(out_mac).with_address(IpAddr::V4(ip4(out_ip)), 24).with_address("2001:db8::1".parse().expect("v6"), 64),
+        Interface::new(in_mac).with_address(IpAddr::V4(ip4(in_ip)), 24),
+    ];
+    let mut routes = connected_routes(&interfaces);
+    routes.push(Route { dst: IpAddr::V4(ip4("203.0.113.0")), len: 24, via: Some(IpAddr::V4(ip4("198.51.100.254"))), port: OUT });
+    let static_neighbors = if arp {
+        vec![]
+    } else {
+        let (peer, host, host_ip) =
+            if gw1 { (GW2_OUT, HOST1, "10.1.0.2") } else { (GW1_OUT, HOST2, "10.2.0.2") };
+        let peer_ip = if gw1 { "198.51.100.2" } else { "198.51.100.1" };
+        vec![(OUT, IpAddr::V4(ip4(peer_ip)), peer), (IN, IpAddr::V4(ip4(host_ip)), host)]
+    };
+    let config = WorkerConfig { interfaces, routes: RouteTable::build(routes).expect("routes"), static_neighbors };
+    let mut ctl = TunnelControl::new(64);
+    install_static(&mut ctl, &[t], Backend::Auto).expect("install");
+    let stats = Stats::new(1, 2, 64);
+    let worker = Worker::new(&config, ctl.reader(), stats.core(0).expect("core 0"));
+    Gw { worker, ctl, stats }
+}
+
+fn pair(udp: bool) -> (Gw, Gw) {
+    (
+        gateway(true, tunnel(true, udp, "10.1.0.0/24", "10.2.0.0/24", 64), false),
+        gateway(false, tunnel(false, udp, "10.2.0.0/24", "10.1.0.0/24", 64), false),
+    )
+}
+
+fn eth(dst: MacAddr, src: MacAddr, ethertype: u16, payload: &[u8]) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&dst.0);
+    f.extend_from_slice(&src.0);
+    f.extend_from_slice(&ethertype.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+fn ipv4(src: &str, dst: &str, proto: u8, ttl: u8, df: bool, l4: &[u8]) -> Vec<u8> {
+    let mut p = vec![0u8; 20];
+    p.extend_from_slice(l4);
+    let len = p.len() as u16;
+    let mut ip = Ipv4Packet::new_unchecked(&mut p[..]);
+    ip.set_version_and_ihl();
+    ip.set_total_len(len);
+    ip.set_ident(7);
+    ip.set_unfragmented(df);
+    ip.set_ttl(ttl);
+    ip.set_protocol(proto.into());
+    ip.set_src_addr(ip4(src));
+    ip.set_dst_addr(ip4(dst));
+    ip.fill_checksum();
+    p
+}
+
+fn udp(src: &str, dst: &str, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let mut u = vec![0u8; 8];
+    u.extend_from_slice(payload);
+    let len = u.len() as u16;
+    let mut h = UdpPacket::new_unchecked(&mut u[..]);
+    h.set_ports(sport, dport);
+    h.set_len(len);
+    h.fill_checksum_v4(ip4(src), ip4(dst));
+    ipv4(src, dst, 17, 64, false, &u)
+}
+
+fn echo_request(seq: u16) -> Vec<u8> {
+    let mut i = vec![8u8, 0, 0, 0, 0x12, 0x34, (seq >> 8) as u8, seq as u8];
+    i.extend_from_slice(b"ping payload");
+    IcmpPacket::new_unchecked(&mut i[..]).fill_checksum_v4();
+    i
+}
+
+fn arp(op: u16, sha: MacAddr, spa: &str, tpa: &str) -> Vec<u8> {
+    let mut a = vec![0, 1, 8, 0, 6, 4];
+    a.extend_from_slice(&op.to_be_bytes());
+    a.extend_from_slice(&sha.0);
+    a.extend_from_slice(&ip4(spa).octets());
+    a.extend_from_slice(&[0; 6]);
+    a.extend_from_slice(&ip4(tpa).octets());
+    eth(if op == 1 { MacAddr::BROADCAST } else { GW1_OUT }, sha, 0x0806, &a)
+}
+
+fn heap() -> HeapPacket {
+    HeapPacket::with_room(HeapPacket::DEFAULT_HEADROOM, 2048)
+}
+
+fn run(gw: &mut Gw, port: usize, frames: &[Vec<u8>]) -> RecordingIo<HeapPacket> {
+    let mut io = RecordingIo::new(heap);
+    gw.worker.process(port, frames.iter().map(|f| HeapPacket::from_slice(f)), &mut io, 0);
+    io
+}
+
+/// host1 → host2 UDP datagram as it leaves host1.
+fn host1_datagram(n: u8) -> Vec<u8> {
+    eth(GW1_IN, HOST1, 0x0800, &udp("10.1.0.2", "10.2.0.2", 4000, 5000, &[n; 100]))
+}
+
+#[test]
+fn arp_for_our_address_is_answered_and_others_are_not() {
+    let (mut gw1, _) = pair(false);
+    let io = run(&mut gw1, OUT, &[arp(1, HOST1, "198.51.100.7", "198.51.100.1"), arp(1, HOST1, "198.51.100.7", "198.51.100.9")]);
+    assert_eq!(io.sent.len(), 1, "only the request for our address is answered");
+    let (port, reply) = &io.sent[0];
+    assert_eq!(*port, OUT);
+    let d = reply.data();
+    assert_eq!(&d[0..6], &HOST1.0, "to the asker");
+    assert_eq!(&d[6..12], &GW1_OUT.0);
+    assert_eq!(&d[20..22], &[0, 2], "ARP reply");
+    assert_eq!(&d[22..28], &GW1_OUT.0, "our MAC");
+    assert_eq!(&d[28..32], &[198, 51, 100, 1]);
+    assert_eq!(&d[32..38], &HOST1.0);
+    assert_eq!(&d[38..42], &[198, 51, 100, 7]);
+    assert!(gw1.drops().is_empty(), "ARP is consumed, not dropped: {:?}", gw1.drops());
+}
+
+#[test]
+fn echo_requests_to_us_are_answered_v4_and_v6() {
+    let (mut gw1, _) = pair(false);
+    let req = eth(GW1_OUT, HOST1, 0x0800, &ipv4("198.51.100.7", "198.51.100.1", 1, 5, false, &echo_request(3)));
+    let mut v6 = vec![0u8; 40];
+    let mut icmp6 = vec![128u8, 0, 0, 0, 0, 1, 0, 9];
+    icmp6.extend_from_slice(b"v6 ping");
+    let (s6, d6): (Ipv6Addr, Ipv6Addr) = ("2001:db8::7".parse().expect("a"), "2001:db8::1".parse().expect("a"));
+    IcmpPacket::new_unchecked(&mut icmp6[..]).fill_checksum_v6(s6, d6);
+    {
+        let mut h = Ipv6Packet::new_unchecked(&mut v6[..]);
+        h.set_version_tc_flow(0, 0);
+        h.set_payload_len(icmp6.len() as u16);
+        h.set_next_header(58.into());
+        h.set_hop_limit(64);
+        h.set_src_addr(s6);
+        h.set_dst_addr(d6);
+    }
+    v6.extend_from_slice(&icmp6);
+    let io = run(&mut gw1, OUT, &[req, eth(GW1_OUT, HOST1, 0x86dd, &v6)]);
+    assert_eq!(io.sent.len(), 2);
+    let r4 = &io.sent[0].1.data()[14..];
+    let ip = Ipv4Packet::new_checked(r4).expect("ip");
+    assert!(ip.verify_checksum());
+    assert_eq!((ip.src_addr(), ip.dst_addr()), (ip4("198.51.100.1"), ip4("198.51.100.7")));
+    let icmp = IcmpPacket::new_checked(&r4[20..]).expect("icmp");
+    assert_eq!(r4[20], 0, "echo reply");
+    assert!(icmp.verify_checksum_v4(), "incrementally updated checksum is right");
+    assert_eq!(&r4[24..], &echo_request(3)[4..], "identifier, sequence and data echoed");
+    let r6 = &io.sent[1].1.data()[14..];
+    let ip = Ipv6Packet::new_checked(r6).expect("ip6");
+    assert_eq!((ip.src_addr(), ip.dst_addr()), (d6, s6));
+    assert_eq!(r6[40], 129);
+    assert!(IcmpPacket::new_checked(&r6[40..]).expect("icmp6").verify_checksum_v6(d6, s6));
+    assert!(gw1.drops().is_empty());
+}
+
+fn tunnel_round_trip(udp_encap: bool) {
+    let (mut gw1, mut gw2) = pair(udp_encap);
+    let frames: Vec<_> = (0..40).map(host1_datagram).collect();
+    let io1 = run(&mut gw1, IN, &frames);
+    assert_eq!(io1.sent.len(), 40, "drops: {:?}", gw1.drops());
+    for (port, f) in &io1.sent {
+        assert_eq!(*port, OUT);
+        let d = f.data();
+        assert_eq!(&d[0..12], &[GW2_OUT.0, GW1_OUT.0].concat());
+        let ip = Ipv4Packet::new_checked(&d[14..]).expect("outer");
+        assert!(ip.verify_checksum());
+        assert_eq!((ip.src_addr(), ip.dst_addr()), (ip4("198.51.100.1"), ip4("198.51.100.2")));
+        assert_eq!(u8::from(ip.protocol()), if udp_encap { 17 } else { 50 });
+        assert!(!d.windows(100).any(|w| w.iter().all(|&b| b == w[0]) && w[0] < 40), "plaintext does not leak");
+    }
+    let esp: Vec<Vec<u8>> = io1.sent.iter().map(|(_, f)| f.data().to_vec()).collect();
+    let io2 = run(&mut gw2, OUT, &esp);
+    assert_eq!(io2.sent.len(), 40, "drops: {:?}", gw2.drops());
+    for (i, (port, f)) in io2.sent.iter().enumerate() {
+        assert_eq!(*port, IN);
+        let d = f.data();
+        assert_eq!(&d[0..12], &[HOST2.0, GW2_IN.0].concat());
+        let mut want = frames[i][14..].to_vec();
+        // Each gateway is a router hop: TTL 64 → 62, checksum updated.
+        want[8] = 62;
+        Ipv4Packet::new_unchecked(&mut want[..]).fill_checksum();
+        assert_eq!(&d[14..], &want[..], "inner packet {i} arrives unchanged but for the TTL");
+    }
+    assert!(gw1.drops().is_empty() && gw2.drops().is_empty());
+    let t1 = gw1.ctl.current();
+    let out_sa = t1.spd().actions().iter().find_map(|a| match a {
+        PolicyAction::Protect(sa) => Some(sa.id()),
+        _ => None,
+    });
+    assert_eq!(gw1.stats.sa(out_sa.expect("protect policy")).packets, 40);
+    let in_sa = gw2.ctl.current().inbound(Spi(0x2002)).map(|s| s.id()).expect("inbound");
+    assert_eq!(gw2.stats.sa(in_sa).packets, 40);
+}
+
+#[test]
+fn plaintext_through_raw_esp_tunnel_and_back() {
+    tunnel_round_trip(false);
+}
+
+#[test]
+fn plaintext_through_udp_encapsulated_tunnel_and_back() {
+    tunnel_round_trip(true);
+}
+
+#[test]
+fn ike_and_other_local_traffic_is_punted() {
+    let (mut gw1, _) = pair(true);
+    let ike500 = eth(GW1_OUT, HOST1, 0x0800, &udp("198.51.100.2", "198.51.100.1", 500, 500, &[0u8; 28]));
+    let mut marker = vec![0u8; 4];
+    marker.extend_from_slice(&[1u8; 28]);
+    let ike4500 = eth(GW1_OUT, HOST1, 0x0800, &udp("198.51.100.2", "198.51.100.1", 4500, 4500, &marker));
+    let ssh = eth(GW1_OUT, HOST1, 0x0800, &ipv4("198.51.100.2", "198.51.100.1", 6, 64, true, &[0u8; 20]));
+    let io = run(&mut gw1, OUT, &[ike500.clone(), ike4500.clone(), ssh.clone()]);
+    assert!(io.sent.is_empty());
+    let punted: Vec<_> = io.punted.iter().map(|(p, f)| (*p, f.data().to_vec())).collect();
+    assert_eq!(punted, [(OUT, ike500.clone()), (OUT, ike4500), (OUT, ssh)], "whole frames, in order");
+    assert!(gw1.drops().is_empty());
+    let mut io = RecordingIo::new(heap);
+    io.punt_full = true;
+    gw1.worker.process(OUT, [HeapPacket::from_slice(&ike500)], &mut io, 0);
+    assert_eq!(gw1.drops(), [(DropReason::PuntRingFull, 1)]);
+}
+
+#[test]
+fn unknown_next_hop_is_resolved_by_arp_and_the_held_packet_sent() {
+    let mut gw1 = gateway(true, tunnel(true, false, "10.1.0.0/24", "10.2.0.0/24", 64), true);
+    // host1 asks for its gateway first: gw1 learns host1 from the request.
+    let io = run(&mut gw1, IN, &[arp(1, HOST1, "10.1.0.2", "10.1.0.1")]);
+    assert_eq!(io.sent.len(), 1);
+    let io = run(&mut gw1, IN, &[host1_datagram(1), host1_datagram(2)]);
+    assert_eq!(io.sent.len(), 1, "one ARP request for gw2, packets held");
+    let (port, req) = &io.sent[0];
+    assert_eq!(*port, OUT);
+    let d = req.data();
+    assert_eq!(&d[0..6], &MacAddr::BROADCAST.0);
+    assert_eq!(&d[12..14], &[8, 6]);
+    assert_eq!(&d[20..22], &[0, 1], "request");
+    assert_eq!(&d[28..32], &[198, 51, 100, 1], "from our outside address");
+    assert_eq!(&d[38..42], &[198, 51, 100, 2], "for gw2");
+    assert_eq!(gw1.drops(), [(DropReason::NoNeighbor, 1)], "one packet is held, the older displaced");
+    let mut reply = arp(2, GW2_OUT, "198.51.100.2", "198.51.100.1");
+    reply[32..38].copy_from_slice(&GW1_OUT.0);
+    let io = run(&mut gw1, OUT, &[reply]);
+    assert_eq!(io.sent.len(), 1, "the held packet leaves once gw2 answered");
+    assert_eq!(&io.sent[0].1.data()[0..6], &GW2_OUT.0);
+    assert_eq!(io.sent[0].1.data()[23], 50, "as ESP");
+    let io = run(&mut gw1, IN, &[host1_datagram(3)]);
+    assert_eq!(io.sent.len(), 1, "resolved: sent at once");
+}
+
+fn counted(gw: &Gw, reason: DropReason) {
+    assert_eq!(gw.drops(), [(reason, 1)], "exactly one {reason} drop");
+}
+
+#[test]
+fn each_drop_reason_of_the_decap_side() {
+    let (mut gw1, _) = pair(false);
+    let frames: Vec<_> = (0..3).map(host1_datagram).collect();
+    let esp: Vec<Vec<u8>> = run(&mut gw1, IN, &frames).sent.iter().map(|(_, f)| f.data().to_vec()).collect();
+
+    let (_, mut gw2) = pair(false);
+    let mut bad_spi = esp[0].clone();
+    bad_spi[34..38].copy_from_slice(&0x9999u32.to_be_bytes());
+    run(&mut gw2, OUT, &[bad_spi]);
+    counted(&gw2, DropReason::NoSa);
+
+    let (_, mut gw2) = pair(false);
+    let mut tampered = esp[0].clone();
+    let n = tampered.len();
+    tampered[n - 20] ^= 1;
+    assert!(run(&mut gw2, OUT, &[tampered]).sent.is_empty());
+    counted(&gw2, DropReason::AuthFailed);
+
+    let (_, mut gw2) = pair(false);
+    let io = run(&mut gw2, OUT, &[esp[1].clone(), esp[1].clone()]);
+    assert_eq!(io.sent.len(), 1);
+    counted(&gw2, DropReason::Replayed);
+
+    let (_, mut gw2) = pair(false);
+    let mut bad_sum = esp[0].clone();
+    bad_sum[24] ^= 0xff;
+    run(&mut gw2, OUT, &[bad_sum]);
+    counted(&gw2, DropReason::MalformedOuter);
+
+    let (_, mut gw2) = pair(true);
+    run(&mut gw2, OUT, &[eth(GW2_OUT, GW1_OUT, 0x0800, &udp("198.51.100.1", "198.51.100.2", 4500, 4500, &[0xff]))]);
+    counted(&gw2, DropReason::NatKeepalive);
+
+    // gw1 protects 10.0.0.0/8 → 10.2.0.0/24 but gw2 only accepts 10.1.0.0/24 from it.
+    let mut wide = gateway(true, tunnel(true, false, "10.0.0.0/8", "10.2.0.0/24", 64), false);
+    let stray = eth(GW1_IN, HOST1, 0x0800, &udp("10.9.0.2", "10.2.0.2", 1, 2, &[0; 10]));
+    let esp_stray: Vec<Vec<u8>> = run(&mut wide, IN, &[stray]).sent.iter().map(|(_, f)| f.data().to_vec()).collect();
+    assert_eq!(esp_stray.len(), 1);
+    let (_, mut gw2) = pair(false);
+    assert!(run(&mut gw2, OUT, &esp_stray).sent.is_empty());
+    counted(&gw2, DropReason::PolicyMismatch);
+}
+
+#[test]
+fn each_drop_reason_of_the_transit_side() {
+    let (mut gw1, _) = pair(false);
+    run(&mut gw1, IN, &[eth(GW1_IN, HOST1, 0x0800, &udp("10.1.0.2", "10.3.0.2", 1, 2, &[0; 10]))]);
+    counted(&gw1, DropReason::NoPolicy);
+
+    let (mut gw1, _) = pair(false);
+    run(&mut gw1, IN, &[eth(GW1_IN, HOST1, 0x0800, &ipv4("10.1.0.2", "10.2.0.2", 17, 1, false, &[0; 8]))]);
+    counted(&gw1, DropReason::TtlExpired);
+
+    let (mut gw1, _) = pair(false);
+    run(&mut gw1, IN, &[eth(MacAddr([2, 9, 9, 9, 9, 9]), HOST1, 0x0800, &udp("10.1.0.2", "10.2.0.2", 1, 2, &[0; 10]))]);
+    counted(&gw1, DropReason::NotForUs);
+
+    let (mut gw1, _) = pair(false);
+    run(&mut gw1, IN, &[vec![0u8; 10]]);
+    counted(&gw1, DropReason::Truncated);
+
+    let (mut gw1, _) = pair(false);
+    run(&mut gw1, IN, &[eth(GW1_IN, HOST1, 0x88cc, &[0; 46])]);
+    counted(&gw1, DropReason::Unsupported);
+
+    let (mut gw1, _) = pair(false);
+    let mut io = RecordingIo::new(heap);
+    io.tx_capacity = Some(0);
+    gw1.worker.process(IN, [HeapPacket::from_slice(&host1_datagram(0))], &mut io, 0);
+    counted(&gw1, DropReason::TxFull);
+
+    // 1480-byte inner packet with DF: with ~60 bytes of ESP overhead it exceeds
+    // the 1500-byte MTU; host1 is told the MTU that fits (RFC 1191).
+    let (mut gw1, _) = pair(false);
+    let big = eth(GW1_IN, HOST1, 0x0800, &ipv4("10.1.0.2", "10.2.0.2", 17, 64, true, &vec![0u8; 1460]));
+    let io = run(&mut gw1, IN, &[big]);
+    counted(&gw1, DropReason::TooBig);
+    assert_eq!(io.sent.len(), 1, "ICMP fragmentation needed");
+    let (port, f) = &io.sent[0];
+    assert_eq!(*port, IN);
+    let d = &f.data()[14..];
+    let ip = Ipv4Packet::new_checked(d).expect("icmp ip");
+    assert_eq!((ip.src_addr(), ip.dst_addr()), (ip4("10.1.0.1"), ip4("10.1.0.2")));
+    assert_eq!(&d[20..22], &[3, 4]);
+    let mtu = u16::from_be_bytes([d[26], d[27]]);
+    assert!((1400..1500).contains(&mtu), "next-hop MTU {mtu}");
+    assert!(IcmpPacket::new_checked(&d[20..]).expect("icmp").verify_checksum_v4());
+    assert_eq!(checksum::checksum(&d[..20]), 0);
+
+    // A DISCARD policy ahead of the tunnel, and a BYPASS to an unrouted net.
+    let (mut gw1, _) = pair(false);
+    let mut tx = gw1.ctl.transaction();
+    tx.add_policy(PolicySpec {
+        priority: 0,
+        selector: Selector::subnets(prefix("10.1.0.66/32"), prefix("0.0.0.0/0")),
+        action: PolicyAction::Discard,
+    })
+    .expect("policy");
+    tx.add_policy(PolicySpec {
+        priority: 1,
+        selector: Selector::subnets(prefix("10.1.0.0/24"), prefix("10.7.0.0/16")),
+        action: PolicyAction::Bypass,
+    })
+    .expect("policy");
+    tx.commit().expect("commit");
+    run(&mut gw1, IN, &[eth(GW1_IN, HOST1, 0x0800, &udp("10.1.0.66", "10.2.0.2", 1, 2, &[0; 10]))]);
+    counted(&gw1, DropReason::PolicyDiscard);
+    run(&mut gw1, IN, &[eth(GW1_IN, HOST1, 0x0800, &udp("10.1.0.2", "10.7.0.2", 1, 2, &[0; 10]))]);
+    assert_eq!(gw1.stats.snapshot().drop_count(DropReason::NoRoute), 1);
+}
+
+#[test]
+fn bypass_traffic_is_routed_in_clear_via_the_gateway_of_a_static_route() {
+    let (mut gw1, _) = pair(false);
+    let mut tx = gw1.ctl.transaction();
+    tx.add_policy(PolicySpec {
+        priority: 0,
+        selector: Selector::subnets(prefix("10.1.0.0/24"), prefix("203.0.113.0/24")),
+        action: PolicyAction::Bypass,
+    })
+    .expect("policy");
+    tx.commit().expect("commit");
+    let f = eth(GW1_IN, HOST1, 0x0800, &udp("10.1.0.2", "203.0.113.5", 1, 2, &[5; 10]));
+    let io = run(&mut gw1, IN, std::slice::from_ref(&f));
+    // 198.51.100.254 is not known: an ARP request goes out for it.
+    assert_eq!(io.sent.len(), 1);
+    assert_eq!(&io.sent[0].1.data()[38..42], &[198, 51, 100, 254]);
+    let mut reply = arp(2, MacAddr([2, 0, 0, 0, 0, 0xfe]), "198.51.100.254", "198.51.100.1");
+    reply[32..38].copy_from_slice(&GW1_OUT.0);
+    let io = run(&mut gw1, OUT, &[reply]);
+    assert_eq!(io.sent.len(), 1);
+    let d = io.sent[0].1.data();
+    assert_eq!(&d[0..6], &[2, 0, 0, 0, 0, 0xfe]);
+    assert_eq!(&d[14 + 20 + 8..], &[5; 10], "in clear");
+    assert_eq!(d[14 + 8], 63, "TTL decremented");
+    assert!(Ipv4Packet::new_checked(&d[14..]).expect("ip").verify_checksum());
+}
