@@ -5,3 +5,4 @@ pub mod config;
 pub mod proposal;
 pub mod identity;
 pub mod selector;
+pub mod manager;

@@ -1,0 +1,310 @@
+//! The gateway's [`SaSink`]: builds dataplane ESP SAs (keyed AEAD, prebuilt
+//! outer header) and publishes them in the SA tables the workers read, one
+//! transaction per engine action, so the order the engine chose is the order
+//! the workers see (make-before-break, RFC 7296 §2.8):
+//!
+//! 1. `InboundOnly` (the new SA of a rekey): its inbound half is published
+//!    first, so the peer may switch as soon as it has our answer;
+//! 2. `OutboundOnly`: the new outbound SA is added and the old Child SA's
+//!    policies are pointed at it in the same snapshot (no packet sees no SA);
+//! 3. the old Child SA's removal comes last (after the engine's grace time);
+//!    its outbound half may already be gone, which is not an error.
+//!
+//! A first Child SA (`Both`) is inbound + outbound + policies in one snapshot.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use dataplane::crypto::{new_aead, Algorithm, Backend};
+use dataplane::esp::{self, InboundConfig, OutboundConfig};
+use dataplane::sa::{PolicyAction, PolicyId, PolicySpec, SaControl, SaId, Transaction};
+use dataplane::spd::{IpPrefix, PortRange, Selector};
+
+use super::sa_sink::{SaSink, SinkError};
+use crate::ikev2::{ChildSaId, ChildSaInstall, ChildSaRemove, Directions, Spi};
+use crate::proposal::{Encr, EncrId};
+use crate::selector::{AddrRange, TrafficSelector};
+
+/// The SA tables the workers read.
+pub type EspSaControl = SaControl<esp::InboundSa, esp::OutboundSa>;
+
+/// What the sink installed for one Child SA.
+#[derive(Debug, Default)]
+struct Installed {
+    inbound: Option<Spi>,
+    outbound: Option<SaId>,
+    policies: Vec<PolicyId>,
+}
+
+/// Publishes Child SAs in the dataplane's [`SaControl`].
+pub struct DataplaneSaSink {
+    ctl: EspSaControl,
+    backend: Backend,
+    replay_window: u32,
+    children: HashMap<ChildSaId, Installed>,
+}
+
+impl std::fmt::Debug for DataplaneSaSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataplaneSaSink").field("ctl", &self.ctl).field("children", &self.children.len()).finish_non_exhaustive()
+    }
+}
+
+/// Policies of IKE-negotiated SAs are checked after static ones (which the
+/// gateway installs with lower numbers); more specific selectors first.
+const POLICY_PRIORITY_BASE: u32 = 1_000_000;
+
+impl DataplaneSaSink {
+    /// Takes the tables (the gateway keeps a [`SaControl::reader`] per worker,
+    /// taken before handing them over).
+    pub fn new(ctl: EspSaControl, backend: Backend) -> Self {
+        DataplaneSaSink { ctl, backend, replay_window: esp::replay::DEFAULT_WINDOW, children: HashMap::new() }
+    }
+
+    /// Replay window of inbound SAs installed from now on (0 = off, benchmarks only).
+    pub fn set_replay_window(&mut self, window: u32) {
+        self.replay_window = window;
+    }
+
+    /// The tables (for `show`, and tests).
+    pub fn control(&self) -> &EspSaControl {
+        &self.ctl
+    }
+
+    fn inbound(&self, sa: &ChildSaInstall, alg: Algorithm) -> Result<esp::InboundSa, SinkError> {
+        let aead = new_aead(alg, &sa.inbound_key, self.backend)
+            .map_err(|e| SinkError::Key { spi: sa.inbound_spi, reason: e.to_string() })?;
+        let config = InboundConfig { spi: dataplane::wire::Spi(sa.inbound_spi.0), esn: sa.esn, replay_window: self.replay_window };
+        esp::InboundSa::new(config, Arc::from(aead)).map_err(|e| SinkError::Build { spi: sa.inbound_spi, reason: e.to_string() })
+    }
+
+    fn outbound(&self, sa: &ChildSaInstall, alg: Algorithm) -> Result<esp::OutboundSa, SinkError> {
+        let aead = new_aead(alg, &sa.outbound_key, self.backend)
+            .map_err(|e| SinkError::Key { spi: sa.outbound_spi, reason: e.to_string() })?;
+        let mut config = OutboundConfig::new(dataplane::wire::Spi(sa.outbound_spi.0), sa.local, sa.remote);
+        config.esn = sa.esn;
+        // RFC 3948: ESP in UDP with the IKE SA's (possibly NAT-mapped) ports.
+        config.udp = sa.encap.map(|e| esp::UdpEncap { src_port: e.local_port, dst_port: e.remote_port, ..esp::UdpEncap::default() });
+        esp::OutboundSa::new(config, Arc::from(aead)).map_err(|e| SinkError::Build { spi: sa.outbound_spi, reason: e.to_string() })
+    }
+
+    /// Adds the outbound SA and its policies: the old Child SA's policies are
+    /// moved over when it has some, else new ones are made from the selectors.
+    fn add_outbound(
+        tx: &mut Transaction<'_, esp::InboundSa, esp::OutboundSa>,
+        old: Option<&mut Installed>,
+        sa: &ChildSaInstall,
+        out: esp::OutboundSa,
+    ) -> Result<(SaId, Vec<PolicyId>), SinkError> {
+        let id = tx.add_outbound(Arc::new(out)).map_err(table)?;
+        if let Some(old) = old.filter(|o| !o.policies.is_empty()) {
+            for &p in &old.policies {
+                tx.set_policy_action(p, PolicyAction::Protect(id)).map_err(table)?;
+            }
+            if let Some(prev) = old.outbound.take() {
+                tx.remove_outbound(prev).map_err(table)?;
+            }
+            return Ok((id, std::mem::take(&mut old.policies)));
+        }
+        let mut policies = Vec::new();
+        for spec in policy_specs(&sa.local_ts, &sa.remote_ts, id)? {
+            policies.push(tx.add_policy(spec).map_err(table)?);
+        }
+        Ok((id, policies))
+    }
+}
+
+fn table(e: dataplane::sa::SaError) -> SinkError {
+    SinkError::Table(e.to_string())
+}
+
+fn algorithm(encr: Encr) -> Result<Algorithm, SinkError> {
+    match (encr.id, encr.key_bits) {
+        (EncrId::AesGcm16, Some(128)) => Ok(Algorithm::Aes128Gcm),
+        (EncrId::AesGcm16, Some(256)) => Ok(Algorithm::Aes256Gcm),
+        (EncrId::ChaCha20Poly1305, None) => Ok(Algorithm::ChaCha20Poly1305),
+        _ => Err(SinkError::UnsupportedAlgorithm(encr)),
+    }
+}
+
+/// The fewest prefixes covering an inclusive address range.
+pub(crate) fn range_prefixes(range: &AddrRange) -> Vec<IpPrefix> {
+    let (start, end, bits): (u128, u128, u32) = match *range {
+        AddrRange::V4(s, e) => (u32::from(s).into(), u32::from(e).into(), 32),
+        AddrRange::V6(s, e) => (u128::from(s), u128::from(e), 128),
+    };
+    let mut out = Vec::new();
+    let mut cur = start;
+    loop {
+        // Largest aligned block starting at `cur` that does not pass `end`
+        // (`cur` is aligned to 2^size_log, so `last` cannot overflow).
+        let mut size_log = cur.trailing_zeros().min(bits);
+        let last = loop {
+            let last = if size_log >= 128 { u128::MAX } else { cur + ((1u128 << size_log) - 1) };
+            if last <= end || size_log == 0 {
+                break last;
+            }
+            size_log -= 1;
+        };
+        let len = (bits - size_log) as u8;
+        out.push(if bits == 32 { IpPrefix::V4((cur as u32).into(), len) } else { IpPrefix::V6(cur.into(), len) });
+        if last >= end {
+            break;
+        }
+        cur = last + 1;
+    }
+    out
+}
+
+fn ports(ts: &TrafficSelector) -> Result<PortRange, SinkError> {
+    PortRange::new(ts.start_port, ts.end_port).map_err(|e| SinkError::Selector(ts.to_string(), e.to_string()))
+}
+
+/// Outbound policies: src in a local selector, dst in a remote one (RFC 4301
+/// §4.4.1), every family-matching pair; more specific pairs checked first.
+fn policy_specs(local: &[TrafficSelector], remote: &[TrafficSelector], sa: SaId) -> Result<Vec<PolicySpec>, SinkError> {
+    let mut specs = Vec::new();
+    for l in local {
+        for r in remote {
+            if l.addresses.is_ipv4() != r.addresses.is_ipv4() {
+                continue;
+            }
+            // Protocol: both narrowed to the same one, or ANY (RFC 7296 §2.9).
+            let proto = match (l.protocol, r.protocol) {
+                (0, 0) => None,
+                (0, p) | (p, 0) => Some(p),
+                (a, b) if a == b => Some(a),
+                _ => continue,
+            };
+            for src in range_prefixes(&l.addresses) {
+                for dst in range_prefixes(&r.addresses) {
+                    let specificity = u32::from(prefix_len(src)) + u32::from(prefix_len(dst));
+                    let selector = Selector { src, dst, proto, src_ports: ports(l)?, dst_ports: ports(r)? };
+                    specs.push(PolicySpec {
+                        priority: POLICY_PRIORITY_BASE + (256 - specificity),
+                        selector,
+                        action: PolicyAction::Protect(sa),
+                    });
+                }
+            }
+        }
+    }
+    if specs.is_empty() {
+        let all = |ts: &[TrafficSelector]| ts.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
+        return Err(SinkError::Selector(format!("{} === {}", all(local), all(remote)), "no pair of the same IP family".into()));
+    }
+    Ok(specs)
+}
+
+fn prefix_len(p: IpPrefix) -> u8 {
+    match p {
+        IpPrefix::V4(_, l) | IpPrefix::V6(_, l) => l,
+    }
+}
+
+impl SaSink for DataplaneSaSink {
+    fn install(&mut self, sa: &ChildSaInstall, _now: Instant) -> Result<(), SinkError> {
+        let alg = algorithm(sa.encr)?;
+        let want_in = matches!(sa.directions, Directions::Both | Directions::InboundOnly);
+        let want_out = matches!(sa.directions, Directions::Both | Directions::OutboundOnly);
+        // Keys are turned into AEAD instances before the transaction: a bad
+        // key leaves the tables untouched.
+        let inbound = if want_in { Some(self.inbound(sa, alg)?) } else { None };
+        let outbound = if want_out { Some(self.outbound(sa, alg)?) } else { None };
+        // The old Child SA's record, taken out so the new one can take its policies.
+        let mut old = sa.replaces.and_then(|c| self.children.remove(&c));
+        let mut entry = self.children.remove(&sa.child).unwrap_or_default();
+        let mut tx = self.ctl.transaction();
+        let result = (|| {
+            if let Some(i) = inbound {
+                tx.add_inbound(dataplane::sa::Spi(sa.inbound_spi.0), Arc::new(i)).map_err(table)?;
+                entry.inbound = Some(sa.inbound_spi);
+            }
+            if let Some(o) = outbound {
+                let (id, policies) = Self::add_outbound(&mut tx, old.as_mut(), sa, o)?;
+                entry.outbound = Some(id);
+                entry.policies.extend(policies);
+            }
+            tx.commit().map_err(table)
+        })();
+        if let (Some(c), Some(o)) = (sa.replaces, old) {
+            self.children.insert(c, o);
+        }
+        match result {
+            Ok(_) => {
+                self.children.insert(sa.child, entry);
+                Ok(())
+            }
+            Err(e) => {
+                // Rolled back: keep whatever was installed before this action.
+                let before = Installed {
+                    inbound: if want_in { None } else { entry.inbound },
+                    outbound: if want_out { None } else { entry.outbound },
+                    policies: if want_out { Vec::new() } else { entry.policies },
+                };
+                if before.inbound.is_some() || before.outbound.is_some() {
+                    self.children.insert(sa.child, before);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn remove(&mut self, sa: &ChildSaRemove, _now: Instant) -> Result<(), SinkError> {
+        let Some(mut entry) = self.children.remove(&sa.child) else { return Ok(()) };
+        let rm_in = matches!(sa.directions, Directions::Both | Directions::InboundOnly);
+        let rm_out = matches!(sa.directions, Directions::Both | Directions::OutboundOnly);
+        let mut tx = self.ctl.transaction();
+        if rm_in {
+            if let Some(spi) = entry.inbound.take() {
+                tx.remove_inbound(dataplane::sa::Spi(spi.0)).map_err(table)?;
+            }
+        }
+        if rm_out {
+            // Policies still on this SA go with it (a rekey moved them already).
+            for p in std::mem::take(&mut entry.policies) {
+                tx.remove_policy(p).map_err(table)?;
+            }
+            if let Some(id) = entry.outbound.take() {
+                tx.remove_outbound(id).map_err(table)?;
+            }
+        }
+        tx.commit().map_err(table)?;
+        if entry.inbound.is_some() || entry.outbound.is_some() {
+            self.children.insert(sa.child, entry);
+        }
+        Ok(())
+    }
+
+    fn tick(&mut self, _now: Instant) {
+        self.ctl.reclaim();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prefixes(a: &str, b: &str) -> Vec<String> {
+        let r = AddrRange::new(a.parse().expect("ip"), b.parse().expect("ip")).expect("range");
+        range_prefixes(&r)
+            .into_iter()
+            .map(|p| match p {
+                IpPrefix::V4(a, l) => format!("{a}/{l}"),
+                IpPrefix::V6(a, l) => format!("{a}/{l}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn ranges_to_prefixes() {
+        assert_eq!(prefixes("10.1.0.0", "10.1.0.255"), ["10.1.0.0/24"]);
+        assert_eq!(prefixes("10.1.0.1", "10.1.0.1"), ["10.1.0.1/32"]);
+        assert_eq!(prefixes("0.0.0.0", "255.255.255.255"), ["0.0.0.0/0"]);
+        assert_eq!(prefixes("10.0.0.1", "10.0.0.6"), ["10.0.0.1/32", "10.0.0.2/31", "10.0.0.4/31", "10.0.0.6/32"]);
+        assert_eq!(prefixes("::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"), ["::/0"]);
+        assert_eq!(prefixes("2001:db8::", "2001:db8::ffff"), ["2001:db8::/112"]);
+        assert_eq!(prefixes("255.255.255.254", "255.255.255.255"), ["255.255.255.254/31"]);
+    }
+}

@@ -1,0 +1,447 @@
+//! The IKE manager: a thread that owns the sans-IO [`Endpoint`], drives it
+//! with real time and OS randomness, moves datagrams through an
+//! [`IkeTransport`], puts Child SAs into an [`SaSink`], logs every event
+//! (failures with both sides' values) and answers operator [`Command`]s.
+//!
+//! ```no_run
+//! use controlplane::config::Config;
+//! use controlplane::manager::{self, DataplaneSaSink, Manager, RecordingSaSink, UdpTransport};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let (config, _warnings) = Config::load("gw.toml".as_ref())?;
+//! let conns: Vec<_> = config.connections.iter().map(|c| c.to_engine()).collect();
+//! // Without DPDK: kernel UDP sockets, SAs only logged.
+//! let addrs: Vec<_> = conns.iter().map(|c| c.local.ip()).collect();
+//! let handle = Manager::spawn(conns, Box::new(UdpTransport::bind(&addrs)?), Box::new(RecordingSaSink::new()))?;
+//! handle.initiate("left")?;
+//! println!("{:?}", handle.status()?);
+//! handle.shutdown(true);
+//! # Ok(()) }
+//! ```
+//!
+//! In `ipsecgw run` (DPDK), the transport is the punt path and the sink the
+//! dataplane's SA tables:
+//! ```no_run
+//! # use controlplane::manager::*;
+//! # use dataplane::crypto::Backend;
+//! # fn f(conns: Vec<controlplane::ikev2::ConnectionConfig>) -> std::io::Result<()> {
+//! let ctl = EspSaControl::new(4096);
+//! let reader = ctl.reader();                     // one per worker, before moving `ctl`
+//! let (punt, transport) = punt_channel(1024);    // `punt` goes to the workers
+//! let handle = Manager::spawn(conns, Box::new(transport), Box::new(DataplaneSaSink::new(ctl, Backend::Auto)))?;
+//! // worker: punt.punt(UdpDatagram { local, remote, payload }) for UDP 500 and
+//! // 4500-with-marker to our addresses; drain punt.outbound and send each.
+//! # Ok(()) }
+//! ```
+
+mod command;
+mod dataplane_sink;
+mod entropy;
+mod log;
+mod sa_sink;
+mod transport;
+
+use std::collections::HashMap;
+use std::io;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use crossbeam::channel::{self, Receiver, Sender, TryRecvError};
+
+use crate::ikev2::{Action, ConnectionConfig, ConnectionId, Endpoint, Event, IkeSaId, IkeSaInfo};
+
+pub use command::{Command, CommandError, ConnectionStatus, LastFailure, Status};
+pub use dataplane_sink::{DataplaneSaSink, EspSaControl};
+pub use entropy::OsEntropy;
+pub use log::{event_line, init_stderr_logging};
+pub use sa_sink::{RecordingSaSink, SaSink, SinkError, SinkRecord};
+pub use transport::{punt_channel, Datagram, IkeTransport, PuntEnds, PuntTransport, TransportStats, UdpDatagram, UdpTransport, IKE_PORT};
+
+/// Longest sleep in the transport before looking at commands again.
+const COMMAND_POLL: Duration = Duration::from_millis(20);
+/// Datagrams handled in a row before timers and commands get a turn.
+const RECV_BATCH: usize = 64;
+/// How long a shutdown with `delete` waits for the peers' answers.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+
+/// The manager: engine + transport + sink + per-connection state.
+pub struct Manager {
+    endpoint: Endpoint,
+    transport: Box<dyn IkeTransport>,
+    sink: Box<dyn SaSink>,
+    connections: Vec<(String, ConnectionId)>,
+    failures: HashMap<Option<String>, LastFailure>,
+    commands: Receiver<Command>,
+}
+
+impl std::fmt::Debug for Manager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Manager").field("endpoint", &self.endpoint).field("connections", &self.connections).finish_non_exhaustive()
+    }
+}
+
+/// Asks the manager thread things (cloneable: the control socket, signal
+/// handlers and the dataplane's trap path each hold one).
+#[derive(Debug, Clone)]
+pub struct ManagerClient {
+    commands: Sender<Command>,
+}
+
+/// Owns the manager thread; derefs to a [`ManagerClient`].
+#[derive(Debug)]
+pub struct ManagerHandle {
+    client: ManagerClient,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Manager {
+    /// A manager with OS randomness; connections with `start_action = start`
+    /// are initiated at once. Returns it and the sender for [`Command`]s.
+    pub fn new(
+        connections: Vec<ConnectionConfig>,
+        transport: Box<dyn IkeTransport>,
+        sink: Box<dyn SaSink>,
+    ) -> (Self, Sender<Command>) {
+        Self::with_endpoint(Endpoint::new(Box::new(OsEntropy)), connections, transport, sink)
+    }
+
+    /// Same with a given engine (e.g. one with a cookie threshold).
+    pub fn with_endpoint(
+        endpoint: Endpoint,
+        connections: Vec<ConnectionConfig>,
+        transport: Box<dyn IkeTransport>,
+        sink: Box<dyn SaSink>,
+    ) -> (Self, Sender<Command>) {
+        let (tx, rx) = channel::unbounded();
+        let mut m = Manager { endpoint, transport, sink, connections: Vec::new(), failures: HashMap::new(), commands: rx };
+        for c in connections {
+            let name = c.name.clone();
+            let (id, actions) = m.endpoint.add_connection(c, Instant::now());
+            m.connections.push((name, id));
+            m.execute(actions);
+        }
+        (m, tx)
+    }
+
+    /// Starts the manager thread.
+    pub fn spawn(
+        connections: Vec<ConnectionConfig>,
+        transport: Box<dyn IkeTransport>,
+        sink: Box<dyn SaSink>,
+    ) -> io::Result<ManagerHandle> {
+        let (tx, rx) = channel::bounded(1);
+        // The manager is built on its own thread: `start` connections send at once.
+        let thread = std::thread::Builder::new().name("ike-manager".into()).spawn(move || {
+            let (m, commands) = Manager::new(connections, transport, sink);
+            if tx.send(commands).is_ok() {
+                m.run();
+            }
+        })?;
+        let commands = rx.recv().map_err(|_| io::Error::other("the IKE manager thread died while starting"))?;
+        Ok(ManagerHandle { client: ManagerClient { commands }, thread: Some(thread) })
+    }
+
+    /// Runs until a `Shutdown` command, all command senders gone, or a
+    /// transport failure.
+    pub fn run(mut self) {
+        loop {
+            match self.step(COMMAND_POLL) {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(e) => {
+                    tracing::error!("IKE transport failed: {e}; the IKE manager stops");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// One round: commands, then datagrams (waiting up to `max_wait` or the
+    /// next engine timer), then due timers. `Ok(false)` = shut down.
+    pub fn step(&mut self, max_wait: Duration) -> io::Result<bool> {
+        loop {
+            match self.commands.try_recv() {
+                Ok(Command::Shutdown { delete }) => {
+                    if delete {
+                        self.delete_all();
+                    }
+                    return Ok(false);
+                }
+                Ok(c) => self.command(c),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => return Ok(false),
+            }
+        }
+        let now = Instant::now();
+        let mut wait = self.endpoint.poll_timeout().map_or(max_wait, |t| t.saturating_duration_since(now)).min(max_wait);
+        for _ in 0..RECV_BATCH {
+            let Some(d) = self.transport.recv(wait)? else { break };
+            let actions = self.endpoint.handle_datagram(d.local, d.remote, &d.ike, Instant::now());
+            self.execute(actions);
+            wait = Duration::ZERO;
+        }
+        let now = Instant::now();
+        if self.endpoint.poll_timeout().is_some_and(|t| t <= now) {
+            let actions = self.endpoint.handle_timeout(now);
+            self.execute(actions);
+        }
+        self.sink.tick(now);
+        Ok(true)
+    }
+
+    /// The engine (tests and benchmarks look at it between steps).
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    fn delete_all(&mut self) {
+        let now = Instant::now();
+        for sa in self.endpoint.ike_sas() {
+            let actions = self.endpoint.delete_ike(sa.id, now);
+            self.execute(actions);
+        }
+        let end = now + SHUTDOWN_GRACE;
+        while !self.endpoint.ike_sas().is_empty() && Instant::now() < end {
+            let wait = end.saturating_duration_since(Instant::now()).min(COMMAND_POLL);
+            match self.transport.recv(wait) {
+                Ok(Some(d)) => {
+                    let actions = self.endpoint.handle_datagram(d.local, d.remote, &d.ike, Instant::now());
+                    self.execute(actions);
+                }
+                Ok(None) => {}
+                Err(_) => break,
+            }
+            let now = Instant::now();
+            if self.endpoint.poll_timeout().is_some_and(|t| t <= now) {
+                let actions = self.endpoint.handle_timeout(now);
+                self.execute(actions);
+            }
+        }
+    }
+
+    fn connection(&self, name: &str) -> Result<ConnectionId, CommandError> {
+        self.connections.iter().find(|(n, _)| n == name).map(|(_, id)| *id).ok_or_else(|| CommandError::UnknownConnection {
+            name: name.to_owned(),
+            configured: self.connections.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "),
+        })
+    }
+
+    fn sas_of(&self, name: &str) -> Result<Vec<IkeSaInfo>, CommandError> {
+        self.connection(name)?;
+        let sas: Vec<_> = self.endpoint.ike_sas().into_iter().filter(|s| s.connection == name && s.established).collect();
+        if sas.is_empty() {
+            return Err(CommandError::NoIkeSa(name.to_owned()));
+        }
+        Ok(sas)
+    }
+
+    /// Applies an operator request to each established IKE SA of a connection.
+    fn each_ike_sa(&mut self, name: &str, f: fn(&mut Endpoint, IkeSaId, Instant) -> Vec<Action>) -> Result<usize, CommandError> {
+        let sas = self.sas_of(name)?;
+        for sa in &sas {
+            let actions = f(&mut self.endpoint, sa.id, Instant::now());
+            self.execute(actions);
+        }
+        Ok(sas.len())
+    }
+
+    fn command(&mut self, c: Command) {
+        let now = Instant::now();
+        // A requester that went away does not need an answer: sends may fail.
+        match c {
+            Command::Initiate { connection, reply } => {
+                let r = self.connection(&connection).and_then(|id| {
+                    if self.endpoint.connection(id).is_some_and(|c| c.passive) {
+                        return Err(CommandError::Passive(connection.clone()));
+                    }
+                    let actions = self.endpoint.initiate(id, now);
+                    self.execute(actions);
+                    Ok(())
+                });
+                let _ = reply.send(r);
+            }
+            Command::Acquire { connection } => {
+                if let Ok(id) = self.connection(&connection) {
+                    let actions = self.endpoint.acquire(id, now);
+                    self.execute(actions);
+                }
+            }
+            Command::Terminate { connection, reply } => {
+                let _ = reply.send(self.each_ike_sa(&connection, Endpoint::delete_ike));
+            }
+            Command::RekeyIke { connection, reply } => {
+                let _ = reply.send(self.each_ike_sa(&connection, Endpoint::rekey_ike));
+            }
+            Command::RekeyChild { connection, reply } => {
+                let r = self.sas_of(&connection).map(|sas| {
+                    let mut n = 0;
+                    for sa in &sas {
+                        for child in sa.children.iter().filter(|c| c.active) {
+                            let actions = self.endpoint.rekey_child(sa.id, child.id, now);
+                            self.execute(actions);
+                            n += 1;
+                        }
+                    }
+                    n
+                });
+                let _ = reply.send(r);
+            }
+            Command::IkeSas { reply } => {
+                let _ = reply.send(self.endpoint.ike_sas());
+            }
+            Command::Status { reply } => {
+                let _ = reply.send(self.status());
+            }
+            // Handled in `step`.
+            Command::Shutdown { .. } => {}
+        }
+    }
+
+    /// Connections, their IKE SAs and last failures.
+    pub fn status(&self) -> Status {
+        let sas = self.endpoint.ike_sas();
+        Status {
+            connections: self
+                .connections
+                .iter()
+                .map(|(name, _)| ConnectionStatus {
+                    name: name.clone(),
+                    ike_sas: sas.iter().filter(|s| &s.connection == name).cloned().collect(),
+                    last_failure: self.failures.get(&Some(name.clone())).cloned(),
+                })
+                .collect(),
+            unmatched_failure: self.failures.get(&None).cloned(),
+            stats: self.endpoint.stats(),
+        }
+    }
+
+    fn execute(&mut self, actions: Vec<Action>) {
+        let now = Instant::now();
+        for a in actions {
+            match a {
+                Action::Send { from, to, bytes } => {
+                    if let Err(e) = self.transport.send(from, to, &bytes) {
+                        // IKE retransmits; the engine reports a peer that never answers.
+                        tracing::warn!("sending IKE message {from} -> {to} failed: {e}");
+                    }
+                }
+                Action::InstallChildSa(sa) => {
+                    if let Err(e) = self.sink.install(&sa, now) {
+                        tracing::error!(
+                            "connection '{}': installing Child SA {} (SPIs in {} out {}) in the dataplane failed: {e}",
+                            sa.connection,
+                            sa.child.0,
+                            sa.inbound_spi,
+                            sa.outbound_spi
+                        );
+                    }
+                }
+                Action::RemoveChildSa(sa) => {
+                    if let Err(e) = self.sink.remove(&sa, now) {
+                        tracing::error!("removing Child SA {} (SPIs in {} out {}) from the dataplane failed: {e}", sa.child.0, sa.inbound_spi, sa.outbound_spi);
+                    }
+                }
+                Action::Event(e) => self.event(e),
+            }
+        }
+    }
+
+    fn event(&mut self, e: Event) {
+        let line = event_line(&e);
+        match &e {
+            Event::Failure(f) => {
+                tracing::warn!("{line}");
+                let entry = self.failures.entry(f.connection.clone()).or_insert_with(|| LastFailure {
+                    at: SystemTime::now(),
+                    message: String::new(),
+                    count: 0,
+                });
+                entry.at = SystemTime::now();
+                entry.message = f.to_string();
+                entry.count += 1;
+            }
+            Event::Dropped { .. } => tracing::debug!("{line}"),
+            Event::IkeSaDown { .. } | Event::ChildSaDown { .. } => tracing::info!("{line}"),
+            _ => tracing::info!("{line}"),
+        }
+    }
+}
+
+impl ManagerClient {
+    fn ask<T>(&self, make: impl FnOnce(Sender<T>) -> Command) -> Result<T, CommandError> {
+        let (tx, rx) = channel::bounded(1);
+        self.commands.send(make(tx)).map_err(|_| CommandError::ManagerGone)?;
+        rx.recv().map_err(|_| CommandError::ManagerGone)
+    }
+
+    /// Starts an IKE SA (and its first Child SA) for a connection.
+    pub fn initiate(&self, connection: &str) -> Result<(), CommandError> {
+        self.ask(|reply| Command::Initiate { connection: connection.to_owned(), reply })?
+    }
+
+    /// Trap: traffic for a connection without SA (fire and forget).
+    pub fn acquire(&self, connection: &str) {
+        let _ = self.commands.send(Command::Acquire { connection: connection.to_owned() });
+    }
+
+    /// Deletes the connection's IKE SAs; returns how many.
+    pub fn terminate(&self, connection: &str) -> Result<usize, CommandError> {
+        self.ask(|reply| Command::Terminate { connection: connection.to_owned(), reply })?
+    }
+
+    /// Rekeys the connection's IKE SAs; returns how many.
+    pub fn rekey_ike(&self, connection: &str) -> Result<usize, CommandError> {
+        self.ask(|reply| Command::RekeyIke { connection: connection.to_owned(), reply })?
+    }
+
+    /// Rekeys the connection's active Child SAs; returns how many.
+    pub fn rekey_child(&self, connection: &str) -> Result<usize, CommandError> {
+        self.ask(|reply| Command::RekeyChild { connection: connection.to_owned(), reply })?
+    }
+
+    /// Every IKE SA with its Child SAs.
+    pub fn ike_sas(&self) -> Result<Vec<IkeSaInfo>, CommandError> {
+        self.ask(|reply| Command::IkeSas { reply })
+    }
+
+    /// Connections, SAs, last failures, engine counters.
+    pub fn status(&self) -> Result<Status, CommandError> {
+        self.ask(|reply| Command::Status { reply })
+    }
+
+    /// A sender for other threads (the control socket).
+    pub fn commands(&self) -> Sender<Command> {
+        self.commands.clone()
+    }
+
+}
+
+impl std::ops::Deref for ManagerHandle {
+    type Target = ManagerClient;
+    fn deref(&self) -> &ManagerClient {
+        &self.client
+    }
+}
+
+impl ManagerHandle {
+    /// A client for another thread.
+    pub fn client(&self) -> ManagerClient {
+        self.client.clone()
+    }
+
+    /// Stops the thread and waits for it; with `delete`, tells the peers first.
+    pub fn shutdown(mut self, delete: bool) {
+        let _ = self.client.commands.send(Command::Shutdown { delete });
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for ManagerHandle {
+    fn drop(&mut self) {
+        if let Some(t) = self.thread.take() {
+            let _ = self.client.commands.send(Command::Shutdown { delete: false });
+            let _ = t.join();
+        }
+    }
+}
