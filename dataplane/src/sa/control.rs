@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::id::{SaId, SlotAllocator, Spi};
-use super::publication::{Published, Publisher, PublisherStats, Reader};
+use super::publication::{Published, Publisher, PublisherStats, Reader, ReaderFactory};
 use super::spi_map::SpiMapBuilder;
 use super::state::SlotReset;
 use super::table::{InboundSa, OutboundSpd, PolicyAction, SaRef, SaTable};
@@ -140,6 +140,11 @@ impl<I: Send + Sync, O: Send + Sync> SaControl<I, O> {
     /// A worker's handle on the published tables (call at worker start).
     pub fn reader(&self) -> Reader<SaTable<I, O>> {
         self.publisher.reader()
+    }
+
+    /// A `Send + Sync` handle that registers workers later (lcore launch).
+    pub fn readers(&self) -> ReaderFactory<SaTable<I, O>> {
+        self.publisher.readers()
     }
 
     /// Start an atomic update. Dropping it without `commit` rolls it back.

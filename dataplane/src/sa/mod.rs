@@ -25,7 +25,7 @@ mod table;
 
 pub use control::{ControlStats, PolicyId, PolicySpec, SaControl, SaError, Transaction};
 pub use id::{SaId, Spi};
-pub use publication::{Published, Publisher, PublisherStats, Reader};
+pub use publication::{Published, Publisher, PublisherStats, Reader, ReaderFactory};
 pub use rekey::{Rekey, Rekeyed};
 pub use state::{LocalSaState, ResetState, SharedSaState, SlotReset};
 pub use table::{

@@ -110,6 +110,14 @@ impl<T: Send + Sync> Publisher<T> {
         Reader::register(Arc::clone(&self.shared))
     }
 
+    /// A cloneable, `Send + Sync` handle that registers readers later, e.g.
+    /// from lcore launch closures after the publisher moved to its thread.
+    pub fn readers(&self) -> ReaderFactory<T> {
+        ReaderFactory {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
     /// Publish `value` as the next generation; returns it. The previous snapshot
     /// is retired, not dropped.
     pub fn publish(&mut self, value: T) -> u64 {
@@ -174,6 +182,27 @@ impl<T: Send + Sync> Publisher<T> {
             pending: self.retired.len(),
             ..self.stats
         }
+    }
+}
+
+/// Registers [`Reader`]s; see [`Publisher::readers`].
+#[derive(Debug)]
+pub struct ReaderFactory<T> {
+    shared: Arc<Shared<T>>,
+}
+
+impl<T> Clone for ReaderFactory<T> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<T> ReaderFactory<T> {
+    /// Register a worker (takes a lock: call at worker start, not per burst).
+    pub fn reader(&self) -> Reader<T> {
+        Reader::register(Arc::clone(&self.shared))
     }
 }
 
@@ -315,6 +344,19 @@ mod tests {
         drop(r1);
         drop(p);
         assert_eq!(drops.load(Ordering::SeqCst), 4);
+    }
+
+    #[test]
+    fn factory_registers_readers_on_other_threads() {
+        let mut p = Publisher::new(1u32);
+        let factory = p.readers();
+        let worker = std::thread::spawn(move || {
+            let mut r = factory.reader();
+            **r.load()
+        });
+        assert_eq!(worker.join().ok(), Some(1));
+        p.publish(2);
+        assert_eq!(p.reclaim(), 1, "the worker's reader is gone");
     }
 
     #[test]
