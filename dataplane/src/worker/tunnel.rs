@@ -30,6 +30,13 @@ pub struct InboundTunnel {
 }
 
 impl InboundTunnel {
+    /// An inbound SA for the worker with a fresh replay window; `selectors` are
+    /// remote → local (what decrypted packets may be).
+    pub fn new(sa: esp::InboundSa, selectors: Vec<Selector>, name: &str) -> Result<Self, SaConfigError> {
+        let state = Arc::new(sa.new_state()?);
+        Ok(InboundTunnel { sa, state, selectors: selectors.into(), name: Arc::from(name) })
+    }
+
     /// Whether a decrypted packet's flow is allowed through this SA.
     #[inline]
     pub fn allows(&self, flow: &Flow) -> bool {
@@ -46,6 +53,14 @@ pub struct OutboundTunnel {
     pub state: Arc<esp::OutboundState>,
     /// Name for counters and logs.
     pub name: Arc<str>,
+}
+
+impl OutboundTunnel {
+    /// An outbound SA for the worker with a fresh sequence counter.
+    pub fn new(sa: esp::OutboundSa, name: &str) -> Self {
+        let state = Arc::new(sa.new_state());
+        OutboundTunnel { sa, state, name: Arc::from(name) }
+    }
 }
 
 /// The snapshot type the workers read.
@@ -175,7 +190,6 @@ impl StaticTunnel {
 
     /// Build the SA pair (keys are expanded here, never on the packet path).
     pub fn build(&self, backend: Backend) -> Result<(Arc<InboundTunnel>, Arc<OutboundTunnel>), TunnelError> {
-        let name: Arc<str> = Arc::from(self.name.as_str());
         let key_err = |source| TunnelError::Key { name: self.name.clone(), source };
         let cfg_err = |source| TunnelError::Config { name: self.name.clone(), source };
         let selectors = self.inbound_selectors();
@@ -189,16 +203,12 @@ impl StaticTunnel {
             Arc::from(aead_in),
         )
         .map_err(cfg_err)?;
-        let state = Arc::new(inbound.new_state().map_err(cfg_err)?);
+        let inbound = InboundTunnel::new(inbound, selectors, &self.name).map_err(cfg_err)?;
         let mut out_cfg = OutboundConfig::new(self.spi_out, self.local, self.remote);
         out_cfg.esn = self.esn;
         out_cfg.udp = self.udp.then(UdpEncap::default);
         let outbound = esp::OutboundSa::new(out_cfg, Arc::from(aead_out)).map_err(cfg_err)?;
-        let out_state = Arc::new(outbound.new_state());
-        Ok((
-            Arc::new(InboundTunnel { sa: inbound, state, selectors: selectors.into(), name: Arc::clone(&name) }),
-            Arc::new(OutboundTunnel { sa: outbound, state: out_state, name }),
-        ))
+        Ok((Arc::new(inbound), Arc::new(OutboundTunnel::new(outbound, &self.name))))
     }
 }
 
