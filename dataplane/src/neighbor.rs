@@ -93,24 +93,23 @@ impl<P> NeighborTable<P> {
     /// The MAC address of `ip` on `port`, if known.
     #[inline]
     pub fn lookup(&mut self, port: usize, ip: IpAddr, now_ms: u64) -> Option<MacAddr> {
+        self.resolve(port, ip, now_ms).map(|(mac, _)| mac)
+    }
+
+    /// The MAC address of `ip` on `port`, and whether to send a request now to
+    /// refresh it: the entry is older than [`Self::STALE_MS`] (asked once per
+    /// `STALE_MS`; the old address is used meanwhile).
+    #[inline]
+    pub fn resolve(&mut self, port: usize, ip: IpAddr, now_ms: u64) -> Option<(MacAddr, bool)> {
         let i = self.find(port, ip)?;
         let e = self.slots[i].as_mut()?;
         e.used_ms = now_ms;
-        e.mac
-    }
-
-    /// Whether a complete entry should be refreshed by a new request (it is old
-    /// and the last request was long ago).
-    pub fn wants_refresh(&mut self, port: usize, ip: IpAddr, now_ms: u64) -> bool {
-        let Some(e) = self.find(port, ip).and_then(|i| self.slots[i].as_mut()) else { return false };
-        if e.permanent || e.mac.is_none() {
-            return false;
-        }
-        if now_ms.saturating_sub(e.requested_ms) >= Self::STALE_MS {
+        let mac = e.mac?;
+        let refresh = !e.permanent && now_ms.saturating_sub(e.requested_ms) >= Self::STALE_MS;
+        if refresh {
             e.requested_ms = now_ms;
-            return true;
         }
-        false
+        Some((mac, refresh))
     }
 
     /// Hold `pkt` until `ip` on `port` resolves. Call when [`Self::lookup`]
@@ -236,8 +235,10 @@ mod tests {
     fn stale_entries_ask_for_a_refresh_once() {
         let mut t = NeighborTable::<u32>::new(8);
         t.learn(0, ip("10.0.0.3"), A, 0, true);
-        assert!(!t.wants_refresh(0, ip("10.0.0.3"), 10));
-        assert!(t.wants_refresh(0, ip("10.0.0.3"), NeighborTable::<u32>::STALE_MS));
-        assert!(!t.wants_refresh(0, ip("10.0.0.3"), NeighborTable::<u32>::STALE_MS + 1));
+        assert_eq!(t.resolve(0, ip("10.0.0.3"), 10), Some((A, false)));
+        assert_eq!(t.resolve(0, ip("10.0.0.3"), NeighborTable::<u32>::STALE_MS), Some((A, true)));
+        assert_eq!(t.resolve(0, ip("10.0.0.3"), NeighborTable::<u32>::STALE_MS + 1), Some((A, false)));
+        t.insert_permanent(0, ip("10.0.0.4"), B);
+        assert_eq!(t.resolve(0, ip("10.0.0.4"), u64::MAX), Some((B, false)), "configured entries are not refreshed");
     }
 }

@@ -359,12 +359,25 @@ fn flush_encap<P: Packet, I: WorkerIo<P>>(
             }
         }
         esp::encap_burst(&sa.sa, &sa.state, &mut b.pkts[s..e], &mut results[s..e]);
+        // One neighbour lookup per SA and burst too, when the peer is resolved.
+        let mac = match out.neighbors.resolve(hop.port, hop.next_hop, out.now_ms) {
+            Some((mac, refresh)) => {
+                if refresh {
+                    out.request(hop, io);
+                }
+                Some(mac)
+            }
+            None => None,
+        };
         for (slot, r) in b.pkts[s..e].iter_mut().zip(&results[s..e]) {
             let Some(pkt) = slot.0.take() else { continue };
             match r {
                 Ok(()) => {
                     out.stats.sa_packets(sa.id(), 1, pkt.len() as u64);
-                    out.send(hop, pkt, io);
+                    match mac {
+                        Some(mac) => out.send_to_mac(hop.port, mac, pkt, io),
+                        None => out.send(hop, pkt, io),
+                    }
                 }
                 Err(err) => {
                     out.stats.sa_drops(sa.id(), 1);
@@ -800,9 +813,9 @@ impl<P: Packet> Out<'_, P> {
 
     /// Resolve the next hop, add the Ethernet header, transmit.
     fn send<I: WorkerIo<P>>(&mut self, hop: NextHop, pkt: P, io: &mut I) {
-        match self.neighbors.lookup(hop.port, hop.next_hop, self.now_ms) {
-            Some(mac) => {
-                if self.neighbors.wants_refresh(hop.port, hop.next_hop, self.now_ms) {
+        match self.neighbors.resolve(hop.port, hop.next_hop, self.now_ms) {
+            Some((mac, refresh)) => {
+                if refresh {
                     self.request(hop, io);
                 }
                 self.send_to_mac(hop.port, mac, pkt, io);
