@@ -34,8 +34,9 @@ RUN printf '%s\n' '#!/bin/sh' 'set -eu; export DEBIAN_FRONTEND=noninteractive; d
 FROM apt-base AS build
 # Rust >= 1.85 (rust-version of the workspace): rustc-web/cargo-web from bookworm-security
 # (1.96; /usr/bin/rustc and /usr/bin/cargo). bindgen needs libclang; dpdk-sys finds DPDK
-# with pkg-config. scripts/build-image.sh reads this line: keep it one line.
-ARG BUILD_PACKAGES="rustc-web cargo-web libdpdk-dev libipsec-mb-dev clang libclang-dev pkg-config"
+# with pkg-config; ca-certificates for cargo when it downloads (the network path).
+# scripts/build-image.sh reads this line: keep it one line.
+ARG BUILD_PACKAGES="rustc-web cargo-web libdpdk-dev libipsec-mb-dev clang libclang-dev pkg-config ca-certificates"
 # podman/buildah (1.28) reuse a cached RUN layer even when the content of its bind mount
 # changed; these ids (hashes build-image.sh computes of the .deb set and of the source)
 # are part of the cache key instead. Empty with docker, which hashes mounts itself.
