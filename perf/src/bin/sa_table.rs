@@ -4,6 +4,8 @@
 //! publication schemes, and the control-side cost of a commit and a rekey.
 //!
 //!   cargo run --release -p perf --bin sa_table [-- --quick]
+//!   cargo run --release -p perf --bin sa_table -- --publication   # order check
+//!   cargo run --release -p perf --bin sa_table -- --build 1000000 # profile a bulk load
 //!
 //! Each cell is the best of several runs (the 2-core machine is shared and
 //! interference only adds time); rerun when another build was running.
@@ -24,6 +26,17 @@ fn main() {
         let t = std::time::Instant::now();
         let (ctl, _) = build_inbound(n);
         println!("built {} SAs in {:.0} ms", ctl.current().inbound_len(), t.elapsed().as_secs_f64() * 1e3);
+        return;
+    }
+    if std::env::args().any(|a| a == "--publication") {
+        // Order check: the same cell twice, and the publisher cell first.
+        for scheme in [Scheme::Qsbr, Scheme::ArcSwap, Scheme::Epoch] {
+            let every = Some(Duration::from_millis(1));
+            let a = publication_cost(scheme, 1 << 22, every);
+            let b = publication_cost(scheme, 1 << 22, None);
+            let c = publication_cost(scheme, 1 << 22, None);
+            println!("{scheme:?}: every 1 ms {a:.2}, none {b:.2}, none again {c:.2}");
+        }
         return;
     }
     let quick = std::env::args().any(|a| a == "--quick");
