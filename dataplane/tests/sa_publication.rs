@@ -237,7 +237,8 @@ fn thousand_updates_with_rekeys_never_miss_and_free_everything() {
     let published = ctl.generation();
     // Let every worker see the final state before stopping.
     let seen = total_bursts.load(Ordering::Relaxed);
-    while total_bursts.load(Ordering::Relaxed) < seen + 100 {
+    // (A worker that died would stop counting: stop waiting then, join reports it.)
+    while total_bursts.load(Ordering::Relaxed) < seen + 100 && !workers.iter().any(|w| w.is_finished()) {
         thread::yield_now();
     }
     stop.store(true, Ordering::Release);
