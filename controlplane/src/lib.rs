@@ -6,3 +6,4 @@ pub mod proposal;
 pub mod identity;
 pub mod selector;
 pub mod manager;
+pub mod diagnosis;
