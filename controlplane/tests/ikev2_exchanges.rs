@@ -190,3 +190,54 @@ fn roles_reported() {
     assert_eq!(role(&net.a), Some(Role::Initiator));
     assert_eq!(role(&net.b), Some(Role::Responder));
 }
+
+#[test]
+fn start_actions_and_passive() {
+    use controlplane::ikev2::{Action, Endpoint, StartAction};
+    use controlplane::ikev2::crypto::DeterministicEntropy;
+    let now = std::time::Instant::now();
+    let sends = |acts: &[Action]| acts.iter().filter(|a| matches!(a, Action::Send { .. })).count();
+    // start: initiates when added.
+    let mut a = conn_a();
+    a.start_action = StartAction::Start;
+    let mut ep = Endpoint::new(Box::new(DeterministicEntropy::new(b"s")));
+    let (_, acts) = ep.add_connection(a, now);
+    assert_eq!(sends(&acts), 1);
+    // trap: initiates on the first acquire only.
+    let mut a = conn_a();
+    a.start_action = StartAction::Trap;
+    let mut ep = Endpoint::new(Box::new(DeterministicEntropy::new(b"t")));
+    let (id, acts) = ep.add_connection(a, now);
+    assert_eq!(sends(&acts), 0);
+    assert_eq!(sends(&ep.acquire(id, now)), 1);
+    assert_eq!(sends(&ep.acquire(id, now)), 0, "an IKE SA is already being set up");
+    // passive: never initiates, not even on acquire.
+    let mut a = conn_a();
+    a.passive = true;
+    a.start_action = StartAction::Start;
+    let mut ep = Endpoint::new(Box::new(DeterministicEntropy::new(b"p")));
+    let (id, acts) = ep.add_connection(a, now);
+    assert_eq!(sends(&acts) + sends(&ep.acquire(id, now)), 0);
+}
+
+#[test]
+fn initial_contact_replaces_stale_sa() {
+    let mut net = Net::new(conn_a(), conn_b());
+    net.initiate(Side::A);
+    net.settle();
+    let old = net.b.ep.ike_sas()[0].id;
+    // A reboots: a new endpoint (new SPIs and nonces) initiates again.
+    let now = net.now;
+    let mut fresh = controlplane::ikev2::Endpoint::new(Box::new(controlplane::ikev2::crypto::DeterministicEntropy::new(b"reboot")));
+    fresh.add_connection(conn_a(), now);
+    net.a.ep = fresh;
+    net.initiate(Side::A);
+    net.settle();
+    let sas = net.b.ep.ike_sas();
+    assert_eq!(sas.len(), 1, "{sas:?}");
+    assert_ne!(sas[0].id, old);
+    let reason = net.b.rec.events.iter().find_map(|e| if let Event::IkeSaDown { reason, .. } = e { Some(reason.clone()) } else { None });
+    assert_eq!(reason, Some(DownReason::InitialContact));
+    assert_eq!(net.b.rec.removes.len(), 1, "the stale Child SA is removed");
+    net.assert_one_matching_child();
+}

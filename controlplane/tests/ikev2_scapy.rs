@@ -139,6 +139,12 @@ fn scapy_and_we_agree_on_every_message() {
     expected.sort();
 
     let got: Vec<String> = python("parse", &dir).lines().map(str::to_owned).collect();
+    // `IKEV2_FUZZ_SEEDS=controlplane/fuzz/seeds` refreshes the fuzzing seeds.
+    if let Some(seeds) = std::env::var_os("IKEV2_FUZZ_SEEDS") {
+        for e in std::fs::read_dir(&dir).expect("dir").flatten() {
+            let _ = std::fs::copy(e.path(), Path::new(&seeds).join(e.file_name()));
+        }
+    }
     eprintln!("{}", got.join("\n"));
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(got.len(), expected.len());
