@@ -7,7 +7,9 @@ usage:
   pcap.py wait RUNTIME_DIR PORT COUNT TIMEOUT_S
 
 SIZE is the plaintext Ethernet frame length without FCS (the inner packet of the ESP
-frames). Outbound input: N plaintext Ethernet/IPv4/UDP frames 10.1.0.1 -> 10.2.0.1 with
+frames), or "imix": 7:4:1 frames of 64, 570 and 1400 B interleaved (simple IMIX with 1400
+as the large frame, so the ESP frame stays within ipsec-secgw's 1500-byte MTU). `gen`
+prints the number of packets. Outbound input: N plaintext Ethernet/IPv4/UDP frames 10.1.0.1 -> 10.2.0.1 with
 distinct UDP source ports. Inbound input: the same frames sealed by scapy into tunnel-mode
 ESP (RFC 4303 over RFC 4106 / RFC 7634) from 198.51.100.2 to 198.51.100.1 with sequence
 numbers 1..N. `check` decrypts (outbound) or parses (inbound) what ipsec-secgw wrote and
@@ -23,18 +25,25 @@ from scapy.all import Ether, IP, UDP, Raw, rdpcap, wrpcap
 from scapy.layers.ipsec import ESP, SecurityAssociation
 
 N = 64
+IMIX = [64, 570, 64, 1400, 64, 570, 64, 64, 570, 64, 570, 64]  # 7 x 64, 4 x 570, 1 x 1400
 SPI = 7  # the SPI of both directions' SA in run.sh's config
 LOCAL, REMOTE = "198.51.100.1", "198.51.100.2"  # gateway, peer (tunnel endpoints)
 SCAPY_ALG = {"aes128gcm": "AES-GCM", "aes256gcm": "AES-GCM", "chacha20poly1305": "CHACHA20-POLY1305"}
 
 
+def frame_sizes(size):
+    if size == "imix":
+        return IMIX * 5
+    return [int(size)] * N
+
+
 def plaintexts(size):
     pkts = []
-    for i in range(N):
+    for i, length in enumerate(frame_sizes(size)):
         p = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(src="10.1.0.1", dst="10.2.0.1", ttl=64) / UDP(sport=1024 + i, dport=9)
-        pad = size - len(p)
+        pad = length - len(p)
         if pad < 0:
-            sys.exit(f"frame size {size} below the {len(p)}-byte header")
+            sys.exit(f"frame size {length} below the {len(p)}-byte header")
         pkts.append(Ether(bytes(p / Raw(bytes((i + j) & 0xFF for j in range(pad))))))
     return pkts
 
@@ -59,6 +68,7 @@ def gen(direction, size, alg, keyhex, out):
         pkts = [Ether(src="02:00:00:00:00:03", dst="02:00:00:00:00:04") / peer.encrypt(p[IP], seq_num=i + 1)
                 for i, p in enumerate(pkts)]
     wrpcap(out, pkts)
+    print(len(pkts))
 
 
 def check(direction, size, alg, keyhex, inp, out):
@@ -104,11 +114,11 @@ def wait(rundir, port, count, timeout):
 
 def main():
     if len(sys.argv) == 6 and sys.argv[1] == "wait":
-        wait(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]))
+        wait(sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5]))
     elif len(sys.argv) == 7 and sys.argv[1] == "gen":
-        gen(sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6])
+        gen(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6])
     elif len(sys.argv) == 8 and sys.argv[1] == "check":
-        check(sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6], sys.argv[7])
+        check(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6], sys.argv[7])
     else:
         sys.exit(__doc__)
 

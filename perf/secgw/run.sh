@@ -10,7 +10,7 @@
 # net_pcap tx_pcap is checked by scapy (perf/secgw/pcap.py). The rate is port 1's opackets
 # from DPDK telemetry over WINDOW s after WARMUP s (perf/forward/telemetry_rate.py).
 #
-#   perf/secgw/run.sh --dir outbound|inbound --size BYTES [--alg aes128gcm|aes256gcm|chacha20poly1305]
+#   perf/secgw/run.sh --dir outbound|inbound --size BYTES|imix [--alg aes128gcm|aes256gcm|chacha20poly1305]
 #                     [--window S=3] [--warmup S=1] [--rounds N=1] [--lcore N=1]
 #                     [--cryptodev VDEV] [--huge-dir MOUNT | --no-huge] [--no-check] [--keep DIR]
 #
@@ -18,8 +18,8 @@
 #   secgw DIR SIZE MPPS Mpps CPU_MPPS Mpps/CPU-s ALG CRYPTODEV
 # (MPPS: best wall rate over the rounds; CPU_MPPS: median of packets per CPU-second of the
 # worker thread). SIZE is the plaintext frame (Ethernet, no FCS): the input frame outbound,
-# the inner/output frame inbound. Everything else goes to stderr. Root needed (DPDK,
-# hugepages, apt-get for the first build).
+# the inner/output frame inbound; "imix" = 7:4:1 of 64/570/1400 B (perf/secgw/pcap.py).
+# Everything else goes to stderr. Root needed (DPDK, hugepages, apt-get for the first build).
 #
 # --huge-dir MOUNT: use the caller's hugetlbfs mount (no pages reserved here); by default
 # 512 x 2 MiB pages are added on a private mount and given back at exit; --no-huge runs with
@@ -29,7 +29,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 PY=/usr/bin/python3
 DIR="" SIZE="" ALG=aes128gcm WINDOW=3 WARMUP=1 ROUNDS=1 LCORE=1 CRYPTODEV="" HUGE_DIR="" NO_HUGE=0 CHECK=1 KEEP=""
-PAGES=512 N=64
+PAGES=512
 
 usage() { sed -n '12,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 while (($#)); do
@@ -52,7 +52,8 @@ while (($#)); do
     shift
 done
 [[ $DIR == outbound || $DIR == inbound ]] || usage
-[[ $SIZE =~ ^[0-9]+$ ]] && ((SIZE >= 64 && SIZE <= 1400)) || { echo "secgw/run.sh: --size 64..1400" >&2; exit 2; }
+[[ $SIZE == imix ]] || { [[ $SIZE =~ ^[0-9]+$ ]] && ((SIZE >= 64 && SIZE <= 1400)); } ||
+    { echo "secgw/run.sh: --size 64..1400 or imix" >&2; exit 2; }
 [[ $(id -u) == 0 ]] || { echo "secgw/run.sh: needs root (DPDK, hugepages)" >&2; exit 1; }
 
 # Keys are key || 4-byte salt (RFC 4106 section 8.1, RFC 7634 section 2), as ipsec-secgw
@@ -123,7 +124,7 @@ fi
 sed -e "s|@WAY@|$WAY|g; s|@ALG@|$SGW_ALG|; s|@KEY@|$KEYC|; s|@TUNSRC@|$TUNSRC|; s|@TUNDST@|$TUNDST|; s|@ROUTE@|$ROUTE|" \
     -e "/^#/d" "$HERE/secgw.cfg.in" >"$WORK/secgw.cfg"
 echo "spi 7 alg $ALG key||salt $KEY tunnel 198.51.100.1 <-> 198.51.100.2 inner 10.1.0.0/16 -> 10.2.0.0/16" >"$WORK/sa.txt"
-"$PY" "$HERE/pcap.py" gen "$DIR" "$SIZE" "$ALG" "$KEY" "$WORK/in.pcap"
+N=$("$PY" "$HERE/pcap.py" gen "$DIR" "$SIZE" "$ALG" "$KEY" "$WORK/in.pcap")
 
 # secgw NAME PORT1_VDEV [PCAP_ARGS]: start ipsec-secgw in the background; sets PID, PREFIX.
 # One lcore (-l LCORE): it is the main lcore and runs the only poll loop, (0,0,LCORE); a
