@@ -12,10 +12,10 @@ CACHE=${SECGW_CACHE:-/var/cache/ipsecgw-secgw}
 log() { echo "secgw/build.sh: $*" >&2; }
 
 [[ $(id -u) == 0 ]] || { log "needs root (apt-get)"; exit 1; }
-command -v pkg-config >/dev/null && pkg-config --exists libdpdk || {
+if ! { command -v pkg-config >/dev/null && pkg-config --exists libdpdk; }; then
     log "installing libdpdk-dev"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libdpdk-dev pkg-config >/dev/null
-}
+fi
 # The source must be the version of the installed library the example links against.
 VERSION=$(dpkg-query -W -f='${Version}' libdpdk-dev)
 UPSTREAM=${VERSION%%-*}

@@ -80,7 +80,9 @@ cleanup() {
         local now; now=$(cat /proc/sys/vm/nr_hugepages)
         echo $((now > ADDED ? now - ADDED : 0)) >/proc/sys/vm/nr_hugepages || true
     fi
-    if [[ -n $KEEP ]]; then mkdir -p "$KEEP" && cp -- "$WORK"/in.pcap "$WORK"/secgw.cfg "$WORK"/sa.txt "$WORK"/out.pcap "$KEEP"/ 2>/dev/null || true; fi
+    if [[ -n $KEEP ]] && mkdir -p "$KEEP"; then
+        cp -- "$WORK"/in.pcap "$WORK"/secgw.cfg "$WORK"/sa.txt "$WORK"/out.pcap "$KEEP"/ 2>/dev/null || true
+    fi
     rm -rf -- "$WORK"
 }
 # stop PID: SIGINT (ipsec-secgw closes its ports, flushing tx_pcap), SIGKILL after 10 s.
