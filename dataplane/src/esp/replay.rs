@@ -51,6 +51,8 @@ pub struct ReplayWindow {
     /// Ring of 64-bit words, a power of two with one word more than the window
     /// needs so that advancing never clears bits still inside the window (RFC 6479 §3).
     bitmap: Box<[AtomicU64]>,
+    /// `bitmap.len() - 1`: the word index is a mask, not a division.
+    word_mask: u64,
 }
 
 impl ReplayWindow {
@@ -60,7 +62,13 @@ impl ReplayWindow {
             return Err(WindowTooLarge(size));
         }
         let words = if size == 0 { 0 } else { (size.div_ceil(64) as usize + 1).next_power_of_two() };
-        Ok(ReplayWindow { size, esn, top: AtomicU64::new(0), bitmap: (0..words).map(|_| AtomicU64::new(0)).collect() })
+        Ok(ReplayWindow {
+            size,
+            esn,
+            top: AtomicU64::new(0),
+            bitmap: (0..words).map(|_| AtomicU64::new(0)).collect(),
+            word_mask: (words as u64).saturating_sub(1),
+        })
     }
 
     /// Window size in packets (0 = disabled).
@@ -131,20 +139,17 @@ impl ReplayWindow {
     /// Slide the window so `new_top` is its right edge, zeroing the words that
     /// now hold numbers above the old top (RFC 6479 §3: clear whole words only).
     fn advance(&self, old_top: u64, new_top: u64) {
-        let words = self.bitmap.len() as u64;
         let old_word = old_top / WORD_BITS;
         let new_word = new_top / WORD_BITS;
-        let diff = (new_word - old_word).min(words);
+        let diff = (new_word - old_word).min(self.word_mask + 1);
         for i in 1..=diff {
-            // `% words` is a mask: words is a power of two.
-            self.bitmap[((old_word + i) % words) as usize].store(0, Relaxed);
+            self.bitmap[((old_word + i) & self.word_mask) as usize].store(0, Relaxed);
         }
         self.top.store(new_top, Relaxed);
     }
 
     fn position(&self, seq: u64) -> (usize, u64) {
-        let words = self.bitmap.len() as u64;
-        (((seq / WORD_BITS) % words) as usize, 1u64 << (seq % WORD_BITS))
+        (((seq / WORD_BITS) & self.word_mask) as usize, 1u64 << (seq % WORD_BITS))
     }
 
     /// RFC 4303 Appendix A2.2: pick the high 32 bits that put the received low

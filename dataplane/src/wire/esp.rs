@@ -115,8 +115,9 @@ impl EspTrailer {
             .checked_sub(TRAILER_LEN + usize::from(pad_len))
             .ok_or(Error::Truncated)?;
         let pad = &plaintext[pad_start..n - TRAILER_LEN];
-        // Compare against 1..=pad_len without branching per byte.
-        let bad = pad.iter().zip(1..=u8::MAX).fold(0u8, |acc, (&b, want)| acc | (b ^ want));
+        // Compare against 1..=pad_len without branching per byte (an indexed loop
+        // the compiler vectorises; pad_len <= 255 so i + 1 never wraps).
+        let bad = pad.iter().enumerate().fold(0u8, |acc, (i, &b)| acc | (b ^ (i as u8).wrapping_add(1)));
         if bad != 0 {
             return Err(Error::Malformed);
         }
@@ -140,8 +141,8 @@ impl EspTrailer {
         if n < TRAILER_LEN {
             return;
         }
-        for (b, v) in out[..n - TRAILER_LEN].iter_mut().zip(1..=u8::MAX) {
-            *b = v;
+        for (i, b) in out[..n - TRAILER_LEN].iter_mut().enumerate() {
+            *b = (i as u8).wrapping_add(1);
         }
         out[n - 2] = (n - TRAILER_LEN) as u8;
         out[n - 1] = next_header.into();
@@ -169,6 +170,7 @@ pub enum UdpEncapPayload {
 
 impl UdpEncapPayload {
     /// Classify the payload of a UDP datagram to/from port 4500.
+    #[inline]
     pub fn classify(payload: &[u8]) -> Result<UdpEncapPayload> {
         match payload {
             [0xff] => Ok(UdpEncapPayload::NatKeepalive),
