@@ -7,3 +7,5 @@ pub mod identity;
 pub mod selector;
 pub mod manager;
 pub mod diagnosis;
+pub mod api;
+pub mod metrics;

@@ -20,7 +20,7 @@ use controlplane::config::Config;
 use controlplane::manager::{init_stderr_logging, Manager, ManagerClient, RecordingSaSink, UdpTransport};
 
 /// Runs until SIGINT/SIGTERM.
-pub fn run(config: &Config, commands: Option<&Path>) -> anyhow::Result<()> {
+pub fn run(config: &Config, commands: Option<&Path>, control: &crate::cli::ControlArgs) -> anyhow::Result<()> {
     init_stderr_logging();
     if config.connections.is_empty() {
         anyhow::bail!("{}: no [[connection]] in the config: add one (see examples/)", config.path.display());
@@ -34,6 +34,7 @@ pub fn run(config: &Config, commands: Option<&Path>) -> anyhow::Result<()> {
         signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing the signal handler")?;
     }
     let handle = Manager::spawn(conns, Box::new(transport), Box::new(RecordingSaSink::new())).context("starting the IKE manager")?;
+    let control = crate::cli::Control::start(control, handle.client(), None)?;
     eprintln!("ipsecgw: IKE manager running on {} (UDP 500/4500), {} connection(s)", list(&addrs), config.connections.len());
     if let Some(path) = commands {
         let (h, path) = (handle.client(), path.to_path_buf());
@@ -43,6 +44,7 @@ pub fn run(config: &Config, commands: Option<&Path>) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(50));
     }
     eprintln!("ipsecgw: stopping: deleting IKE SAs");
+    drop(control);
     handle.shutdown(true);
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The ipsecgw binary.
 #![forbid(unsafe_code)]
 
+mod cli;
 mod ike;
 mod plan;
 mod run;
@@ -44,15 +45,56 @@ enum Command {
         /// FIFO to read commands from (initiate|terminate|rekey-ike|rekey-child NAME, list, status).
         #[arg(long)]
         commands: Option<PathBuf>,
+        #[command(flatten)]
+        control: cli::ControlArgs,
     },
+    /// Show state of a running gateway (through its control socket).
+    Show {
+        what: cli::ShowTarget,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value = controlplane::api::DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
+    /// Start a connection's IKE SA and first Child SA.
+    Initiate {
+        name: String,
+        #[arg(long, default_value = controlplane::api::DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
+    /// Delete a connection's IKE SAs (the peer is told).
+    Terminate {
+        name: String,
+        #[arg(long, default_value = controlplane::api::DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
+    /// Rekey a connection's Child SAs (or, with --ike, its IKE SA).
+    Rekey {
+        name: String,
+        #[arg(long)]
+        ike: bool,
+        #[arg(long, default_value = controlplane::api::DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
+    /// Validate a config file: every error as file:line:col; exit 1 on errors.
+    CheckConfig { file: PathBuf },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Ike { config, commands } => {
+        Command::Show { what, json, socket } => {
+            cli::client(&socket, &controlplane::api::Request::Show { what: cli::show_what(what) }, json)
+        }
+        Command::Initiate { name, socket } => cli::client(&socket, &controlplane::api::Request::Initiate { name }, false),
+        Command::Terminate { name, socket } => cli::client(&socket, &controlplane::api::Request::Terminate { name }, false),
+        Command::Rekey { name, ike, socket } => cli::client(&socket, &controlplane::api::Request::Rekey { name, ike }, false),
+        Command::CheckConfig { file } => cli::check_config(&file),
+        Command::Ike { config, commands, control } => {
+            cli::init_logging(control.log_format);
             let Some(config) = load_config(&config) else { return ExitCode::FAILURE };
-            match ike::run(&config, commands.as_deref()) {
+            match ike::run(&config, commands.as_deref(), &control) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("ipsecgw: error: {}", format!("{e:#}").replace('\n', " "));

@@ -28,6 +28,10 @@ pub struct LastFailure {
     pub message: String,
     /// Failures seen since start.
     pub count: u64,
+    /// Stable reason code of the last failure ([`crate::diagnosis::Reason`]).
+    pub reason: crate::diagnosis::Reason,
+    /// The operator line ([`crate::diagnosis::Diagnosis`]): field, both values, causes.
+    pub diagnosis: String,
 }
 
 /// One connection for `ipsecgw show`.
@@ -46,6 +50,8 @@ pub struct Status {
     /// unknown address, an IKEv1 peer).
     pub unmatched_failure: Option<LastFailure>,
     pub stats: Stats,
+    /// Negotiation failures since start, by reason (metrics).
+    pub failures_by_reason: std::collections::BTreeMap<crate::diagnosis::Reason, u64>,
 }
 
 /// A request to the manager thread; each carries where to answer.

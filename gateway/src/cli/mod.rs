@@ -1,0 +1,129 @@
+//! Operator subcommands (issue 7 item 2): `show`, `initiate`, `terminate`,
+//! `rekey` talk to a running gateway over the control socket
+//! ([`controlplane::api`]); `check-config` validates a file offline. The
+//! server side (control socket, metrics page, log format) is started by
+//! [`Control::start`] in `ipsecgw ike` and `ipsecgw run`.
+
+mod check_config;
+mod table;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use controlplane::api::{self, ApiServer, DataplaneView, Request, ShowWhat};
+use controlplane::manager::ManagerClient;
+use controlplane::metrics::MetricsServer;
+
+pub use check_config::check_config;
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// Options of the serving side, shared by `ike` and `run`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ControlArgs {
+    /// Control socket path (root-only, JSON lines).
+    #[arg(long, default_value = api::DEFAULT_SOCKET)]
+    pub socket: PathBuf,
+    /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9469); off if not given.
+    #[arg(long)]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Log lines as human text or one JSON object per line.
+    #[arg(long, value_enum, default_value = "human")]
+    pub log_format: LogFormat,
+}
+
+/// Logs to stderr in the chosen format; level from `RUST_LOG` (default info).
+/// Call before anything else initialises logging (later inits do nothing).
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false);
+    let _ = match format {
+        LogFormat::Human => b.try_init(),
+        LogFormat::Json => b.json().flatten_event(true).try_init(),
+    };
+}
+
+/// The running control socket and metrics page; dropped at shutdown.
+#[derive(Debug)]
+pub struct Control {
+    _api: ApiServer,
+    _metrics: Option<MetricsServer>,
+}
+
+impl Control {
+    pub fn start(args: &ControlArgs, manager: ManagerClient, dataplane: Option<Arc<dyn DataplaneView>>) -> anyhow::Result<Control> {
+        let api = ApiServer::bind(&args.socket, manager.clone(), dataplane.clone())
+            .with_context(|| format!("control socket {} (use --socket to choose another path)", args.socket.display()))?;
+        tracing::info!("control socket on {}", args.socket.display());
+        let metrics = match args.metrics_listen {
+            Some(addr) => {
+                let m = MetricsServer::bind(addr, manager, dataplane).with_context(|| format!("metrics on {addr}"))?;
+                tracing::info!("metrics on http://{}/metrics", m.local_addr());
+                Some(m)
+            }
+            None => None,
+        };
+        Ok(Control { _api: api, _metrics: metrics })
+    }
+}
+
+/// Sends one request; prints the answer (JSON or table). Exit 1 on a refusal.
+pub fn client(socket: &Path, request: &Request, json: bool) -> ExitCode {
+    let response = match api::request(socket, request) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ipsecgw: error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if !response.ok {
+        eprintln!("ipsecgw: error: {}", response.error.unwrap_or_default());
+        return ExitCode::FAILURE;
+    }
+    let data = response.data.unwrap_or(serde_json::Value::Null);
+    if json {
+        println!("{data}");
+        return ExitCode::SUCCESS;
+    }
+    match request {
+        Request::Show { what } => print!("{}", table::render(*what, &data)),
+        Request::Initiate { name } => println!("initiating '{name}' (see `ipsecgw show connections` for the result)"),
+        Request::Terminate { name } => println!("terminated {} IKE SA(s) of '{name}'", data["count"]),
+        Request::Rekey { name, ike } => {
+            println!("rekeying {} {} of '{name}'", data["count"], if *ike { "IKE SA(s)" } else { "Child SA(s)" })
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// `show` targets on the command line.
+pub fn show_what(s: ShowTarget) -> ShowWhat {
+    match s {
+        ShowTarget::Connections => ShowWhat::Connections,
+        ShowTarget::IkeSa => ShowWhat::IkeSa,
+        ShowTarget::ChildSa => ShowWhat::ChildSa,
+        ShowTarget::Stats => ShowWhat::Stats,
+        ShowTarget::Drops => ShowWhat::Drops,
+        ShowTarget::Neighbors => ShowWhat::Neighbors,
+        ShowTarget::Routes => ShowWhat::Routes,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ShowTarget {
+    Connections,
+    IkeSa,
+    ChildSa,
+    Stats,
+    Drops,
+    Neighbors,
+    Routes,
+}

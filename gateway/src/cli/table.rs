@@ -1,0 +1,117 @@
+//! Human tables for `ipsecgw show` from the socket's JSON rows.
+
+use controlplane::api::ShowWhat;
+use serde_json::Value;
+
+fn cell(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Columns aligned, header first.
+fn grid(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut width: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            if let Some(w) = width.get_mut(i) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let last = cells.len().saturating_sub(1);
+        let mut s = String::new();
+        for (i, c) in cells.into_iter().enumerate() {
+            if i == last {
+                s.push_str(&c);
+            } else {
+                s.push_str(&format!("{c:<w$}  ", w = width[i]));
+            }
+        }
+        s.trim_end().to_owned() + "\n"
+    };
+    let mut out = line(header.iter().map(|h| (*h).to_owned()).collect());
+    for r in rows {
+        out.push_str(&line(r.clone()));
+    }
+    out
+}
+
+fn rows(data: &Value, keys: &[&str]) -> Vec<Vec<String>> {
+    data.as_array().map_or_else(Vec::new, |a| a.iter().map(|r| keys.iter().map(|k| cell(&r[*k])).collect()).collect())
+}
+
+fn pairs(v: &Value) -> Vec<Vec<String>> {
+    v.as_array().map_or_else(Vec::new, |a| a.iter().map(|p| vec![cell(&p[0]), cell(&p[1])]).collect())
+}
+
+pub fn render(what: ShowWhat, data: &Value) -> String {
+    match what {
+        ShowWhat::Connections => {
+            let mut out = grid(&["NAME", "STATE", "IKE_SAS", "CHILD_SAS", "FAILURES", "LAST_FAILURE"], &connection_rows(data));
+            // The operator line of each failure in full, below the table.
+            for c in data.as_array().into_iter().flatten() {
+                if let Some(d) = c["last_failure"]["diagnosis"].as_str() {
+                    out.push_str(&format!("\n{}: {d}\n", cell(&c["name"])));
+                }
+            }
+            out
+        }
+        ShowWhat::IkeSa => grid(
+            &["ID", "CONNECTION", "ROLE", "ESTABLISHED", "LOCAL", "REMOTE", "CHILD_SAS"],
+            &rows(data, &["id", "connection", "role", "established", "local", "remote", "child_sas"]),
+        ),
+        ShowWhat::ChildSa => grid(
+            &["CONNECTION", "IKE_SA", "CHILD", "SPI_IN", "SPI_OUT", "ACTIVE"],
+            &rows(data, &["connection", "ike_sa", "child", "spi_in", "spi_out", "active"]),
+        ),
+        ShowWhat::Stats => {
+            let mut out = grid(&["IKE", "COUNT"], &pairs(&data["ike"]));
+            out.push('\n');
+            out.push_str(&grid(&["FAILURE_REASON", "COUNT"], &pairs(&data["failures_by_reason"])));
+            if data["ports"].is_array() {
+                out.push('\n');
+                out.push_str(&grid(
+                    &["PORT", "NAME", "RX_PKTS", "RX_BYTES", "TX_PKTS", "TX_BYTES", "DROPS", "MISSED"],
+                    &rows(&data["ports"], &["port", "name", "rx_packets", "rx_bytes", "tx_packets", "tx_bytes", "drops", "missed"]),
+                ));
+            }
+            out
+        }
+        ShowWhat::Drops => grid(&["REASON", "PACKETS"], &rows(data, &["reason", "packets"])),
+        ShowWhat::Neighbors => grid(&["IP", "MAC", "PORT", "STATE"], &rows(data, &["ip", "mac", "port", "state"])),
+        ShowWhat::Routes => grid(&["PREFIX", "VIA", "PORT"], &rows(data, &["prefix", "via", "port"])),
+    }
+}
+
+fn connection_rows(data: &Value) -> Vec<Vec<String>> {
+    data.as_array().map_or_else(Vec::new, |a| {
+        a.iter()
+            .map(|c| {
+                let f = &c["last_failure"];
+                vec![
+                    cell(&c["name"]),
+                    cell(&c["state"]),
+                    cell(&c["ike_sas"]),
+                    cell(&c["child_sas"]),
+                    if f.is_null() { "0".into() } else { cell(&f["count"]) },
+                    if f.is_null() { "-".into() } else { cell(&f["reason"]) },
+                ]
+            })
+            .collect()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_align() {
+        let t = grid(&["A", "BB"], &[vec!["long".into(), "x".into()]]);
+        assert_eq!(t, "A     BB\nlong  x\n");
+    }
+}
