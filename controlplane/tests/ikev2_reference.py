@@ -41,3 +41,23 @@ km2 = prf_plus(hashlib.sha384, skeyseed2, nr + ni + (7).to_bytes(8, "big") + (8)
 print("REKEY_SK_D", km2.hex())
 # NAT detection (§2.23): SHA-1(SPIi | SPIr | IP | port).
 print("NAT_HASH", hashlib.sha1(spi_i + bytes(8) + bytes([198, 51, 100, 1]) + (500).to_bytes(2, "big")).hexdigest())
+
+# Key exchange with python-cryptography (RFC 5903 ECP: public = x | y, shared = x)
+# and plain pow() for MODP-2048 (RFC 3526 prime from OpenSSL's modp_2048 group).
+try:
+    from cryptography.hazmat.primitives.asymmetric import ec
+    for name, curve, n in (("ECP256", ec.SECP256R1(), 32), ("ECP384", ec.SECP384R1(), 48)):
+        a = ec.derive_private_key(int.from_bytes(b"\x42" * n, "big"), curve)
+        b = ec.derive_private_key(int.from_bytes(b"\x17" * n, "big"), curve)
+        pub = lambda k: k.public_key().public_numbers().x.to_bytes(n, "big") + k.public_key().public_numbers().y.to_bytes(n, "big")
+        print(name + "_PUB_A", pub(a).hex())
+        print(name + "_PUB_B", pub(b).hex())
+        print(name + "_SHARED", a.exchange(ec.ECDH(), b.public_key()).hex())
+except ImportError:
+    pass
+P = int("FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74020BBEA63B139B22514A08798E3404DDEF9519B3CD3A431B302B0A6DF25F14374FE1356D6D51C245E485B576625E7EC6F44C42E9A637ED6B0BFF5CB6F406B7EDEE386BFB5A899FA5AE9F24117C4B1FE649286651ECE45B3DC2007CB8A163BF0598DA48361C55D39A69163FA8FD24CF5F83655D23DCA3AD961C62F356208552BB9ED529077096966D670C354E4ABC9804F1746C08CA18217C32905E462E36CE3BE39E772C180E86039B2783A2EC07A28FB5C55DF06F4C52C9DE2BCBF6955817183995497CEA956AE515D2261898FA051015728E5A8AACAA68FFFFFFFFFFFFFFFF", 16)
+xa = int.from_bytes(b"\x43" * 256, "big")  # top bit clear and odd: our generator keeps it as is
+yb = pow(2, int.from_bytes(b"\x17" * 256, "big"), P)
+print("MODP_PUB_A", pow(2, xa, P).to_bytes(256, "big").hex())
+print("MODP_PUB_B", yb.to_bytes(256, "big").hex())
+print("MODP_SHARED", pow(yb, xa, P).to_bytes(256, "big").hex())
