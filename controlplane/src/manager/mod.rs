@@ -54,10 +54,11 @@ pub use dataplane_sink::{DataplaneSaSink, EspSaControl};
 pub use entropy::OsEntropy;
 pub use log::{event_line, init_stderr_logging};
 pub use sa_sink::{RecordingSaSink, SaSink, SinkError, SinkRecord};
-pub use transport::{punt_channel, Datagram, IkeTransport, PuntEnds, PuntTransport, TransportStats, UdpDatagram, UdpTransport, IKE_PORT};
+pub use transport::{punt_channel, Datagram, IkeTransport, PuntEnds, PuntTransport, TransportStats, UdpDatagram, UdpTransport, Waker, IKE_PORT};
 
-/// Longest sleep in the transport before looking at commands again.
-const COMMAND_POLL: Duration = Duration::from_millis(20);
+/// Longest sleep in the transport before looking at commands again (when the
+/// transport has no waker; with one, commands wake it at once).
+const COMMAND_POLL: Duration = Duration::from_millis(100);
 /// Datagrams handled in a row before timers and commands get a turn.
 const RECV_BATCH: usize = 64;
 /// How long a shutdown with `delete` waits for the peers' answers.
@@ -70,7 +71,6 @@ pub struct Manager {
     sink: Box<dyn SaSink>,
     connections: Vec<(String, ConnectionId)>,
     failures: HashMap<Option<String>, LastFailure>,
-    failures_by_reason: std::collections::BTreeMap<crate::diagnosis::Reason, u64>,
     commands: Receiver<Command>,
 }
 
@@ -82,9 +82,16 @@ impl std::fmt::Debug for Manager {
 
 /// Asks the manager thread things (cloneable: the control socket, signal
 /// handlers and the dataplane's trap path each hold one).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ManagerClient {
     commands: Sender<Command>,
+    waker: Option<Waker>,
+}
+
+impl std::fmt::Debug for ManagerClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ManagerClient").field("wakes_transport", &self.waker.is_some()).finish_non_exhaustive()
+    }
 }
 
 /// Owns the manager thread; derefs to a [`ManagerClient`].
@@ -101,7 +108,7 @@ impl Manager {
         connections: Vec<ConnectionConfig>,
         transport: Box<dyn IkeTransport>,
         sink: Box<dyn SaSink>,
-    ) -> (Self, Sender<Command>) {
+    ) -> (Self, ManagerClient) {
         Self::with_endpoint(Endpoint::new(Box::new(OsEntropy)), connections, transport, sink)
     }
 
@@ -111,16 +118,17 @@ impl Manager {
         connections: Vec<ConnectionConfig>,
         transport: Box<dyn IkeTransport>,
         sink: Box<dyn SaSink>,
-    ) -> (Self, Sender<Command>) {
+    ) -> (Self, ManagerClient) {
         let (tx, rx) = channel::unbounded();
-        let mut m = Manager { endpoint, transport, sink, connections: Vec::new(), failures: HashMap::new(), failures_by_reason: Default::default(), commands: rx };
+        let client = ManagerClient { commands: tx, waker: transport.waker() };
+        let mut m = Manager { endpoint, transport, sink, connections: Vec::new(), failures: HashMap::new(), commands: rx };
         for c in connections {
             let name = c.name.clone();
             let (id, actions) = m.endpoint.add_connection(c, Instant::now());
             m.connections.push((name, id));
             m.execute(actions);
         }
-        (m, tx)
+        (m, client)
     }
 
     /// Starts the manager thread.
@@ -132,13 +140,13 @@ impl Manager {
         let (tx, rx) = channel::bounded(1);
         // The manager is built on its own thread: `start` connections send at once.
         let thread = std::thread::Builder::new().name("ike-manager".into()).spawn(move || {
-            let (m, commands) = Manager::new(connections, transport, sink);
-            if tx.send(commands).is_ok() {
+            let (m, client) = Manager::new(connections, transport, sink);
+            if tx.send(client).is_ok() {
                 m.run();
             }
         })?;
-        let commands = rx.recv().map_err(|_| io::Error::other("the IKE manager thread died while starting"))?;
-        Ok(ManagerHandle { client: ManagerClient { commands }, thread: Some(thread) })
+        let client = rx.recv().map_err(|_| io::Error::other("the IKE manager thread died while starting"))?;
+        Ok(ManagerHandle { client, thread: Some(thread) })
     }
 
     /// Runs until a `Shutdown` command, all command senders gone, or a
@@ -312,7 +320,6 @@ impl Manager {
                 .collect(),
             unmatched_failure: self.failures.get(&None).cloned(),
             stats: self.endpoint.stats(),
-            failures_by_reason: self.failures_by_reason.clone(),
         }
     }
 
@@ -352,22 +359,14 @@ impl Manager {
         match &e {
             Event::Failure(f) => {
                 tracing::warn!("{line}");
-                let conn = f.connection.as_deref().and_then(|n| self.connection(n).ok()).and_then(|id| self.endpoint.connection(id));
-                let d = crate::diagnosis::diagnose(f, conn);
-                tracing::warn!("DIAGNOSIS: {d}");
-                *self.failures_by_reason.entry(d.reason).or_insert(0) += 1;
                 let entry = self.failures.entry(f.connection.clone()).or_insert_with(|| LastFailure {
                     at: SystemTime::now(),
                     message: String::new(),
                     count: 0,
-                    reason: d.reason,
-                    diagnosis: String::new(),
                 });
                 entry.at = SystemTime::now();
                 entry.message = f.to_string();
                 entry.count += 1;
-                entry.reason = d.reason;
-                entry.diagnosis = d.to_string();
             }
             Event::Dropped { .. } => tracing::debug!("{line}"),
             Event::IkeSaDown { .. } | Event::ChildSaDown { .. } => tracing::info!("{line}"),
@@ -377,9 +376,18 @@ impl Manager {
 }
 
 impl ManagerClient {
+    /// Queues a command and wakes the manager.
+    pub fn send(&self, c: Command) -> Result<(), CommandError> {
+        self.commands.send(c).map_err(|_| CommandError::ManagerGone)?;
+        if let Some(w) = &self.waker {
+            w();
+        }
+        Ok(())
+    }
+
     fn ask<T>(&self, make: impl FnOnce(Sender<T>) -> Command) -> Result<T, CommandError> {
         let (tx, rx) = channel::bounded(1);
-        self.commands.send(make(tx)).map_err(|_| CommandError::ManagerGone)?;
+        self.send(make(tx))?;
         rx.recv().map_err(|_| CommandError::ManagerGone)
     }
 
@@ -390,7 +398,7 @@ impl ManagerClient {
 
     /// Trap: traffic for a connection without SA (fire and forget).
     pub fn acquire(&self, connection: &str) {
-        let _ = self.commands.send(Command::Acquire { connection: connection.to_owned() });
+        let _ = self.send(Command::Acquire { connection: connection.to_owned() });
     }
 
     /// Deletes the connection's IKE SAs; returns how many.
@@ -418,10 +426,6 @@ impl ManagerClient {
         self.ask(|reply| Command::Status { reply })
     }
 
-    /// A sender for other threads (the control socket).
-    pub fn commands(&self) -> Sender<Command> {
-        self.commands.clone()
-    }
 
 }
 
@@ -440,7 +444,7 @@ impl ManagerHandle {
 
     /// Stops the thread and waits for it; with `delete`, tells the peers first.
     pub fn shutdown(mut self, delete: bool) {
-        let _ = self.client.commands.send(Command::Shutdown { delete });
+        let _ = self.client.send(Command::Shutdown { delete });
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -450,7 +454,7 @@ impl ManagerHandle {
 impl Drop for ManagerHandle {
     fn drop(&mut self) {
         if let Some(t) = self.thread.take() {
-            let _ = self.client.commands.send(Command::Shutdown { delete: false });
+            let _ = self.client.send(Command::Shutdown { delete: false });
             let _ = t.join();
         }
     }

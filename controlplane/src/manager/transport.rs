@@ -31,14 +31,30 @@ pub struct Datagram {
     pub ike: Vec<u8>,
 }
 
+/// Makes a transport's `recv` return early (`Ok(None)`): called after each
+/// command sent to the manager, so commands do not wait for the poll interval.
+pub type Waker = Arc<dyn Fn() + Send + Sync>;
+
 /// What the manager needs from the network. `send` gets an IKE message and
 /// adds the non-ESP marker when either port is 4500; `recv` returns IKE
 /// messages only (ESP and NAT keepalives on 4500 are not the manager's).
 pub trait IkeTransport: Send {
     /// Sends one IKE message from `local` to `remote`.
     fn send(&mut self, local: SocketAddr, remote: SocketAddr, ike: &[u8]) -> io::Result<()>;
-    /// Waits up to `timeout` for one IKE message; `Ok(None)` on timeout.
+    /// Waits up to `timeout` for one IKE message; `Ok(None)` on timeout or wake.
     fn recv(&mut self, timeout: Duration) -> io::Result<Option<Datagram>>;
+    /// A way to interrupt `recv` from another thread (`None`: commands are
+    /// seen within the manager's poll interval).
+    fn waker(&self) -> Option<Waker> {
+        None
+    }
+}
+
+/// What the receiving threads (or a waker) put in a transport's queue.
+#[derive(Debug)]
+enum Incoming {
+    Datagram(Datagram),
+    Wake,
 }
 
 /// Counters of datagrams a transport did not hand to the engine.
@@ -89,7 +105,8 @@ fn unframe(local_port: u16, remote_port: u16, payload: &[u8], stats: &TransportS
 #[derive(Debug)]
 pub struct UdpTransport {
     sockets: HashMap<SocketAddr, UdpSocket>,
-    queue: Receiver<Datagram>,
+    queue: Receiver<Incoming>,
+    wake: Sender<Incoming>,
     threads: Vec<JoinHandle<()>>,
     stop: Arc<AtomicBool>,
     ike_port: u16,
@@ -113,6 +130,7 @@ impl UdpTransport {
         let mut t = UdpTransport {
             sockets: HashMap::new(),
             queue: rx,
+            wake: tx.clone(),
             threads: Vec::new(),
             stop: Arc::new(AtomicBool::new(false)),
             ike_port,
@@ -184,7 +202,7 @@ fn receive_loop(
     sock: &UdpSocket,
     local: SocketAddr,
     map: PortMap,
-    tx: &Sender<Datagram>,
+    tx: &Sender<Incoming>,
     stop: &AtomicBool,
     stats: &TransportStats,
 ) {
@@ -196,7 +214,7 @@ fn receive_loop(
                 let remote = SocketAddr::new(from.ip(), map.to_engine(from.port()));
                 let Some(payload) = buf.get(..n) else { continue };
                 if let Some(ike) = unframe(local.port(), remote.port(), payload, stats) {
-                    if tx.send(Datagram { local, remote, ike }).is_err() {
+                    if tx.send(Incoming::Datagram(Datagram { local, remote, ike })).is_err() {
                         return;
                     }
                 }
@@ -224,12 +242,19 @@ impl IkeTransport for UdpTransport {
 
     fn recv(&mut self, timeout: Duration) -> io::Result<Option<Datagram>> {
         match self.queue.recv_timeout(timeout) {
-            Ok(d) => Ok(Some(d)),
-            Err(RecvTimeoutError::Timeout) => Ok(None),
+            Ok(Incoming::Datagram(d)) => Ok(Some(d)),
+            Ok(Incoming::Wake) | Err(RecvTimeoutError::Timeout) => Ok(None),
             Err(RecvTimeoutError::Disconnected) => {
                 Err(io::Error::new(io::ErrorKind::BrokenPipe, "every UDP receiving thread stopped"))
             }
         }
+    }
+
+    fn waker(&self) -> Option<Waker> {
+        let tx = self.wake.clone();
+        Some(Arc::new(move || {
+            let _ = tx.send(Incoming::Wake);
+        }))
     }
 }
 
@@ -286,6 +311,8 @@ impl PuntEnds {
 #[derive(Debug)]
 pub struct PuntTransport {
     from_dataplane: Receiver<UdpDatagram>,
+    wake_rx: Receiver<()>,
+    wake_tx: Sender<()>,
     to_dataplane: Sender<UdpDatagram>,
     stats: Arc<TransportStats>,
 }
@@ -295,9 +322,11 @@ pub fn punt_channel(capacity: usize) -> (PuntEnds, PuntTransport) {
     let (in_tx, in_rx) = channel::bounded(capacity);
     let (out_tx, out_rx) = channel::bounded(capacity);
     let stats = Arc::new(TransportStats::default());
+    // One pending wake is enough: the manager reads every queued command.
+    let (wake_tx, wake_rx) = channel::bounded(1);
     (
         PuntEnds { to_manager: in_tx, outbound: out_rx, stats: Arc::clone(&stats) },
-        PuntTransport { from_dataplane: in_rx, to_dataplane: out_tx, stats },
+        PuntTransport { from_dataplane: in_rx, wake_rx, wake_tx, to_dataplane: out_tx, stats },
     )
 }
 
@@ -316,17 +345,25 @@ impl IkeTransport for PuntTransport {
         let deadline = std::time::Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let d = match self.from_dataplane.recv_timeout(left) {
-                Ok(d) => d,
-                Err(RecvTimeoutError::Timeout) => return Ok(None),
-                Err(RecvTimeoutError::Disconnected) => {
-                    return Err(io::Error::new(io::ErrorKind::BrokenPipe, "dataplane punt path closed"))
-                }
+            let d = channel::select! {
+                recv(self.from_dataplane) -> d => match d {
+                    Ok(d) => d,
+                    Err(_) => return Err(io::Error::new(io::ErrorKind::BrokenPipe, "dataplane punt path closed")),
+                },
+                recv(self.wake_rx) -> _ => return Ok(None),
+                default(left) => return Ok(None),
             };
             if let Some(ike) = unframe(d.local.port(), d.remote.port(), &d.payload, &self.stats) {
                 return Ok(Some(Datagram { local: d.local, remote: d.remote, ike }));
             }
         }
+    }
+
+    fn waker(&self) -> Option<Waker> {
+        let tx = self.wake_tx.clone();
+        Some(Arc::new(move || {
+            let _ = tx.try_send(());
+        }))
     }
 }
 
@@ -363,6 +400,16 @@ mod tests {
         assert!(ends.punt(d.clone()));
         assert!(!ends.punt(d));
         assert_eq!(ends.stats().queue_full.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn waker_interrupts_recv() {
+        let (_ends, mut t) = punt_channel(1);
+        let wake = t.waker().expect("punt transport has a waker");
+        let th = std::thread::spawn(move || wake());
+        // Without the wake this would sit out the whole minute.
+        assert_eq!(t.recv(Duration::from_secs(60)).expect("recv"), None);
+        th.join().expect("waker thread");
     }
 
     #[test]
