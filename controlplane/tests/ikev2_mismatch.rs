@@ -128,6 +128,11 @@ fn dh_group_overlap_wrong_guess_retries() {
         _ => None,
     });
     assert_eq!(retry, Some((DhGroup::Ecp256, DhGroup::Curve25519)));
+    let asked = net.b.rec.events.iter().find_map(|e| match e {
+        Event::KeGroupRequested { offered, requested, .. } => Some((*offered, *requested)),
+        _ => None,
+    });
+    assert_eq!(asked, Some((DhGroup::Ecp256, DhGroup::Curve25519)));
     assert!(net.a.rec.failures().is_empty() && net.b.rec.failures().is_empty());
     assert_eq!(net.wire.len(), 6);
 }

@@ -164,6 +164,9 @@ pub enum Event {
     /// The responder asked for another group (INVALID_KE_PAYLOAD, RFC 7296
     /// §1.2); we retried with it. Informational: it costs one round trip.
     KeGroupRetry { connection: String, sent: DhGroup, requested: DhGroup },
+    /// As responder: the initiator guessed a group we do not take but one we
+    /// do is in its proposal; we asked for it (INVALID_KE_PAYLOAD, §1.2).
+    KeGroupRequested { connection: String, peer: SocketAddr, offered: DhGroup, requested: DhGroup },
     /// The responder asked for a cookie (RFC 7296 §2.6); we retried with it.
     CookieRetry { connection: String },
     /// A negotiation failed; says what, with both sides' values.

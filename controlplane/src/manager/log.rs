@@ -52,6 +52,9 @@ pub fn event_line(e: &Event) -> String {
         Event::KeGroupRetry { connection, sent, requested } => format!(
             "connection '{connection}': the responder asked for key exchange {requested:?} instead of {sent:?} (INVALID_KE_PAYLOAD); retried with it (one round trip more: put {requested:?} first to save it)"
         ),
+        Event::KeGroupRequested { connection, peer, offered, requested } => format!(
+            "connection '{connection}': {peer} offered key exchange {offered:?}; asked it for {requested:?} (INVALID_KE_PAYLOAD)"
+        ),
         Event::CookieRetry { connection } => format!("connection '{connection}': the responder asked for a cookie (RFC 7296 §2.6); retried with it"),
         Event::Failure(f) => format!("FAILURE: {f}"),
         Event::Dropped { from, exchange, reason } => format!("dropped IKE message from {from} ({exchange:?}): {reason:?}"),

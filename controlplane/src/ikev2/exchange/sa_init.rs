@@ -256,6 +256,7 @@ pub(crate) fn responder_request(ctx: &mut Ctx<'_>, local: SocketAddr, remote: So
     if group != ke_group {
         // Right proposal, wrong guess: ask for the group (RFC 7296 §1.2).
         reply(ctx, NotifyType::INVALID_KE_PAYLOAD, group.code().to_be_bytes().to_vec());
+        ctx.event(Event::KeGroupRequested { connection: conn.name.clone(), peer: remote, offered: ke_group, requested: group });
         return None;
     }
     let (Ok(kx), Some(prf)) = (KeyExchange::generate(group, ctx.rng), chosen.prf.and_then(|id| Prf::checked(id).ok())) else {
