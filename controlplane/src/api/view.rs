@@ -140,7 +140,16 @@ fn role(r: Role) -> &'static str {
     }
 }
 
+/// The connections, and a row named `-` for failures no connection could be
+/// named for (an IKEv1 peer, an unknown address).
 pub(crate) fn connections(s: &Status) -> Vec<ConnectionView> {
+    let unmatched = s.unmatched_failure.as_ref().map(|f| ConnectionView {
+        name: "-".into(),
+        state: "-".into(),
+        ike_sas: 0,
+        child_sas: 0,
+        last_failure: Some(failure_view(f)),
+    });
     s.connections
         .iter()
         .map(|c| {
@@ -160,6 +169,7 @@ pub(crate) fn connections(s: &Status) -> Vec<ConnectionView> {
                 last_failure: c.last_failure.as_ref().map(failure_view),
             }
         })
+        .chain(unmatched)
         .collect()
 }
 
