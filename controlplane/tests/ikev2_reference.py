@@ -61,3 +61,19 @@ yb = pow(2, int.from_bytes(b"\x17" * 256, "big"), P)
 print("MODP_PUB_A", pow(2, xa, P).to_bytes(256, "big").hex())
 print("MODP_PUB_B", yb.to_bytes(256, "big").hex())
 print("MODP_SHARED", pow(yb, xa, P).to_bytes(256, "big").hex())
+
+# The SK payload (RFC 7296 §3.14 with RFC 5282 / RFC 7634): one Nonce payload
+# (16 x 0x01) inside, IV 42, AAD = IKE header + SK generic header.
+try:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
+    inner = bytes([0, 0, 0, 20]) + b"\x01" * 16 + b"\x00"  # payload + Pad Length 0
+    iv = (42).to_bytes(8, "big")
+    for name, key, aead in (("SK_AES128", bytes(range(16)), AESGCM), ("SK_CHACHA", bytes(range(32)), ChaCha20Poly1305)):
+        sk_len = 4 + 8 + len(inner) + 16
+        header = ((1).to_bytes(8, "big") + (2).to_bytes(8, "big") + bytes([46, 0x20, 35, 0x08])
+                  + (1).to_bytes(4, "big") + (28 + sk_len).to_bytes(4, "big"))
+        aad = header + bytes([40, 0]) + sk_len.to_bytes(2, "big")
+        salt = b"\xa0\xa1\xa2\xa3"
+        print(name, (aad + iv + aead(key).encrypt(salt + iv, inner, aad)).hex())
+except ImportError:
+    pass

@@ -50,3 +50,31 @@ fn dh_matches_python() {
     }
     assert!(checked >= 1);
 }
+
+#[test]
+fn sk_payload_matches_python_cryptography() {
+    use controlplane::ikev2::crypto::{seal_sk, SkCipher};
+    use controlplane::ikev2::wire::{ExchangeType, Flags, HeaderRepr, Payload, PayloadType};
+    use controlplane::proposal::Encr;
+    let Some(r) = reference() else { return };
+    let mut checked = 0;
+    for (name, encr, key) in [("SK_AES128", Encr::aes_gcm16(128), 16u8), ("SK_CHACHA", Encr::CHACHA20_POLY1305, 32)] {
+        let Some(expected) = r.get(name) else { continue };
+        let mut keymat: Vec<u8> = (0..key).collect();
+        keymat.extend_from_slice(&[0xa0, 0xa1, 0xa2, 0xa3]);
+        let cipher = SkCipher::new(encr, &keymat).expect("cipher");
+        let header = HeaderRepr {
+            spi_i: 1,
+            spi_r: 2,
+            next_payload: PayloadType::None,
+            exchange: ExchangeType::IkeAuth,
+            flags: Flags { initiator: true, response: false },
+            message_id: 1,
+            length: 0,
+        };
+        let msg = seal_sk(&cipher, header, &[Payload::Nonce(vec![1; 16])], 42).expect("seal");
+        assert_eq!(&hex::encode(msg), expected, "{name}");
+        checked += 1;
+    }
+    eprintln!("SK payloads checked against python-cryptography: {checked}");
+}
