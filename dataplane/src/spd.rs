@@ -442,7 +442,13 @@ impl<W: AddrWord> Family<W> {
             let dport_mask = if p.dport.is_any() { 0 } else { u16::MAX };
             let shape = (p.src_mask, p.dst_mask, p.proto_mask, sport_mask, dport_mask);
             let pos = groups.iter().position(|g| {
-                (g.src_mask, g.dst_mask, g.proto_mask, g.sport_mask, g.dport_mask) == shape
+                (
+                    g.src_mask,
+                    g.dst_mask,
+                    g.proto_mask,
+                    g.sport_mask,
+                    g.dport_mask,
+                ) == shape
             });
             let group = match pos {
                 Some(i) => &mut groups[i],
@@ -565,13 +571,17 @@ impl<A> Spd<A> {
     /// First matching policy's action for an IPv4 packet; `None` = no policy.
     #[inline]
     pub fn lookup_v4(&self, flow: &FlowV4) -> Option<&A> {
-        self.v4.lookup(flow).and_then(|i| self.actions.get(i as usize))
+        self.v4
+            .lookup(flow)
+            .and_then(|i| self.actions.get(i as usize))
     }
 
     /// First matching policy's action for an IPv6 packet; `None` = no policy.
     #[inline]
     pub fn lookup_v6(&self, flow: &FlowV6) -> Option<&A> {
-        self.v6.lookup(flow).and_then(|i| self.actions.get(i as usize))
+        self.v6
+            .lookup(flow)
+            .and_then(|i| self.actions.get(i as usize))
     }
 
     /// Either family.
@@ -648,15 +658,27 @@ mod tests {
             Selector::subnets(IpPrefix::ANY_V4, IpPrefix::ANY_V4),
         ];
         let flows = [
-            (FlowV4::v4(v4("10.1.2.3"), v4("10.2.0.5"), 6, 5555, 22), Some(0)),
-            (FlowV4::v4(v4("10.1.2.3"), v4("10.2.0.5"), 17, 5555, 22), Some(2)),
-            (FlowV4::v4(v4("10.1.2.3"), v4("10.2.9.9"), 17, 1, 1500), Some(1)),
-            (FlowV4::v4(v4("10.1.2.3"), v4("10.2.9.9"), 17, 1, 2001), Some(2)),
+            (
+                FlowV4::v4(v4("10.1.2.3"), v4("10.2.0.5"), 6, 5555, 22),
+                Some(0),
+            ),
+            (
+                FlowV4::v4(v4("10.1.2.3"), v4("10.2.0.5"), 17, 5555, 22),
+                Some(2),
+            ),
+            (
+                FlowV4::v4(v4("10.1.2.3"), v4("10.2.9.9"), 17, 1, 1500),
+                Some(1),
+            ),
+            (
+                FlowV4::v4(v4("10.1.2.3"), v4("10.2.9.9"), 17, 1, 2001),
+                Some(2),
+            ),
             (FlowV4::v4(v4("10.9.2.3"), v4("10.2.9.9"), 1, 0, 0), Some(4)),
         ];
         for strategy in [Strategy::Linear, Strategy::TupleSpace, Strategy::Auto] {
-            let spd = Spd::build(sels.iter().enumerate().map(|(i, s)| (*s, i)), strategy)
-                .expect("valid");
+            let spd =
+                Spd::build(sels.iter().enumerate().map(|(i, s)| (*s, i)), strategy).expect("valid");
             for (f, want) in flows {
                 let flow = Flow::V4(f);
                 assert_eq!(spd.position(&flow), want, "{strategy:?} {f:?}");

@@ -204,7 +204,9 @@ impl Stats {
             sas: sa_capacity,
         };
         Self {
-            cores: (0..cores).map(|_| Arc::new(CoreStats::new(layout))).collect(),
+            cores: (0..cores)
+                .map(|_| Arc::new(CoreStats::new(layout)))
+                .collect(),
             layout,
         }
     }
@@ -215,7 +217,10 @@ impl Stats {
     }
 
     fn sum(&self, i: usize) -> u64 {
-        self.cores.iter().map(|c| c.read(i)).fold(0, u64::wrapping_add)
+        self.cores
+            .iter()
+            .map(|c| c.read(i))
+            .fold(0, u64::wrapping_add)
     }
 
     /// Sum over cores of the drop-reason and port counters.
@@ -303,7 +308,10 @@ mod tests {
         assert_eq!(s.ports[1].rx_packets, 6);
         assert_eq!(s.ports[1].rx_bytes, 600);
         assert_eq!(s.ports[0], PortCounts::default());
-        assert_eq!(s.nonzero_drops().collect::<Vec<_>>(), vec![(DropReason::AuthFailed, 6)]);
+        assert_eq!(
+            s.nonzero_drops().collect::<Vec<_>>(),
+            vec![(DropReason::AuthFailed, 6)]
+        );
         assert_eq!(
             stats.sa(id),
             SaCounts {

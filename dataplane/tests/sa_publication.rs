@@ -11,9 +11,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use dataplane::sa::{
-    Decision, PolicyAction, PolicySpec, Rekey, SaControl, SaError, Spi,
-};
+use dataplane::sa::{Decision, PolicyAction, PolicySpec, Rekey, SaControl, SaError, Spi};
 use dataplane::spd::{FlowV4, IpPrefix, Selector};
 
 thread_local! {
@@ -76,7 +74,8 @@ fn thousand_updates_with_rekeys_never_miss_and_free_everything() {
     // The tunnel: inbound SPI 0x1000, outbound SA, one policy 10.1/16 -> 10.2/16.
     let first_spi = rekey_spi(0).0;
     let mut tx = ctl.transaction();
-    tx.add_inbound(Spi(first_spi), TestSa::new(0, &drops)).expect("add");
+    tx.add_inbound(Spi(first_spi), TestSa::new(0, &drops))
+        .expect("add");
     let out = tx.add_outbound(TestSa::new(0, &drops)).expect("add");
     let policy = tx
         .add_policy(PolicySpec {
@@ -209,7 +208,8 @@ fn thousand_updates_with_rekeys_never_miss_and_free_everything() {
             let spi = Spi(next_spi);
             next_spi += 1;
             let mut tx = ctl.transaction();
-            tx.add_inbound(spi, TestSa::new(epoch, &drops)).expect("add");
+            tx.add_inbound(spi, TestSa::new(epoch, &drops))
+                .expect("add");
             tx.commit().expect("commit");
             extra.push(spi);
         }
@@ -223,9 +223,13 @@ fn thousand_updates_with_rekeys_never_miss_and_free_everything() {
         // A failed transaction publishes nothing and changes nothing.
         let before = ctl.generation();
         let mut tx = ctl.transaction();
-        tx.add_inbound(Spi(0x7777_0000), TestSa::new(epoch, &drops)).expect("add");
-        assert_eq!(tx.add_inbound(Spi(current_spi), TestSa::new(epoch, &drops)).err(),
-            Some(SaError::DuplicateSpi(Spi(current_spi))));
+        tx.add_inbound(Spi(0x7777_0000), TestSa::new(epoch, &drops))
+            .expect("add");
+        assert_eq!(
+            tx.add_inbound(Spi(current_spi), TestSa::new(epoch, &drops))
+                .err(),
+            Some(SaError::DuplicateSpi(Spi(current_spi)))
+        );
         drop(tx);
         assert_eq!(ctl.generation(), before);
         assert!(ctl.inbound(Spi(0x7777_0000)).is_none(), "rolled back");
@@ -238,7 +242,9 @@ fn thousand_updates_with_rekeys_never_miss_and_free_everything() {
     // Let every worker see the final state before stopping.
     let seen = total_bursts.load(Ordering::Relaxed);
     // (A worker that died would stop counting: stop waiting then, join reports it.)
-    while total_bursts.load(Ordering::Relaxed) < seen + 100 && !workers.iter().any(|w| w.is_finished()) {
+    while total_bursts.load(Ordering::Relaxed) < seen + 100
+        && !workers.iter().any(|w| w.is_finished())
+    {
         thread::yield_now();
     }
     stop.store(true, Ordering::Release);
@@ -251,7 +257,10 @@ fn thousand_updates_with_rekeys_never_miss_and_free_everything() {
         assert!(r.bursts > 0 && r.lookups > 0, "{r:?}");
         assert_eq!(r.misses, 0, "an SA that must exist was missing: {r:?}");
         assert_eq!(r.no_policy, 0, "{r:?}");
-        assert_eq!(r.epoch_went_back, 0, "a worker saw an older snapshot: {r:?}");
+        assert_eq!(
+            r.epoch_went_back, 0,
+            "a worker saw an older snapshot: {r:?}"
+        );
     }
     assert!(published >= 1_000);
     assert!(rekeys >= 150, "{rekeys} rekeys");
@@ -263,7 +272,11 @@ fn thousand_updates_with_rekeys_never_miss_and_free_everything() {
     let snapshot = ctl.current();
     let spis: Vec<Spi> = snapshot.inbound_iter().map(|(spi, _)| spi).collect();
     drop(snapshot);
-    assert_eq!(spis.len(), 1 + extra.len(), "only the live tunnel and the extras are left");
+    assert_eq!(
+        spis.len(),
+        1 + extra.len(),
+        "only the live tunnel and the extras are left"
+    );
     let out = current_outbound(&ctl);
     let mut tx = ctl.transaction();
     for spi in spis {
@@ -278,14 +291,21 @@ fn thousand_updates_with_rekeys_never_miss_and_free_everything() {
     tx.commit().expect("commit");
     ctl.reclaim();
     let stats = ctl.stats();
-    assert_eq!(stats.publisher.pending, 0, "workers are gone: nothing may stay retired");
+    assert_eq!(
+        stats.publisher.pending, 0,
+        "workers are gone: nothing may stay retired"
+    );
     assert_eq!(stats.publisher.reclaimed, stats.publisher.published);
     assert_eq!(
         drops.dropped.load(Ordering::SeqCst),
         drops.created.load(Ordering::SeqCst),
         "every SA ever created was freed"
     );
-    assert_eq!(drops.dropped_on_worker.load(Ordering::SeqCst), 0, "no free on a worker");
+    assert_eq!(
+        drops.dropped_on_worker.load(Ordering::SeqCst),
+        0,
+        "no free on a worker"
+    );
     drop(ctl);
 }
 
@@ -296,7 +316,13 @@ fn rekey_spi(epoch: u64) -> Spi {
 
 fn current_outbound(ctl: &SaControl<TestSa, TestSa>) -> dataplane::sa::SaId {
     let snap = ctl.current();
-    let flow = FlowV4::v4(Ipv4Addr::new(10, 1, 0, 1), Ipv4Addr::new(10, 2, 0, 1), 6, 1, 2);
+    let flow = FlowV4::v4(
+        Ipv4Addr::new(10, 1, 0, 1),
+        Ipv4Addr::new(10, 2, 0, 1),
+        6,
+        1,
+        2,
+    );
     match snap.outbound_v4(&flow) {
         Decision::Protect(sa) => sa.id(),
         other => panic!("expected PROTECT, got {other:?}"),
@@ -320,17 +346,24 @@ fn removing_an_outbound_sa_in_use_is_refused_and_rolled_back() {
     let mut tx = ctl.transaction();
     tx.remove_outbound(out).expect("staged");
     let err = tx.commit().err();
-    assert!(matches!(err, Some(SaError::DanglingPolicy { sa, .. }) if sa == out), "{err:?}");
+    assert!(
+        matches!(err, Some(SaError::DanglingPolicy { sa, .. }) if sa == out),
+        "{err:?}"
+    );
     assert_eq!(ctl.generation(), generation, "nothing published");
     assert!(ctl.outbound(out).is_some(), "rolled back");
 
     let mut tx = ctl.transaction();
-    assert_eq!(tx.add_inbound(Spi(255), TestSa::new(0, &drops)).err(), Some(SaError::ReservedSpi(Spi(255))));
+    assert_eq!(
+        tx.add_inbound(Spi(255), TestSa::new(0, &drops)).err(),
+        Some(SaError::ReservedSpi(Spi(255)))
+    );
     drop(tx);
     // Capacity 8: one slot used, seven left.
     let mut tx = ctl.transaction();
     for spi in 0..7 {
-        tx.add_inbound(Spi(0x1000 + spi), TestSa::new(0, &drops)).expect("room");
+        tx.add_inbound(Spi(0x1000 + spi), TestSa::new(0, &drops))
+            .expect("room");
     }
     assert_eq!(
         tx.add_inbound(Spi(0x2000), TestSa::new(0, &drops)).err(),
@@ -339,5 +372,8 @@ fn removing_an_outbound_sa_in_use_is_refused_and_rolled_back() {
     tx.commit().expect("commit");
     assert_eq!(ctl.current().inbound_len(), 7);
     drop(ctl);
-    assert_eq!(drops.dropped.load(Ordering::SeqCst), drops.created.load(Ordering::SeqCst));
+    assert_eq!(
+        drops.dropped.load(Ordering::SeqCst),
+        drops.created.load(Ordering::SeqCst)
+    );
 }

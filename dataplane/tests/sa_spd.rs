@@ -26,7 +26,16 @@ fn addr4(r: &mut Rng) -> Ipv4Addr {
 }
 
 fn addr6(r: &mut Rng) -> Ipv6Addr {
-    Ipv6Addr::new(0x2001, 0xdb8, r.below(3) as u16, 0, 0, 0, 0, r.below(4) as u16)
+    Ipv6Addr::new(
+        0x2001,
+        0xdb8,
+        r.below(3) as u16,
+        0,
+        0,
+        0,
+        0,
+        r.below(4) as u16,
+    )
 }
 
 fn ports(r: &mut Rng) -> PortRange {
@@ -89,7 +98,12 @@ fn compiled_lookup_equals_first_match_scan() {
         let spds: Vec<(Strategy, Spd<usize>)> =
             [Strategy::Linear, Strategy::TupleSpace, Strategy::Auto]
                 .into_iter()
-                .map(|s| (s, Spd::build(sels.iter().copied().zip(0..), s).expect("valid")))
+                .map(|s| {
+                    (
+                        s,
+                        Spd::build(sels.iter().copied().zip(0..), s).expect("valid"),
+                    )
+                })
                 .collect();
         for _ in 0..200 {
             let v6 = r.below(3) == 0;

@@ -92,8 +92,6 @@ fn million_sas_load_and_lookup() {
     let table = reader.load();
     assert!(table.inbound(gone).is_none());
     assert_eq!(table.inbound_len(), n);
-    assert!(table
-        .inbound_iter()
-        .any(|(_, sa)| sa.id() == new_id));
+    assert!(table.inbound_iter().any(|(_, sa)| sa.id() == new_id));
     assert!(table.inbound(ids[0].0).is_some());
 }

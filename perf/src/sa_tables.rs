@@ -144,7 +144,9 @@ pub struct StdMaps {
 
 impl std::fmt::Debug for StdMaps {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StdMaps").field("len", &self.sip.len()).finish()
+        f.debug_struct("StdMaps")
+            .field("len", &self.sip.len())
+            .finish()
     }
 }
 
@@ -194,7 +196,10 @@ pub fn policies(n: usize, ranged: usize) -> Vec<(Selector, u32)> {
         .collect();
     if n > 1 {
         v.pop();
-        v.push((Selector::subnets(IpPrefix::ANY_V4, IpPrefix::ANY_V4), u32::MAX));
+        v.push((
+            Selector::subnets(IpPrefix::ANY_V4, IpPrefix::ANY_V4),
+            u32::MAX,
+        ));
     }
     v
 }
@@ -277,7 +282,9 @@ fn publisher(
 
 /// Median ns per call of `burst` over `bursts` calls.
 fn time_bursts(bursts: usize, mut burst: impl FnMut() -> u64) -> f64 {
-    best_ns(7, bursts, || (0..bursts).map(|_| burst()).fold(0, u64::wrapping_add))
+    best_ns(7, bursts, || {
+        (0..bursts).map(|_| burst()).fold(0, u64::wrapping_add)
+    })
 }
 
 /// Worker-side cost of one "burst" (load the snapshot, look one SPI up,

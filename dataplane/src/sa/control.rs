@@ -351,7 +351,11 @@ impl<I: Send + Sync, O: Send + Sync> Transaction<'_, I, O> {
 
     /// Remove an outbound SA; `commit` fails if a policy still protects with it.
     pub fn remove_outbound(&mut self, id: SaId) -> Result<(), SaError> {
-        let prev = self.ctl.outbound.remove(&id).ok_or(SaError::UnknownSa(id))?;
+        let prev = self
+            .ctl
+            .outbound
+            .remove(&id)
+            .ok_or(SaError::UnknownSa(id))?;
         self.freed.push(id.slot() as u32);
         self.undo.push(Undo::Outbound(id, Some(prev)));
         self.spd_dirty = true;

@@ -28,6 +28,4 @@ pub use id::{SaId, Spi};
 pub use publication::{Published, Publisher, PublisherStats, Reader, ReaderFactory};
 pub use rekey::{Rekey, Rekeyed};
 pub use state::{LocalSaState, ResetState, SharedSaState, SlotReset};
-pub use table::{
-    Decision, InboundSa, OutboundSa, OutboundSpd, PolicyAction, SaRef, SaTable,
-};
+pub use table::{Decision, InboundSa, OutboundSa, OutboundSpd, PolicyAction, SaRef, SaTable};

@@ -241,7 +241,11 @@ impl<T> Reader<T> {
     /// it, so that drop never frees on the worker.
     #[cold]
     #[inline(never)]
-    fn fetch(shared: &Shared<T>, slot: &ReaderSlot, cached_generation: &mut u64) -> Arc<Published<T>> {
+    fn fetch(
+        shared: &Shared<T>,
+        slot: &ReaderSlot,
+        cached_generation: &mut u64,
+    ) -> Arc<Published<T>> {
         // Announce the generation we are about to take *before* taking it, so a
         // concurrent reclaim cannot retire-and-free it under us (SeqCst pairs
         // with the publisher's generation store and its reads of the slots; a

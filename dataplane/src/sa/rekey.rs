@@ -54,11 +54,7 @@ impl<I: Send + Sync, O: Send + Sync> SaControl<I, O> {
 
     /// Step 2: install `sa`, point `policies` at it and remove the outbound SAs
     /// they used that no other policy still uses (one publication).
-    pub fn switch_outbound(
-        &mut self,
-        policies: &[PolicyId],
-        sa: Arc<O>,
-    ) -> Result<SaId, SaError> {
+    pub fn switch_outbound(&mut self, policies: &[PolicyId], sa: Arc<O>) -> Result<SaId, SaError> {
         let mut tx = self.transaction();
         let new = tx.add_outbound(sa)?;
         let mut old = Vec::new();

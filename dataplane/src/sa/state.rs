@@ -43,7 +43,9 @@ impl<S: Default> SharedSaState<S> {
     /// `capacity` slots (use the tables' capacity).
     pub fn new(capacity: usize) -> Self {
         Self {
-            slots: (0..capacity).map(|_| CachePadded::new(S::default())).collect(),
+            slots: (0..capacity)
+                .map(|_| CachePadded::new(S::default()))
+                .collect(),
         }
     }
 }
@@ -123,7 +125,11 @@ mod tests {
         alloc.reclaim(1);
         let second = alloc.allocate().expect("slot reused");
         assert_eq!(second.slot(), first.slot());
-        assert_eq!(*st.get_or_init(second, || 7).expect("in range"), 7, "new SA, new state");
+        assert_eq!(
+            *st.get_or_init(second, || 7).expect("in range"),
+            7,
+            "new SA, new state"
+        );
     }
 
     #[test]
@@ -131,7 +137,9 @@ mod tests {
         let mut alloc = SlotAllocator::new(4);
         let id = alloc.allocate().expect("slot");
         let st = SharedSaState::<AtomicU64>::new(4);
-        st.get(id).expect("in range").fetch_add(32, Ordering::Relaxed);
+        st.get(id)
+            .expect("in range")
+            .fetch_add(32, Ordering::Relaxed);
         st.reset_slot(id);
         assert_eq!(st.get(id).expect("in range").load(Ordering::Relaxed), 0);
         assert!(std::mem::size_of::<CachePadded<AtomicU64>>() >= 64);

@@ -25,7 +25,11 @@ fn main() {
         let n: usize = n.parse().unwrap_or(1_000_000);
         let t = std::time::Instant::now();
         let (ctl, _) = build_inbound(n);
-        println!("built {} SAs in {:.0} ms", ctl.current().inbound_len(), t.elapsed().as_secs_f64() * 1e3);
+        println!(
+            "built {} SAs in {:.0} ms",
+            ctl.current().inbound_len(),
+            t.elapsed().as_secs_f64() * 1e3
+        );
         return;
     }
     if std::env::args().any(|a| a == "--publication") {
@@ -40,7 +44,11 @@ fn main() {
         return;
     }
     let quick = std::env::args().any(|a| a == "--quick");
-    let sizes: &[usize] = if quick { &[1, 1_000, 100_000] } else { &[1, 1_000, 100_000, 1_000_000] };
+    let sizes: &[usize] = if quick {
+        &[1, 1_000, 100_000]
+    } else {
+        &[1, 1_000, 100_000, 1_000_000]
+    };
     let keys_per_pass = 1 << 16;
 
     println!("### SPI lookup (random installed SPIs; ns per lookup, best of 11 passes of 64k)\n");
@@ -58,14 +66,27 @@ fn main() {
         let keys = lookup_order(&spis, keys_per_pass);
         let maps = std_maps(&snap);
         // Interleave the candidates so they see the same cache/TLB state.
-        let (mut ours, mut fx, mut sip, mut touch) = (f64::INFINITY, f64::INFINITY, f64::INFINITY, f64::INFINITY);
+        let (mut ours, mut fx, mut sip, mut touch) =
+            (f64::INFINITY, f64::INFINITY, f64::INFINITY, f64::INFINITY);
         for _ in 0..11 {
-            ours = ours.min(best_ns(1, keys.len(), || lookup_pass_index(&snap, black_box(&keys))));
-            fx = fx.min(best_ns(1, keys.len(), || std_pass(&maps.fx, black_box(&keys))));
-            sip = sip.min(best_ns(1, keys.len(), || std_pass(&maps.sip, black_box(&keys))));
-            touch = touch.min(best_ns(1, keys.len(), || lookup_pass(&snap, black_box(&keys))));
+            ours = ours.min(best_ns(1, keys.len(), || {
+                lookup_pass_index(&snap, black_box(&keys))
+            }));
+            fx = fx.min(best_ns(1, keys.len(), || {
+                std_pass(&maps.fx, black_box(&keys))
+            }));
+            sip = sip.min(best_ns(1, keys.len(), || {
+                std_pass(&maps.sip, black_box(&keys))
+            }));
+            touch = touch.min(best_ns(1, keys.len(), || {
+                lookup_pass(&snap, black_box(&keys))
+            }));
         }
-        let rss_cell = if n >= 1000 { (rss / n).to_string() } else { "-".into() };
+        let rss_cell = if n >= 1000 {
+            (rss / n).to_string()
+        } else {
+            "-".into()
+        };
         println!(
             "| {n} | {ours:.1} | {fx:.1} | {sip:.1} | {touch:.1} | {} | {rss_cell} | {build_ms:.0} | {} |",
             snap.inbound_index_bytes() / n,
