@@ -201,3 +201,23 @@ fn hard_lifetime_expires_without_rekey() {
     assert_eq!((net.a.rec.removes.len(), net.b.rec.removes.len()), (1, 1));
     assert!(net.established(), "IKE SA stays");
 }
+
+#[test]
+fn pfs_group_wrong_guess_retries_at_rekey() {
+    let (mut a, mut b) = (conn_a(), conn_b());
+    a.esp_proposals = esp("aes128gcm16-ecp256-x25519");
+    b.esp_proposals = esp("aes128gcm16-x25519");
+    let mut net = up_with(a, b);
+    rekey_child(&mut net, Side::A);
+    net.run_for(Duration::from_secs(3));
+    net.assert_one_matching_child();
+    net.assert_keys_match();
+    let retry = net.a.rec.events.iter().find_map(|e| match e {
+        Event::KeGroupRetry { sent, requested, .. } => Some((*sent, *requested)),
+        _ => None,
+    });
+    use controlplane::proposal::DhGroup;
+    assert_eq!(retry, Some((DhGroup::Ecp256, DhGroup::Curve25519)));
+    assert!(net.a.rec.failures().is_empty() && net.b.rec.failures().is_empty());
+    assert_eq!(net.a.rec.count(|e| matches!(e, Event::ChildSaUp { rekey_of: Some(_), .. })), 1);
+}

@@ -172,6 +172,8 @@ pub(crate) struct ChildSa {
     pub redundant: bool,
     /// Reached its hard lifetime; being deleted.
     pub expired: bool,
+    /// The PFS group the peer asked for with INVALID_KE_PAYLOAD.
+    pub pfs_hint: Option<crate::proposal::DhGroup>,
 }
 
 impl ChildSa {

@@ -111,6 +111,7 @@ pub(crate) fn new_child(
         peer_rekey: None,
         redundant: false,
         expired: false,
+        pfs_hint: None,
     };
     if outbound_waits {
         sa.install(ctx, &child, Directions::InboundOnly);

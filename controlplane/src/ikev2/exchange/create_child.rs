@@ -30,7 +30,7 @@ pub(crate) fn start_child_rekey(sa: &mut IkeSa, ctx: &mut Ctx<'_>, id: ChildSaId
     let conn = sa.conn(ctx);
     let Some(old) = sa.children.iter().find(|c| c.id == id && c.state == ChildState::Installed) else { return };
     let (old_in, lts, rts) = (old.inbound_spi, old.local_ts.clone(), old.remote_ts.clone());
-    let kx = match first_group(&conn.esp_proposals) {
+    let kx = match old.pfs_hint.or_else(|| first_group(&conn.esp_proposals)) {
         Some(g) => match KeyExchange::generate(g, ctx.rng) {
             Ok(k) => Some(k),
             Err(_) => return,
@@ -99,6 +99,21 @@ fn child_rekeyed(sa: &mut IkeSa, ctx: &mut Ctx<'_>, old: ChildSaId, spi: Spi, ni
             c.rekey_at = if retry { now + RETRY } else { c.expire_at };
         }
     };
+    if let Some(n) = notify(p, NotifyType::INVALID_KE_PAYLOAD) {
+        // Another PFS group from our list: retry at once with it (RFC 7296 §1.3).
+        let requested = n.data.get(..2).map(|b| DhGroup::from_code(u16::from_be_bytes([b[0], b[1]])));
+        let sent = kx.as_ref().map(KeyExchange::group);
+        let ok = requested.filter(|g| Some(*g) != sent && offered.iter().any(|p| p.ke.contains(g)));
+        if let (Some(g), Some(sent)) = (ok, sent) {
+            let connection = sa.conn(ctx).name.clone();
+            ctx.event(Event::KeGroupRetry { connection, sent, requested: g });
+            if let Some(c) = sa.child_mut(old) {
+                c.state = ChildState::Installed;
+                c.pfs_hint = Some(g);
+            }
+            return sa.queue_task(ctx, Task::RekeyChild(old));
+        }
+    }
     if let Some(n) = error_notify(p) {
         let retry = n.kind == NotifyType::TEMPORARY_FAILURE;
         if !retry && n.kind != NotifyType::CHILD_SA_NOT_FOUND {
