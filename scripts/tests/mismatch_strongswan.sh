@@ -32,7 +32,8 @@ GWPID=
 printf 'topology-psk' >"$HARNESS_DIR/gw.psk"
 chmod 600 "$HARNESS_DIR/gw.psk"
 
-gw_start() {
+METRICS=127.0.0.1:19469
+gw_start() { # [EXTRA ipsecgw ike ARGS...]
     cat >"$HARNESS_DIR/gw.toml" <<TOML
 [[connection]]
 name = "left"
@@ -48,7 +49,7 @@ remote_ts = ["10.1.0.0/24"]
 start_action = "none"
 TOML
     : >"$GWLOG"
-    harness_spawn "$GWLOG" ip netns exec "$TOPO_GW" "$IPSECGW" ike --config "$HARNESS_DIR/gw.toml" --socket "$SOCK"
+    harness_spawn "$GWLOG" ip netns exec "$TOPO_GW" "$IPSECGW" ike --config "$HARNESS_DIR/gw.toml" --socket "$SOCK" --metrics-listen "$METRICS" "$@"
     GWPID=$HARNESS_LAST_PID
     harness_wait_until 10 test -S "$SOCK" || harness_die "ipsecgw ike did not start: $(cat "$GWLOG")"
     [[ $(stat -c %a "$SOCK") == 600 ]] || harness_die "control socket mode is $(stat -c %a "$SOCK"), not 600"
@@ -74,6 +75,13 @@ for name in ("left", "-"):
 }
 _gw_has_reason() { [[ -n $(gw_reason) ]]; }
 
+# gw_metrics: the Prometheus page (the exporter listens on loopback inside the gw namespace).
+gw_metrics() {
+    ip netns exec "$TOPO_GW" /usr/bin/python3 -c '
+import sys, urllib.request
+sys.stdout.write(urllib.request.urlopen("http://'"$METRICS"'/metrics", timeout=5).read().decode())'
+}
+
 # check ROLE CASE REASON FIELD VALUE: the reason in show --json and the log's DIAGNOSIS line.
 check() {
     local role=$1 case=$2 reason=$3 field=$4 value=$5 got line
@@ -83,6 +91,9 @@ check() {
     line=$(grep -F "DIAGNOSIS:" "$GWLOG" | tail -n 1)
     [[ $line == *"($role) reason=$reason field=$field:"* ]] || harness_die "$case/$role: DIAGNOSIS line lacks '($role) reason=$reason field=$field': $line"
     [[ $line == *"$value"* ]] || harness_die "$case/$role: DIAGNOSIS line lacks '$value': $line"
+    # (charon retransmits an IKEv1 message that got no IKEv1 answer: each copy counts.)
+    gw_metrics | grep -Ex "ipsecgw_negotiation_failures_total\{reason=\"$reason\"\} [1-9][0-9]*" >/dev/null ||
+        harness_die "$case/$role: metrics count no '$reason' failure: $(gw_metrics | grep negotiation_failures)"
     harness_log "$case / ipsecgw $role: ${line#*DIAGNOSIS: }"
 }
 
@@ -109,15 +120,26 @@ run_case() {
 # A working tunnel first, so every failure below is the one change.
 topo_left_conn gw left
 charon_load left
-gw_start
+gw_start --log-format json
 charon_initiate left gw net 5 || harness_die "baseline tunnel failed: $(tail -n 20 "$GWLOG")"
 charon_wait_child left gw net || harness_die "baseline: no CHILD_SA"
+_child_metric() { gw_metrics | grep -Fx 'ipsecgw_child_sas{connection="left"} 1' >/dev/null; }
+harness_wait_until 5 _child_metric || harness_die "metrics: no Child SA counted: $(gw_metrics | grep _sas)"
+gw_metrics | grep -Fx 'ipsecgw_ike_sas{connection="left",state="established"} 1' >/dev/null || harness_die "metrics: IKE SA not established"
+# --log-format json: every line one JSON object, the SA events among them.
+/usr/bin/python3 - "$GWLOG" <<'PY' || harness_die "JSON log: $(head -n 5 "$GWLOG")"
+import json, sys
+objs = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+other = [l for l in open(sys.argv[1]) if l.strip() and not l.startswith("{") and not l.startswith("ipsecgw: ")]
+assert not other, other
+assert any("CHILD SA up: connection=left" in o.get("message", "") for o in objs), objs
+PY
 [[ $("$IPSECGW" show connections --json --socket "$SOCK" | /usr/bin/python3 -c 'import json,sys; print([r["state"] for r in json.load(sys.stdin) if r["name"]=="left"][0])') == up ]] ||
     harness_die "baseline: show connections does not say up"
 "$IPSECGW" show child-sa --socket "$SOCK" | grep -E "^left +[0-9a-f]{16}" >/dev/null || harness_die "show child-sa has no row"
 gw_stop
 charon_terminate_all left
-harness_log "baseline tunnel up; show connections says up"
+harness_log "baseline tunnel up: show connections says up, metrics count the SAs, JSON log lines parse"
 
 run_case psk "CONN_PSK=wrong-psk" \
     psk PSK "AUTH from left" \
