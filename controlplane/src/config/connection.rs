@@ -163,6 +163,17 @@ impl ConnectionConfig {
             Some(DpdAction::Clear | DpdAction::Hold) | None => ikev2::DpdAction::Clear,
         };
         engine.force_encap = self.encap == IkeEncap::Udp;
+        // dpd.timeout: a liveness check (RFC 7296 §2.4) unanswered this long means the
+        // peer is dead. The engine gives up when its retransmissions run out, so when the
+        // default schedule (≈ 82 s) is longer, fit 1 + 3 sends at ×1.5 into the timeout
+        // (t·(1 + 1.5 + 2.25 + 3.375) = t·65/8).
+        if let Some(d) = self.dpd {
+            let default = ikev2::RetransmitPolicy::default();
+            let total: Duration = (0..=default.tries).map(|n| default.delay(n)).sum();
+            if total > d.timeout {
+                engine.retransmit = ikev2::RetransmitPolicy { timeout: d.timeout * 8 / 65, factor_percent: 150, tries: 3 };
+            }
+        }
         engine
     }
 }

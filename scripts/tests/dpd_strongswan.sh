@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Dead peer detection (issue 7 item 3, RFC 7296 §2.4 liveness) against strongSwan:
+# `ipsecgw ike` in dpd-gw with dpd = { interval = 2s, timeout = 2s, action = restart },
+# charon (kernel-libipsec, no DPD of its own) in dpd-left initiates the tunnel. Then:
+#  1. charon is killed (SIGKILL: no DELETE): ipsecgw's liveness checks go unanswered and
+#     it takes the IKE SA down (reason peer-unreachable) within 3 intervals (6 s) of the
+#     kill; the test prints the measured time;
+#  2. action restart: ipsecgw keeps re-initiating while the peer is away;
+#  3. charon comes back (same config, its link up once the config is loaded): ipsecgw's next IKE_SA_INIT is answered and the
+#     tunnel is up again on both sides (charon: INSTALLED CHILD_SA; ipsecgw: show
+#     connections says up).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source scripts/lib/topology.sh
+
+TAG=dpd
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
+IPSECGW=${IPSECGW:-$CARGO_TARGET_DIR/debug/ipsecgw}
+if [[ -z ${IPSECGW_PREBUILT:-} ]]; then
+    harness_log "building ipsecgw (debug)"
+    cargo build -q -p ipsecgw >&2
+fi
+INTERVAL=2
+
+harness_init "$TAG"
+topo_create "$TAG" kernel
+topo_left_charon
+topo_left_conn gw left
+charon_load left
+GWLOG=$HARNESS_DIR/ipsecgw.log
+SOCK=$HARNESS_DIR/gw.sock
+printf 'topology-psk' >"$HARNESS_DIR/gw.psk"
+chmod 600 "$HARNESS_DIR/gw.psk"
+cat >"$HARNESS_DIR/gw.toml" <<TOML
+[[connection]]
+name = "left"
+local_addr = "198.51.100.2"
+remote_addr = "198.51.100.1"
+local_id = "gw"
+remote_id = "left"
+psk = { file = "gw.psk" }
+ike_proposals = ["aes128gcm16-prfsha256-ecp256"]
+esp_proposals = ["aes128gcm16-ecp256"]
+local_ts = ["10.2.0.0/24"]
+remote_ts = ["10.1.0.0/24"]
+start_action = "none"
+dpd = { interval = "${INTERVAL}s", timeout = "${INTERVAL}s", action = "restart" }
+TOML
+harness_spawn "$GWLOG" ip netns exec "$TOPO_GW" "$IPSECGW" ike --config "$HARNESS_DIR/gw.toml" --socket "$SOCK"
+harness_wait_until 10 test -S "$SOCK" || harness_die "ipsecgw ike did not start: $(cat "$GWLOG")"
+
+gw_state() {
+    "$IPSECGW" show connections --json --socket "$SOCK" 2>/dev/null |
+        /usr/bin/python3 -c 'import json,sys; print([r["state"] for r in json.load(sys.stdin) if r["name"]=="left"][0])'
+}
+_gw_up() { [[ $(gw_state) == up ]]; }
+_gw_down_logged() { grep -E "IKE SA down: connection=left .*reason=peer-unreachable" "$GWLOG" >/dev/null; }
+now_ms() { date +%s%3N; }
+
+charon_initiate left gw net 5 || harness_die "tunnel setup failed: $(tail -n 20 "$GWLOG")"
+charon_wait_child left gw net || harness_die "no CHILD_SA"
+harness_wait_until 5 _gw_up || harness_die "ipsecgw does not say up: $(gw_state)"
+harness_log "tunnel up"
+
+# 1. Peer killed.
+t0=$(now_ms)
+charon_crash left
+harness_wait_until $((3 * INTERVAL + 2)) _gw_down_logged || harness_die "no DPD within $((3 * INTERVAL + 2)) s: $(tail -n 20 "$GWLOG")"
+t1=$(now_ms)
+detect=$((t1 - t0))
+[[ $detect -le $((3 * INTERVAL * 1000)) ]] || harness_die "DPD took $detect ms, more than 3 intervals ($((3 * INTERVAL)) s)"
+grep -E "FAILURE: .*INFORMATIONAL .*no response after 3 retransmits" "$GWLOG" >/dev/null ||
+    harness_die "the liveness failure line is missing: $(grep FAILURE "$GWLOG")"
+harness_log "peer killed: DPD took the IKE SA down after $detect ms (interval ${INTERVAL} s, limit $((3 * INTERVAL)) s)"
+
+# 2. Restart: IKE_SA_INIT again while the peer is away (each attempt fails with no response).
+_reinit() { [[ $(grep -c "DIAGNOSIS: .*reason=no_response" "$GWLOG") -ge 2 ]]; }
+harness_wait_until 10 _reinit || harness_die "no re-initiation after DPD: $(tail -n 10 "$GWLOG")"
+harness_log "action restart: re-initiating ($(grep -c 'reason=no_response' "$GWLOG") unanswered attempts so far)"
+
+# 3. Peer back. Its link stays down until its connection is loaded: a charon that
+# answers before that refuses with NO_PROPOSAL_CHOSEN ("no IKE config found"), which
+# ends the restart loop (a refusal is not a dead peer).
+ip -n "$TOPO_LEFT" link set "$TOPO_LEFT_IF" down
+charon_start left "$TOPO_LEFT"
+charon_load left
+t2=$(now_ms)
+ip -n "$TOPO_LEFT" link set "$TOPO_LEFT_IF" up
+charon_wait_child left gw net 15 || harness_die "tunnel not re-established after the peer came back: $(tail -n 20 "$GWLOG")"
+harness_wait_until 5 _gw_up || harness_die "ipsecgw does not say up again: $(gw_state)"
+harness_log "peer back: tunnel up again after $(($(now_ms) - t2)) ms (initiated by ipsecgw)"
+harness_log "PASS"
