@@ -1,10 +1,12 @@
 //! The ipsecgw binary.
 #![forbid(unsafe_code)]
 
+mod esp;
 mod cli;
 mod ike;
 mod plan;
 mod run;
+mod tunnel;
 mod worker;
 
 use std::path::{Path, PathBuf};
@@ -33,6 +35,13 @@ enum Command {
         /// Poll at 100% CPU (no idle back-off).
         #[arg(long)]
         busy_poll: bool,
+        /// A neighbour that is never resolved by ARP/ND, IP=MAC (repeatable; ESP mode,
+        /// e.g. benchmarks into net_null).
+        #[arg(long = "neighbor", value_name = "IP=MAC")]
+        neighbors: Vec<String>,
+        /// Control socket, metrics and log format (served when the config has [[connection]]s).
+        #[command(flatten)]
+        control: cli::ControlArgs,
         /// EAL arguments, appended to [dpdk].eal_args (after `--`).
         #[arg(last = true)]
         eal_args: Vec<String>,
@@ -102,11 +111,17 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Run { config, busy_poll, eal_args } => {
+        Command::Run { config, busy_poll, neighbors, eal_args, control } => {
+            cli::init_logging(control.log_format);
             let Some(config) = load_config(&config) else { return ExitCode::FAILURE };
-            let result = RunPlan::from_config(&config).and_then(|plan| {
+            let result = neighbors
+                .iter()
+                .map(|n| esp::parse_neighbor(n))
+                .collect::<anyhow::Result<Vec<_>>>()
+                .and_then(|n| RunPlan::from_config(&config, &n))
+                .and_then(|plan| {
                 let busy = busy_poll || plan.busy_poll;
-                run::run(plan, &eal_args, busy)
+                run::run(plan, &eal_args, busy, &control)
             });
             match result {
                 Ok(()) => ExitCode::SUCCESS,

@@ -27,11 +27,15 @@ pub struct RunPlan {
     pub ports: Vec<PlanPort>,
     /// Forwarding pairs as indexes into `ports` (both directions).
     pub pairs: Vec<(usize, usize)>,
+    /// ESP mode (the config has static SAs): what the ESP worker needs.
+    pub esp: Option<crate::esp::EspPlan>,
+    /// `[[connection]]`s: the IKE manager runs on the punt path (tunnel.rs).
+    pub connections: Vec<controlplane::ikev2::ConnectionConfig>,
 }
 
 impl RunPlan {
     /// The plan for a validated config (which already checked that pair names exist).
-    pub fn from_config(config: &Config) -> Result<RunPlan> {
+    pub fn from_config(config: &Config, neighbors: &[(std::net::IpAddr, dataplane::wire::MacAddr)]) -> Result<RunPlan> {
         let ports: Vec<PlanPort> =
             config.ports.iter().map(|p| PlanPort { name: p.name.clone(), dpdk_port: p.dpdk_port }).collect();
         let index = |name: &str| {
@@ -51,6 +55,8 @@ impl RunPlan {
             burst: config.dpdk.burst,
             ports,
             pairs,
+            esp: crate::esp::EspPlan::from_config(config, neighbors)?,
+            connections: config.connections.iter().map(|c| c.to_engine()).collect(),
         })
     }
 }
@@ -81,7 +87,7 @@ dpdk_port = 0
 pairs = [["inside", "outside"]]
 "#;
         let (config, _) = Config::parse(text, Path::new("gw.toml")).expect("valid config");
-        let plan = RunPlan::from_config(&config).expect("plan");
+        let plan = RunPlan::from_config(&config, &[]).expect("plan");
         assert_eq!(plan.eal_args, ["--no-huge", "-m", "1024"]);
         assert_eq!(plan.mbufs, 16383);
         assert!(!plan.busy_poll);

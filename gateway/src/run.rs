@@ -9,8 +9,33 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Result};
 use dpdk::{Eal, Mempool, Port, PortConfig};
 
+use crate::esp::{EspGateway, EspProcessor};
 use crate::plan::RunPlan;
-use crate::worker::{self, Forwarder, PollConfig, PortCounters, WorkerQueues, BURST};
+use crate::worker::{self, BurstProcessor, Forwarder, PollConfig, PortCounters, WorkerQueues, BURST};
+
+/// What the workers run: plain forwarding, or the ESP dataplane.
+enum Processor {
+    Forward(Forwarder),
+    Esp(Box<EspProcessor>),
+}
+
+impl BurstProcessor for Processor {
+    #[inline]
+    fn process(&mut self, rx_port: usize, pkts: &mut dpdk::Burst<BURST>, tx: &mut [dpdk::Burst<BURST>]) {
+        match self {
+            Processor::Forward(f) => f.process(rx_port, pkts, tx),
+            Processor::Esp(e) => e.process(rx_port, pkts, tx),
+        }
+    }
+
+    #[inline]
+    fn poll(&mut self, tx: &mut [dpdk::Burst<BURST>]) -> usize {
+        match self {
+            Processor::Forward(_) => 0,
+            Processor::Esp(e) => e.poll(tx),
+        }
+    }
+}
 
 const RX_DESC: u16 = 1024;
 const TX_DESC: u16 = 1024;
@@ -37,7 +62,7 @@ fn check_plan(plan: &RunPlan) -> Result<()> {
 }
 
 /// Runs the gateway until SIGINT/SIGTERM.
-pub fn run(plan: RunPlan, cli_eal_args: &[String], busy_poll: bool) -> Result<()> {
+pub fn run(plan: RunPlan, cli_eal_args: &[String], busy_poll: bool, control: &crate::cli::ControlArgs) -> Result<()> {
     check_plan(&plan)?;
     let mut args = plan.eal_args.clone();
     args.extend(cli_eal_args.iter().cloned());
@@ -69,7 +94,13 @@ pub fn run(plan: RunPlan, cli_eal_args: &[String], busy_poll: bool) -> Result<()
         }
     }
 
-    let lcores = eal.worker_lcores();
+    let mut lcores = eal.worker_lcores();
+    if plan.esp.is_some() && lcores.len() > 1 {
+        // Inbound replay windows belong to one core (dataplane::worker docs): without RSS
+        // on the SPI or a handoff ring, the ESP dataplane runs on one worker lcore.
+        eprintln!("ipsecgw: ESP mode uses one worker lcore; {} more stay idle", lcores.len() - 1);
+        lcores.truncate(1);
+    }
     let workers = lcores.len().max(1); // no worker lcore: the main lcore polls
     let queues = u16::try_from(workers).unwrap_or(u16::MAX);
     for p in &plan.ports {
@@ -84,7 +115,7 @@ pub fn run(plan: RunPlan, cli_eal_args: &[String], busy_poll: bool) -> Result<()
             "mempool too small: [dpdk].mbufs = {mbufs}, but {nports} port(s) x {workers} queue(s) x ({RX_DESC}+{TX_DESC}) descriptors plus bursts and caches need {needed}: raise [dpdk].mbufs to at least {needed}"
         );
     }
-    let pool = Mempool::new(&eal, "ipsecgw_mbufs", mbufs, MEMPOOL_CACHE, None).map_err(|e| anyhow!("{e}"))?;
+    let pool = Arc::new(Mempool::new(&eal, "ipsecgw_mbufs", mbufs, MEMPOOL_CACHE, None).map_err(|e| anyhow!("{e}"))?);
 
     let conf = PortConfig { rx_queues: queues, tx_queues: queues, rx_desc: RX_DESC, tx_desc: TX_DESC, ..PortConfig::default() };
     let mut ports = Vec::with_capacity(nports);
@@ -104,6 +135,30 @@ pub fn run(plan: RunPlan, cli_eal_args: &[String], busy_poll: bool) -> Result<()
         signal_hook::flag::register(sig, stop.clone()).map_err(|e| anyhow!("installing a signal handler: {e}"))?;
     }
     let forwarder = Forwarder::new(nports, &plan.pairs);
+    let mut esp = match &plan.esp {
+        Some(esp) => {
+            let macs = ports.iter().map(|p| p.mac().unwrap_or([0; 6])).collect::<Vec<_>>();
+            Some(EspGateway::new(esp, &macs, workers)?)
+        }
+        None => None,
+    };
+    // [[connection]]s: the IKE manager on the punt path (tunnel.rs).
+    let ike = match esp.as_mut() {
+        Some(e) if !plan.connections.is_empty() => {
+            let ctl = e.take_control().ok_or_else(|| anyhow!("internal: SA tables already taken"))?;
+            let (ike, link) = crate::tunnel::IkeRuntime::start(plan.connections.clone(), ctl, control)?;
+            e.attach_ike(link);
+            println!("ipsecgw: IKE manager on the punt path, {} connection(s)", plan.connections.len());
+            Some(ike)
+        }
+        _ => None,
+    };
+    let processor = |w: usize| -> Result<Processor> {
+        Ok(match &esp {
+            Some(e) => Processor::Esp(Box::new(e.processor(w, Arc::clone(&pool))?)),
+            None => Processor::Forward(forwarder.clone()),
+        })
+    };
     if usize::from(plan.burst) > BURST {
         eprintln!("ipsecgw: [dpdk].burst = {} is capped at {BURST} (the worker's burst array)", plan.burst);
     }
@@ -120,20 +175,28 @@ pub fn run(plan: RunPlan, cli_eal_args: &[String], busy_poll: bool) -> Result<()
     let pairs: Vec<String> =
         plan.pairs.iter().map(|&(a, b)| format!("{}<->{}", plan.ports[a].name, plan.ports[b].name)).collect();
     let on = if lcores.is_empty() { "the main lcore (no worker lcores)".to_string() } else { format!("{workers} worker lcore(s)") };
-    println!(
-        "ipsecgw: forwarding {} on {on}{}; Ctrl-C to stop",
-        if pairs.is_empty() { "nothing (no [forward] pairs)".to_string() } else { pairs.join(", ") },
-        if busy_poll { ", busy-polling" } else { "" }
-    );
+    match (&plan.esp, &esp) {
+        (Some(p), Some(_)) => println!(
+            "ipsecgw: ESP worker with {} static SA(s) on {on}{}; Ctrl-C to stop",
+            p.tunnels.len(),
+            if busy_poll { ", busy-polling" } else { "" }
+        ),
+        _ => println!(
+            "ipsecgw: forwarding {} on {on}{}; Ctrl-C to stop",
+            if pairs.is_empty() { "nothing (no [forward] pairs)".to_string() } else { pairs.join(", ") },
+            if busy_poll { ", busy-polling" } else { "" }
+        ),
+    }
     let _ = std::io::stdout().flush();
 
     if lcores.is_empty() {
         let q = worker_queues.pop().ok_or_else(|| anyhow!("internal: no worker queues"))?;
-        worker::run(q, forwarder, &counters[0], &stop, poll);
+        worker::run(q, processor(0)?, &counters[0], &stop, poll);
     } else {
+        let procs = (0..workers).map(processor).collect::<Result<Vec<_>>>()?;
         let mut launched = Vec::with_capacity(workers);
-        for (w, (lcore, q)) in lcores.iter().zip(worker_queues).enumerate() {
-            let (proc, counters, flag) = (forwarder.clone(), counters.clone(), stop.clone());
+        for (w, ((lcore, q), proc)) in lcores.iter().zip(worker_queues).zip(procs).enumerate() {
+            let (counters, flag) = (counters.clone(), stop.clone());
             let job = eal.launch(*lcore, move || worker::run(q, proc, &counters[w], &flag, poll));
             match job {
                 Ok(j) => launched.push(j),
@@ -151,6 +214,12 @@ pub fn run(plan: RunPlan, cli_eal_args: &[String], busy_poll: bool) -> Result<()
         }
     }
     print_counters(&plan, &ports, &counters);
+    if let Some(ike) = ike {
+        print!("{}", ike.stop());
+    }
+    if let Some(e) = &esp {
+        print!("{}", e.report());
+    }
     Ok(())
 }
 

@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# ESP gateway end to end (issue 8): ipsecgw encap and decap on one worker core, next to
+# dpdk-testpmd io forwarding (I/O ceiling) and the raw AEAD cost (crypto ceiling), all
+# measured in this run, for AES-128-GCM, AES-256-GCM and ChaCha20-Poly1305 at 64, 512,
+# 1400 B and IMIX (7:4:1 of 64/576/1400 B):
+#
+#   net_pcap0,rx_pcap=F,infinite_rx=1  -->  ipsecgw (static SA) on lcore 1  -->  net_null0,no-rx=1
+#
+# limit Mpps = 1 / (t_io + t_aead): t_io = 1 / testpmd rate on the same pcap, t_aead =
+# the AEAD's ns per packet in 32-packet bursts (perf/src/bin/aead_table.rs, Backend::Auto,
+# seal for encap, open for decap, at the frame size; IMIX: the 7:4:1 mean). Decap reads a
+# looped pcap of 64 scapy-sealed packets, so its SA has the replay window off
+# (replay_window = 0). Before timing, a finite run per algorithm is checked with scapy
+# (perf/esp/esp_pcap.py). Rates: DPDK telemetry of the net_null port over WINDOW seconds
+# after a warm-up (perf/forward/telemetry_rate.py). Hugepages on a private mount when
+# possible (perf/esp/lib.sh), else --no-huge (and the table says so).
+#
+#   perf/run.sh [WINDOW_S=2]            (as root; ALGS="aes128gcm ..." SIZES="64 imix" to narrow)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+WINDOW=${1:-2} WARMUP=1
+ALGS=${ALGS:-aes128gcm aes256gcm chacha20poly1305}
+SIZES=${SIZES:-64 512 1400 imix}
+PY=/usr/bin/python3
+TOOL=perf/esp/esp_pcap.py
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
+IPSECGW=${IPSECGW:-$CARGO_TARGET_DIR/release/ipsecgw}
+AEAD_TABLE=$CARGO_TARGET_DIR/release/aead_table
+source perf/esp/config.sh
+source perf/esp/lib.sh
+
+[[ $(id -u) == 0 ]] || { echo "run.sh: needs root (hugepages, DPDK)" >&2; exit 1; }
+if ! command -v dpdk-testpmd >/dev/null; then
+    echo "run.sh: installing dpdk-dev (dpdk-testpmd)" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dpdk-dev >/dev/null
+fi
+[[ -x $IPSECGW ]] || cargo build --release -p ipsecgw >&2
+[[ -x $AEAD_TABLE ]] || cargo build --release -p perf --bin aead_table >&2
+
+bench_init
+W=$BENCH_DIR
+
+size_args() { if [[ $1 == imix ]]; then echo --imix; else echo "--size $1"; fi; }
+"$PY" -c 'from scapy.all import wrpcap; wrpcap("'"$W"'/empty.pcap", [])'
+for size in $SIZES; do
+    # shellcheck disable=SC2046
+    "$PY" $TOOL plain "$W/plain-$size.pcap" $(size_args "$size") --count 64
+    for alg in $ALGS; do
+        # shellcheck disable=SC2046
+        "$PY" $TOOL esp "$W/esp-$alg-$size.pcap" --alg "$alg" --key "$(esp_key "$alg" 0)" --spi "$ESP_SPI_IN" $(size_args "$size") --count 64
+    done
+done
+
+# gw_start DIR ALG WINDOW PREFIX IN OUT_VDEV: start ipsecgw (busy-polling on lcore 1) in the background.
+gw_start() {
+    local dir=$1 alg=$2 window=$3 prefix=$4 in=$5 out=$6
+    esp_config "$W/gw-$prefix.toml" "$dir" "$alg" 0 "$window" -l 0,1 --no-pci "${BENCH_MEM[@]}" --file-prefix "$prefix" \
+        "--vdev=net_pcap0,rx_pcap=$in,$BENCH_IN_OPTS" "--vdev=$out"
+    exec "$IPSECGW" run --config "$W/gw-$prefix.toml" --busy-poll "${ESP_NEIGHBORS[@]}"
+}
+
+# 1. Correctness: a finite run per algorithm and direction, opened / compared by scapy.
+BENCH_IN_OPTS="tx_pcap=$W/tx0.pcap"
+for alg in $ALGS; do
+    for dir in encap decap; do
+        p=pe-chk-$$-$alg-$dir
+        if [[ $dir == encap ]]; then in=$W/plain-64.pcap; else in=$W/esp-$alg-64.pcap; fi
+        gw_start $dir "$alg" 1024 "$p" "$in" "net_pcap1,rx_pcap=$W/empty.pcap,tx_pcap=$W/out-$dir.pcap" >"$W/chk.log" 2>&1 &
+        pid=$!
+        bench_wait_log "$W/chk.log" "ESP worker" "$pid"
+        sleep 1
+        kill -TERM "$pid"; wait "$pid" || { cat "$W/chk.log" >&2; exit 1; }
+        rm -rf -- "/var/run/dpdk/$p"
+        if [[ $dir == encap ]]; then
+            "$PY" $TOOL check-encap "$W/plain-64.pcap" "$W/out-encap.pcap" --alg "$alg" --key "$(esp_key "$alg" 1)" --spi "$ESP_SPI_OUT" >&2
+        else
+            "$PY" $TOOL check-decap "$W/plain-64.pcap" "$W/out-decap.pcap" >&2
+        fi
+    done
+done
+
+# 2. The AEAD cost per packet (ns, 32-packet bursts), Backend::Auto.
+"$AEAD_TABLE" --backend auto --sizes 64,512,576,1400 --ms 80 >"$W/aead.md"
+# aead_ns ALG SIZE seal|open
+aead_ns() { # columns: | alg | bytes | backend | seal/1 | seal/32 | open/1 | open/32 | ...
+    local col=6 && [[ $3 == open ]] && col=8
+    awk -F'|' -v a="$1" -v s="$2" -v c="$col" '
+        { for (i = 2; i <= 8; i++) gsub(/^ +| +$/, "", $i) }
+        $2 == a && $3 == s { print $c; exit }' "$W/aead.md"
+}
+aead_for() { # ALG SIZE DIR -> ns per packet (IMIX: the 7:4:1 mean)
+    local op=seal && [[ $3 == decap ]] && op=open
+    if [[ $2 == imix ]]; then
+        awk -v a="$(aead_ns "$1" 64 $op)" -v b="$(aead_ns "$1" 576 $op)" -v c="$(aead_ns "$1" 1400 $op)" 'BEGIN { printf "%.1f", (7 * a + 4 * b + c) / 12 }'
+    else
+        aead_ns "$1" "$2" $op
+    fi
+}
+
+# 3. Rates: testpmd io, then ipsecgw encap/decap per algorithm, per size.
+BENCH_IN_OPTS="infinite_rx=1"
+declare -A IO GW
+for size in $SIZES; do
+    p=pe-tp-$$-$size
+    IO[$size]=$(bench_measure testpmd "$p" dpdk-testpmd -l 0,1 --no-pci "${BENCH_MEM[@]}" --file-prefix "$p" \
+        --vdev="net_pcap0,rx_pcap=$W/plain-$size.pcap,infinite_rx=1" --vdev=net_null0,no-rx=1 \
+        -- --forward-mode=io --nb-cores=1 --rxq=1 --txq=1 --burst=32 --total-num-mbufs=16384 --stats-period 60)
+    for alg in $ALGS; do
+        p=pe-en-$$-$alg-$size
+        GW[$alg,$size,encap]=$(bench_measure ipsecgw "$p" gw_start encap "$alg" 1024 "$p" "$W/plain-$size.pcap" net_null0,no-rx=1)
+        p=pe-de-$$-$alg-$size
+        GW[$alg,$size,decap]=$(bench_measure ipsecgw "$p" gw_start decap "$alg" 0 "$p" "$W/esp-$alg-$size.pcap" net_null0,no-rx=1)
+    done
+done
+
+# 4. DPDK's examples/ipsec-secgw on the same vdevs, SA and core (perf/secgw/run.sh; frame
+#    sizes only, not IMIX), when that harness is present. SECGW=0 skips it.
+declare -A SG
+if [[ ${SECGW:-1} == 1 && -x perf/secgw/run.sh ]]; then
+    huge=(--no-huge) && [[ -n ${BENCH_HUGE:-} ]] && huge=(--huge-dir "$BENCH_HUGE")
+    for alg in $ALGS; do
+        for size in $SIZES; do
+            [[ $size =~ ^[0-9]+$ ]] || continue
+            for dir in encap decap; do
+                d=outbound && [[ $dir == decap ]] && d=inbound
+                SG[$alg,$size,$dir]=$(perf/secgw/run.sh --dir $d --size "$size" --alg "$alg" --window "$WINDOW" \
+                    --warmup "$WARMUP" --no-check "${huge[@]}" 2>"$W/secgw.err" | awk '$1 == "secgw" { print $6 * 1e6 }') ||
+                    { echo "run.sh: ipsec-secgw $alg $size $dir failed: $(tail -2 "$W/secgw.err")" >&2; SG[$alg,$size,$dir]=""; }
+            done
+        done
+    done
+fi
+
+echo
+echo "ESP gateway, 1 worker lcore, net_pcap infinite_rx -> net_null, $BENCH_MEMNOTE"
+echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(nproc) cores, window ${WINDOW}s, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%-18s %-5s %-5s %9s %9s %9s %8s %8s %8s %9s %9s %8s\n' alg frame dir "gw wall" "gw /CPU" "io /CPU" "aead ns" "limit" "x limit" "x testpmd" "secgw/CPU" "x secgw"
+for alg in $ALGS; do
+    for size in $SIZES; do
+        for dir in encap decap; do
+            read -r gw gwc <<<"${GW[$alg,$size,$dir]}"
+            read -r _ ioc <<<"${IO[$size]}"
+            awk -v a="$alg" -v s="$size" -v d="$dir" -v g="$gw" -v gc="$gwc" -v t="$ioc" -v n="$(aead_for "$alg" "$size" $dir)" -v sg="${SG[$alg,$size,$dir]:-}" 'BEGIN {
+                tio = (t > 0 ? 1e9 / t : 0); lim = (tio + n > 0 ? 1e3 / (tio + n) : 0)
+                sgs = (sg > 0 ? sprintf("%9.2f %8.3f", sg / 1e6, gc / sg) : sprintf("%9s %8s", "-", "-"))
+                printf "%-18s %-5s %-5s %9.2f %9.2f %9.2f %8.1f %8.2f %8.3f %9.3f %s\n", a, s, d, g / 1e6, gc / 1e6, t / 1e6, n, lim, (lim > 0 ? gc / 1e6 / lim : 0), (t > 0 ? gc / t : 0), sgs }'
+        done
+    done
+done
+echo "(Mpps. /CPU: packets per CPU-second the polling thread got (the machine is shared; see Forwarding above);"
+echo " limit = 1/(t_io + t_aead), t_io = 1/testpmd io rate per CPU-second, t_aead from aead_table, all from this run)"

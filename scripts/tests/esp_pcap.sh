@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# ipsecgw's ESP against scapy through DPDK net_pcap (issue 8), for AES-128-GCM,
+# AES-256-GCM and ChaCha20-Poly1305, raw ESP and ESP in UDP 4500:
+#   encap: plaintext frames (scapy) -> ipsecgw static SA -> ESP frames that scapy
+#          decrypts to the input packets (TTL - 1);
+#   decap: ESP frames sealed by scapy -> ipsecgw -> exactly the packets scapy sealed.
+# Sizes: 64-byte frames and IMIX (64/576/1400). Helpers: perf/esp/esp_pcap.py, perf/esp/config.sh.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source scripts/lib/netns.sh
+source perf/esp/config.sh
+
+TAG=esppcap
+PY=/usr/bin/python3
+TOOL=perf/esp/esp_pcap.py
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
+IPSECGW=${IPSECGW:-$CARGO_TARGET_DIR/release/ipsecgw}
+[[ -x $IPSECGW ]] || cargo build --release -p ipsecgw >&2
+
+harness_init "$TAG"
+W=$HARNESS_DIR
+"$PY" -c 'from scapy.all import wrpcap; wrpcap("'"$W"'/empty.pcap", [])'
+
+# gw DIR ALG UDP IN_PCAP OUT_PCAP: one ipsecgw run over the pcap, stopped by SIGTERM.
+gw() {
+    local dir=$1 alg=$2 udp=$3 in=$4 out=$5 prefix=$TAG-$$-$RANDOM
+    esp_config "$W/gw.toml" "$dir" "$alg" "$udp" 1024 --no-huge -m 512 --no-pci --file-prefix "$prefix" -l 0 \
+        "--vdev=net_pcap0,rx_pcap=$in,tx_pcap=$W/tx0.pcap" "--vdev=net_pcap1,rx_pcap=$W/empty.pcap,tx_pcap=$out"
+    harness_spawn "$W/gw.log" "$IPSECGW" run --config "$W/gw.toml" "${ESP_NEIGHBORS[@]}"
+    local pid=$HARNESS_LAST_PID
+    harness_wait_until 20 grep -q "ESP worker" "$W/gw.log" || harness_die "ipsecgw did not start: $(cat "$W/gw.log")"
+    sleep 1 # 64 packets take microseconds; the pcap is read once
+    kill -TERM "$pid"
+    wait "$pid" || harness_die "ipsecgw failed: $(cat "$W/gw.log")"
+    rm -rf -- "/var/run/dpdk/$prefix"
+    grep -q "drops: none" "$W/gw.log" || harness_die "ipsecgw dropped packets: $(grep -A3 '^sa ' "$W/gw.log")"
+}
+
+n=0
+for alg in aes128gcm aes256gcm chacha20poly1305; do
+    for udp in 0 1; do
+        flag=() && [[ $udp == 1 ]] && flag=(--udp)
+        for size in 64 imix; do
+            sz=(--size 64) && [[ $size == imix ]] && sz=(--imix)
+            "$PY" $TOOL plain "$W/plain.pcap" "${sz[@]}" --count 48
+            gw encap "$alg" "$udp" "$W/plain.pcap" "$W/esp_out.pcap"
+            "$PY" $TOOL check-encap "$W/plain.pcap" "$W/esp_out.pcap" --alg "$alg" --key "$(esp_key "$alg" 1)" \
+                --spi "$ESP_SPI_OUT" "${flag[@]}" >&2 || harness_die "encap $alg udp=$udp $size"
+            "$PY" $TOOL esp "$W/esp_in.pcap" --alg "$alg" --key "$(esp_key "$alg" 0)" --spi "$ESP_SPI_IN" "${flag[@]}" "${sz[@]}" --count 48
+            gw decap "$alg" "$udp" "$W/esp_in.pcap" "$W/plain_out.pcap"
+            "$PY" $TOOL check-decap "$W/plain.pcap" "$W/plain_out.pcap" >&2 || harness_die "decap $alg udp=$udp $size"
+            n=$((n + 2))
+        done
+    done
+done
+
+# The pktgen pcaps (perf/pktgen/pcaps, made by perf/pktgen/make_pcaps.sh) through the same
+# gateway configs: what pktgen would send is what ipsecgw handles correctly.
+for size in 64 512 1400 imix; do
+    gw encap aes128gcm 0 "$PWD/perf/pktgen/pcaps/plain-$size.pcap" "$W/esp_out.pcap"
+    "$PY" $TOOL check-encap perf/pktgen/pcaps/plain-$size.pcap "$W/esp_out.pcap" --alg aes128gcm \
+        --key "$(esp_key aes128gcm 1)" --spi "$ESP_SPI_OUT" >&2 || harness_die "pktgen pcap plain-$size"
+    gw decap aes128gcm 0 "$PWD/perf/pktgen/pcaps/esp-aes128gcm-$size.pcap" "$W/plain_out.pcap"
+    "$PY" $TOOL check-decap perf/pktgen/pcaps/plain-$size.pcap "$W/plain_out.pcap" >&2 || harness_die "pktgen pcap esp-aes128gcm-$size"
+    n=$((n + 2))
+done
+echo "esp_pcap: ok ($n runs: scapy opens our ESP and we open scapy's, 3 AEADs x raw/UDP x 64 B/IMIX, and the pktgen pcaps)"
