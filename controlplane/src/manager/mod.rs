@@ -71,6 +71,7 @@ pub struct Manager {
     sink: Box<dyn SaSink>,
     connections: Vec<(String, ConnectionId)>,
     failures: HashMap<Option<String>, LastFailure>,
+    failures_by_reason: std::collections::BTreeMap<crate::diagnosis::Reason, u64>,
     commands: Receiver<Command>,
 }
 
@@ -121,7 +122,7 @@ impl Manager {
     ) -> (Self, ManagerClient) {
         let (tx, rx) = channel::unbounded();
         let client = ManagerClient { commands: tx, waker: transport.waker() };
-        let mut m = Manager { endpoint, transport, sink, connections: Vec::new(), failures: HashMap::new(), commands: rx };
+        let mut m = Manager { endpoint, transport, sink, connections: Vec::new(), failures: HashMap::new(), failures_by_reason: Default::default(), commands: rx };
         for c in connections {
             let name = c.name.clone();
             let (id, actions) = m.endpoint.add_connection(c, Instant::now());
@@ -320,6 +321,7 @@ impl Manager {
                 .collect(),
             unmatched_failure: self.failures.get(&None).cloned(),
             stats: self.endpoint.stats(),
+            failures_by_reason: self.failures_by_reason.clone(),
         }
     }
 
@@ -359,14 +361,22 @@ impl Manager {
         match &e {
             Event::Failure(f) => {
                 tracing::warn!("{line}");
+                let conn = f.connection.as_deref().and_then(|n| self.connection(n).ok()).and_then(|id| self.endpoint.connection(id));
+                let d = crate::diagnosis::diagnose(f, conn);
+                tracing::warn!("DIAGNOSIS: {d}");
+                *self.failures_by_reason.entry(d.reason).or_insert(0) += 1;
                 let entry = self.failures.entry(f.connection.clone()).or_insert_with(|| LastFailure {
                     at: SystemTime::now(),
                     message: String::new(),
                     count: 0,
+                    reason: d.reason,
+                    diagnosis: String::new(),
                 });
                 entry.at = SystemTime::now();
                 entry.message = f.to_string();
                 entry.count += 1;
+                entry.reason = d.reason;
+                entry.diagnosis = d.to_string();
             }
             Event::Dropped { .. } => tracing::debug!("{line}"),
             Event::IkeSaDown { .. } | Event::ChildSaDown { .. } => tracing::info!("{line}"),
