@@ -7,12 +7,14 @@
 //! has no dataplane and says so.
 
 mod client;
+mod dataplane;
 mod server;
 mod view;
 
 use serde::{Deserialize, Serialize};
 
 pub use client::{request, ClientError};
+pub use dataplane::DataplaneStats;
 pub use server::{answer, ApiServer};
 pub use view::{
     ChildSaView, ConnectionView, DataplaneSnapshot, DataplaneView, DropView, FailureView, IkeSaView, NeighborView, PortView,
