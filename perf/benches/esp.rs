@@ -15,7 +15,7 @@
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -185,7 +185,7 @@ fn bench(c: &mut Criterion<ThreadCpu>) {
 }
 
 /// Median in ns from criterion's estimates.json of one benchmark.
-fn median_ns(dir: &PathBuf) -> Option<f64> {
+fn median_ns(dir: &Path) -> Option<f64> {
     let text = std::fs::read_to_string(dir.join("new/estimates.json")).ok()?;
     let v: serde_json::Value = serde_json::from_str(&text).ok()?;
     v.get("median")?.get("point_estimate")?.as_f64()
