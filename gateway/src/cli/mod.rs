@@ -29,9 +29,10 @@ pub enum LogFormat {
 /// Options of the serving side, shared by `ike` and `run`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ControlArgs {
-    /// Control socket path (root-only, JSON lines).
-    #[arg(long, default_value = api::DEFAULT_SOCKET)]
-    pub socket: PathBuf,
+    /// Control socket path (root-only, JSON lines) [default: /run/ipsecgw/ipsecgw.sock;
+    /// if that one is busy the gateway runs without a socket, a given path must bind].
+    #[arg(long)]
+    pub socket: Option<PathBuf>,
     /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9469); off if not given.
     #[arg(long)]
     pub metrics_listen: Option<SocketAddr>,
@@ -54,15 +55,26 @@ pub fn init_logging(format: LogFormat) {
 /// The running control socket and metrics page; dropped at shutdown.
 #[derive(Debug)]
 pub struct Control {
-    _api: ApiServer,
+    _api: Option<ApiServer>,
     _metrics: Option<MetricsServer>,
 }
 
 impl Control {
     pub fn start(args: &ControlArgs, manager: ManagerClient, dataplane: Option<Arc<dyn DataplaneView>>) -> anyhow::Result<Control> {
-        let api = ApiServer::bind(&args.socket, manager.clone(), dataplane.clone())
-            .with_context(|| format!("control socket {} (use --socket to choose another path)", args.socket.display()))?;
-        tracing::info!("control socket on {}", args.socket.display());
+        let path = args.socket.clone().unwrap_or_else(|| PathBuf::from(api::DEFAULT_SOCKET));
+        // Two gateways on one host (tests, namespaces) would fight over the default
+        // path: the second runs without a socket rather than not at all.
+        let api = match ApiServer::bind(&path, manager.clone(), dataplane.clone()) {
+            Ok(a) => {
+                tracing::info!("control socket on {}", path.display());
+                Some(a)
+            }
+            Err(e) if args.socket.is_none() => {
+                tracing::warn!("control socket {}: {e}; running without one (give --socket PATH)", path.display());
+                None
+            }
+            Err(e) => return Err(e).with_context(|| format!("control socket {}", path.display())),
+        };
         let metrics = match args.metrics_listen {
             Some(addr) => {
                 let m = MetricsServer::bind(addr, manager, dataplane).with_context(|| format!("metrics on {addr}"))?;
