@@ -25,6 +25,13 @@ pub trait BurstProcessor: Send {
     /// `pkts` arrived on port index `rx_port`. Move packets to send into `tx[port]`; what is
     /// left in `pkts` afterwards is dropped (and counted) by the worker.
     fn process(&mut self, rx_port: usize, pkts: &mut Burst<BURST>, tx: &mut [Burst<BURST>]);
+
+    /// Called once per poll, with or without received packets: packets the
+    /// processor originates (IKE from the control plane) go into `tx`.
+    /// Returns how many it produced (a busy poll: no idle back-off).
+    fn poll(&mut self, _tx: &mut [Burst<BURST>]) -> usize {
+        0
+    }
 }
 
 /// Plain forwarding between port pairs (issue 4 skeleton).
@@ -100,6 +107,19 @@ pub struct PollConfig {
     pub busy_poll: bool,
 }
 
+/// Transmits what the processor put in the tx bursts.
+fn flush(q: &mut WorkerQueues, tx: &mut [Burst<BURST>], counters: &[PortCounters]) {
+    for (j, b) in tx.iter_mut().enumerate() {
+        if !b.is_empty() {
+            let (sent, dropped) = q.tx[j].tx_burst_or_free(b);
+            bump(&counters[j].tx, sent);
+            if dropped > 0 {
+                bump(&counters[j].tx_dropped, dropped);
+            }
+        }
+    }
+}
+
 /// Polls until `stop` is set. Returns 0 (the lcore's exit code).
 pub fn run<P: BurstProcessor>(
     mut q: WorkerQueues,
@@ -115,7 +135,10 @@ pub fn run<P: BurstProcessor>(
     let mut tx: Vec<Burst<BURST>> = (0..ports).map(|_| Burst::new()).collect();
     let mut empty: u32 = 0;
     while !stop.load(Ordering::Relaxed) {
-        let mut got = 0;
+        let mut got = proc.poll(&mut tx);
+        if got > 0 {
+            flush(&mut q, &mut tx, counters);
+        }
         for i in 0..ports {
             let Some(rxq) = q.rx[i].as_mut() else { continue };
             let n = rxq.rx_burst_max(&mut rx, burst);
@@ -129,15 +152,7 @@ pub fn run<P: BurstProcessor>(
                 bump(&counters[i].dropped, rx.len());
                 rx.clear();
             }
-            for (j, b) in tx.iter_mut().enumerate() {
-                if !b.is_empty() {
-                    let (sent, dropped) = q.tx[j].tx_burst_or_free(b);
-                    bump(&counters[j].tx, sent);
-                    if dropped > 0 {
-                        bump(&counters[j].tx_dropped, dropped);
-                    }
-                }
-            }
+            flush(&mut q, &mut tx, counters);
         }
         if got > 0 || busy_poll {
             empty = 0;

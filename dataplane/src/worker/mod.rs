@@ -254,6 +254,16 @@ impl<P: Packet> Worker<P> {
         self.tables.load();
     }
 
+    /// Route and send an IP packet the gateway originates itself (IKE from
+    /// the control plane; no Ethernet header yet): route lookup, neighbour
+    /// resolution (held while ARP/ND runs), Ethernet header, tx. No SPD
+    /// lookup and no TTL decrement: it was not forwarded.
+    pub fn send_local<I: WorkerIo<P>>(&mut self, pkt: P, io: &mut I, now_ms: u64) {
+        let Worker { ifaces, routes, neighbors, stats, .. } = self;
+        let mut out = Out { ifaces, routes, neighbors, stats, now_ms };
+        out.forward_local(pkt, io);
+    }
+
     /// Process the frames received on port `rx_port`. `now_ms` is any
     /// monotonic millisecond clock (neighbour retries).
     pub fn process<I: WorkerIo<P>>(&mut self, rx_port: usize, rx: impl IntoIterator<Item = P>, io: &mut I, now_ms: u64) {

@@ -1,0 +1,491 @@
+//! IKE-negotiated tunnels in `ipsecgw run`: the glue between the DPDK worker
+//! and the IKE manager thread (DESIGN.md, "Punt").
+//!
+//! - **Punt in**: the worker hands IKE frames (UDP 500, and UDP 4500 with the
+//!   non-ESP marker, RFC 3948 §2.2) addressed to us to [`punt_frame`], which
+//!   turns them into [`UdpDatagram`]s on the manager's bounded queue.
+//! - **Punt out**: the manager's datagrams are drained by the worker once per
+//!   poll ([`IkeOut::drain`]): an IPv4/IPv6 + UDP packet is built in an mbuf
+//!   and routed like any packet the gateway originates (route, neighbour,
+//!   Ethernet header) by `Worker::send_local`.
+//! - **Child SAs**: [`TunnelSaSink`] puts what the engine installs into the
+//!   worker's tables (`TunnelControl`), in the engine's order, so rekeys are
+//!   make-before-break (RFC 7296 §2.8): new inbound first, then the outbound
+//!   switch with the old SA's policies moved over in one snapshot, the old SA
+//!   removed last.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use controlplane::ikev2::{ChildSaId, ChildSaInstall, ChildSaRemove, Directions};
+use anyhow::Context;
+use controlplane::ikev2::ConnectionConfig;
+use controlplane::manager::{punt_channel, Manager, ManagerHandle, PuntEnds, SaSink, SinkError, UdpDatagram};
+use controlplane::proposal::{Encr, EncrId};
+use controlplane::selector::TrafficSelector;
+use dataplane::crypto::{new_aead, Algorithm, Backend};
+use dataplane::esp::{self, InboundConfig, OutboundConfig, UdpEncap};
+use dataplane::packet::Packet;
+use dataplane::sa::{PolicyAction, PolicyId, PolicySpec, SaId, Spi, Transaction};
+use dataplane::wire::{checksum, EthernetFrame, EtherType, IpProtocol, Ipv4Packet, Ipv6Packet};
+use dataplane::worker::{InboundTunnel, OutboundTunnel, StaticTunnel, TunnelControl, Worker, WorkerIo};
+use zeroize::Zeroizing;
+
+/// IKE datagrams queued each way between the worker and the manager.
+pub const PUNT_CAPACITY: usize = 256;
+
+/// UDP ports of IKE (RFC 7296 §2) and NAT-T (RFC 3948).
+const IKE_PORTS: [u16; 2] = [500, 4500];
+
+/// Policies of negotiated SAs come after static ones (numbered from 1000).
+const POLICY_PRIORITY_BASE: u32 = 1_000_000;
+
+/// Counters of the punt path, shared by the worker and the exit report.
+#[derive(Debug, Default)]
+pub struct PuntCounters {
+    /// IKE datagrams handed to the manager.
+    pub to_manager: AtomicU64,
+    /// Punted frames that were not IKE (freed).
+    pub not_ike: AtomicU64,
+    /// IKE datagrams the manager's queue refused.
+    pub queue_full: AtomicU64,
+    /// Datagrams the manager sent through the worker.
+    pub from_manager: AtomicU64,
+    /// Outgoing datagrams dropped (no mbuf, too large, bad address family).
+    pub send_failed: AtomicU64,
+}
+
+/// A received frame (Ethernet header included) → the UDP datagram it carries,
+/// if it is UDP to an IKE port.
+fn ike_datagram(frame: &[u8]) -> Option<UdpDatagram> {
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    let l3 = frame.get(eth.header_len()..)?;
+    let (src, dst, l4): (IpAddr, IpAddr, &[u8]) = match eth.ethertype() {
+        EtherType::Ipv4 => {
+            let ip = Ipv4Packet::new_checked(l3).ok()?;
+            if ip.protocol() != IpProtocol::Udp || ip.is_fragment() {
+                return None;
+            }
+            (ip.src_addr().into(), ip.dst_addr().into(), l3.get(ip.header_len()..usize::from(ip.total_len()))?)
+        }
+        EtherType::Ipv6 => {
+            let ip = Ipv6Packet::new_checked(l3).ok()?;
+            let up = ip.upper_layer().ok()?;
+            if up.protocol != IpProtocol::Udp || up.fragment {
+                return None;
+            }
+            (ip.src_addr().into(), ip.dst_addr().into(), l3.get(up.offset..ip.total_len())?)
+        }
+        _ => return None,
+    };
+    let sport = u16::from_be_bytes([*l4.first()?, *l4.get(1)?]);
+    let dport = u16::from_be_bytes([*l4.get(2)?, *l4.get(3)?]);
+    let ulen = usize::from(u16::from_be_bytes([*l4.get(4)?, *l4.get(5)?]));
+    if !IKE_PORTS.contains(&dport) || ulen < 8 {
+        return None;
+    }
+    let payload = l4.get(8..ulen)?.to_vec();
+    Some(UdpDatagram { local: SocketAddr::new(dst, dport), remote: SocketAddr::new(src, sport), payload })
+}
+
+/// The worker's punt: IKE goes to the manager, anything else is counted and
+/// freed (the frame is consumed either way: the datagram is a copy).
+pub fn punt_frame(ends: &PuntEnds, counters: &PuntCounters, frame: &[u8]) {
+    match ike_datagram(frame) {
+        Some(d) => {
+            let c = if ends.punt(d) { &counters.to_manager } else { &counters.queue_full };
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+        None => {
+            counters.not_ike.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Writes the IP + UDP packet of `d` into `pkt` (which must be empty).
+/// IPv4: UDP checksum computed too (RFC 768 allows zero, but it is cheap and
+/// some peers drop zero-checksum IKE); IPv6 requires it (RFC 8200 §8.1).
+pub fn build_udp<P: Packet>(pkt: &mut P, d: &UdpDatagram) -> Option<()> {
+    let ulen = 8 + d.payload.len();
+    let ulen16 = u16::try_from(ulen).ok()?;
+    let (sport, dport) = (d.local.port(), d.remote.port());
+    let mut udp = Vec::with_capacity(ulen);
+    udp.extend_from_slice(&sport.to_be_bytes());
+    udp.extend_from_slice(&dport.to_be_bytes());
+    udp.extend_from_slice(&ulen16.to_be_bytes());
+    udp.extend_from_slice(&[0, 0]);
+    udp.extend_from_slice(&d.payload);
+    let (header, pseudo) = match (d.local.ip(), d.remote.ip()) {
+        (IpAddr::V4(s), IpAddr::V4(t)) => {
+            let total = u16::try_from(20 + ulen).ok()?;
+            let mut h = [0u8; 20];
+            h[0] = 0x45;
+            h[2..4].copy_from_slice(&total.to_be_bytes());
+            h[6] = 0x40; // DF: IKE does its own fragmentation (RFC 7383)
+            h[8] = 64;
+            h[9] = 17;
+            h[12..16].copy_from_slice(&s.octets());
+            h[16..20].copy_from_slice(&t.octets());
+            let c = checksum::checksum(&h);
+            h[10..12].copy_from_slice(&c.to_be_bytes());
+            (h.to_vec(), checksum::pseudo_v4(s, t, 17, ulen16))
+        }
+        (IpAddr::V6(s), IpAddr::V6(t)) => {
+            let mut h = [0u8; 40];
+            h[0] = 0x60;
+            h[4..6].copy_from_slice(&ulen16.to_be_bytes());
+            h[6] = 17;
+            h[7] = 64;
+            h[8..24].copy_from_slice(&s.octets());
+            h[24..40].copy_from_slice(&t.octets());
+            (h.to_vec(), checksum::pseudo_v6(s, t, 17, u32::from(ulen16)))
+        }
+        _ => return None,
+    };
+    let c = !checksum::fold(checksum::sum(pseudo, &udp));
+    // An all-zero result is sent as all ones (RFC 768).
+    let c = if c == 0 { 0xffff } else { c };
+    udp[6..8].copy_from_slice(&c.to_be_bytes());
+    pkt.append(header.len() + udp.len()).ok()?;
+    let data = pkt.data_mut();
+    data.get_mut(..header.len())?.copy_from_slice(&header);
+    data.get_mut(header.len()..header.len() + udp.len())?.copy_from_slice(&udp);
+    Some(())
+}
+
+/// The worker's end of the punt path (cheap to clone: one per worker).
+#[derive(Debug, Clone)]
+pub struct IkeLink {
+    ends: PuntEnds,
+    counters: Arc<PuntCounters>,
+}
+
+/// Datagrams from the manager sent per poll at most (the rest wait a poll).
+const DRAIN_MAX: usize = 32;
+
+impl IkeLink {
+    /// The worker side of `ends`, counting into `counters`.
+    pub fn new(ends: PuntEnds, counters: Arc<PuntCounters>) -> Self {
+        IkeLink { ends, counters }
+    }
+
+    /// A frame the worker punted (consumed: the datagram is a copy).
+    pub fn punt(&self, frame: &[u8]) {
+        punt_frame(&self.ends, &self.counters, frame);
+    }
+
+    /// Sends what the manager queued; returns how many datagrams it took.
+    pub fn drain<P: Packet, I: WorkerIo<P>>(&self, worker: &mut Worker<P>, io: &mut I, now_ms: u64) -> usize {
+        let mut n = 0;
+        while n < DRAIN_MAX {
+            let Ok(d) = self.ends.outbound.try_recv() else { break };
+            n += 1;
+            let Some(mut pkt) = io.alloc() else {
+                self.counters.send_failed.fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
+            if build_udp(&mut pkt, &d).is_none() {
+                self.counters.send_failed.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            self.counters.from_manager.fetch_add(1, Ordering::Relaxed);
+            worker.send_local(pkt, io, now_ms);
+        }
+        n
+    }
+}
+
+impl PuntCounters {
+    /// One line for the exit report.
+    pub fn report(&self) -> String {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        format!(
+            "IKE punt path: {} to the manager, {} from it, {} not IKE (freed), {} queue full, {} send failed\n",
+            g(&self.to_manager),
+            g(&self.from_manager),
+            g(&self.not_ike),
+            g(&self.queue_full),
+            g(&self.send_failed)
+        )
+    }
+}
+
+/// The IKE side of `ipsecgw run`: the manager thread on the punt transport,
+/// its SA sink on the worker's tables, and the control socket.
+pub struct IkeRuntime {
+    handle: Option<ManagerHandle>,
+    control: Option<crate::cli::Control>,
+    counters: Arc<PuntCounters>,
+}
+
+impl std::fmt::Debug for IkeRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IkeRuntime").field("counters", &self.counters).finish_non_exhaustive()
+    }
+}
+
+impl IkeRuntime {
+    /// Starts the manager with `connections` (`start` ones initiate at once:
+    /// their datagrams wait in the queue until the worker polls). `ctl` is the
+    /// worker's tables, whose readers the workers already hold.
+    pub fn start(
+        connections: Vec<ConnectionConfig>,
+        ctl: TunnelControl,
+        control: &crate::cli::ControlArgs,
+    ) -> anyhow::Result<(IkeRuntime, IkeLink)> {
+        let (ends, transport) = punt_channel(PUNT_CAPACITY);
+        let counters = Arc::new(PuntCounters::default());
+        let sink = TunnelSaSink::new(ctl, Backend::Auto);
+        let handle = Manager::spawn(connections, Box::new(transport), Box::new(sink)).context("starting the IKE manager")?;
+        let control = crate::cli::Control::start(control, handle.client(), None)?;
+        let link = IkeLink::new(ends, Arc::clone(&counters));
+        Ok((IkeRuntime { handle: Some(handle), control: Some(control), counters }, link))
+    }
+
+    /// Stops the control socket and the manager (the workers have stopped:
+    /// DELETEs could not be sent, so none are queued).
+    pub fn stop(mut self) -> String {
+        drop(self.control.take());
+        if let Some(h) = self.handle.take() {
+            h.shutdown(false);
+        }
+        self.counters.report()
+    }
+}
+
+fn algorithm(encr: Encr) -> Result<Algorithm, SinkError> {
+    match (encr.id, encr.key_bits) {
+        (EncrId::AesGcm16, Some(128)) => Ok(Algorithm::Aes128Gcm),
+        (EncrId::AesGcm16, Some(256)) => Ok(Algorithm::Aes256Gcm),
+        (EncrId::ChaCha20Poly1305, _) => Ok(Algorithm::ChaCha20Poly1305),
+        _ => Err(SinkError::UnsupportedAlgorithm(encr)),
+    }
+}
+
+/// What the sink installed for one Child SA.
+#[derive(Debug, Default)]
+struct Installed {
+    inbound: Option<Spi>,
+    outbound: Option<SaId>,
+    policies: Vec<PolicyId>,
+}
+
+/// Puts negotiated Child SAs into the worker's tables.
+pub struct TunnelSaSink {
+    ctl: TunnelControl,
+    backend: Backend,
+    children: HashMap<ChildSaId, Installed>,
+}
+
+impl std::fmt::Debug for TunnelSaSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TunnelSaSink").field("children", &self.children.len()).finish_non_exhaustive()
+    }
+}
+
+fn table(e: dataplane::sa::SaError) -> SinkError {
+    SinkError::Table(e.to_string())
+}
+
+impl TunnelSaSink {
+    /// Takes the worker's tables (its readers were taken before).
+    pub fn new(ctl: TunnelControl, backend: Backend) -> Self {
+        TunnelSaSink { ctl, backend, children: HashMap::new() }
+    }
+
+    /// The selectors of `sa` in the shape the static tunnels use.
+    fn shape(sa: &ChildSaInstall) -> Result<StaticTunnel, SinkError> {
+        let ts = |list: &[TrafficSelector]| crate::esp::ts_specs(list).map_err(|e| SinkError::Selector(format!("{list:?}"), e.to_string()));
+        Ok(StaticTunnel {
+            name: sa.connection.clone(),
+            algorithm: algorithm(sa.encr)?,
+            local: sa.local,
+            remote: sa.remote,
+            udp: sa.encap.is_some(),
+            spi_in: Spi(sa.inbound_spi.0),
+            spi_out: Spi(sa.outbound_spi.0),
+            key_in: Zeroizing::new(Vec::new()),
+            key_out: Zeroizing::new(Vec::new()),
+            local_ts: ts(&sa.local_ts)?,
+            remote_ts: ts(&sa.remote_ts)?,
+            esn: sa.esn,
+            replay_window: esp::replay::DEFAULT_WINDOW,
+        })
+    }
+
+    fn inbound(&self, sa: &ChildSaInstall, shape: &StaticTunnel) -> Result<InboundTunnel, SinkError> {
+        let build = |reason: String| SinkError::Build { spi: sa.inbound_spi, reason };
+        let aead = new_aead(shape.algorithm, &sa.inbound_key, self.backend)
+            .map_err(|e| SinkError::Key { spi: sa.inbound_spi, reason: e.to_string() })?;
+        let config = InboundConfig { spi: shape.spi_in, esn: sa.esn, replay_window: shape.replay_window };
+        let esp = esp::InboundSa::new(config, Arc::from(aead)).map_err(|e| build(e.to_string()))?;
+        InboundTunnel::new(esp, shape.inbound_selectors(), &sa.connection).map_err(|e| build(e.to_string()))
+    }
+
+    fn outbound(&self, sa: &ChildSaInstall, shape: &StaticTunnel) -> Result<OutboundTunnel, SinkError> {
+        let aead = new_aead(shape.algorithm, &sa.outbound_key, self.backend)
+            .map_err(|e| SinkError::Key { spi: sa.outbound_spi, reason: e.to_string() })?;
+        let mut config = OutboundConfig::new(shape.spi_out, sa.local, sa.remote);
+        config.esn = sa.esn;
+        // RFC 3948: ESP in UDP with the IKE SA's ports (4500 both, or NAT-mapped).
+        config.udp = sa.encap.map(|e| UdpEncap { src_port: e.local_port, dst_port: e.remote_port, ..UdpEncap::default() });
+        let esp = esp::OutboundSa::new(config, Arc::from(aead))
+            .map_err(|e| SinkError::Build { spi: sa.outbound_spi, reason: e.to_string() })?;
+        Ok(OutboundTunnel::new(esp, &sa.connection))
+    }
+
+    /// The outbound SA and its policies: the replaced Child SA's policies are
+    /// pointed at the new SA (same snapshot), else new ones are added.
+    fn add_outbound(
+        tx: &mut Transaction<'_, InboundTunnel, OutboundTunnel>,
+        old: Option<&mut Installed>,
+        shape: &StaticTunnel,
+        out: OutboundTunnel,
+    ) -> Result<(SaId, Vec<PolicyId>), SinkError> {
+        let id = tx.add_outbound(Arc::new(out)).map_err(table)?;
+        if let Some(old) = old.filter(|o| !o.policies.is_empty()) {
+            for &p in &old.policies {
+                tx.set_policy_action(p, PolicyAction::Protect(id)).map_err(table)?;
+            }
+            if let Some(prev) = old.outbound.take() {
+                tx.remove_outbound(prev).map_err(table)?;
+            }
+            return Ok((id, std::mem::take(&mut old.policies)));
+        }
+        let selectors = shape.outbound_selectors();
+        if selectors.is_empty() {
+            return Err(SinkError::Selector(format!("{:?} === {:?}", shape.local_ts, shape.remote_ts), "no pair of one IP family".into()));
+        }
+        let mut policies = Vec::new();
+        for (j, selector) in selectors.into_iter().enumerate() {
+            let priority = POLICY_PRIORITY_BASE.saturating_add(u32::try_from(j).unwrap_or(u32::MAX));
+            let spec = PolicySpec { priority, selector, action: PolicyAction::Protect(id) };
+            policies.push(tx.add_policy(spec).map_err(table)?);
+        }
+        Ok((id, policies))
+    }
+}
+
+impl SaSink for TunnelSaSink {
+    fn install(&mut self, sa: &ChildSaInstall, _now: Instant) -> Result<(), SinkError> {
+        let shape = Self::shape(sa)?;
+        let want_in = matches!(sa.directions, Directions::Both | Directions::InboundOnly);
+        let want_out = matches!(sa.directions, Directions::Both | Directions::OutboundOnly);
+        // Keys become AEADs before the transaction: a bad key leaves the tables as they were.
+        let inbound = if want_in { Some(self.inbound(sa, &shape)?) } else { None };
+        let outbound = if want_out { Some(self.outbound(sa, &shape)?) } else { None };
+        let mut old = sa.replaces.and_then(|c| self.children.remove(&c));
+        let mut entry = self.children.remove(&sa.child).unwrap_or_default();
+        let mut tx = self.ctl.transaction();
+        let result = (|| {
+            if let Some(i) = inbound {
+                tx.add_inbound(shape.spi_in, Arc::new(i)).map_err(table)?;
+                entry.inbound = Some(shape.spi_in);
+            }
+            if let Some(o) = outbound {
+                let (id, policies) = Self::add_outbound(&mut tx, old.as_mut(), &shape, o)?;
+                entry.outbound = Some(id);
+                entry.policies.extend(policies);
+            }
+            tx.commit().map_err(table)
+        })();
+        if let (Some(c), Some(o)) = (sa.replaces, old) {
+            self.children.insert(c, o);
+        }
+        match result {
+            Ok(_) => {
+                self.children.insert(sa.child, entry);
+                Ok(())
+            }
+            Err(e) => {
+                // Rolled back: keep what this Child SA had before.
+                let before = Installed {
+                    inbound: if want_in { None } else { entry.inbound },
+                    outbound: if want_out { None } else { entry.outbound },
+                    policies: if want_out { Vec::new() } else { entry.policies },
+                };
+                if before.inbound.is_some() || before.outbound.is_some() {
+                    self.children.insert(sa.child, before);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn remove(&mut self, sa: &ChildSaRemove, _now: Instant) -> Result<(), SinkError> {
+        let Some(mut entry) = self.children.remove(&sa.child) else { return Ok(()) };
+        let mut tx = self.ctl.transaction();
+        if matches!(sa.directions, Directions::Both | Directions::InboundOnly) {
+            if let Some(spi) = entry.inbound.take() {
+                tx.remove_inbound(spi).map_err(table)?;
+            }
+        }
+        if matches!(sa.directions, Directions::Both | Directions::OutboundOnly) {
+            // Policies still on this SA go with it (a rekey moved them already).
+            for p in std::mem::take(&mut entry.policies) {
+                tx.remove_policy(p).map_err(table)?;
+            }
+            if let Some(id) = entry.outbound.take() {
+                tx.remove_outbound(id).map_err(table)?;
+            }
+        }
+        tx.commit().map_err(table)?;
+        if entry.inbound.is_some() || entry.outbound.is_some() {
+            self.children.insert(sa.child, entry);
+        }
+        Ok(())
+    }
+
+    fn tick(&mut self, _now: Instant) {
+        self.ctl.reclaim();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dataplane::packet::HeapPacket;
+
+    fn frame(ip: &[u8]) -> Vec<u8> {
+        let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
+        f.extend_from_slice(ip);
+        f
+    }
+
+    #[test]
+    fn built_datagram_parses_back_with_valid_checksums() {
+        let d = UdpDatagram {
+            local: "198.51.100.2:4500".parse().expect("addr"),
+            remote: "198.51.100.1:4500".parse().expect("addr"),
+            payload: vec![0, 0, 0, 0, 0x21, 0x20, 0x22, 0x08],
+        };
+        let mut pkt = HeapPacket::with_room(64, 256);
+        build_udp(&mut pkt, &d).expect("fits");
+        let ip = Ipv4Packet::new_checked(pkt.data()).expect("ipv4");
+        assert!(ip.verify_checksum());
+        let l4 = &pkt.data()[20..];
+        let pseudo = checksum::pseudo_v4(ip.src_addr(), ip.dst_addr(), 17, l4.len() as u16);
+        assert_eq!(checksum::fold(checksum::sum(pseudo, l4)), 0xffff, "UDP checksum verifies");
+        // Seen from the peer's side: the same datagram with the ends swapped.
+        let back = ike_datagram(&frame(pkt.data())).expect("IKE datagram");
+        assert_eq!((back.local, back.remote, back.payload), (d.remote, d.local, d.payload));
+    }
+
+    #[test]
+    fn non_ike_is_not_punted_to_the_manager() {
+        let d = UdpDatagram {
+            local: "10.0.0.1:53".parse().expect("addr"),
+            remote: "10.0.0.2:53".parse().expect("addr"),
+            payload: vec![1, 2, 3],
+        };
+        let mut pkt = HeapPacket::with_room(64, 256);
+        build_udp(&mut pkt, &d).expect("fits");
+        assert!(ike_datagram(&frame(pkt.data())).is_none());
+        assert!(ike_datagram(&[0u8; 10]).is_none());
+        let mixed = UdpDatagram { local: "10.0.0.1:500".parse().expect("a"), remote: "[2001:db8::1]:500".parse().expect("a"), payload: vec![] };
+        assert!(build_udp(&mut HeapPacket::with_room(64, 256), &mixed).is_none());
+    }
+}

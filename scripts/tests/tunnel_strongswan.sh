@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# An IKEv2 tunnel between strongSwan and ipsecgw THROUGH the DPDK dataplane (issue 6):
+# `ipsecgw run` with a [[connection]] in tss-gw (net_af_packet on gw-out 198.51.100.2 and
+# gw-in 10.2.0.1, no kernel addresses there), charon with kernel-libipsec in tss-left
+# (198.51.100.1, owns 10.1.0.1), a plain host in tss-right (10.2.0.2); topology.sh "dpdk".
+#
+# IKE is punted by the worker to the manager thread, the manager's datagrams leave through
+# the worker (ARP resolved by it), the Child SAs go into the worker's SA tables.
+# For aes128gcm16-prfsha256-ecp256 and aes256gcm16-prfsha384-x25519 (IKE; ESP the same
+# cipher with the group as PFS), with charon initiating and with ipsecgw initiating:
+#   - the CHILD_SA is INSTALLED at charon, ESP in UDP (encap=yes);
+#   - 5/5 pings 10.1.0.1 -> 10.2.0.2 and a bounded UDP stream both ways arrive;
+#   - the outer link carries only ARP and UDP 500/4500 (never the stream's plaintext
+#     marker, never ICMP);
+#   - charon's packet counters moved and ours (`ipsecgw show child-sa`) show the SA.
+# Then (first suite only) a CHILD rekey by charon during a ping stream loses nothing.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source scripts/lib/topology.sh
+
+TAG=tss
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
+IPSECGW=${IPSECGW:-$CARGO_TARGET_DIR/debug/ipsecgw}
+if [[ -z ${IPSECGW_PREBUILT:-} && ! -x $IPSECGW ]]; then
+    harness_log "building ipsecgw (debug)"
+    cargo build -q -p ipsecgw >&2
+fi
+
+harness_init "$TAG"
+topo_create "$TAG" dpdk
+topo_left_charon
+GWLOG=$HARNESS_DIR/ipsecgw.log
+SOCK=$HARNESS_DIR/ipsecgw.sock
+GWPID=
+
+gw_start() { # IKE_PROPOSAL ESP_PROPOSAL N
+    printf 'topology-psk' >"$HARNESS_DIR/gw.psk"
+    chmod 600 "$HARNESS_DIR/gw.psk"
+    cat >"$HARNESS_DIR/gw.toml" <<TOML
+[dpdk]
+mbufs = 8191
+
+[[port]]
+name = "outside"
+dpdk_port = 0
+addresses = ["$TOPO_GW_OUTER/24"]
+
+[[port]]
+name = "inside"
+dpdk_port = 1
+addresses = ["$TOPO_GW_INNER/24"]
+
+[[connection]]
+name = "left"
+local_addr = "$TOPO_GW_OUTER"
+remote_addr = "$TOPO_LEFT_OUTER"
+local_id = "gw"
+remote_id = "left"
+psk = { file = "gw.psk" }
+ike_proposals = ["$1"]
+esp_proposals = ["$2"]
+local_ts = ["$TOPO_RIGHT_NET"]
+remote_ts = ["$TOPO_LEFT_NET"]
+start_action = "none"
+TOML
+    topo_eal_args "$TAG-$3-$$"
+    : >"$GWLOG"
+    harness_spawn "$GWLOG" ip netns exec "$TOPO_GW" "$IPSECGW" run --config "$HARNESS_DIR/gw.toml" \
+        --socket "$SOCK" -- "${TOPO_EAL_ARGS[@]}"
+    GWPID=$HARNESS_LAST_PID
+    harness_wait_until 30 grep -q "IKE manager on the punt path" "$GWLOG" ||
+        harness_die "ipsecgw run did not start: $(tail -n 20 "$GWLOG")"
+    harness_wait_until 10 test -S "$SOCK" || harness_die "no control socket: $(tail -n 20 "$GWLOG")"
+}
+
+gw_stop() {
+    [[ -n $GWPID ]] || return 0
+    harness_kill "$GWPID" 10
+    GWPID=
+    harness_log "ipsecgw exit report: $(grep -E "IKE punt path|^drops:" "$GWLOG" | tr '\n' ' ')"
+}
+
+gw() { ip netns exec "$TOPO_GW" "$IPSECGW" "$@" --socket "$SOCK"; }
+
+_gw_child_up() { gw show child-sa 2>/dev/null | grep -q .; }
+
+check_traffic() { # WHAT
+    local what=$1 got cap pid n ike esp other
+    cap=$HARNESS_DIR/outer-$RANDOM.pcap
+    netns_capture_start "$TOPO_LEFT" "$TOPO_LEFT_IF" "$cap"
+    pid=$HARNESS_LAST_PID
+    got=$(netns_ping "$TOPO_LEFT" "$TOPO_LEFT_INNER" "$TOPO_RIGHT_HOST" 5)
+    [[ $got == 5 ]] || harness_die "$what: ping left -> right through the tunnel: $got/5 replies
+$(tail -n 20 "$GWLOG")"
+    read -r got n <<<"$(netns_udp_stream "$TOPO_LEFT" "$TOPO_LEFT_INNER" "$TOPO_RIGHT" "$TOPO_RIGHT_HOST" 300 200)"
+    [[ $got == "$n" ]] || harness_die "$what: UDP stream left -> right: $got/$n"
+    read -r got n <<<"$(netns_udp_stream "$TOPO_RIGHT" "$TOPO_RIGHT_HOST" "$TOPO_LEFT" "$TOPO_LEFT_INNER" 300 200)"
+    [[ $got == "$n" ]] || harness_die "$what: UDP stream right -> left: $got/$n"
+    netns_capture_stop "$pid"
+    ike=$(capture_count "$cap" "udp port 500 or (udp port 4500 and udp[8:4] = 0)")
+    esp=$(capture_count "$cap" "udp port 4500 and udp[8:4] != 0")
+    other=$(capture_count "$cap" "not arp and not udp port 500 and not udp port 4500")
+    ((esp >= 610)) || harness_die "$what: only $esp ESP-in-UDP packets on the outer link (want >= 610)"
+    ((other == 0)) || harness_die "$what: $other packets on the outer link that are neither ARP nor UDP 500/4500"
+    ! capture_contains "$cap" "$HARNESS_UDP_MARKER" || harness_die "$what: plaintext marker seen on the outer link"
+    harness_log "$what: 5/5 pings, 300/300 UDP each way; outer link: $esp ESP-in-UDP, $ike IKE, nothing else but ARP"
+}
+
+suite() { # IKE_PROPOSAL ESP_PROPOSAL N
+    local ike=$1 esp=$2 n=$3 enc
+    harness_log "=== suite $ike / $esp ==="
+    charon_conn_remove left gw 2>/dev/null || true
+    topo_left_conn gw left CONN_IKE_PROPOSALS="$ike" CONN_ESP_PROPOSALS="$esp"
+    charon_load left
+    gw_start "$ike" "$esp" "$n"
+
+    # charon initiates, ipsecgw responds.
+    charon_initiate left gw net || harness_die "charon could not initiate: $(tail -n 5 "$(charon_dir left)/initiate.out")
+ipsecgw: $(tail -n 20 "$GWLOG")"
+    charon_wait_child left gw net || harness_die "charon has no INSTALLED CHILD_SA"
+    enc=$(charon_sa_get left gw net encap)
+    [[ $enc == yes ]] || harness_die "charon's CHILD_SA is not UDP-encapsulated (encap=$enc)"
+    harness_wait_until 5 _gw_child_up || harness_die "ipsecgw shows no Child SA: $(gw show ike-sa 2>&1)"
+    check_traffic "charon initiator"
+    gw show child-sa >&2 || true
+
+    if [[ $n == 1 ]]; then
+        # CHILD rekey by charon while a ping stream runs: nothing lost (make-before-break).
+        local ppid before res got sent
+        before=$(charon_sa_get left gw net spi-in)
+        netns_ping_start "$TOPO_LEFT" "$TOPO_LEFT_INNER" "$TOPO_RIGHT_HOST" 150 0.01
+        ppid=$HARNESS_LAST_PID
+        charon_rekey left --child net
+        res=$(netns_ping_wait "$ppid" 20)
+        read -r got sent <<<"$res"
+        [[ $got == "$sent" && $sent -gt 0 ]] || harness_die "CHILD rekey by charon under a ping stream: $got/$sent"
+        [[ $(charon_sa_get left gw net spi-in) != "$before" ]] || harness_die "charon's CHILD_SA was not rekeyed"
+        harness_log "CHILD rekey by charon during 150 pings: $got/$sent"
+    fi
+
+    # ipsecgw initiates.
+    charon_terminate left gw
+    charon_wait_ike_gone left gw || harness_die "charon kept its IKE SA"
+    gw initiate left >&2 || harness_die "ipsecgw initiate failed: $(tail -n 20 "$GWLOG")"
+    charon_wait_child left gw net 10 || harness_die "no CHILD_SA at charon after ipsecgw initiated:
+$(tail -n 20 "$GWLOG")"
+    harness_wait_until 5 _gw_child_up || harness_die "ipsecgw shows no Child SA after initiating"
+    check_traffic "ipsecgw initiator"
+    gw_stop
+    charon_terminate_all left
+}
+
+suite aes128gcm16-prfsha256-ecp256 aes128gcm16-ecp256 1
+suite aes256gcm16-prfsha384-x25519 aes256gcm16-x25519 2
+harness_log "PASS"
