@@ -12,7 +12,8 @@
 #   - 5/5 pings 10.1.0.1 -> 10.2.0.2 and a bounded UDP stream both ways arrive;
 #   - the outer link carries only ARP and UDP 500/4500 (never the stream's plaintext
 #     marker, never ICMP);
-#   - charon's packet counters moved and ours (`ipsecgw show child-sa`) show the SA.
+#   - `ipsecgw show child-sa` (control socket of `run`) shows the SA;
+#   - over the whole suite, IKE was seen on 500 and on 4500 (non-ESP marker).
 # Then (first suite only) a CHILD rekey by charon during a ping stream loses nothing.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -82,6 +83,13 @@ gw_stop() {
 
 gw() { ip netns exec "$TOPO_GW" "$IPSECGW" "$@" --socket "$SOCK"; }
 
+# installed_spi_in: charon's inbound SPI of its INSTALLED CHILD_SA net (a rekeyed one
+# lingers as DELETED for a while).
+installed_spi_in() {
+    charon_sas left | awk '$1 == "CHILD" && / name=net / && / state=INSTALLED / {
+        for (i = 4; i <= NF; i++) if (index($i, "spi-in=") == 1) print substr($i, 8) }' | tail -n 1
+}
+
 _gw_child_up() { gw show child-sa 2>/dev/null | grep -q .; }
 
 check_traffic() { # WHAT
@@ -113,6 +121,10 @@ suite() { # IKE_PROPOSAL ESP_PROPOSAL N
     topo_left_conn gw left CONN_IKE_PROPOSALS="$ike" CONN_ESP_PROPOSALS="$esp"
     charon_load left
     gw_start "$ike" "$esp" "$n"
+    # The whole suite on the outer link: IKE goes through the worker on 500 and 4500.
+    local wcap=$HARNESS_DIR/whole-$n.pcap wpid
+    netns_capture_start "$TOPO_LEFT" "$TOPO_LEFT_IF" "$wcap"
+    wpid=$HARNESS_LAST_PID
 
     # charon initiates, ipsecgw responds.
     charon_initiate left gw net || harness_die "charon could not initiate: $(tail -n 5 "$(charon_dir left)/initiate.out")
@@ -127,14 +139,14 @@ ipsecgw: $(tail -n 20 "$GWLOG")"
     if [[ $n == 1 ]]; then
         # CHILD rekey by charon while a ping stream runs: nothing lost (make-before-break).
         local ppid before res got sent
-        before=$(charon_sa_get left gw net spi-in)
+        before=$(installed_spi_in)
         netns_ping_start "$TOPO_LEFT" "$TOPO_LEFT_INNER" "$TOPO_RIGHT_HOST" 150 0.01
         ppid=$HARNESS_LAST_PID
         charon_rekey left --child net
         res=$(netns_ping_wait "$ppid" 20)
         read -r got sent <<<"$res"
         [[ $got == "$sent" && $sent -gt 0 ]] || harness_die "CHILD rekey by charon under a ping stream: $got/$sent"
-        [[ $(charon_sa_get left gw net spi-in) != "$before" ]] || harness_die "charon's CHILD_SA was not rekeyed"
+        [[ $(installed_spi_in) != "$before" ]] || harness_die "charon's CHILD_SA was not rekeyed (spi-in $before): $(charon_sas left)"
         harness_log "CHILD rekey by charon during 150 pings: $got/$sent"
     fi
 
@@ -147,6 +159,14 @@ $(tail -n 20 "$GWLOG")"
     harness_wait_until 5 _gw_child_up || harness_die "ipsecgw shows no Child SA after initiating"
     check_traffic "ipsecgw initiator"
     gw_stop
+    netns_capture_stop "$wpid"
+    local i500 i4500 other
+    i500=$(capture_count "$wcap" "udp port 500")
+    i4500=$(capture_count "$wcap" "udp port 4500 and udp[8:4] = 0")
+    other=$(capture_count "$wcap" "not arp and not udp port 500 and not udp port 4500")
+    ((i500 >= 4 && i4500 >= 4)) || harness_die "IKE on the outer link: $i500 on port 500, $i4500 on 4500 (want >= 4 each: two setups)"
+    ((other == 0)) || harness_die "$other packets on the outer link that are neither ARP nor UDP 500/4500"
+    harness_log "whole suite on the outer link: IKE $i500 on 500, $i4500 on 4500 (non-ESP marker), nothing else but ARP and ESP-in-UDP"
     charon_terminate_all left
 }
 
