@@ -75,7 +75,6 @@ show connections
 show ike-sa
 show child-sa
 show stats || true
-show drops || true
 
 say "stopping ipsecgw (its exit report follows)"
 harness_kill "$GWPID" 10

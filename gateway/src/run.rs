@@ -131,6 +131,7 @@ pub fn run(plan: RunPlan, cli_eal_args: &[String], busy_poll: bool, control: &cr
     let counters: Arc<Vec<Vec<PortCounters>>> =
         Arc::new((0..workers).map(|_| (0..nports).map(|_| PortCounters::default()).collect()).collect());
     let stop = Arc::new(AtomicBool::new(false));
+    let workers_stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone()).map_err(|e| anyhow!("installing a signal handler: {e}"))?;
     }
@@ -143,7 +144,7 @@ pub fn run(plan: RunPlan, cli_eal_args: &[String], busy_poll: bool, control: &cr
         None => None,
     };
     // [[connection]]s: the IKE manager on the punt path (tunnel.rs).
-    let ike = match esp.as_mut() {
+    let mut ike = match esp.as_mut() {
         Some(e) if !plan.connections.is_empty() => {
             let ctl = e.take_control().ok_or_else(|| anyhow!("internal: SA tables already taken"))?;
             let (ike, link) = crate::tunnel::IkeRuntime::start(plan.connections.clone(), ctl, control)?;
@@ -196,12 +197,13 @@ pub fn run(plan: RunPlan, cli_eal_args: &[String], busy_poll: bool, control: &cr
         let procs = (0..workers).map(processor).collect::<Result<Vec<_>>>()?;
         let mut launched = Vec::with_capacity(workers);
         for (w, ((lcore, q), proc)) in lcores.iter().zip(worker_queues).zip(procs).enumerate() {
-            let (counters, flag) = (counters.clone(), stop.clone());
+            // Workers stop after the IKE manager has sent its DELETEs through them.
+            let (counters, flag) = (counters.clone(), workers_stop.clone());
             let job = eal.launch(*lcore, move || worker::run(q, proc, &counters[w], &flag, poll));
             match job {
                 Ok(j) => launched.push(j),
                 Err(e) => {
-                    stop.store(true, Ordering::SeqCst);
+                    workers_stop.store(true, Ordering::SeqCst);
                     bail!("{e}");
                 }
             }
@@ -209,6 +211,10 @@ pub fn run(plan: RunPlan, cli_eal_args: &[String], busy_poll: bool, control: &cr
         while !stop.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(100));
         }
+        if let Some(ike) = ike.as_mut() {
+            ike.delete_all();
+        }
+        workers_stop.store(true, Ordering::SeqCst);
         for j in launched {
             j.join();
         }

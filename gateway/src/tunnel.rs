@@ -217,6 +217,8 @@ impl PuntCounters {
 /// its SA sink on the worker's tables, and the control socket.
 pub struct IkeRuntime {
     handle: Option<ManagerHandle>,
+    /// To see when the workers have sent what the manager queued.
+    ends: PuntEnds,
     control: Option<crate::cli::Control>,
     counters: Arc<PuntCounters>,
 }
@@ -241,12 +243,26 @@ impl IkeRuntime {
         let sink = TunnelSaSink::new(ctl, Backend::Auto);
         let handle = Manager::spawn(connections, Box::new(transport), Box::new(sink)).context("starting the IKE manager")?;
         let control = crate::cli::Control::start(control, handle.client(), None)?;
-        let link = IkeLink::new(ends, Arc::clone(&counters));
-        Ok((IkeRuntime { handle: Some(handle), control: Some(control), counters }, link))
+        let link = IkeLink::new(ends.clone(), Arc::clone(&counters));
+        Ok((IkeRuntime { handle: Some(handle), ends, control: Some(control), counters }, link))
     }
 
-    /// Stops the control socket and the manager (the workers have stopped:
-    /// DELETEs could not be sent, so none are queued).
+    /// Before the workers stop: the manager deletes every IKE SA (RFC 7296
+    /// §1.4.1, the peers are told) and exits; then a bounded wait until the
+    /// workers have sent the queued DELETEs.
+    pub fn delete_all(&mut self) {
+        drop(self.control.take());
+        if let Some(h) = self.handle.take() {
+            h.shutdown(true);
+        }
+        let deadline = Instant::now() + std::time::Duration::from_millis(500);
+        while !self.ends.outbound.is_empty() && Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
+    /// Stops the control socket and the manager if [`Self::delete_all`] did
+    /// not (workers on the main lcore: they have stopped, no DELETE is sent).
     pub fn stop(mut self) -> String {
         drop(self.control.take());
         if let Some(h) = self.handle.take() {

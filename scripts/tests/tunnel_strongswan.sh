@@ -13,7 +13,8 @@
 #   - the outer link carries only ARP and UDP 500/4500 (never the stream's plaintext
 #     marker, never ICMP);
 #   - `ipsecgw show child-sa` (control socket of `run`) shows the SA;
-#   - over the whole suite, IKE was seen on 500 and on 4500 (non-ESP marker).
+#   - over the whole suite, IKE was seen on 500 and on 4500 (non-ESP marker);
+#   - SIGTERM to ipsecgw deletes the IKE SA at charon (DELETE sent before the workers stop).
 # Then (first suite only) a CHILD rekey by charon during a ping stream loses nothing.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -159,6 +160,9 @@ $(tail -n 20 "$GWLOG")"
     harness_wait_until 5 _gw_child_up || harness_die "ipsecgw shows no Child SA after initiating"
     check_traffic "ipsecgw initiator"
     gw_stop
+    # SIGTERM: ipsecgw deletes its IKE SA through the worker before the workers stop.
+    charon_wait_ike_gone left gw 5 || harness_die "charon kept its IKE SA after ipsecgw stopped"
+    harness_log "ipsecgw stopped: charon's IKE SA was deleted (DELETE sent through the dataplane)"
     netns_capture_stop "$wpid"
     local i500 i4500 other
     i500=$(capture_count "$wcap" "udp port 500")
