@@ -1,6 +1,7 @@
 //! Inbound decap of arbitrary bytes (outer header parsing, SPI, lengths, replay
 //! check, AEAD open): must return an error or a packet, never panic.
 #![no_main]
+#![forbid(unsafe_code)]
 
 use std::sync::{Arc, OnceLock};
 

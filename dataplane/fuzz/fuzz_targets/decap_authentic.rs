@@ -3,6 +3,7 @@
 //! to reach the code after authentication (trailer, padding, next header, inner
 //! IPv4/IPv6 header, TFC trimming, RFC 6040 ECN).
 #![no_main]
+#![forbid(unsafe_code)]
 
 use std::sync::{Arc, OnceLock};
 

@@ -1,5 +1,6 @@
 //! Every wire parser on arbitrary bytes, with every accessor: never panics.
 #![no_main]
+#![forbid(unsafe_code)]
 
 use dataplane::wire::{
     ArpPacket, EspPacket, EspTrailer, EthernetFrame, IcmpPacket, Ipv4Packet, Ipv6Packet, UdpEncapPayload, UdpPacket,
