@@ -17,7 +17,16 @@ fi
 unset CARGO_TARGET_DIR
 for t in decap decap_authentic wire; do
     echo "esp_fuzz: $t for ${SECS}s"
-    cargo +stable fuzz run --sanitizer none -O "$t" -- -max_total_time="$SECS" -max_len=4096 2>&1 | grep -E "^Done|ERROR|panicked|SUMMARY" || true
+    # A build failure or a crash makes cargo fuzz exit non-zero: that fails the test.
+    log="$(mktemp)"
+    if ! cargo +stable fuzz run --sanitizer none -O "$t" -- -max_total_time="$SECS" -max_len=4096 >"$log" 2>&1; then
+        tail -n 30 "$log" >&2
+        rm -f "$log"
+        echo "esp_fuzz: $t failed (build error or failing input, see above)" >&2
+        exit 1
+    fi
+    grep -E "^Done|ERROR|panicked|SUMMARY" "$log" || true
+    rm -f "$log"
     # libFuzzer leaves crash-* files in artifacts/ when it finds something.
     if compgen -G "artifacts/$t/crash-*" >/dev/null || compgen -G "artifacts/$t/oom-*" >/dev/null; then
         echo "esp_fuzz: $t found a failing input: dataplane/fuzz/artifacts/$t/" >&2
