@@ -33,11 +33,20 @@ use crate::worker::{BurstProcessor, BURST};
 /// SA slots (inbound + outbound SAs) the tables are sized for.
 const SA_CAPACITY: u32 = 4096;
 
+/// One port as the ESP worker sees it, before the port exists.
+#[derive(Debug, Clone)]
+pub struct EspPort {
+    /// `mac` from the config: replaces the port's own address.
+    pub mac: Option<[u8; 6]>,
+    /// Addresses with prefix lengths.
+    pub addresses: Vec<(IpAddr, u8)>,
+}
+
 /// What the config says for ESP mode, before the ports exist.
 #[derive(Debug, Clone)]
 pub struct EspPlan {
-    /// Per port (plan order): configured MAC override, addresses.
-    pub ports: Vec<(Option<[u8; 6]>, Vec<(IpAddr, u8)>)>,
+    /// Per port, in plan order.
+    pub ports: Vec<EspPort>,
     /// Configured routes (port index).
     pub routes: Vec<Route>,
     /// Static tunnels.
@@ -136,7 +145,7 @@ impl EspPlan {
         let ports = config
             .ports
             .iter()
-            .map(|p| (p.mac, p.addresses.iter().map(|a| (a.addr, a.len)).collect()))
+            .map(|p| EspPort { mac: p.mac, addresses: p.addresses.iter().map(|a| (a.addr, a.len)).collect() })
             .collect();
         let mut routes = Vec::new();
         for r in &config.routes {
@@ -171,9 +180,9 @@ impl EspGateway {
             .ports
             .iter()
             .zip(port_macs)
-            .map(|((over, addrs), mac)| {
-                let mut i = Interface::new(MacAddr(over.unwrap_or(*mac)));
-                i.addresses = addrs.clone();
+            .map(|(p, mac)| {
+                let mut i = Interface::new(MacAddr(p.mac.unwrap_or(*mac)));
+                i.addresses = p.addresses.clone();
                 i
             })
             .collect();
