@@ -45,7 +45,7 @@ harness_on_exit _demo_dpdk_cleanup
 _demo_dpdk_cleanup() { rm -rf /var/run/dpdk/ipsecgw-demo; }
 
 say "starting strongSwan's charon in $TOPO_LEFT (connection gw: 10.1.0.0/24 <-> 10.2.0.0/24)"
-topo_left_charon
+topo_left_charon left
 topo_left_conn gw left CONN_PSK="$PSK"
 charon_load left
 

@@ -490,6 +490,68 @@ mod tests {
         assert_eq!((back.local, back.remote, back.payload), (d.remote, d.local, d.payload));
     }
 
+    fn install(child: u64, dirs: Directions, spi_in: u32, spi_out: u32, replaces: Option<u64>) -> ChildSaInstall {
+        ChildSaInstall {
+            ike_sa: controlplane::ikev2::IkeSaId(7),
+            child: ChildSaId(child),
+            connection: "left".into(),
+            directions: dirs,
+            local: "198.51.100.2".parse().expect("ip"),
+            remote: "198.51.100.1".parse().expect("ip"),
+            encap: Some(controlplane::ikev2::UdpEncap { local_port: 4500, remote_port: 4500 }),
+            encr: Encr { id: EncrId::AesGcm16, key_bits: Some(128) },
+            esn: false,
+            inbound_spi: controlplane::ikev2::Spi(spi_in),
+            outbound_spi: controlplane::ikev2::Spi(spi_out),
+            inbound_key: Zeroizing::new(vec![1; 20]),
+            outbound_key: Zeroizing::new(vec![2; 20]),
+            local_ts: vec!["10.2.0.0/24".parse().expect("ts")],
+            remote_ts: vec!["10.1.0.0/24".parse().expect("ts")],
+            replaces: replaces.map(ChildSaId),
+        }
+    }
+
+    /// The outbound SPI the SPD picks for 10.2.0.2 -> 10.1.0.1, and whether `spi` is inbound.
+    fn tables(sink: &TunnelSaSink, spi: u32) -> (Option<u32>, bool) {
+        let snap = sink.ctl.current();
+        let flow = dataplane::spd::FlowV4::v4("10.2.0.2".parse().expect("ip"), "10.1.0.1".parse().expect("ip"), 1, 8, 0);
+        let out = match snap.outbound_v4(&flow) {
+            dataplane::sa::Decision::Protect(sa) => Some(sa.sa.config().spi.0),
+            _ => None,
+        };
+        (out, snap.inbound(Spi(spi)).is_some())
+    }
+
+    #[test]
+    fn sink_rekeys_make_before_break() {
+        let now = Instant::now();
+        let mut sink = TunnelSaSink::new(TunnelControl::new(64), Backend::Auto);
+        sink.install(&install(1, Directions::Both, 0x100, 0x200, None), now).expect("first");
+        assert_eq!(tables(&sink, 0x100), (Some(0x200), true));
+        // Rekey: new inbound first (old outbound still used), then the outbound switch.
+        sink.install(&install(2, Directions::InboundOnly, 0x101, 0x201, Some(1)), now).expect("new inbound");
+        assert_eq!(tables(&sink, 0x101), (Some(0x200), true));
+        sink.install(&install(2, Directions::OutboundOnly, 0x101, 0x201, Some(1)), now).expect("switch");
+        assert_eq!(tables(&sink, 0x100), (Some(0x201), true), "old inbound kept until removed");
+        let rm = |child, si, so| ChildSaRemove {
+            ike_sa: controlplane::ikev2::IkeSaId(7),
+            child: ChildSaId(child),
+            directions: Directions::Both,
+            inbound_spi: controlplane::ikev2::Spi(si),
+            outbound_spi: controlplane::ikev2::Spi(so),
+        };
+        sink.remove(&rm(1, 0x100, 0x200), now).expect("old removed");
+        assert_eq!(tables(&sink, 0x100), (Some(0x201), false));
+        assert_eq!(tables(&sink, 0x101), (Some(0x201), true));
+        sink.remove(&rm(2, 0x101, 0x201), now).expect("new removed");
+        assert_eq!(tables(&sink, 0x101), (None, false));
+        // An algorithm the dataplane lacks is refused and leaves the tables alone.
+        let mut bad = install(3, Directions::Both, 0x102, 0x202, None);
+        bad.encr = Encr { id: EncrId::AesGcm16, key_bits: Some(192) };
+        assert!(sink.install(&bad, now).is_err());
+        assert_eq!(tables(&sink, 0x102), (None, false));
+    }
+
     #[test]
     fn non_ike_is_not_punted_to_the_manager() {
         let d = UdpDatagram {

@@ -30,7 +30,7 @@ fi
 
 harness_init "$TAG"
 topo_create "$TAG" dpdk
-topo_left_charon
+topo_left_charon left
 GWLOG=$HARNESS_DIR/ipsecgw.log
 SOCK=$HARNESS_DIR/ipsecgw.sock
 GWPID=
