@@ -212,21 +212,26 @@ pub trait AddrWord:
 {
     /// Bits in the address.
     const BITS: u8;
-    /// Network mask of `len` leading ones (`len <= BITS`).
+    /// Network mask of `len` leading ones; a `len` above `BITS` (an `IpPrefix`
+    /// built by hand, without [`IpPrefix::new`]) counts as `BITS`.
     fn mask(len: u8) -> Self;
 }
 
 impl AddrWord for u32 {
     const BITS: u8 = 32;
     fn mask(len: u8) -> Self {
-        u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0)
+        u32::MAX
+            .checked_shl(32u32.saturating_sub(u32::from(len)))
+            .unwrap_or(0)
     }
 }
 
 impl AddrWord for u128 {
     const BITS: u8 = 128;
     fn mask(len: u8) -> Self {
-        u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0)
+        u128::MAX
+            .checked_shl(128u32.saturating_sub(u32::from(len)))
+            .unwrap_or(0)
     }
 }
 
@@ -738,5 +743,30 @@ mod tests {
         assert_eq!(u128::mask(0), 0);
         assert_eq!(u128::mask(128), u128::MAX);
         assert_eq!(u128::mask(1), 1 << 127);
+        // Out of range (a hand-built IpPrefix): a full mask, not an underflow panic.
+        assert_eq!(u32::mask(40), u32::MAX);
+        assert_eq!(u128::mask(200), u128::MAX);
+    }
+
+    /// `Selector::matches` takes a selector that never went through `Spd::build`
+    /// (so no `validate`): a prefix length the family cannot have must not panic.
+    #[test]
+    fn matches_survives_out_of_range_prefix_len() {
+        let sel = Selector::subnets(
+            IpPrefix::V4(v4("10.1.0.7"), 33),
+            IpPrefix::V4(v4("10.2.0.0"), 255),
+        );
+        let hit = Flow::V4(FlowV4 {
+            src: u32::from(v4("10.1.0.7")),
+            dst: u32::from(v4("10.2.0.0")),
+            ..FlowV4::default()
+        });
+        let miss = Flow::V4(FlowV4 {
+            src: u32::from(v4("10.1.0.8")),
+            ..FlowV4::default()
+        });
+        assert!(sel.matches(&hit));
+        assert!(!sel.matches(&miss));
+        assert!(Spd::build([(sel, ())], Strategy::Linear).is_err());
     }
 }
