@@ -4,7 +4,7 @@
 //! creator deletes it.
 
 use super::auth::{child_response, new_child};
-use super::{error_notify, is_narrowing, ke, nonce, notify, offer, sa_payload, selectors, ts_payloads};
+use super::{error_notify, is_narrowing, ke, nonce, notify, offer, requested_group, sa_payload, selectors, ts_payloads};
 use crate::ikev2::action::{ChildSaId, Directions, Event, IkeSaId, Role, Spi};
 use crate::ikev2::crypto::{child_keymat, IkeKeys, KeyExchange, Prf, SkCipher};
 use crate::ikev2::failure::{FailureKind, Sent};
@@ -101,7 +101,7 @@ fn child_rekeyed(sa: &mut IkeSa, ctx: &mut Ctx<'_>, old: ChildSaId, spi: Spi, ni
     };
     if let Some(n) = notify(p, NotifyType::INVALID_KE_PAYLOAD) {
         // Another PFS group from our list: retry at once with it (RFC 7296 §1.3).
-        let requested = n.data.get(..2).map(|b| DhGroup::from_code(u16::from_be_bytes([b[0], b[1]])));
+        let requested = requested_group(n);
         let sent = kx.as_ref().map(KeyExchange::group);
         let ok = requested.filter(|g| Some(*g) != sent && offered.iter().any(|p| p.ke.contains(g)));
         if let (Some(g), Some(sent)) = (ok, sent) {

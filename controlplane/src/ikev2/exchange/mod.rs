@@ -7,7 +7,7 @@ pub(crate) mod informational;
 pub(crate) mod sa_init;
 
 use super::wire::{NotifyPayload, NotifyType, Payload, ProposalRepr, TsRepr};
-use crate::proposal::Proposal;
+use crate::proposal::{DhGroup, Proposal};
 use crate::selector::TrafficSelector;
 
 pub(crate) fn notifies(p: &[Payload]) -> impl Iterator<Item = &NotifyPayload> {
@@ -19,6 +19,13 @@ pub(crate) fn notifies(p: &[Payload]) -> impl Iterator<Item = &NotifyPayload> {
 
 pub(crate) fn notify(p: &[Payload], kind: NotifyType) -> Option<&NotifyPayload> {
     notifies(p).find(|n| n.kind == kind)
+}
+
+/// The group an INVALID_KE_PAYLOAD notify asks for: its data is the 2-octet
+/// DH group number (RFC 7296 §3.10.1); `None` if the peer sent fewer octets.
+pub(crate) fn requested_group(n: &NotifyPayload) -> Option<DhGroup> {
+    let b: [u8; 2] = n.data.get(..2)?.try_into().ok()?;
+    Some(DhGroup::from_code(u16::from_be_bytes(b)))
 }
 
 /// The first error notify, if any (RFC 7296 §3.10.1: types below 16384).
@@ -92,4 +99,19 @@ pub(crate) fn min_nonce(a: &[u8], b: &[u8]) -> Vec<u8> {
 
 pub(crate) fn error(kind: NotifyType) -> Payload {
     Payload::Notify(NotifyPayload::new(kind, Vec::new()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// INVALID_KE_PAYLOAD data from a peer: short data is no group, not a panic.
+    #[test]
+    fn requested_group_reads_two_octets_or_nothing() {
+        let n = |data: &[u8]| NotifyPayload::new(NotifyType::INVALID_KE_PAYLOAD, data.to_vec());
+        assert_eq!(requested_group(&n(&[])), None);
+        assert_eq!(requested_group(&n(&[0])), None);
+        assert_eq!(requested_group(&n(&[0, 19])), Some(DhGroup::Ecp256));
+        assert_eq!(requested_group(&n(&[0, 31, 0xff])), Some(DhGroup::from_code(31)));
+    }
 }

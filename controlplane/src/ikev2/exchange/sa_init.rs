@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use super::{error_notify, ke, nonce, notifies, notify, sa_payload};
+use super::{error_notify, ke, nonce, notifies, notify, requested_group, sa_payload};
 use crate::ikev2::action::{DownReason, Event, IkeSaId, Role};
 use crate::ikev2::crypto::{nat_detection_hash, IkeKeys, KeyExchange, Prf, SkCipher, SUPPORTED_GROUPS};
 use crate::ikev2::failure::{Failure, FailureKind, Sent};
@@ -93,7 +93,7 @@ pub(crate) fn initiator_response(sa: &mut IkeSa, ctx: &mut Ctx<'_>, mut req: Box
         return sa.resend_init(ctx, &payloads, Request::SaInit(req));
     }
     if let Some(n) = notify(p, NotifyType::INVALID_KE_PAYLOAD) {
-        let requested = n.data.get(..2).map(|b| DhGroup::from_code(u16::from_be_bytes([b[0], b[1]])));
+        let requested = requested_group(n);
         let configured = configured_groups(&conn.ike_proposals);
         let Some(requested) = requested else {
             return fail(sa, ctx, FailureKind::PeerRefused { notify: n.kind, sent: Sent::IkeProposals(conn.ike_proposals.clone()) });
