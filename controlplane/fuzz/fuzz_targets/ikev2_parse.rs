@@ -2,6 +2,7 @@
 //! identities must never panic, and what parses must re-emit and re-parse
 //! to the same payloads.
 #![no_main]
+#![forbid(unsafe_code)]
 
 use controlplane::ikev2::wire::{emit_payloads, parse_payloads, Header, Payload};
 use libfuzzer_sys::fuzz_target;

@@ -2,6 +2,7 @@
 //! one holding a half-open IKE SA (after a valid IKE_SA_INIT) so message-ID,
 //! SPI and SK handling are reached. Must never panic.
 #![no_main]
+#![forbid(unsafe_code)]
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
