@@ -15,7 +15,8 @@
 #   - `ipsecgw show child-sa` (control socket of `run`) shows the SA;
 #   - over the whole suite, IKE was seen on 500 and on 4500 (non-ESP marker);
 #   - SIGTERM to ipsecgw deletes the IKE SA at charon (DELETE sent before the workers stop).
-# Then (first suite only) a CHILD rekey by charon during a ping stream loses nothing.
+# Then (first suite only) CHILD rekeys by either side and an IKE rekey by charon, each during
+# a ping stream, lose nothing.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/lib/topology.sh
@@ -115,6 +116,27 @@ $(tail -n 20 "$GWLOG")"
     harness_log "$what: 5/5 pings, 300/300 UDP each way; outer link: $esp ESP-in-UDP, $ike IKE, nothing else but ARP"
 }
 
+# ike_spis: charon's IKE SA SPIs (initiator+responder).
+ike_spis() { echo "$(charon_sa_get left gw initiator-spi)$(charon_sa_get left gw responder-spi)"; }
+
+# rekey_under_pings WHAT child|ike CMD...: CMD rekeys during 150 pings at 10 ms; all answered
+# and the SA (charon's INSTALLED CHILD_SA or its IKE SA) really changed.
+rekey_under_pings() {
+    local what=$1 kind=$2 ppid before got sent now; shift 2
+    if [[ $kind == child ]]; then before=$(installed_spi_in); else before=$(ike_spis); fi
+    netns_ping_start "$TOPO_LEFT" "$TOPO_LEFT_INNER" "$TOPO_RIGHT_HOST" 150 0.01
+    ppid=$HARNESS_LAST_PID
+    "$@" >&2 || harness_die "$what: '$*' failed"
+    read -r got sent <<<"$(netns_ping_wait "$ppid" 20)"
+    [[ $got == "$sent" && $sent -gt 0 ]] || harness_die "$what under a ping stream: $got/$sent
+$(tail -n 20 "$GWLOG")"
+    if [[ $kind == child ]]; then now=$(installed_spi_in); else now=$(ike_spis); fi
+    [[ -n $now && $now != "$before" ]] || harness_die "$what: charon's SA did not change ($before): $(charon_sas left)"
+    # The tunnel still carries traffic on the new SA.
+    [[ $(netns_ping "$TOPO_LEFT" "$TOPO_LEFT_INNER" "$TOPO_RIGHT_HOST" 3) == 3 ]] || harness_die "$what: no ping after the rekey"
+    harness_log "$what during 150 pings: $got/$sent answered"
+}
+
 suite() { # IKE_PROPOSAL ESP_PROPOSAL N
     local ike=$1 esp=$2 n=$3 enc
     harness_log "=== suite $ike / $esp ==="
@@ -138,17 +160,10 @@ ipsecgw: $(tail -n 20 "$GWLOG")"
     gw show child-sa >&2 || true
 
     if [[ $n == 1 ]]; then
-        # CHILD rekey by charon while a ping stream runs: nothing lost (make-before-break).
-        local ppid before res got sent
-        before=$(installed_spi_in)
-        netns_ping_start "$TOPO_LEFT" "$TOPO_LEFT_INNER" "$TOPO_RIGHT_HOST" 150 0.01
-        ppid=$HARNESS_LAST_PID
-        charon_rekey left --child net
-        res=$(netns_ping_wait "$ppid" 20)
-        read -r got sent <<<"$res"
-        [[ $got == "$sent" && $sent -gt 0 ]] || harness_die "CHILD rekey by charon under a ping stream: $got/$sent"
-        [[ $(installed_spi_in) != "$before" ]] || harness_die "charon's CHILD_SA was not rekeyed (spi-in $before): $(charon_sas left)"
-        harness_log "CHILD rekey by charon during 150 pings: $got/$sent"
+        # Rekeys while a ping stream runs: nothing lost (make-before-break).
+        rekey_under_pings "CHILD rekey by charon" child charon_rekey left --child net
+        rekey_under_pings "CHILD rekey by ipsecgw" child gw rekey left
+        rekey_under_pings "IKE rekey by charon" ike charon_rekey left --ike gw
     fi
 
     # ipsecgw initiates.
