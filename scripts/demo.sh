@@ -74,7 +74,8 @@ say "outer link 198.51.100.0/24: $(capture_count "$CAP" "udp port 500") IKE on 5
 show connections
 show ike-sa
 show child-sa
-show stats || true
+show stats
+show drops
 
 say "stopping ipsecgw (its exit report follows)"
 harness_kill "$GWPID" 10

@@ -168,7 +168,7 @@ pub struct EspGateway {
     readers: dataplane::sa::ReaderFactory<dataplane::worker::TunnelTable>,
     ike: Option<crate::tunnel::IkeLink>,
     installed: Vec<InstalledTunnel>,
-    stats: Stats,
+    stats: Arc<Stats>,
     config: WorkerConfig,
     punted: Arc<AtomicU64>,
 }
@@ -198,7 +198,7 @@ impl EspGateway {
         }
         let mut ctl = TunnelControl::new(SA_CAPACITY);
         let installed = install_static(&mut ctl, &plan.tunnels, Backend::Auto).map_err(|e| anyhow!("{e}"))?;
-        let stats = Stats::new(workers, interfaces.len(), SA_CAPACITY as usize);
+        let stats = Arc::new(Stats::new(workers, interfaces.len(), SA_CAPACITY as usize));
         Ok(EspGateway {
             readers: ctl.readers(),
             ctl: Some(ctl),
@@ -208,6 +208,11 @@ impl EspGateway {
             config: WorkerConfig { interfaces, routes, static_neighbors },
             punted: Arc::new(AtomicU64::new(0)),
         })
+    }
+
+    /// The counters (for the control socket's dataplane view).
+    pub fn stats(&self) -> Arc<Stats> {
+        Arc::clone(&self.stats)
     }
 
     /// The tables, for the IKE manager's sink (tunnel.rs); `None` once taken.

@@ -147,7 +147,9 @@ pub fn run(plan: RunPlan, cli_eal_args: &[String], busy_poll: bool, control: &cr
     let mut ike = match esp.as_mut() {
         Some(e) if !plan.connections.is_empty() => {
             let ctl = e.take_control().ok_or_else(|| anyhow!("internal: SA tables already taken"))?;
-            let (ike, link) = crate::tunnel::IkeRuntime::start(plan.connections.clone(), ctl, control)?;
+            let names = plan.ports.iter().map(|p| p.name.clone()).collect();
+            let view = controlplane::api::DataplaneStats::new(e.stats(), names);
+            let (ike, link) = crate::tunnel::IkeRuntime::start(plan.connections.clone(), ctl, control, Arc::new(view))?;
             e.attach_ike(link);
             println!("ipsecgw: IKE manager on the punt path, {} connection(s)", plan.connections.len());
             Some(ike)

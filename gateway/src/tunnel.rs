@@ -237,12 +237,13 @@ impl IkeRuntime {
         connections: Vec<ConnectionConfig>,
         ctl: TunnelControl,
         control: &crate::cli::ControlArgs,
+        view: Arc<dyn controlplane::api::DataplaneView>,
     ) -> anyhow::Result<(IkeRuntime, IkeLink)> {
         let (ends, transport) = punt_channel(PUNT_CAPACITY);
         let counters = Arc::new(PuntCounters::default());
         let sink = TunnelSaSink::new(ctl, Backend::Auto);
         let handle = Manager::spawn(connections, Box::new(transport), Box::new(sink)).context("starting the IKE manager")?;
-        let control = crate::cli::Control::start(control, handle.client(), None)?;
+        let control = crate::cli::Control::start(control, handle.client(), Some(view))?;
         let link = IkeLink::new(ends.clone(), Arc::clone(&counters));
         Ok((IkeRuntime { handle: Some(handle), ends, control: Some(control), counters }, link))
     }
