@@ -251,7 +251,8 @@ impl EspGateway {
         let snap = self.stats.snapshot();
         let drops: Vec<String> = snap.nonzero_drops().map(|(r, n)| format!("{r}={n}")).collect();
         s.push_str(&format!("drops: {}\n", if drops.is_empty() { "none".to_string() } else { drops.join(" ") }));
-        s.push_str(&format!("punted to the control plane (freed: no IKE in static mode): {}\n", self.punted.load(Ordering::Relaxed)));
+        let what = if self.ike.is_some() { "IKE to the manager, the rest freed" } else { "freed: no IKE in static mode" };
+        s.push_str(&format!("punted to the control plane ({what}): {}\n", self.punted.load(Ordering::Relaxed)));
         s
     }
 }
