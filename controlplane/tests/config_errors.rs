@@ -5,6 +5,7 @@
 //! The test loads each file and compares the full list, in order, with what
 //! `Config::load` reports, checking the FILE:LINE:COL: prefix of each Display too.
 //! A file without expectations fails, so a new file cannot pass by accident.
+#![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
 

@@ -1,4 +1,5 @@
 //! The example configs in examples/ load, and load to what they say.
+#![forbid(unsafe_code)]
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};

@@ -1,4 +1,5 @@
 //! Properties of proposals, selectors and identities over random inputs.
+#![forbid(unsafe_code)]
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 

@@ -3,6 +3,7 @@
 //! through Python ctypes, printed with strongSwan's %P format) and scapy's IKEv2 tables.
 //! Each check is skipped, loudly, when its tool is not installed (scripts/setup.sh
 //! installs both).
+#![forbid(unsafe_code)]
 
 use std::io::Write;
 use std::path::Path;

@@ -2,6 +2,7 @@
 //! truncation and bit flips of every byte of real messages, wrong SPIs,
 //! old message IDs. Answered as RFC 7296 says or dropped and counted;
 //! never a panic, never an SA from a corrupted message.
+#![forbid(unsafe_code)]
 
 mod ikev2_common;
 

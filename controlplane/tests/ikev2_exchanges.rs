@@ -1,4 +1,5 @@
 //! Whole exchanges between two in-memory endpoints (RFC 7296).
+#![forbid(unsafe_code)]
 
 mod ikev2_common;
 

@@ -1,5 +1,6 @@
 //! Each configuration mismatch is reported on both sides with both values
 //! (issue 7 item 1), checked against the typed failures and their text.
+#![forbid(unsafe_code)]
 
 mod ikev2_common;
 

@@ -1,6 +1,7 @@
 //! Loss, duplication and late (reordered) copies of every message of a
 //! whole life cycle: setup, Child rekey, IKE rekey, delete. Each message is
 //! disturbed on its own; the outcome must be the same as undisturbed.
+#![forbid(unsafe_code)]
 
 mod ikev2_common;
 

@@ -1,6 +1,7 @@
 //! Key exchange against python-cryptography (ECP-256/384, RFC 5903 encoding)
 //! and Python's pow() (MODP-2048): same public values and shared secrets
 //! from the same private values. Runs `ikev2_reference.py`.
+#![forbid(unsafe_code)]
 
 use std::collections::HashMap;
 use std::process::Command;

@@ -1,5 +1,6 @@
 //! CREATE_CHILD_SA: Child and IKE rekeys (with and without PFS),
 //! make-before-break action order, collisions (RFC 7296 §2.8.1), lifetimes.
+#![forbid(unsafe_code)]
 
 mod ikev2_common;
 

@@ -1,6 +1,7 @@
 //! scapy's IKEv2 layer parses our messages the way we do, and our responder
 //! answers an IKE_SA_INIT built by scapy (with a real P-256 key from
 //! python-cryptography). Needs /usr/bin/python3 with scapy (scripts/setup.sh).
+#![forbid(unsafe_code)]
 
 mod ikev2_common;
 

@@ -1,6 +1,7 @@
 //! Known-answer tests for every AEAD backend, from vectors typed in from the specs
 //! (tests/vectors/*.txt say where each comes from), plus tamper tests: a flipped
 //! bit in the tag, the AAD, the ciphertext or the IV must fail authentication.
+#![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
 

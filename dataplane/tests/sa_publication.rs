@@ -3,6 +3,7 @@
 //! rekeys of the active SA pair. Checks: no lookup ever misses an SA that must
 //! exist, outbound never loses its policy, snapshots and SA data are all freed
 //! (Drop counters) and never on a worker thread.
+#![forbid(unsafe_code)]
 
 use std::cell::Cell;
 use std::net::Ipv4Addr;

@@ -1,6 +1,7 @@
 //! SPD: random policy sets, the compiled lookup (linear, tuple space, auto)
 //! must return the first policy, in order, whose selector matches — the
 //! reference being a plain scan with `Selector::matches` (RFC 4301 §4.4.1).
+#![forbid(unsafe_code)]
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 

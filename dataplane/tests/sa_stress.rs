@@ -3,6 +3,7 @@
 //! lookup and the memory per SA are in perf/benches/sa_lookup.rs and
 //! `cargo run -p perf --bin sa_table`), and a single update on the big table
 //! only changes what it should.
+#![forbid(unsafe_code)]
 
 use std::sync::Arc;
 
