@@ -174,6 +174,9 @@ pub(crate) struct ChildSa {
     pub expired: bool,
     /// The PFS group the peer asked for with INVALID_KE_PAYLOAD.
     pub pfs_hint: Option<crate::proposal::DhGroup>,
+    /// INVALID_KE_PAYLOAD retries of rekeys of this SA: capped so a peer that keeps
+    /// asking for another of our groups cannot make us rekey forever.
+    pub pfs_retries: u8,
 }
 
 impl ChildSa {

@@ -112,6 +112,7 @@ pub(crate) fn new_child(
         redundant: false,
         expired: false,
         pfs_hint: None,
+        pfs_retries: 0,
     };
     if outbound_waits {
         sa.install(ctx, &child, Directions::InboundOnly);

@@ -12,6 +12,10 @@ use crate::ikev2::ike_sa::{ChildState, Ctx, IkeSa, IkeState, Request, Task};
 use crate::ikev2::wire::{ExchangeType, KePayload, NotifyPayload, NotifyType, Payload, ProposalRepr, ProtocolId};
 use crate::proposal::{select, DhGroup, Proposal};
 
+/// INVALID_KE_PAYLOAD retries per Child SA (as for IKE_SA_INIT): a peer alternating
+/// between two of our PFS groups would otherwise keep us rekeying forever.
+const MAX_PFS_RETRIES: u8 = 3;
+
 const NONCE_LEN: usize = 32;
 /// Retry delay after TEMPORARY_FAILURE (RFC 7296 §2.25) or a lost collision.
 const RETRY: std::time::Duration = std::time::Duration::from_secs(10);
@@ -104,12 +108,14 @@ fn child_rekeyed(sa: &mut IkeSa, ctx: &mut Ctx<'_>, old: ChildSaId, spi: Spi, ni
         let requested = requested_group(n);
         let sent = kx.as_ref().map(KeyExchange::group);
         let ok = requested.filter(|g| Some(*g) != sent && offered.iter().any(|p| p.ke.contains(g)));
-        if let (Some(g), Some(sent)) = (ok, sent) {
+        let retries = sa.child_mut(old).map_or(u8::MAX, |c| c.pfs_retries);
+        if let (Some(g), Some(sent), true) = (ok, sent, retries < MAX_PFS_RETRIES) {
             let connection = sa.conn(ctx).name.clone();
             ctx.event(Event::KeGroupRetry { connection, sent, requested: g });
             if let Some(c) = sa.child_mut(old) {
                 c.state = ChildState::Installed;
                 c.pfs_hint = Some(g);
+                c.pfs_retries += 1;
             }
             return sa.queue_task(ctx, Task::RekeyChild(old));
         }

@@ -83,7 +83,8 @@ fn fail(sa: &mut IkeSa, ctx: &mut Ctx<'_>, kind: FailureKind) {
 pub(crate) fn initiator_response(sa: &mut IkeSa, ctx: &mut Ctx<'_>, mut req: Box<InitRequest>, h: &HeaderRepr, p: &[Payload], raw: &[u8]) {
     let conn = sa.conn(ctx);
     if let Some(c) = notify(p, NotifyType::COOKIE) {
-        if req.retries >= MAX_INIT_RETRIES {
+        // RFC 7296 §2.6: cookie data is 1 to 64 octets; echo nothing else.
+        if req.retries >= MAX_INIT_RETRIES || !(1..=64).contains(&c.data.len()) {
             return fail(sa, ctx, FailureKind::PeerRefused { notify: NotifyType::COOKIE, sent: Sent::Nothing });
         }
         req.retries += 1;
