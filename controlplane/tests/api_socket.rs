@@ -3,6 +3,7 @@
 //! lines, refuses bad requests with a message; an IKEv1 datagram punted in
 //! shows up as a failure (reason ike_version) in `show connections` and in the
 //! metrics counters; the page is valid Prometheus text.
+#![forbid(unsafe_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -1,5 +1,6 @@
 //! Every mismatch, run through two engines in memory, gives one diagnosis per
 //! side with the stable reason code, the field and both values (issue 7 item 1).
+#![forbid(unsafe_code)]
 
 mod ikev2_common;
 

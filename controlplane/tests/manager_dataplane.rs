@@ -5,6 +5,7 @@
 //! current outbound SA (found by SPD lookup, as a worker would) must open with
 //! the other side's current inbound SA (found by SPI): make-before-break means
 //! no instant where a packet finds no SA or the wrong key.
+#![forbid(unsafe_code)]
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

@@ -2,6 +2,7 @@
 //! and 4500): setup, Child and IKE rekey, delete, shutdown with delete, and a
 //! PSK mismatch reported in both managers' status. Commands go through
 //! `ManagerHandle` as the control socket's will.
+#![forbid(unsafe_code)]
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};

@@ -6,6 +6,7 @@
 //!        csum6=0|1 pad=4|16 ttl=N inner=HEX          -> `ok HEX` | `err REASON`
 //!   open alg=A key=HEX spi=HEX esn=0|1 top=N pkt=HEX  -> `ok NEXT_HEADER HEX` | `err REASON`
 //! where A is aes128gcm, aes256gcm or chacha20poly1305 and REASON a drop-reason name.
+#![forbid(unsafe_code)]
 
 use std::collections::HashMap;
 use std::io::{BufRead, Write};

@@ -1,5 +1,6 @@
 //! Specific ESP behaviours: each failure kind and its drop reason, sequence-number
 //! exhaustion, outer header policy (DSCP, ECN, DF, TTL), NAT-T framing, trimming.
+#![forbid(unsafe_code)]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Decap of arbitrary bytes, and of valid packets with random damage, returns an
 //! error or a packet; it never panics.
+#![forbid(unsafe_code)]
 
 mod common;
 

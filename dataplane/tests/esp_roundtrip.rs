@@ -1,6 +1,7 @@
 //! Property tests: encap then decap gives back the inner packet, for random sizes,
 //! header fields, families, encapsulations, algorithms and sequence numbers; any
 //! change to the sealed bytes is refused.
+#![forbid(unsafe_code)]
 
 mod common;
 

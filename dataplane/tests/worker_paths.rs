@@ -1,6 +1,7 @@
 //! Bursts of heap packets through two workers wired back to back (gw1 —
 //! gw2): every classification path and each drop reason the worker itself
 //! decides, with exact counters (nothing else may be counted).
+#![forbid(unsafe_code)]
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

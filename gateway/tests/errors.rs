@@ -1,5 +1,6 @@
 //! Bad input ends with one line naming the cause and what to do, exit code != 0, and no
 //! panic (issue 4 item 5). Runs the real binary as a subprocess.
+#![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 use std::process::{Command, Output};

@@ -1,5 +1,6 @@
 //! `ipsecgw run` forwards a pcap between two net_pcap ports unchanged, stops on SIGTERM and
 //! prints per-port counters.
+#![forbid(unsafe_code)]
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};

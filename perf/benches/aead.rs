@@ -4,6 +4,7 @@
 //!
 //!   cargo bench -p perf --bench aead                    # everything (~4 min)
 //!   cargo bench -p perf --bench aead -- aes128gcm/ipsec  # a filter
+#![forbid(unsafe_code)]
 
 use std::time::Duration;
 

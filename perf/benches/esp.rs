@@ -12,6 +12,7 @@
 //!
 //!   cargo bench -p perf --bench esp            # everything
 //!   cargo bench -p perf --bench esp -- aes128  # a filter
+#![forbid(unsafe_code)]
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};

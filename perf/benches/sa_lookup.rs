@@ -6,6 +6,7 @@
 //!
 //!   cargo bench -p perf --bench sa_lookup
 //!   cargo bench -p perf --bench sa_lookup -- spd   # a filter
+#![forbid(unsafe_code)]
 
 use std::hint::black_box;
 use std::time::Duration;

@@ -9,6 +9,7 @@
 //! short repetition usually runs inside one scheduler time slice). Cycles are estimated from
 //! the clock measured with a dependent multiply chain (3-cycle `imul` latency on
 //! current Intel and AMD cores), so they are approximate; ns are measured.
+#![forbid(unsafe_code)]
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};

@@ -11,6 +11,7 @@
 //! other sessions share these 2-core machines.
 //!
 //! `cargo run --release -p perf --bin ike_rate [CPU_SECONDS=2]`
+#![forbid(unsafe_code)]
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};

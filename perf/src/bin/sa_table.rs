@@ -9,6 +9,7 @@
 //!
 //! Each cell is the best of several runs (the 2-core machine is shared and
 //! interference only adds time); rerun when another build was running.
+#![forbid(unsafe_code)]
 
 use std::hint::black_box;
 use std::time::Duration;
