@@ -122,3 +122,21 @@ topo_left_conn() {
     shift $(($# >= 2 ? 2 : 1))
     charon_conn_from "$name" "$conn" "$TOPO_BASELINE_DIR/topo-left.conn" "$@"
 }
+
+# topo_gw_ike_config FILE IKE_PROPOSAL ESP_PROPOSAL [EXTRA_TOML_LINE...]: ipsecgw's side of
+# the same baseline (connection "left": IDs gw/left, the topology PSK in FILE's folder as
+# gw.psk, selectors 10.2.0.0/24 <-> 10.1.0.0/24, start_action none) written to FILE.
+topo_gw_ike_config() {
+    local file=$1 ike=$2 esp=$3 line
+    shift 3
+    printf 'topology-psk' >"$(dirname "$file")/gw.psk"
+    chmod 600 "$(dirname "$file")/gw.psk"
+    {
+        printf '[[connection]]\nname = "left"\n'
+        printf 'local_addr = "%s"\nremote_addr = "%s"\n' "$TOPO_GW_OUTER" "$TOPO_LEFT_OUTER"
+        printf 'local_id = "gw"\nremote_id = "left"\npsk = { file = "gw.psk" }\n'
+        printf 'ike_proposals = ["%s"]\nesp_proposals = ["%s"]\n' "$ike" "$esp"
+        printf 'local_ts = ["10.2.0.0/24"]\nremote_ts = ["10.1.0.0/24"]\nstart_action = "none"\n'
+        for line in "$@"; do printf '%s\n' "$line"; done
+    } >"$file"
+}

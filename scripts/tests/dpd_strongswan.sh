@@ -29,23 +29,8 @@ topo_left_conn gw left
 charon_load left
 GWLOG=$HARNESS_DIR/ipsecgw.log
 SOCK=$HARNESS_DIR/gw.sock
-printf 'topology-psk' >"$HARNESS_DIR/gw.psk"
-chmod 600 "$HARNESS_DIR/gw.psk"
-cat >"$HARNESS_DIR/gw.toml" <<TOML
-[[connection]]
-name = "left"
-local_addr = "198.51.100.2"
-remote_addr = "198.51.100.1"
-local_id = "gw"
-remote_id = "left"
-psk = { file = "gw.psk" }
-ike_proposals = ["aes128gcm16-prfsha256-ecp256"]
-esp_proposals = ["aes128gcm16-ecp256"]
-local_ts = ["10.2.0.0/24"]
-remote_ts = ["10.1.0.0/24"]
-start_action = "none"
-dpd = { interval = "${INTERVAL}s", timeout = "${INTERVAL}s", action = "restart" }
-TOML
+topo_gw_ike_config "$HARNESS_DIR/gw.toml" aes128gcm16-prfsha256-ecp256 aes128gcm16-ecp256 \
+    "dpd = { interval = \"${INTERVAL}s\", timeout = \"${INTERVAL}s\", action = \"restart\" }"
 harness_spawn "$GWLOG" ip netns exec "$TOPO_GW" "$IPSECGW" ike --config "$HARNESS_DIR/gw.toml" --socket "$SOCK"
 harness_wait_until 10 test -S "$SOCK" || harness_die "ipsecgw ike did not start: $(cat "$GWLOG")"
 

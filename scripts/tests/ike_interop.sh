@@ -41,22 +41,7 @@ GWPID=
 # --- ipsecgw helpers ---------------------------------------------------------------------
 
 gw_start() { # IKE_PROPOSAL ESP_PROPOSAL
-    printf 'topology-psk' >"$HARNESS_DIR/gw.psk"
-    chmod 600 "$HARNESS_DIR/gw.psk"
-    cat >"$HARNESS_DIR/gw.toml" <<TOML
-[[connection]]
-name = "left"
-local_addr = "198.51.100.2"
-remote_addr = "198.51.100.1"
-local_id = "gw"
-remote_id = "left"
-psk = { file = "gw.psk" }
-ike_proposals = ["$1"]
-esp_proposals = ["$2"]
-local_ts = ["10.2.0.0/24"]
-remote_ts = ["10.1.0.0/24"]
-start_action = "none"
-TOML
+    topo_gw_ike_config "$HARNESS_DIR/gw.toml" "$1" "$2"
     : >"$GWLOG"
     harness_spawn "$GWLOG" ip netns exec "$TOPO_GW" "$IPSECGW" ike --config "$HARNESS_DIR/gw.toml" --commands "$FIFO"
     GWPID=$HARNESS_LAST_PID

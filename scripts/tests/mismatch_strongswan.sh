@@ -29,25 +29,10 @@ topo_left_charon
 GWLOG=$HARNESS_DIR/ipsecgw.log
 SOCK=$HARNESS_DIR/gw.sock
 GWPID=
-printf 'topology-psk' >"$HARNESS_DIR/gw.psk"
-chmod 600 "$HARNESS_DIR/gw.psk"
 
 METRICS=127.0.0.1:19469
 gw_start() { # [EXTRA ipsecgw ike ARGS...]
-    cat >"$HARNESS_DIR/gw.toml" <<TOML
-[[connection]]
-name = "left"
-local_addr = "198.51.100.2"
-remote_addr = "198.51.100.1"
-local_id = "gw"
-remote_id = "left"
-psk = { file = "gw.psk" }
-ike_proposals = ["aes128gcm16-prfsha256-ecp256"]
-esp_proposals = ["aes128gcm16-ecp256"]
-local_ts = ["10.2.0.0/24"]
-remote_ts = ["10.1.0.0/24"]
-start_action = "none"
-TOML
+    topo_gw_ike_config "$HARNESS_DIR/gw.toml" aes128gcm16-prfsha256-ecp256 aes128gcm16-ecp256
     : >"$GWLOG"
     harness_spawn "$GWLOG" ip netns exec "$TOPO_GW" "$IPSECGW" ike --config "$HARNESS_DIR/gw.toml" --socket "$SOCK" --metrics-listen "$METRICS" "$@"
     GWPID=$HARNESS_LAST_PID
