@@ -209,3 +209,103 @@ pub(crate) fn frag_needed<P: Packet>(pkt: &mut P, src: Ipv4Addr, orig: &[u8], mt
     icmp.fill_checksum_v4();
     Ok(())
 }
+
+/// ICMPv6 error messages must fit in the IPv6 minimum MTU (RFC 4443 §2.4 (c)).
+const IPV6_MIN_MTU: usize = 1280;
+/// ICMPv6 Packet Too Big (RFC 4443 §3.2).
+pub(crate) const ICMPV6_PACKET_TOO_BIG: u8 = 2;
+
+/// Make `pkt` (empty) an ICMPv6 Packet Too Big (type 2, code 0, RFC 4443 §3.2)
+/// from `src` to the source of `orig` (the offending IPv6 packet, no Ethernet
+/// header), as an IPv6 packet without Ethernet header. Quotes as much of `orig`
+/// as fits in 1280 bytes (RFC 4443 §2.4 (c)); `mtu` is the MTU of the next hop
+/// (RFC 8201 §4: the sender lowers its path MTU to it).
+pub(crate) fn packet_too_big<P: Packet>(pkt: &mut P, src: Ipv6Addr, orig: &[u8], mtu: u32) -> Result<(), NoRoom> {
+    let dst = Ipv6Packet::new_unchecked(orig).src_addr();
+    let quote = orig.len().min(IPV6_MIN_MTU - ipv6::HEADER_LEN - 8);
+    let icmp_len = 8 + quote;
+    let len = ipv6::HEADER_LEN + icmp_len;
+    pkt.append(len)?;
+    let buf = pkt.data_mut();
+    buf.fill(0);
+    let mut ip = Ipv6Packet::new_unchecked(&mut *buf);
+    ip.set_version_tc_flow(0, 0);
+    ip.set_payload_len(icmp_len as u16);
+    ip.set_next_header(IpProtocol::Icmpv6);
+    ip.set_hop_limit(64);
+    ip.set_src_addr(src);
+    ip.set_dst_addr(dst);
+    let icmp = &mut buf[ipv6::HEADER_LEN..];
+    icmp[0] = ICMPV6_PACKET_TOO_BIG;
+    icmp[4..8].copy_from_slice(&mtu.to_be_bytes());
+    icmp[8..8 + quote].copy_from_slice(&orig[..quote]);
+    IcmpPacket::new_unchecked(icmp).fill_checksum_v6(src, dst);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packet::HeapPacket;
+
+    /// RFC 1071 one's-complement sum written out independently of
+    /// `wire::checksum` (what the receiver's stack computes).
+    fn rfc1071(parts: &[&[u8]]) -> u16 {
+        let bytes: Vec<u8> = parts.concat();
+        let mut sum: u32 = 0;
+        for pair in bytes.chunks(2) {
+            let word = u32::from(pair[0]) << 8 | u32::from(*pair.get(1).unwrap_or(&0));
+            sum += word;
+        }
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        sum as u16
+    }
+
+    fn v6_packet(src: Ipv6Addr, dst: Ipv6Addr, payload: usize) -> Vec<u8> {
+        let mut p = vec![0u8; ipv6::HEADER_LEN + payload];
+        p[0] = 0x60;
+        p[4..6].copy_from_slice(&(payload as u16).to_be_bytes());
+        p[6] = 17;
+        p[7] = 63;
+        p[8..24].copy_from_slice(&src.octets());
+        p[24..40].copy_from_slice(&dst.octets());
+        for (i, b) in p[40..].iter_mut().enumerate() {
+            *b = i as u8;
+        }
+        p
+    }
+
+    #[test]
+    fn packet_too_big_follows_rfc4443() {
+        let host: Ipv6Addr = "2001:db8:1::2".parse().expect("v6");
+        let far: Ipv6Addr = "2001:db8:2::2".parse().expect("v6");
+        let gw: Ipv6Addr = "2001:db8:1::1".parse().expect("v6");
+        let orig = v6_packet(host, far, 1452);
+        let mut pkt = HeapPacket::with_room(64, 2048);
+        packet_too_big(&mut pkt, gw, &orig, 1422).expect("fits");
+        let d = pkt.data();
+        // Never longer than the IPv6 minimum MTU, quoting the invoking packet's start.
+        assert_eq!(d.len(), 1280);
+        assert_eq!(d[0] >> 4, 6);
+        assert_eq!(usize::from(u16::from_be_bytes([d[4], d[5]])), 1280 - 40);
+        assert_eq!((d[6], d[7]), (58, 64));
+        assert_eq!(&d[8..24], &gw.octets());
+        assert_eq!(&d[24..40], &host.octets(), "sent back to the packet's source");
+        assert_eq!((d[40], d[41]), (2, 0), "type 2 code 0");
+        assert_eq!(&d[44..48], &1422u32.to_be_bytes());
+        assert_eq!(&d[48..], &orig[..1280 - 48]);
+        // RFC 4443 §2.3: checksum over the pseudo-header (RFC 8200 §8.1) and the message.
+        let icmp = &d[40..];
+        let pseudo_len = (icmp.len() as u32).to_be_bytes();
+        let sum = rfc1071(&[&gw.octets(), &host.octets(), &pseudo_len, &[0, 0, 0, 58], icmp]);
+        assert_eq!(sum, 0xffff, "checksum verifies");
+        // A short packet is quoted whole.
+        let small = v6_packet(host, far, 8);
+        let mut pkt = HeapPacket::with_room(64, 2048);
+        packet_too_big(&mut pkt, gw, &small, 1280).expect("fits");
+        assert_eq!(pkt.data().len(), 40 + 8 + small.len());
+        assert_eq!(&pkt.data()[48..], &small[..]);
+    }
+}

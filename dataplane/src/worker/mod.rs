@@ -29,6 +29,7 @@
 //! RSS on the SPI, or a handoff ring from the receiving core to the SA's owner,
 //! neither of which is implemented yet.
 
+mod icmp_error;
 mod iface;
 mod io;
 mod local;
@@ -44,6 +45,7 @@ pub use tunnel::{
     TunnelTable,
 };
 
+use icmp_error::IcmpErrorLimit;
 use io::Slot;
 
 use crate::drop::DropReason;
@@ -197,6 +199,7 @@ pub struct Worker<P> {
     stats: Arc<CoreStats>,
     decap: Batch<P>,
     encap: Batch<P>,
+    icmp_limit: IcmpErrorLimit,
 }
 
 impl<P> core::fmt::Debug for Worker<P> {
@@ -213,6 +216,7 @@ struct Out<'a, P> {
     neighbors: &'a mut NeighborTable<P>,
     stats: &'a CoreStats,
     now_ms: u64,
+    icmp_limit: &'a mut IcmpErrorLimit,
 }
 
 /// What a received frame is.
@@ -240,6 +244,7 @@ impl<P: Packet> Worker<P> {
             stats,
             decap: Batch::new(),
             encap: Batch::new(),
+            icmp_limit: IcmpErrorLimit::new(),
         }
     }
 
@@ -259,17 +264,17 @@ impl<P: Packet> Worker<P> {
     /// resolution (held while ARP/ND runs), Ethernet header, tx. No SPD
     /// lookup and no TTL decrement: it was not forwarded.
     pub fn send_local<I: WorkerIo<P>>(&mut self, pkt: P, io: &mut I, now_ms: u64) {
-        let Worker { ifaces, routes, neighbors, stats, .. } = self;
-        let mut out = Out { ifaces, routes, neighbors, stats, now_ms };
+        let Worker { ifaces, routes, neighbors, stats, icmp_limit, .. } = self;
+        let mut out = Out { ifaces, routes, neighbors, stats, now_ms, icmp_limit };
         out.forward_local(pkt, io);
     }
 
     /// Process the frames received on port `rx_port`. `now_ms` is any
     /// monotonic millisecond clock (neighbour retries).
     pub fn process<I: WorkerIo<P>>(&mut self, rx_port: usize, rx: impl IntoIterator<Item = P>, io: &mut I, now_ms: u64) {
-        let Worker { ifaces, routes, neighbors, tables, stats, decap, encap } = self;
+        let Worker { ifaces, routes, neighbors, tables, stats, decap, encap, icmp_limit } = self;
         let table: &TunnelTable = tables.load();
-        let mut out = Out { ifaces, routes, neighbors, stats, now_ms };
+        let mut out = Out { ifaces, routes, neighbors, stats, now_ms, icmp_limit };
         let mut dgroups = Groups::new();
         let mut egroups = Groups::new();
         let (mut packets, mut bytes) = (0u64, 0u64);
@@ -785,26 +790,6 @@ impl<P: Packet> Out<'_, P> {
             return;
         }
         self.send(hop, pkt, io);
-    }
-
-    /// Count a packet too big for the next link and, for IPv4 with DF set, tell
-    /// the sender the MTU (RFC 1191 §4; IPv6 Packet Too Big is not sent yet).
-    fn too_big<I: WorkerIo<P>>(&mut self, pkt: &P, mtu: u16, io: &mut I) {
-        self.drop(DropReason::TooBig);
-        let d = pkt.data();
-        if d.first().map(|b| b >> 4) != Some(4) {
-            return;
-        }
-        let ip = Ipv4Packet::new_unchecked(d);
-        if !ip.dont_frag() || ip.protocol() == IpProtocol::Icmp && d.get(ip.header_len()) == Some(&3) {
-            return;
-        }
-        let back = self.routes.lookup_v4(ip.src_addr());
-        let Some(src) = back.and_then(|h| self.ifaces.get(h.port)).and_then(Interface::first_v4) else { return };
-        let Some(mut err) = io.alloc() else { return };
-        if local::frag_needed(&mut err, src, d, mtu).is_ok() {
-            self.forward_local(err, io);
-        }
     }
 
     /// Send a packet the gateway originated (no TTL decrement).
