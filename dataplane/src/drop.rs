@@ -33,7 +33,8 @@ drop_reasons! {
     MalformedOuter = "malformed_outer",
     /// Outer packet is a fragment; ESP reassembly is not done here.
     Fragment = "fragment",
-    /// No inbound SA for the SPI.
+    /// No inbound SA for the SPI, and none had it recently (see `sa_deleted`):
+    /// reported to the control plane per (peer, SPI), RFC 7296 §3.10.1.
     NoSa = "no_sa",
     /// SPI does not belong to the SA the packet was given to.
     BadSpi = "bad_spi",
@@ -81,6 +82,10 @@ drop_reasons! {
     PolicyDiscard = "policy_discard",
     /// Not IPv4, IPv6 or ARP, or an ARP/ICMP message the gateway does not act on.
     Unsupported = "unsupported",
+    /// ESP for an inbound SA removed recently (deleted, or the old SA of a
+    /// rekey after its grace time): the peer is still using it, or the packet
+    /// was in flight. Not answered with INVALID_SPI (that is for `no_sa`).
+    SaDeleted = "sa_deleted",
 }
 
 impl DropReason {

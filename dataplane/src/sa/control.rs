@@ -4,13 +4,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::id::{SaId, SlotAllocator, Spi};
 use super::publication::{Published, Publisher, PublisherStats, Reader, ReaderFactory};
 use super::spi_map::SpiMapBuilder;
 use super::state::SlotReset;
 use super::table::{InboundSa, OutboundSpd, PolicyAction, SaRef, SaTable};
+use super::tombstone::{TombstoneLog, Tombstones};
 use crate::spd::{Selector, Spd, SpdError, Strategy};
 
 /// Stable handle of one policy.
@@ -75,6 +76,8 @@ pub struct ControlStats {
     pub slots_in_use: usize,
     /// Inbound SAs waiting for their grace period to end.
     pub scheduled_removals: usize,
+    /// Removed inbound SPIs remembered (drop reason `sa_deleted`).
+    pub tombstones: usize,
 }
 
 /// Master copy and publisher of the SA tables; owned by the control-plane thread.
@@ -90,6 +93,8 @@ pub struct SaControl<I, O> {
     slot_hooks: Vec<Arc<dyn SlotReset>>,
     /// Inbound SAs to remove once their grace time is over (make-before-break).
     removals: Vec<(Instant, Spi, SaId)>,
+    /// Inbound SPIs removed recently, published with every snapshot.
+    tombstones: TombstoneLog,
     strategy: Strategy,
 }
 
@@ -116,6 +121,7 @@ impl<I: Send + Sync, O: Send + Sync> SaControl<I, O> {
         let empty = SaTable {
             inbound: inbound.build(None),
             spd: Arc::new(Spd::empty()),
+            deleted: Tombstones::default(),
         };
         Self {
             publisher: Publisher::new(empty),
@@ -127,6 +133,7 @@ impl<I: Send + Sync, O: Send + Sync> SaControl<I, O> {
             slots: SlotAllocator::new(capacity),
             slot_hooks: Vec::new(),
             removals: Vec::new(),
+            tombstones: TombstoneLog::default(),
             strategy,
         }
     }
@@ -154,6 +161,7 @@ impl<I: Send + Sync, O: Send + Sync> SaControl<I, O> {
             undo: Vec::new(),
             allocated: Vec::new(),
             freed: Vec::new(),
+            inbound_changes: Vec::new(),
             spd_dirty: false,
             done: false,
         }
@@ -200,7 +208,26 @@ impl<I: Send + Sync, O: Send + Sync> SaControl<I, O> {
             publisher: self.publisher.stats(),
             slots_in_use: self.slots.in_use(),
             scheduled_removals: self.removals.len(),
+            tombstones: self.tombstones.len(),
         }
+    }
+
+    /// How many removed inbound SPIs are remembered, and for how long
+    /// (defaults: [`super::TOMBSTONE_CAPACITY`], [`super::TOMBSTONE_MAX_AGE`]).
+    /// Takes effect with the next publication.
+    pub fn set_tombstone_limits(&mut self, capacity: usize, max_age: Duration) {
+        self.tombstones.set_limits(capacity, max_age);
+    }
+
+    /// Forget removed SPIs older than the age limit at `now` (publications
+    /// prune too, with the current time); publishes when some went. Returns
+    /// how many went.
+    pub fn prune_tombstones(&mut self, now: Instant) -> Result<usize, SaError> {
+        let gone = self.tombstones.prune(now);
+        if gone > 0 {
+            self.transaction().commit()?;
+        }
+        Ok(gone)
     }
 
     /// Remove inbound SA `spi` at `at` (the old SA of a rekey: the peer may still
@@ -267,6 +294,9 @@ pub struct Transaction<'a, I: Send + Sync, O: Send + Sync> {
     undo: Vec<Undo<I, O>>,
     allocated: Vec<SaId>,
     freed: Vec<u32>,
+    /// Inbound SPIs added (`true`) or removed (`false`), in order: the
+    /// tombstones change only if the transaction commits.
+    inbound_changes: Vec<(Spi, bool)>,
     spd_dirty: bool,
     done: bool,
 }
@@ -299,6 +329,7 @@ impl<I: Send + Sync, O: Send + Sync> Transaction<'_, I, O> {
         let id = self.allocate()?;
         self.ctl.inbound.insert(spi.0, SaRef::new(id, sa));
         self.undo.push(Undo::Inbound(spi, None));
+        self.inbound_changes.push((spi, true));
         Ok(id)
     }
 
@@ -326,6 +357,7 @@ impl<I: Send + Sync, O: Send + Sync> Transaction<'_, I, O> {
             .ok_or(SaError::UnknownSpi(spi))?;
         self.freed.push(prev.id().slot() as u32);
         self.undo.push(Undo::Inbound(spi, Some(prev)));
+        self.inbound_changes.push((spi, false));
         Ok(())
     }
 
@@ -446,7 +478,18 @@ impl<I: Send + Sync, O: Send + Sync> Transaction<'_, I, O> {
         let previous = self.ctl.current();
         let inbound = self.ctl.inbound.build(Some(&previous.inbound));
         drop(previous);
-        let generation = self.ctl.publisher.publish(SaTable { inbound, spd });
+        let now = Instant::now();
+        let log = &mut self.ctl.tombstones;
+        log.prune(now);
+        for (spi, added) in self.inbound_changes.drain(..) {
+            if added {
+                log.unbury(spi);
+            } else {
+                log.bury(spi, now);
+            }
+        }
+        let deleted = log.publish();
+        let generation = self.ctl.publisher.publish(SaTable { inbound, spd, deleted });
         let freed = std::mem::take(&mut self.freed);
         self.ctl.slots.release_after(generation, freed);
         self.done = true;

@@ -22,10 +22,12 @@ mod rekey;
 mod spi_map;
 mod state;
 mod table;
+mod tombstone;
 
 pub use control::{ControlStats, PolicyId, PolicySpec, SaControl, SaError, Transaction};
 pub use id::{SaId, Spi};
 pub use publication::{Published, Publisher, PublisherStats, Reader, ReaderFactory};
 pub use rekey::{Rekey, Rekeyed};
 pub use state::{LocalSaState, ResetState, SharedSaState, SlotReset};
+pub use tombstone::{Tombstones, DEFAULT_CAPACITY as TOMBSTONE_CAPACITY, DEFAULT_MAX_AGE as TOMBSTONE_MAX_AGE};
 pub use table::{Decision, InboundSa, OutboundSa, OutboundSpd, PolicyAction, SaRef, SaTable};

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use super::id::SaId;
 use super::spi_map::SpiMap;
+use super::tombstone::Tombstones;
 use super::Spi;
 use crate::spd::{Flow, FlowV4, FlowV6, Spd};
 
@@ -94,6 +95,8 @@ pub struct SaTable<I, O> {
     pub(crate) inbound: SpiMap<InboundSa<I>>,
     /// Shared by consecutive snapshots when no policy or outbound SA changed.
     pub(crate) spd: Arc<OutboundSpd<O>>,
+    /// Inbound SPIs removed recently (looked at only after a miss).
+    pub(crate) deleted: Tombstones,
 }
 
 impl<I, O> SaTable<I, O> {
@@ -101,6 +104,18 @@ impl<I, O> SaTable<I, O> {
     #[inline]
     pub fn inbound(&self, spi: Spi) -> Option<&InboundSa<I>> {
         self.inbound.get(spi.0)
+    }
+
+    /// Whether `spi`, which [`Self::inbound`] did not find, belonged to an
+    /// inbound SA removed recently (deleted, or replaced by a rekey).
+    #[inline]
+    pub fn was_deleted(&self, spi: Spi) -> bool {
+        self.deleted.contains(spi)
+    }
+
+    /// The recently removed inbound SPIs.
+    pub fn deleted(&self) -> &Tombstones {
+        &self.deleted
     }
 
     /// Outbound decision for an IPv4 inner packet.
