@@ -15,6 +15,7 @@ use crossbeam::utils::CachePadded;
 
 pub use crate::drop::DropReason;
 use crate::sa::{SaId, SlotReset};
+use crate::worker::unknown_spi::{UnknownSpi, UnknownSpiNotices};
 
 const CHUNK: usize = 16;
 const PORT_FIELDS: usize = 5;
@@ -45,6 +46,8 @@ impl Layout {
 pub struct CoreStats {
     chunks: Box<[CachePadded<[AtomicU64; CHUNK]>]>,
     layout: Layout,
+    /// ESP on unknown SPIs, noted for the control plane (issue 7).
+    unknown_spi: UnknownSpiNotices,
 }
 
 impl CoreStats {
@@ -55,7 +58,13 @@ impl CoreStats {
                 .map(|_| CachePadded::new(std::array::from_fn(|_| AtomicU64::new(0))))
                 .collect(),
             layout,
+            unknown_spi: UnknownSpiNotices::default(),
         }
+    }
+
+    /// This core's notes of ESP on unknown SPIs (the core writes, anyone drains).
+    pub fn unknown_spi(&self) -> &UnknownSpiNotices {
+        &self.unknown_spi
     }
 
     #[inline]
@@ -254,6 +263,16 @@ impl Stats {
             bytes: self.sum(b + 1),
             drops: self.sum(b + 2),
         }
+    }
+
+    /// Hand every core's notes of ESP on unknown SPIs to `f`; returns how many.
+    pub fn drain_unknown_spi(&self, mut f: impl FnMut(UnknownSpi)) -> usize {
+        self.cores.iter().map(|c| c.unknown_spi.drain(&mut f)).sum()
+    }
+
+    /// Unknown-SPI notes the cores' per-second budgets refused (counted only).
+    pub fn unknown_spi_suppressed(&self) -> u64 {
+        self.cores.iter().map(|c| c.unknown_spi.suppressed()).fold(0, u64::wrapping_add)
     }
 
     /// Bytes of counter storage per core.

@@ -34,6 +34,7 @@ mod iface;
 mod io;
 mod local;
 mod tunnel;
+pub mod unknown_spi;
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
