@@ -725,7 +725,7 @@ impl<P: Packet> Out<'_, P> {
                     Class::Decap(sa, pkt)
                 }
                 None => {
-                    self.drop(DropReason::NoSa);
+                    unknown_spi::missed(table, self.stats, &pkt.data()[l2..], loc.spi, self.now_ms);
                     Class::Done
                 }
             },
