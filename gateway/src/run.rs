@@ -194,7 +194,13 @@ pub fn run(plan: RunPlan, cli_eal_args: &[String], busy_poll: bool, control: &cr
 
     if lcores.is_empty() {
         let q = worker_queues.pop().ok_or_else(|| anyhow!("internal: no worker queues"))?;
-        worker::run(q, processor(0)?, &counters[0], &stop, poll);
+        let proc = processor(0)?;
+        // The worker polls on this thread, so the signal is waited for on another one:
+        // the worker keeps polling, and sends the IKE DELETEs, until they are out.
+        std::thread::scope(|s| {
+            s.spawn(|| delete_then_stop(&stop, ike.as_mut(), &workers_stop));
+            worker::run(q, proc, &counters[0], &workers_stop, poll);
+        });
     } else {
         let procs = (0..workers).map(processor).collect::<Result<Vec<_>>>()?;
         let mut launched = Vec::with_capacity(workers);
@@ -210,13 +216,7 @@ pub fn run(plan: RunPlan, cli_eal_args: &[String], busy_poll: bool, control: &cr
                 }
             }
         }
-        while !stop.load(Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        if let Some(ike) = ike.as_mut() {
-            ike.delete_all();
-        }
-        workers_stop.store(true, Ordering::SeqCst);
+        delete_then_stop(&stop, ike.as_mut(), &workers_stop);
         for j in launched {
             j.join();
         }
@@ -229,6 +229,18 @@ pub fn run(plan: RunPlan, cli_eal_args: &[String], busy_poll: bool, control: &cr
         print!("{}", e.report());
     }
     Ok(())
+}
+
+/// Waits for SIGINT/SIGTERM (`stop`), has the IKE manager delete its IKE SAs while the
+/// workers still run and send the DELETEs (RFC 7296 §1.4.1), then stops the workers.
+fn delete_then_stop(stop: &AtomicBool, ike: Option<&mut crate::tunnel::IkeRuntime>, workers_stop: &AtomicBool) {
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if let Some(ike) = ike {
+        ike.delete_all();
+    }
+    workers_stop.store(true, Ordering::SeqCst);
 }
 
 fn fmt_mac(m: &[u8; 6]) -> String {
