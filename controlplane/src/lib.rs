@@ -9,3 +9,4 @@ pub mod manager;
 pub mod diagnosis;
 pub mod api;
 pub mod metrics;
+pub mod monitor;

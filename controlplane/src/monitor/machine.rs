@@ -1,0 +1,393 @@
+//! The per-connection monitor state machine, sans-IO: [`Machine::handle_timeout`]
+//! says when to send a probe and which outstanding ones are lost,
+//! [`Machine::handle_reply`] takes the replies, and both return the state
+//! changes and actions; the caller does the I/O and logs.
+//!
+//! A probe is lost when no reply arrived within one interval (a late reply is
+//! ignored). States:
+//!
+//! | state        | on reply                                   | on loss                                 |
+//! |--------------|--------------------------------------------|-----------------------------------------|
+//! | `unknown`    | → `up`                                     | stays (the tunnel may not be up yet)    |
+//! | `up`         | stays                                      | → `degraded` (→ `down` if threshold 1)  |
+//! | `degraded`   | → `up`                                     | `threshold` in a row → `down` + action  |
+//! | `down`       | → `recovering` (→ `up` if threshold 1)     | wait-recover: re-negotiate again after every further `threshold` |
+//! | `recovering` | `threshold` in a row → `up` (+ fail-back)  | → `down` (no new action)                |
+//!
+//! Returning needs as many replies in a row as failing needs losses, so a
+//! flapping path does not move the traffic back and forth at every probe.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Monitor, MonitorAction};
+
+/// What the machine needs from `[connection.monitor]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    pub interval: Duration,
+    /// Lost probes in a row that mean "down" (and replies in a row that mean "up" again).
+    pub threshold: u32,
+    pub action: MonitorAction,
+}
+
+impl From<&Monitor> for Settings {
+    fn from(m: &Monitor) -> Self {
+        Settings { interval: m.interval, threshold: m.threshold.max(1), action: m.action }
+    }
+}
+
+/// Where a monitored tunnel is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MonitorState {
+    /// No reply seen yet.
+    Unknown,
+    Up,
+    /// Some probes lost, fewer than the threshold.
+    Degraded,
+    /// `threshold` probes lost in a row: the action was taken.
+    Down,
+    /// Replies again after `down`, fewer than the threshold in a row.
+    Recovering,
+}
+
+impl MonitorState {
+    pub fn name(self) -> &'static str {
+        match self {
+            MonitorState::Unknown => "unknown",
+            MonitorState::Up => "up",
+            MonitorState::Degraded => "degraded",
+            MonitorState::Down => "down",
+            MonitorState::Recovering => "recovering",
+        }
+    }
+}
+
+impl std::fmt::Display for MonitorState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What the caller must do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Act {
+    /// wait-recover: delete and re-create the connection's IKE SA.
+    Renegotiate,
+    /// fail-over: move the connection's outbound policies to the backup.
+    FailOver,
+    /// fail-over, primary healthy again: move them back.
+    FailBack,
+}
+
+/// One state change, for the event log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transition {
+    pub from: MonitorState,
+    pub to: MonitorState,
+    /// Probes lost in a row when it happened.
+    pub lost_in_row: u32,
+    /// Replies in a row when it happened.
+    pub replies_in_row: u32,
+}
+
+/// One output of the machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// Send echo request `seq` now.
+    Probe { seq: u16 },
+    Changed(Transition),
+    Act(Act),
+}
+
+/// The monitor of one connection.
+#[derive(Debug, Clone)]
+pub struct Machine {
+    settings: Settings,
+    state: MonitorState,
+    next_probe: Instant,
+    /// Outstanding probes: (seq, sent at), oldest first.
+    pending: VecDeque<(u16, Instant)>,
+    seq: u16,
+    lost_in_row: u32,
+    replies_in_row: u32,
+    failed_over: bool,
+    sent: u64,
+    received: u64,
+    last_rtt: Option<Duration>,
+}
+
+impl Machine {
+    /// A machine whose first probe is due at `now`.
+    pub fn new(settings: Settings, now: Instant) -> Self {
+        Machine {
+            settings: Settings { threshold: settings.threshold.max(1), ..settings },
+            state: MonitorState::Unknown,
+            next_probe: now,
+            pending: VecDeque::new(),
+            seq: 0,
+            lost_in_row: 0,
+            replies_in_row: 0,
+            failed_over: false,
+            sent: 0,
+            received: 0,
+            last_rtt: None,
+        }
+    }
+
+    pub fn state(&self) -> MonitorState {
+        self.state
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Whether the connection's traffic is on its backup now.
+    pub fn failed_over(&self) -> bool {
+        self.failed_over
+    }
+
+    /// Probes sent and replies received since start.
+    pub fn counts(&self) -> (u64, u64) {
+        (self.sent, self.received)
+    }
+
+    pub fn lost_in_row(&self) -> u32 {
+        self.lost_in_row
+    }
+
+    pub fn last_rtt(&self) -> Option<Duration> {
+        self.last_rtt
+    }
+
+    /// When [`Self::handle_timeout`] has work next.
+    pub fn poll_timeout(&self) -> Instant {
+        let expiry = self.pending.front().map(|&(_, at)| at + self.settings.interval);
+        expiry.map_or(self.next_probe, |e| e.min(self.next_probe))
+    }
+
+    /// Expire lost probes, then send the next one if it is due.
+    pub fn handle_timeout(&mut self, now: Instant) -> Vec<Output> {
+        let mut out = Vec::new();
+        self.expire(now, &mut out);
+        if now >= self.next_probe {
+            self.seq = self.seq.wrapping_add(1);
+            self.pending.push_back((self.seq, now));
+            self.sent += 1;
+            out.push(Output::Probe { seq: self.seq });
+            // Keep the cadence; after a stall (a slow thread), restart it from now.
+            self.next_probe += self.settings.interval;
+            if self.next_probe <= now {
+                self.next_probe = now + self.settings.interval;
+            }
+        }
+        out
+    }
+
+    /// An echo reply with `seq` arrived (unknown or late ones are ignored).
+    pub fn handle_reply(&mut self, seq: u16, now: Instant) -> Vec<Output> {
+        let mut out = Vec::new();
+        let Some(i) = self.pending.iter().position(|&(s, _)| s == seq) else { return out };
+        let Some((_, sent)) = self.pending.remove(i) else { return out };
+        self.received += 1;
+        self.last_rtt = Some(now.saturating_duration_since(sent));
+        self.replies_in_row = self.replies_in_row.saturating_add(1);
+        self.lost_in_row = 0;
+        let t = self.settings.threshold;
+        match self.state {
+            MonitorState::Unknown | MonitorState::Degraded => self.go(MonitorState::Up, &mut out),
+            MonitorState::Up => {}
+            MonitorState::Down | MonitorState::Recovering if self.replies_in_row >= t => {
+                self.go(MonitorState::Up, &mut out);
+                if self.failed_over {
+                    self.failed_over = false;
+                    out.push(Output::Act(Act::FailBack));
+                }
+            }
+            MonitorState::Down => self.go(MonitorState::Recovering, &mut out),
+            MonitorState::Recovering => {}
+        }
+        out
+    }
+
+    /// Probes unanswered for an interval are lost.
+    fn expire(&mut self, now: Instant, out: &mut Vec<Output>) {
+        while let Some(&(_, at)) = self.pending.front() {
+            if at + self.settings.interval > now {
+                break;
+            }
+            self.pending.pop_front();
+            self.lost(out);
+        }
+    }
+
+    fn lost(&mut self, out: &mut Vec<Output>) {
+        self.lost_in_row = self.lost_in_row.saturating_add(1);
+        self.replies_in_row = 0;
+        let t = self.settings.threshold;
+        match self.state {
+            MonitorState::Unknown => {}
+            MonitorState::Up | MonitorState::Degraded if self.lost_in_row >= t => {
+                self.go(MonitorState::Down, out);
+                self.act(out);
+            }
+            MonitorState::Up => self.go(MonitorState::Degraded, out),
+            MonitorState::Degraded => {}
+            MonitorState::Recovering => self.go(MonitorState::Down, out),
+            MonitorState::Down => {
+                // Still dead after another threshold's worth: re-negotiate again.
+                if self.settings.action == MonitorAction::WaitRecover && self.lost_in_row % t == 0 {
+                    out.push(Output::Act(Act::Renegotiate));
+                }
+            }
+        }
+    }
+
+    fn act(&mut self, out: &mut Vec<Output>) {
+        match self.settings.action {
+            MonitorAction::WaitRecover => out.push(Output::Act(Act::Renegotiate)),
+            MonitorAction::FailOver if !self.failed_over => {
+                self.failed_over = true;
+                out.push(Output::Act(Act::FailOver));
+            }
+            MonitorAction::FailOver => {}
+        }
+    }
+
+    fn go(&mut self, to: MonitorState, out: &mut Vec<Output>) {
+        let from = std::mem::replace(&mut self.state, to);
+        out.push(Output::Changed(Transition { from, to, lost_in_row: self.lost_in_row, replies_in_row: self.replies_in_row }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const I: Duration = Duration::from_millis(200);
+
+    fn machine(action: MonitorAction, threshold: u32) -> (Machine, Instant) {
+        let t0 = Instant::now();
+        (Machine::new(Settings { interval: I, threshold, action }, t0), t0)
+    }
+
+    /// Runs the machine over `steps` probes on a virtual clock: `true` = the
+    /// probe is answered 10 ms after it was sent. Returns the state after each
+    /// probe's fate is known, and every state change and action.
+    fn run(m: &mut Machine, t0: Instant, steps: &[bool]) -> (Vec<MonitorState>, Vec<Output>) {
+        let mut states = Vec::new();
+        let mut events = Vec::new();
+        let mut now = t0;
+        for &answered in steps {
+            let out = m.handle_timeout(now);
+            let seq = out.iter().find_map(|o| match o {
+                Output::Probe { seq } => Some(*seq),
+                _ => None,
+            });
+            events.extend(out.into_iter().filter(|o| !matches!(o, Output::Probe { .. })));
+            let seq = seq.expect("a probe is due every interval");
+            if answered {
+                events.extend(m.handle_reply(seq, now + Duration::from_millis(10)));
+            }
+            now += I;
+            // One interval later this probe is lost if it was not answered.
+            m.expire(now, &mut events);
+            states.push(m.state());
+        }
+        (states, events)
+    }
+
+    fn acts(events: &[Output]) -> Vec<Act> {
+        events.iter().filter_map(|o| if let Output::Act(a) = o { Some(*a) } else { None }).collect()
+    }
+
+    use MonitorState::*;
+
+    #[test]
+    fn fail_over_after_threshold_losses_and_back_after_threshold_replies() {
+        let (mut m, t0) = machine(MonitorAction::FailOver, 3);
+        let (states, events) = run(&mut m, t0, &[true, true, false, false, false, false, true, true, true, true]);
+        assert_eq!(states, [Up, Up, Degraded, Degraded, Down, Down, Recovering, Recovering, Up, Up]);
+        assert_eq!(acts(&events), [Act::FailOver, Act::FailBack]);
+        assert!(!m.failed_over());
+        assert_eq!(m.counts(), (10, 6));
+        assert_eq!(m.last_rtt(), Some(Duration::from_millis(10)));
+    }
+
+    #[test]
+    fn a_single_loss_only_degrades() {
+        let (mut m, t0) = machine(MonitorAction::FailOver, 3);
+        let (states, events) = run(&mut m, t0, &[true, false, false, true, false, true]);
+        assert_eq!(states, [Up, Degraded, Degraded, Up, Degraded, Up]);
+        assert!(acts(&events).is_empty());
+    }
+
+    #[test]
+    fn nothing_happens_before_the_first_reply() {
+        let (mut m, t0) = machine(MonitorAction::WaitRecover, 2);
+        let (states, events) = run(&mut m, t0, &[false, false, false, false, true]);
+        assert_eq!(states, [Unknown, Unknown, Unknown, Unknown, Up]);
+        assert!(acts(&events).is_empty());
+    }
+
+    #[test]
+    fn wait_recover_renegotiates_and_retries_while_down() {
+        let (mut m, t0) = machine(MonitorAction::WaitRecover, 2);
+        let (states, events) = run(&mut m, t0, &[true, false, false, false, false, true, false, true, true]);
+        assert_eq!(states, [Up, Degraded, Down, Down, Down, Recovering, Down, Recovering, Up]);
+        // At down (2 lost), again after 2 more; a loss while recovering does not act.
+        assert_eq!(acts(&events), [Act::Renegotiate, Act::Renegotiate]);
+        assert!(!m.failed_over(), "wait-recover never fails over");
+    }
+
+    #[test]
+    fn threshold_one_goes_straight_down_and_up() {
+        let (mut m, t0) = machine(MonitorAction::FailOver, 1);
+        let (states, events) = run(&mut m, t0, &[true, false, true]);
+        assert_eq!(states, [Up, Down, Up]);
+        assert_eq!(acts(&events), [Act::FailOver, Act::FailBack]);
+    }
+
+    #[test]
+    fn late_and_unknown_replies_are_ignored() {
+        let (mut m, t0) = machine(MonitorAction::FailOver, 3);
+        let out = m.handle_timeout(t0);
+        assert_eq!(out, [Output::Probe { seq: 1 }]);
+        assert!(m.handle_reply(99, t0).is_empty(), "never sent");
+        // Expired after one interval: the reply that comes later does not count.
+        let out = m.handle_timeout(t0 + I);
+        assert_eq!(out, [Output::Probe { seq: 2 }], "lost while unknown: no event");
+        assert!(m.handle_reply(1, t0 + I).is_empty());
+        assert_eq!(m.counts(), (2, 0));
+        assert_eq!(m.poll_timeout(), t0 + 2 * I);
+    }
+
+    #[test]
+    fn every_change_is_reported_with_its_counts() {
+        let (mut m, t0) = machine(MonitorAction::FailOver, 2);
+        let (_, events) = run(&mut m, t0, &[true, false, false]);
+        let changes: Vec<_> = events.iter().filter_map(|o| if let Output::Changed(t) = o { Some(*t) } else { None }).collect();
+        assert_eq!(
+            changes,
+            [
+                Transition { from: Unknown, to: Up, lost_in_row: 0, replies_in_row: 1 },
+                Transition { from: Up, to: Degraded, lost_in_row: 1, replies_in_row: 0 },
+                Transition { from: Degraded, to: Down, lost_in_row: 2, replies_in_row: 0 },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_stalled_caller_does_not_burst_probes() {
+        let (mut m, t0) = machine(MonitorAction::FailOver, 3);
+        m.handle_timeout(t0);
+        let out = m.handle_timeout(t0 + 10 * I);
+        assert_eq!(out.iter().filter(|o| matches!(o, Output::Probe { .. })).count(), 1);
+        assert_eq!(m.poll_timeout(), t0 + 11 * I);
+    }
+}
