@@ -587,3 +587,39 @@ fn run_on(w: &mut Worker<HeapPacket>, port: usize, frames: &[Vec<u8>]) -> Record
     w.process(port, frames.iter().map(|f| HeapPacket::from_slice(f)), &mut io, 0);
     io
 }
+
+/// Tunnel monitoring (issue 7): a probe from the gateway's own inside address,
+/// injected as if received on the inside port, is encapsulated; the echo
+/// reply that comes back through the tunnel for that address is punted (with
+/// an Ethernet header of the inside port), not routed (ARP for ourselves).
+#[test]
+fn own_probe_goes_through_the_tunnel_and_its_reply_is_punted() {
+    let (mut gw1, mut gw2) = pair(false);
+    let mut probe = echo_request(1);
+    let probe_frame = eth(GW2_IN, GW2_IN, 0x0800, &ipv4("10.2.0.1", "10.1.0.2", 1, 64, true, &probe));
+    let io2 = run(&mut gw2, IN, &[probe_frame]);
+    assert_eq!(io2.sent.len(), 1, "encapsulated: drops {:?}", gw2.drops());
+    assert_eq!(io2.sent[0].0, OUT);
+    let esp: Vec<Vec<u8>> = io2.sent.iter().map(|(_, f)| f.data().to_vec()).collect();
+    let io1 = run(&mut gw1, OUT, &esp);
+    assert_eq!(io1.sent.len(), 1, "decapsulated at gw1 towards host1");
+    // host1 answers: type 0, same identifier and sequence number.
+    probe[0] = 0;
+    IcmpPacket::new_unchecked(&mut probe[..]).fill_checksum_v4();
+    let reply = ipv4("10.1.0.2", "10.2.0.1", 1, 64, true, &probe);
+    let io1 = run(&mut gw1, IN, &[eth(GW1_IN, HOST1, 0x0800, &reply)]);
+    assert_eq!(io1.sent.len(), 1, "reply encapsulated at gw1");
+    let esp: Vec<Vec<u8>> = io1.sent.iter().map(|(_, f)| f.data().to_vec()).collect();
+    let io2 = run(&mut gw2, OUT, &esp);
+    assert!(io2.sent.is_empty(), "not routed: {:?}", io2.sent.iter().map(|(p, f)| (*p, f.data().to_vec())).collect::<Vec<_>>());
+    assert_eq!(io2.punted.len(), 1);
+    let (port, frame) = &io2.punted[0];
+    assert_eq!(*port, IN);
+    let d = frame.data();
+    assert_eq!((&d[0..6], &d[6..12], &d[12..14]), (&GW2_IN.0[..], &GW2_IN.0[..], &[8u8, 0][..]));
+    let mut want = reply.clone();
+    want[8] = 62; // gw1 forwarded it, gw2 decremented it before the route lookup
+    Ipv4Packet::new_unchecked(&mut want[..]).fill_checksum();
+    assert_eq!(&d[14..], &want[..]);
+    assert!(gw2.drops().is_empty(), "{:?}", gw2.drops());
+}

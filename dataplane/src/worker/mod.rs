@@ -785,12 +785,40 @@ impl<P: Packet> Out<'_, P> {
             self.drop(DropReason::NoRoute);
             return;
         };
+        if self.is_own_hop(hop) {
+            self.punt_own(hop.port, pkt, io);
+            return;
+        }
         let mtu = self.ifaces.get(hop.port).map_or(DEFAULT_MTU, |i| i.mtu);
         if pkt.len() > usize::from(mtu) {
             self.too_big(&pkt, mtu, io);
             return;
         }
         self.send(hop, pkt, io);
+    }
+
+    /// Whether a connected route's next hop is one of the port's own addresses:
+    /// a decapsulated packet for the gateway itself (a tunnel monitor's echo
+    /// reply, issue 7), which must not be routed (ARP for ourselves).
+    #[inline]
+    fn is_own_hop(&self, hop: NextHop) -> bool {
+        self.ifaces.get(hop.port).is_some_and(|i| i.addresses.iter().any(|&(a, _)| a == hop.next_hop))
+    }
+
+    /// Punt an IP packet (no Ethernet header) addressed to us, as if received
+    /// in clear on `port`: the punt path takes whole frames.
+    fn punt_own<I: WorkerIo<P>>(&mut self, port: usize, mut pkt: P, io: &mut I) {
+        let Some(mac) = self.ifaces.get(port).map(|i| i.mac) else { return };
+        let ethertype = if pkt.data().first().map(|b| b >> 4) == Some(6) { EtherType::Ipv6 } else { EtherType::Ipv4 };
+        if pkt.prepend(ethernet::HEADER_LEN).is_err() {
+            self.drop(DropReason::NoBufferRoom);
+            return;
+        }
+        let mut eth = EthernetFrame::new_unchecked(&mut pkt.data_mut()[..ethernet::HEADER_LEN]);
+        eth.set_dst_addr(mac);
+        eth.set_src_addr(mac);
+        eth.set_ethertype(ethertype);
+        self.punt(port, pkt, io);
     }
 
     /// Send a packet the gateway originated (no TTL decrement).
