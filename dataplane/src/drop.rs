@@ -86,6 +86,8 @@ drop_reasons! {
     /// rekey after its grace time): the peer is still using it, or the packet
     /// was in flight. Not answered with INVALID_SPI (that is for `no_sa`).
     SaDeleted = "sa_deleted",
+    /// The ring to the worker that owns the inbound SA was full (several workers).
+    HandoffRingFull = "handoff_ring_full",
 }
 
 impl DropReason {

@@ -4,6 +4,7 @@
 //! record into vectors.
 
 use crate::packet::{NoRoom, Packet};
+use crate::stats::CoreStats;
 
 /// The worker's outputs. None of the methods may block, allocate on the heap
 /// or log in production implementations.
@@ -19,6 +20,14 @@ pub trait WorkerIo<P> {
     /// An empty packet with the usual head- and tailroom, `None` if the pool is
     /// exhausted.
     fn alloc(&mut self) -> Option<P>;
+
+    /// Hand `pkt` (ESP, Ethernet header stripped) to worker `owner`, which owns
+    /// its inbound SA (`handoff.rs`); gives it back when there is no ring to
+    /// `owner`. `stats` counts packets a full ring refuses. Single-worker
+    /// outputs have no rings.
+    fn handoff(&mut self, _owner: usize, pkt: P, _stats: &CoreStats) -> Result<(), P> {
+        Err(pkt)
+    }
 }
 
 /// A packet slot of a batch: `None` once its packet has been moved out. An

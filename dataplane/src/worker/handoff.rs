@@ -1,0 +1,490 @@
+//! Inbound SA ownership across workers and the handoff of ESP packets to the
+//! owning worker.
+//!
+//! The replay window of an inbound SA (RFC 4303 §3.4.3) is updated with plain
+//! loads and stores, so exactly one worker may decapsulate an SA's packets. With
+//! several workers, every inbound SA has an owner derived from its SPI
+//! ([`Ownership::owner`]). A worker that receives ESP for an SA it does not own
+//! hands the packet (Ethernet header stripped) to the owner through a
+//! single-producer/single-consumer ring per (from, to) pair of workers, in
+//! bursts; the owner decapsulates what it finds in its incoming rings
+//! ([`Worker::process_handoff`]). Nothing blocks: a full ring drops the packets
+//! that do not fit, counted as [`DropReason::HandoffRingFull`].
+//!
+//! RSS on the SPI (where the port hashes ESP) makes handoffs rare but is not
+//! required: ports that do not hash (net_af_packet, net_pcap, net_ring) work
+//! through the rings alone. Outbound SAs need no owner: the sequence counter is
+//! reserved per burst with one atomic add (`esp::OutboundState::reserve`), so any
+//! worker may encrypt for any SA.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+use crossbeam::queue::ArrayQueue;
+use crossbeam::utils::CachePadded;
+
+use super::{enqueue, flush_decap, Class, Groups, Out, Worker, WorkerIo};
+use crate::drop::DropReason;
+use crate::esp::BURST;
+use crate::packet::Packet;
+use crate::sa::Spi;
+use crate::stats::CoreStats;
+
+/// Which worker owns which inbound SA, as seen by worker `me` of `workers`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ownership {
+    me: u32,
+    workers: u32,
+}
+
+impl Default for Ownership {
+    fn default() -> Self {
+        Ownership::single()
+    }
+}
+
+impl Ownership {
+    /// One worker owns every SA.
+    pub const fn single() -> Self {
+        Ownership { me: 0, workers: 1 }
+    }
+
+    /// Worker `me` of `workers`; `None` unless `me < workers`.
+    pub fn new(me: usize, workers: usize) -> Option<Self> {
+        let (me, workers) = (u32::try_from(me).ok()?, u32::try_from(workers).ok()?);
+        (me < workers).then_some(Ownership { me, workers })
+    }
+
+    /// This worker's index.
+    pub fn me(&self) -> usize {
+        self.me as usize
+    }
+
+    /// Number of workers.
+    pub fn workers(&self) -> usize {
+        self.workers as usize
+    }
+
+    /// The owner of the inbound SA with `spi`: SPI modulo the number of
+    /// workers. Peers pick SPIs at random (RFC 7296 §3.3.1), which spreads SAs
+    /// evenly; static SAs can be placed on a worker by choosing the SPI.
+    #[inline]
+    pub fn owner(&self, spi: Spi) -> usize {
+        (spi.0 % self.workers) as usize
+    }
+
+    /// Whether this worker owns `spi`'s SA.
+    #[inline]
+    pub fn owns(&self, spi: Spi) -> bool {
+        self.workers == 1 || spi.0 % self.workers == self.me
+    }
+}
+
+/// The sending end of one (from, to) handoff ring. Only the worker `from`
+/// holds it (single producer).
+pub trait HandoffSender<P>: Send {
+    /// Move packets from the front of `pkts` (a run of `Some`) into the ring,
+    /// leaving `None` behind; returns how many moved. Never blocks.
+    fn send(&mut self, pkts: &mut [Option<P>]) -> usize;
+}
+
+/// The receiving end of one (from, to) handoff ring, held by worker `to`.
+pub trait HandoffReceiver<P>: Send {
+    /// Fill `slots` (all `None`) from the front; returns how many it filled.
+    fn receive(&mut self, slots: &mut [Option<P>]) -> usize;
+}
+
+/// A heap ring for tests, benches and heap packets (crossbeam's bounded
+/// lock-free queue); the gateway uses DPDK SP/SC rings of mbufs.
+impl<P: Send> HandoffSender<P> for Arc<ArrayQueue<P>> {
+    fn send(&mut self, pkts: &mut [Option<P>]) -> usize {
+        let mut n = 0;
+        for slot in pkts.iter_mut() {
+            let Some(p) = slot.take() else { break };
+            if let Err(p) = self.push(p) {
+                *slot = Some(p);
+                break;
+            }
+            n += 1;
+        }
+        n
+    }
+}
+
+impl<P: Send> HandoffReceiver<P> for Arc<ArrayQueue<P>> {
+    fn receive(&mut self, slots: &mut [Option<P>]) -> usize {
+        let mut n = 0;
+        for slot in slots.iter_mut() {
+            match self.pop() {
+                Some(p) => *slot = Some(p),
+                None => break,
+            }
+            n += 1;
+        }
+        n
+    }
+}
+
+/// Handoff counters of one worker (it writes, anyone reads).
+#[derive(Debug, Default)]
+pub struct HandoffCounts {
+    /// Packets this worker put into another worker's ring.
+    pub sent: AtomicU64,
+    /// Packets this worker took from its incoming rings.
+    pub received: AtomicU64,
+    /// Packets dropped because the owner's ring was full.
+    pub ring_full: AtomicU64,
+}
+
+impl HandoffCounts {
+    #[inline]
+    fn bump(c: &AtomicU64, n: usize) {
+        // Single writer: load + store, no read-modify-write.
+        c.store(c.load(Relaxed) + n as u64, Relaxed);
+    }
+}
+
+/// Counters of every worker, cache-line apart.
+#[derive(Debug)]
+pub struct HandoffStats {
+    workers: Box<[CachePadded<HandoffCounts>]>,
+}
+
+impl HandoffStats {
+    fn new(workers: usize) -> Self {
+        HandoffStats { workers: (0..workers).map(|_| CachePadded::new(HandoffCounts::default())).collect() }
+    }
+
+    /// Worker `w`'s counters.
+    pub fn worker(&self, w: usize) -> Option<&HandoffCounts> {
+        self.workers.get(w).map(|c| &**c)
+    }
+
+    /// Number of workers.
+    pub fn len(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// True with no workers.
+    pub fn is_empty(&self) -> bool {
+        self.workers.is_empty()
+    }
+}
+
+/// Packets staged for one owner, sent when the burst ends or the stage fills.
+struct Outgoing<P, S> {
+    ring: S,
+    staged: [Option<P>; BURST],
+    len: usize,
+}
+
+/// One worker's handoff endpoints: a ring to every other worker and one from
+/// each. Built once per worker by [`Handoff::mesh`]; nothing allocates after.
+pub struct Handoff<P, S, R> {
+    ownership: Ownership,
+    /// Indexed by owner; `None` at this worker's own index.
+    out: Box<[Option<Outgoing<P, S>>]>,
+    incoming: Box<[R]>,
+    inbox: [Option<P>; BURST],
+    next_in: usize,
+    stats: Arc<HandoffStats>,
+}
+
+impl<P, S, R> core::fmt::Debug for Handoff<P, S, R> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Handoff").field("ownership", &self.ownership).field("rings_in", &self.incoming.len()).finish_non_exhaustive()
+    }
+}
+
+impl<P, S: HandoffSender<P>, R: HandoffReceiver<P>> Handoff<P, S, R> {
+    /// Endpoints for `workers` workers (index = worker) and their shared
+    /// counters; `ring(from, to)` makes the two ends of one ring.
+    pub fn mesh<E>(
+        workers: usize,
+        mut ring: impl FnMut(usize, usize) -> Result<(S, R), E>,
+    ) -> Result<(Vec<Self>, Arc<HandoffStats>), E> {
+        let stats = Arc::new(HandoffStats::new(workers));
+        let mut senders: Vec<Vec<Option<Outgoing<P, S>>>> = (0..workers).map(|_| Vec::with_capacity(workers)).collect();
+        let mut receivers: Vec<Vec<R>> = (0..workers).map(|_| Vec::with_capacity(workers)).collect();
+        for (from, out) in senders.iter_mut().enumerate() {
+            for (to, inbound) in receivers.iter_mut().enumerate() {
+                if from == to {
+                    out.push(None);
+                    continue;
+                }
+                let (s, r) = ring(from, to)?;
+                out.push(Some(Outgoing { ring: s, staged: std::array::from_fn(|_| None), len: 0 }));
+                inbound.push(r);
+            }
+        }
+        let ends = senders
+            .into_iter()
+            .zip(receivers)
+            .enumerate()
+            .map(|(me, (out, incoming))| Handoff {
+                ownership: Ownership::new(me, workers).unwrap_or_default(),
+                out: out.into(),
+                incoming: incoming.into(),
+                inbox: std::array::from_fn(|_| None),
+                next_in: 0,
+                stats: Arc::clone(&stats),
+            })
+            .collect();
+        Ok((ends, stats))
+    }
+
+    /// Who owns what, from this worker's side ([`Worker::set_ownership`]).
+    pub fn ownership(&self) -> Ownership {
+        self.ownership
+    }
+
+    fn counts(&self) -> Option<&HandoffCounts> {
+        self.stats.worker(self.ownership.me())
+    }
+
+    /// Stage `pkt` for `owner`; a full stage is sent first. Gives the packet
+    /// back when `owner` has no ring from here.
+    pub fn stage(&mut self, owner: usize, pkt: P, stats: &CoreStats) -> Result<(), P> {
+        let Some(Some(o)) = self.out.get_mut(owner) else { return Err(pkt) };
+        if o.len == BURST {
+            // Empties the stage (what the ring refuses is dropped and counted).
+            Self::send_one(o, self.stats.worker(self.ownership.me()), stats);
+        }
+        o.staged[o.len] = Some(pkt);
+        o.len += 1;
+        Ok(())
+    }
+
+    /// Send one owner's stage; what the ring does not take is dropped and
+    /// counted. Returns how many were sent.
+    fn send_one(o: &mut Outgoing<P, S>, counts: Option<&HandoffCounts>, stats: &CoreStats) -> usize {
+        let n = o.ring.send(&mut o.staged[..o.len]);
+        let mut lost = 0;
+        for slot in &mut o.staged[n..o.len] {
+            if slot.take().is_some() {
+                lost += 1;
+            }
+        }
+        o.len = 0;
+        if let Some(c) = counts {
+            HandoffCounts::bump(&c.sent, n);
+            if lost > 0 {
+                HandoffCounts::bump(&c.ring_full, lost);
+            }
+        }
+        if lost > 0 {
+            stats.drop_n(DropReason::HandoffRingFull, lost as u64);
+        }
+        n
+    }
+
+    /// Send every stage (at the end of each received burst).
+    pub fn flush(&mut self, stats: &CoreStats) {
+        let counts = self.stats.worker(self.ownership.me());
+        for o in self.out.iter_mut().flatten() {
+            if o.len > 0 {
+                Self::send_one(o, counts, stats);
+            }
+        }
+    }
+
+    /// Packets other workers handed to this one: up to one burst from the next
+    /// incoming ring (round robin, so no peer starves the others). Empty when
+    /// that ring is empty.
+    pub fn receive(&mut self) -> Inbox<'_, P> {
+        let rings = self.incoming.len();
+        let mut n = 0;
+        for _ in 0..rings {
+            let i = self.next_in % rings;
+            self.next_in = (i + 1) % rings;
+            n = self.incoming[i].receive(&mut self.inbox);
+            if n > 0 {
+                break;
+            }
+        }
+        if let Some(c) = self.stats.worker(self.ownership.me()) {
+            HandoffCounts::bump(&c.received, n);
+        }
+        Inbox { slots: self.inbox[..n].iter_mut() }
+    }
+
+    /// A [`WorkerIo`] that stages handed-off packets here and passes
+    /// everything else to `io`. Call [`Self::flush`] after the burst.
+    pub fn io<'a, I>(&'a mut self, io: &'a mut I) -> HandoffIo<'a, P, S, R, I> {
+        HandoffIo { handoff: self, io }
+    }
+
+    /// Whether this worker has handed-off packets it has not sent yet.
+    pub fn has_staged(&self) -> bool {
+        self.out.iter().flatten().any(|o| o.len > 0)
+    }
+
+    /// This worker's counters.
+    pub fn counters(&self) -> Option<&HandoffCounts> {
+        self.counts()
+    }
+}
+
+/// What [`Handoff::receive`] took from a ring.
+#[derive(Debug)]
+pub struct Inbox<'a, P> {
+    slots: std::slice::IterMut<'a, Option<P>>,
+}
+
+impl<P> Inbox<'_, P> {
+    /// Packets left.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// True when nothing was received.
+    pub fn is_empty(&self) -> bool {
+        self.slots.len() == 0
+    }
+}
+
+impl<P> Iterator for Inbox<'_, P> {
+    type Item = P;
+    fn next(&mut self) -> Option<P> {
+        self.slots.by_ref().find_map(Option::take)
+    }
+}
+
+impl<P> Drop for Inbox<'_, P> {
+    fn drop(&mut self) {
+        // Packets the caller did not take are freed, not left for the next burst.
+        self.slots.by_ref().for_each(|s| drop(s.take()));
+    }
+}
+
+/// [`Handoff::io`]: a worker's outputs plus the handoff rings.
+pub struct HandoffIo<'a, P, S, R, I> {
+    handoff: &'a mut Handoff<P, S, R>,
+    io: &'a mut I,
+}
+
+impl<P, S, R, I> core::fmt::Debug for HandoffIo<'_, P, S, R, I> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("HandoffIo").field("handoff", &self.handoff).finish_non_exhaustive()
+    }
+}
+
+impl<P, S: HandoffSender<P>, R: HandoffReceiver<P>, I: WorkerIo<P>> WorkerIo<P> for HandoffIo<'_, P, S, R, I> {
+    #[inline]
+    fn tx(&mut self, port: usize, pkt: P) -> Result<(), P> {
+        self.io.tx(port, pkt)
+    }
+
+    #[inline]
+    fn punt(&mut self, port: usize, pkt: P) -> Result<(), P> {
+        self.io.punt(port, pkt)
+    }
+
+    #[inline]
+    fn alloc(&mut self) -> Option<P> {
+        self.io.alloc()
+    }
+
+    #[inline]
+    fn handoff(&mut self, owner: usize, pkt: P, stats: &CoreStats) -> Result<(), P> {
+        self.handoff.stage(owner, pkt, stats)
+    }
+}
+
+/// A packet of an SA this worker does not own goes to its owner.
+#[inline]
+pub(super) fn hand_off<P, I: WorkerIo<P>>(ownership: Ownership, spi: Spi, pkt: P, stats: &CoreStats, io: &mut I) {
+    if io.handoff(ownership.owner(spi), pkt, stats).is_err() {
+        stats.drop(DropReason::HandoffRingFull);
+    }
+}
+
+impl<P: Packet> Worker<P> {
+    /// Which worker owns which inbound SA (default: this one owns all).
+    pub fn set_ownership(&mut self, ownership: Ownership) {
+        self.ownership = ownership;
+    }
+
+    /// This worker's ownership view.
+    pub fn ownership(&self) -> Ownership {
+        self.ownership
+    }
+
+    /// Decapsulate ESP packets other workers handed over (outer IP header
+    /// first, Ethernet header already stripped). The SA is looked up again in
+    /// this worker's snapshot: an SA removed in between is counted as
+    /// [`DropReason::NoSa`]. Receive counters were kept by the worker that
+    /// received the frames.
+    pub fn process_handoff<I: WorkerIo<P>>(&mut self, pkts: impl IntoIterator<Item = P>, io: &mut I, now_ms: u64) {
+        let Worker { ifaces, routes, neighbors, tables, stats, decap, icmp_limit, .. } = self;
+        let table = tables.load();
+        let mut out = Out { ifaces, routes, neighbors, stats, now_ms, icmp_limit };
+        let mut groups = Groups::new();
+        for pkt in pkts {
+            // Only ESP is handed over, so `esp` never punts (port 0 is unused).
+            if let Class::Decap(sa, pkt) = out.esp(table, 0, 0, pkt, io) {
+                enqueue(decap, &mut groups, sa, pkt, &mut out, io, flush_decap);
+            }
+        }
+        flush_decap(decap, &mut groups, &mut out, io);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owner_is_spi_modulo_workers() {
+        let w0 = Ownership::new(0, 2).expect("valid");
+        let w1 = Ownership::new(1, 2).expect("valid");
+        assert!(Ownership::new(2, 2).is_none());
+        assert!(Ownership::new(0, 0).is_none());
+        for spi in [0x1000u32, 0x1001, 0xffff_ffff, 0x100] {
+            assert_eq!(w0.owner(Spi(spi)), (spi % 2) as usize);
+            assert_ne!(w0.owns(Spi(spi)), w1.owns(Spi(spi)), "exactly one owner of {spi:#x}");
+        }
+        assert!(Ownership::single().owns(Spi(7)));
+    }
+
+    type HeapRing = Arc<ArrayQueue<u32>>;
+
+    fn heap_mesh(workers: usize, cap: usize) -> Vec<Handoff<u32, HeapRing, HeapRing>> {
+        let (ends, _) = Handoff::mesh(workers, |_, _| {
+            let q = Arc::new(ArrayQueue::new(cap));
+            Ok::<_, ()>((Arc::clone(&q), q))
+        })
+        .expect("mesh");
+        ends
+    }
+
+    #[test]
+    fn staged_packets_reach_the_owner_in_order_and_overflow_is_counted() {
+        let stats = crate::stats::Stats::new(3, 1, 1);
+        let core = stats.core(0).expect("core 0");
+        let mut ends = heap_mesh(3, 40);
+        let mut w2 = ends.pop().expect("w2");
+        let mut w1 = ends.pop().expect("w1");
+        let mut w0 = ends.pop().expect("w0");
+        assert!(w0.stage(0, 99, &core).is_err(), "no ring to itself");
+        for i in 0..50 {
+            // 32 staged, then a full stage is sent and 18 more are staged.
+            w0.stage(1, i, &core).expect("room");
+        }
+        w0.stage(2, 1000, &core).expect("room");
+        w0.flush(&core);
+        // The ring to worker 1 holds 40: 32 + 8 made it, 10 were dropped.
+        assert_eq!(stats.snapshot().drop_count(DropReason::HandoffRingFull), 10);
+        let got: Vec<u32> = std::iter::from_fn(|| {
+            let v: Vec<u32> = w1.receive().collect();
+            (!v.is_empty()).then_some(v)
+        })
+        .flatten()
+        .collect();
+        assert_eq!(got, (0..40).collect::<Vec<_>>());
+        assert_eq!(w2.receive().collect::<Vec<_>>(), [1000]);
+        let c = w0.counters().expect("counters");
+        assert_eq!((c.sent.load(Relaxed), c.ring_full.load(Relaxed)), (41, 10));
+        assert_eq!(w1.counters().expect("w1").received.load(Relaxed), 40);
+    }
+}
