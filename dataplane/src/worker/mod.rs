@@ -24,12 +24,12 @@
 //!
 //! **Replay windows are owned by one core.** `ReplayWindow` uses plain loads
 //! and stores: two workers decapsulating packets of one inbound SA would race
-//! on it. The gateway therefore runs the ESP worker on a single lcore (the
-//! outer port's packets of one SA must reach one core); several workers need
-//! RSS on the SPI, or a handoff ring from the receiving core to the SA's owner,
-//! neither of which is implemented yet.
+//! on it. With several workers each inbound SA has an owning worker, and ESP
+//! received by another worker is handed to the owner through a ring
+//! (`handoff.rs`, [`Worker::process_handoff`]).
 
 mod icmp_error;
+mod handoff;
 mod iface;
 mod io;
 mod local;
@@ -39,6 +39,9 @@ pub mod unknown_spi;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
+pub use handoff::{
+    Handoff, HandoffCounts, HandoffIo, HandoffReceiver, HandoffSender, HandoffStats, Inbox, Ownership,
+};
 pub use iface::{connected_routes, Interface, DEFAULT_MTU};
 pub use io::{RecordingIo, WorkerIo};
 pub use tunnel::{
@@ -201,6 +204,8 @@ pub struct Worker<P> {
     decap: Batch<P>,
     encap: Batch<P>,
     icmp_limit: IcmpErrorLimit,
+    /// Which inbound SAs this worker decapsulates (handoff.rs).
+    ownership: Ownership,
 }
 
 impl<P> core::fmt::Debug for Worker<P> {
@@ -246,6 +251,7 @@ impl<P: Packet> Worker<P> {
             decap: Batch::new(),
             encap: Batch::new(),
             icmp_limit: IcmpErrorLimit::new(),
+            ownership: Ownership::single(),
         }
     }
 
@@ -273,7 +279,7 @@ impl<P: Packet> Worker<P> {
     /// Process the frames received on port `rx_port`. `now_ms` is any
     /// monotonic millisecond clock (neighbour retries).
     pub fn process<I: WorkerIo<P>>(&mut self, rx_port: usize, rx: impl IntoIterator<Item = P>, io: &mut I, now_ms: u64) {
-        let Worker { ifaces, routes, neighbors, tables, stats, decap, encap, icmp_limit } = self;
+        let Worker { ifaces, routes, neighbors, tables, stats, decap, encap, icmp_limit, ownership } = self;
         let table: &TunnelTable = tables.load();
         let mut out = Out { ifaces, routes, neighbors, stats, now_ms, icmp_limit };
         let mut dgroups = Groups::new();
@@ -284,6 +290,9 @@ impl<P: Packet> Worker<P> {
             bytes += pkt.len() as u64;
             match out.classify(table, rx_port, pkt, io) {
                 Class::Done => {}
+                Class::Decap(sa, pkt) if !ownership.owns(sa.sa.spi()) => {
+                    handoff::hand_off(*ownership, sa.sa.spi(), pkt, out.stats, io)
+                }
                 Class::Decap(sa, pkt) => enqueue(decap, &mut dgroups, sa, pkt, &mut out, io, flush_decap),
                 Class::Encap(sa, pkt) => enqueue(encap, &mut egroups, sa, pkt, &mut out, io, flush_encap),
             }
