@@ -277,7 +277,7 @@ netns_ping_wait() {
 # SIZE bytes (paced, ~2000/s) from SRC to DST:PORT and print "received sent"; the
 # payload starts with the marker HARNESS_UDP_MARKER so a capture can be searched for
 # plaintext. The receiver counts distinct sequence numbers and stops at COUNT or after
-# 5 s without a datagram.
+# 5 s without a datagram. IPv4 or IPv6 (by the addresses).
 HARNESS_UDP_MARKER=${HARNESS_UDP_MARKER:-IPSECGW-PLAINTEXT-MARKER}
 netns_udp_stream() {
     local sns=$1 saddr=$2 dns=$3 dst=$4 count=${5:-500} size=${6:-200} port=${7:-5001}
@@ -286,7 +286,7 @@ netns_udp_stream() {
     harness_spawn "$ready.out" ip netns exec "$dns" "$HARNESS_PYTHON" -c '
 import socket, sys
 addr, port, count, marker, ready = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4].encode(), sys.argv[5]
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET, socket.SOCK_DGRAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
 s.bind((addr, port))
 s.settimeout(5.0)
@@ -310,7 +310,7 @@ print(len(seen))
     ip netns exec "$sns" "$HARNESS_PYTHON" -c '
 import socket, sys, time
 src, dst, port, count, size, marker = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6].encode()
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s = socket.socket(socket.AF_INET6 if ":" in dst else socket.AF_INET, socket.SOCK_DGRAM)
 s.bind((src, 0))
 for i in range(count):
     p = marker + b"%08d" % i
