@@ -23,14 +23,8 @@ cd "$(dirname "$0")/../.."
 source scripts/lib/topology.sh
 
 TAG=iki
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
-IPSECGW=${IPSECGW:-$CARGO_TARGET_DIR/debug/ipsecgw}
-if [[ -z ${IPSECGW_PREBUILT:-} ]]; then
-    harness_log "building ipsecgw (debug)"
-    cargo build -q -p ipsecgw >&2
-fi
-
 harness_init "$TAG"
+topo_ipsecgw
 topo_create "$TAG" kernel
 topo_left_charon
 GWLOG=$HARNESS_DIR/ipsecgw.log
@@ -118,6 +112,24 @@ check_agree() {
 _charon_child_changed() { local s; s=$(charon_active | awk '{ print $3 }'); [[ -n $s && $s != "$1" ]]; }
 _charon_ike_changed() { local s; s=$(charon_active | awk '{ print $1 $2 }'); [[ -n $s && $s != "$1" ]]; }
 
+# rekey_check WHAT child|ike CMD...: CMD rekeys; ipsecgw logs the new SA up (rekey_of) and
+# the old one down (Rekeyed), charon's active SA changed, and both sides agree on the SPIs.
+rekey_check() {
+    local what=$1 kind=$2 before m up changed
+    shift 2
+    if [[ $kind == child ]]; then
+        before=$(charon_active | awk '{ print $3 }') up="CHILD SA up: .* rekey_of=[0-9]" changed=_charon_child_changed
+    else
+        before=$(charon_active | awk '{ print $1 $2 }') up="IKE SA up: .* rekey_of=[0-9a-f]{16}" changed=_charon_ike_changed
+    fi
+    m=$(gw_mark)
+    "$@"
+    gw_wait "$m" "$up"
+    harness_wait_until 5 "$changed" "$before" || harness_die "$what: charon's SA did not change"
+    gw_wait "$m" "${kind^^} SA down: .*reason=Rekeyed"
+    check_agree "$what"
+}
+
 # --- the tests ---------------------------------------------------------------------------
 
 suite() { # IKE_PROPOSAL ESP_PROPOSAL
@@ -142,37 +154,11 @@ suite() { # IKE_PROPOSAL ESP_PROPOSAL
     fi
     check_agree "responder setup"
 
-    # 2. CHILD rekey by charon.
-    before=$(charon_active | awk '{ print $3 }'); m=$(gw_mark)
-    charon_rekey left --child net
-    gw_wait "$m" "CHILD SA up: .* rekey_of=[0-9]"
-    harness_wait_until 5 _charon_child_changed "$before" || harness_die "charon's CHILD_SA did not change"
-    gw_wait "$m" "CHILD SA down: .*reason=Rekeyed"
-    check_agree "CHILD rekey by charon"
-
-    # CHILD rekey by ipsecgw.
-    before=$(charon_active | awk '{ print $3 }'); m=$(gw_mark)
-    gw_cmd "rekey-child left"
-    gw_wait "$m" "CHILD SA up: .* rekey_of=[0-9]"
-    harness_wait_until 5 _charon_child_changed "$before" || harness_die "charon's CHILD_SA did not change after our rekey"
-    gw_wait "$m" "CHILD SA down: .*reason=Rekeyed"
-    check_agree "CHILD rekey by ipsecgw"
-
-    # IKE rekey by charon.
-    before=$(charon_active | awk '{ print $1 $2 }'); m=$(gw_mark)
-    charon_rekey left --ike gw
-    gw_wait "$m" "IKE SA up: .* rekey_of=[0-9a-f]{16}"
-    harness_wait_until 5 _charon_ike_changed "$before" || harness_die "charon's IKE SA SPIs did not change"
-    gw_wait "$m" "IKE SA down: .*reason=Rekeyed"
-    check_agree "IKE rekey by charon"
-
-    # IKE rekey by ipsecgw.
-    before=$(charon_active | awk '{ print $1 $2 }'); m=$(gw_mark)
-    gw_cmd "rekey-ike left"
-    gw_wait "$m" "IKE SA up: .* rekey_of=[0-9a-f]{16}"
-    harness_wait_until 5 _charon_ike_changed "$before" || harness_die "charon's IKE SA SPIs did not change after our rekey"
-    gw_wait "$m" "IKE SA down: .*reason=Rekeyed"
-    check_agree "IKE rekey by ipsecgw"
+    # 2. rekeys by either side.
+    rekey_check "CHILD rekey by charon" child charon_rekey left --child net
+    rekey_check "CHILD rekey by ipsecgw" child gw_cmd "rekey-child left"
+    rekey_check "IKE rekey by charon" ike charon_rekey left --ike gw
+    rekey_check "IKE rekey by ipsecgw" ike gw_cmd "rekey-ike left"
 
     # 3. delete by charon.
     m=$(gw_mark)

@@ -10,15 +10,12 @@
 # ESP (or UDP 4500) and ARP, never the plaintext marker; per-SA counters on exit.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-source scripts/lib/netns.sh
+source scripts/lib/topology.sh    # topo_ipsecgw, topo_gw_ports_toml (not its topology)
 
 TAG=ssa
 H1=$TAG-h1 G1=$TAG-g1 G2=$TAG-g2 H2=$TAG-h2
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
-IPSECGW=${IPSECGW:-$CARGO_TARGET_DIR/release/ipsecgw}
-[[ -x $IPSECGW ]] || cargo build --release -p ipsecgw >&2
-
 harness_init "$TAG"
+topo_ipsecgw
 W=$HARNESS_DIR
 netns_add "$H1"; netns_add "$G1"; netns_add "$G2"; netns_add "$H2"
 netns_veth "$H1" h1 10.1.0.2/24 "$G1" g1in -
@@ -29,22 +26,9 @@ netns_route "$H2" 10.1.0.0/24 10.2.0.1
 
 # One lcore per gateway (the main lcore polls): the two instances share the machine.
 config() { # FILE NAME OUT_IF IN_IF OUT_ADDR IN_ADDR PEER LTS RTS SPI_IN SPI_OUT KEY_IN KEY_OUT ENCAP
-    cat >"$1" <<TOML
-[dpdk]
-eal_args = ["--no-huge", "-m", "512", "--no-pci", "--file-prefix", "$TAG-$2-$$", "-l", "0",
-            "--vdev=net_af_packet0,iface=$3", "--vdev=net_af_packet1,iface=$4"]
-mbufs = 8191
-
-[[port]]
-name = "outside"
-dpdk_port = 0
-addresses = ["$5/24"]
-
-[[port]]
-name = "inside"
-dpdk_port = 1
-addresses = ["$6/24"]
-
+    topo_gw_ports_toml "$5/24" "$6/24" --no-huge -m 512 --no-pci --file-prefix "$TAG-$2-$$" -l 0 \
+        "--vdev=net_af_packet0,iface=$3" "--vdev=net_af_packet1,iface=$4" >"$1"
+    cat >>"$1" <<TOML
 [[static_sa]]
 name = "to-peer"
 local = "$5"
