@@ -27,7 +27,7 @@ pub use lcore::{pause, tsc_cycles, tsc_hz, Launched, LcoreId};
 pub use mbuf::Mbuf;
 pub use mempool::Mempool;
 pub use port::{Link, Port, PortConfig, PortInfo, PortStats, RxQueue, TxQueue};
-pub use ring::Ring;
+pub use ring::{Ring, RingConsumer, RingProducer};
 
 /// Result type of this crate.
 pub type Result<T> = std::result::Result<T, Error>;

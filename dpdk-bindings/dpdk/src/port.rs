@@ -142,6 +142,11 @@ impl PortInfo {
     }
 }
 
+/// `RTE_ETH_RSS_ESP` (rte_ethdev.h, a function-like macro bindgen cannot export):
+/// hash ESP on its SPI, so the packets of one inbound SA reach one rx queue and
+/// the ESP workers rarely hand them to the SA's owner.
+const RSS_ESP: u64 = 1 << 27;
+
 fn port_info(id: u16) -> Result<PortInfo> {
     let mut info = dpdk_sys::rte_eth_dev_info::default();
     // SAFETY: `info` is a writable rte_eth_dev_info; an invalid id returns -ENODEV.
@@ -198,7 +203,7 @@ impl Port {
         let mut econf = dpdk_sys::rte_eth_conf::default();
         if conf.rss && conf.rx_queues > 1 {
             // SAFETY: returns a constant.
-            let wanted = unsafe { dpdk_sys::dpdk_shim_rss_hf_default() };
+            let wanted = unsafe { dpdk_sys::dpdk_shim_rss_hf_default() } | RSS_ESP;
             let hf = wanted & info.rss_offloads;
             if hf != 0 {
                 econf.rxmode.mq_mode = dpdk_sys::RTE_ETH_MQ_RX_RSS;

@@ -218,3 +218,63 @@ fn a_closure_runs_on_each_worker_lcore() {
     let here = dpdk::LcoreId::current();
     assert!(here.is_none() || here == Some(eal.main_lcore()), "{here:?}");
 }
+
+/// An SP/SC ring's two ends on two lcores: slots in, slots out, in order, nothing leaked;
+/// a full ring takes what fits and leaves the rest in the slots.
+#[test]
+fn spsc_ring_moves_slots_between_lcores() {
+    let eal = support::eal("ringpair", VDEVS);
+    let pool = Arc::new(Mempool::new(eal, "spsc_pool", 1023, 0, None).unwrap());
+    let (mut tx, mut rx) = Ring::spsc(eal, "spsc", 64).unwrap();
+    let _busy = support::lcores();
+    let workers = eal.worker_lcores();
+    let p = pool.clone();
+    let job = eal
+        .launch(workers[0], move || {
+            let mut slots: [Option<dpdk::Mbuf>; 32] = std::array::from_fn(|_| None);
+            let mut next = 0u32;
+            while next < 1000 {
+                for s in slots.iter_mut().filter(|s| s.is_none()) {
+                    if next == 1000 {
+                        break;
+                    }
+                    let mut m = p.alloc().unwrap();
+                    m.append(4).unwrap().copy_from_slice(&next.to_be_bytes());
+                    *s = Some(m);
+                    next += 1;
+                }
+                let n = tx.enqueue_slots(&mut slots);
+                // What the ring refused stays, in order, behind the None it left.
+                slots.rotate_left(n);
+            }
+            while slots[0].is_some() {
+                let n = tx.enqueue_slots(&mut slots);
+                slots.rotate_left(n);
+            }
+            0
+        })
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut slots: [Option<dpdk::Mbuf>; 32] = std::array::from_fn(|_| None);
+    while seen.len() < 1000 {
+        let n = rx.dequeue_slots(&mut slots);
+        seen.extend(slots[..n].iter_mut().map(|s| u32::from_be_bytes(s.take().unwrap().data().try_into().unwrap())));
+    }
+    assert_eq!(job.join(), 0);
+    assert_eq!(seen, (0..1000).collect::<Vec<_>>());
+    assert!(rx.is_empty());
+    assert_eq!(pool.available(), pool.size());
+
+    // Full: 64 fit, the other 16 stay in the slots (and are freed when dropped).
+    let mut many: Vec<Option<dpdk::Mbuf>> = (0..80).map(|_| pool.alloc()).collect();
+    assert_eq!(tx_len_after(&mut many, eal), 64);
+    assert_eq!(many.iter().filter(|s| s.is_some()).count(), 16);
+    assert!(many[..64].iter().all(Option::is_none));
+}
+
+fn tx_len_after(slots: &mut [Option<dpdk::Mbuf>], eal: &dpdk::Eal) -> usize {
+    let (mut tx, rx) = Ring::spsc(eal, "spsc_full", 64).unwrap();
+    let n = tx.enqueue_slots(slots);
+    assert_eq!(rx.len(), n);
+    n
+}
