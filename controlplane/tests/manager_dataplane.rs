@@ -95,6 +95,7 @@ impl Net {
                 Action::InstallChildSa(sa) => self.side(on_b).sink.install(&sa, now).expect("install"),
                 Action::RemoveChildSa(sa) => self.side(on_b).sink.remove(&sa, now).expect("remove"),
                 Action::Event(e) => self.side(on_b).events.push(e),
+                Action::SendNatKeepalive { .. } => panic!("no NAT between these two"),
             }
         }
     }

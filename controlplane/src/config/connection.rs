@@ -120,6 +120,9 @@ pub struct ConnectionConfig {
     /// so both peers rarely rekey at once (RFC 7296 §2.8.1).
     pub jitter_percent: u8,
     pub replay_window: u32,
+    /// NAT keepalive interval when we are behind a NAT (RFC 3948 §2.3);
+    /// `None` = off (`nat_keepalive = "0s"`).
+    pub nat_keepalive: Option<Duration>,
     pub dpd: Option<Dpd>,
     pub monitor: Option<Monitor>,
 }
@@ -163,6 +166,7 @@ impl ConnectionConfig {
             Some(DpdAction::Clear | DpdAction::Hold) | None => ikev2::DpdAction::Clear,
         };
         engine.force_encap = self.encap == IkeEncap::Udp;
+        engine.nat_keepalive = self.nat_keepalive;
         // dpd.timeout: a liveness check (RFC 7296 §2.4) unanswered this long means the
         // peer is dead. The engine gives up when its retransmissions run out, so when the
         // default schedule (≈ 82 s) is longer, fit 1 + 3 sends at ×1.5 into the timeout
@@ -296,6 +300,10 @@ fn check_connection(
         None => Some(DEFAULT_JITTER_PERCENT),
     };
     let replay_window = replay_window(d, c.replay_window.as_ref());
+    let nat_keepalive = match &c.nat_keepalive {
+        Some(v) => nat_keepalive(d, v),
+        None => Some(Some(ikev2::DEFAULT_NAT_KEEPALIVE)),
+    };
     let dpd = match &c.dpd {
         Some(v) => check_dpd(d, v).map(Some),
         None => Some(None),
@@ -329,6 +337,7 @@ fn check_connection(
             child_lifetime: child_lifetime?,
             jitter_percent: jitter_percent?,
             replay_window: replay_window?,
+            nat_keepalive: nat_keepalive?,
             dpd: dpd?,
             monitor: monitor?,
         },
@@ -485,6 +494,20 @@ fn check_pfs_groups(d: &mut Diagnostics<'_>, ike: &[Proposal], esp: &[Proposal],
 
 fn duration(d: &mut Diagnostics<'_>, value: &S<String>, key: &str) -> Option<Duration> {
     d.parsed(value, key, parse_duration)
+}
+
+/// `nat_keepalive`: "0s" turns keepalives off; anything else is at least 1 s
+/// (a NAT mapping lives tens of seconds; sub-second keepalives are a typo).
+fn nat_keepalive(d: &mut Diagnostics<'_>, value: &S<String>) -> Option<Option<Duration>> {
+    let t = duration(d, value, "nat_keepalive")?;
+    if t.is_zero() {
+        return Some(None);
+    }
+    if t < Duration::from_secs(1) {
+        d.error(value.span(), format!("nat_keepalive = \"{}\" is shorter than 1s: use e.g. \"20s\" (strongSwan's default), or \"0s\" to send no NAT keepalives", value.get_ref()));
+        return None;
+    }
+    Some(Some(t))
 }
 
 /// Soft (rekey) and hard (lifetime) times; lifetime defaults to rekey + 10% like

@@ -100,6 +100,7 @@
 //! child_rekey = "1h"
 //! child_lifetime = "1h10m"
 //! jitter = "5%"
+//! nat_keepalive = "20s"            # when WE are behind a NAT: 0xFF to the peer on UDP 4500 this often (RFC 3948 §2.3); "0s" = off
 //! dpd = { interval = "30s", timeout = "90s", action = "restart" }   # clear | restart | hold
 //! monitor = { address = "10.1.0.1", source = "10.2.0.1", interval = "2s", threshold = 3, action = "fail-over", backup = "left-backup" }  # issue 7
 //! ```
@@ -112,7 +113,8 @@
 //! ["aes256gcm16-aes128gcm16-chacha20poly1305-prfsha384-prfsha256-prfsha512-x25519-ecp256-ecp384-modp2048"],
 //! esp_proposals = ["aes256gcm16-aes128gcm16-chacha20poly1305"] (no PFS, noesn), encap "auto",
 //! ike_rekey "4h", ike_lifetime = ike_rekey + 10%, child_rekey "1h", child_lifetime = child_rekey + 10%,
-//! jitter "5%" (rekey happens up to jitter earlier, at random), replay_window 1024, no dpd (when given:
+//! jitter "5%" (rekey happens up to jitter earlier, at random), replay_window 1024, nat_keepalive "20s"
+//! (strongSwan's keep_alive; sent only while an IKE SA is up and NAT detection found us behind a NAT), no dpd (when given:
 //! timeout = 3 × interval, action "clear"), no monitor (when given: interval "2s", threshold 3,
 //! action "wait-recover").
 

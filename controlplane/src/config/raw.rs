@@ -100,6 +100,7 @@ pub(crate) struct RawConnection {
     pub child_lifetime: Option<S<String>>,
     pub jitter: Option<S<String>>,
     pub replay_window: Option<S<i64>>,
+    pub nat_keepalive: Option<S<String>>,
     pub dpd: Option<S<RawDpd>>,
     pub monitor: Option<S<RawMonitor>>,
 }

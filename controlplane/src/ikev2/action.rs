@@ -231,4 +231,9 @@ pub enum Action {
     InstallChildSa(Box<ChildSaInstall>),
     RemoveChildSa(ChildSaRemove),
     Event(Event),
+    /// Send a NAT keepalive: the single octet 0xFF on the UDP 4500 pair,
+    /// WITHOUT the non-ESP marker (RFC 3948 §2.3, [`super::nat_t::NAT_KEEPALIVE`]).
+    /// Only when we are behind a NAT (RFC 7296 §2.23), every
+    /// `ConnectionConfig::nat_keepalive`.
+    SendNatKeepalive { from: SocketAddr, to: SocketAddr },
 }

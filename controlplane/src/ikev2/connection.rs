@@ -10,6 +10,10 @@ use crate::identity::Identity;
 use crate::proposal::Proposal;
 use crate::selector::TrafficSelector;
 
+/// strongSwan's default keepalive interval (charon.keep_alive = 20s): well
+/// under the UDP mapping timeouts of common NATs (30 s and up).
+pub const DEFAULT_NAT_KEEPALIVE: Duration = Duration::from_secs(20);
+
 /// What the engine does with a connection on its own (issue 6 item 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StartAction {
@@ -105,6 +109,10 @@ pub struct ConnectionConfig {
     pub rekey_grace: Duration,
     /// Send INITIAL_CONTACT in IKE_AUTH (RFC 7296 §2.4).
     pub initial_contact: bool,
+    /// When NAT detection found us behind a NAT: a NAT keepalive (RFC 3948
+    /// §2.3) to the peer every this long while the IKE SA is established, so
+    /// the NAT keeps the UDP 4500 mapping (`None`: never).
+    pub nat_keepalive: Option<Duration>,
 }
 
 impl std::fmt::Debug for ConnectionConfig {
@@ -164,6 +172,7 @@ impl ConnectionConfig {
             force_encap: false,
             rekey_grace: Duration::from_secs(2),
             initial_contact: true,
+            nat_keepalive: Some(DEFAULT_NAT_KEEPALIVE),
         }
     }
 

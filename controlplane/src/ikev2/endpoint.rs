@@ -473,6 +473,7 @@ fn timeout(sa: &mut IkeSa, ctx: &mut Ctx<'_>) {
             _ if c.expire_at <= now && c.state != ChildState::Deleting => {
                 c.expired = true;
                 c.expire_at = now + conn.retransmit.delay(conn.retransmit.tries + 1);
+    sa.keepalive(ctx);
                 tasks.push(Task::DeleteChild(c.id));
             }
             ChildState::Installed if !conn.passive && c.rekey_at <= now => {

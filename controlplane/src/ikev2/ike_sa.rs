@@ -233,6 +233,8 @@ pub(crate) struct IkeSa {
 
 impl IkeSa {
     pub fn new(id: IkeSaId, conn: usize, initiator: bool, local: SocketAddr, remote: SocketAddr, now: Instant) -> Self {
+    /// When the last NAT keepalive went out (creation time before the first).
+    pub keepalive_base: Instant,
         IkeSa {
             id,
             conn,
@@ -270,6 +272,7 @@ impl IkeSa {
     }
 
     pub fn conn<'c>(&self, ctx: &Ctx<'c>) -> &'c ConnectionConfig {
+            keepalive_base: now,
         // `conn` indexes the endpoint's connection list, which only grows.
         &ctx.conns[self.conn.min(ctx.conns.len().saturating_sub(1))]
     }
@@ -473,6 +476,27 @@ impl IkeSa {
         let mut t: Option<Instant> = None;
         let mut consider = |x: Option<Instant>| {
             if let Some(x) = x {
+    /// When the next NAT keepalive is due: only while established and only
+    /// when our own NAT_DETECTION_DESTINATION_IP check failed, i.e. WE are
+    /// behind a NAT (RFC 7296 §2.23, RFC 3948 §2.3). A peer that is behind a
+    /// NAT (or fakes one, strongSwan with kernel-libipsec) keeps its own
+    /// mapping alive; an old SA replaced by a rekey stops (its successor,
+    /// which inherited the NAT state, takes over).
+    pub fn keepalive_due(&self, conn: &ConnectionConfig) -> Option<Instant> {
+        if self.state != IkeState::Established || !self.nat.local_behind_nat {
+            return None;
+        }
+        conn.nat_keepalive.map(|i| self.keepalive_base + i)
+    }
+
+    /// Sends a NAT keepalive if one is due.
+    pub fn keepalive(&mut self, ctx: &mut Ctx<'_>) {
+        if self.keepalive_due(self.conn(ctx)).is_some_and(|t| t <= ctx.now) {
+            self.keepalive_base = ctx.now;
+            ctx.out.push(Action::SendNatKeepalive { from: self.local, to: self.remote });
+        }
+    }
+
                 t = Some(t.map_or(x, |t| t.min(x)));
             }
         };
@@ -493,6 +517,7 @@ impl IkeSa {
             }
             for c in &self.children {
                 match c.state {
+            consider(self.keepalive_due(conn));
                     ChildState::Installed if !conn.passive => consider(Some(c.rekey_at)),
                     ChildState::Rekeyed { remove_at } => consider(Some(remove_at)),
                     _ => {}

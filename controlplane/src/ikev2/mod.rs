@@ -17,7 +17,7 @@ pub use action::{
     Action, ChildSaId, ChildSaInstall, ChildSaRemove, Directions, DownReason, DropReason, Event, IkeSaId, NatState,
     Role, Spi, Stats, UdpEncap,
 };
-pub use connection::{ConnectionConfig, DpdAction, Lifetime, RetransmitPolicy, StartAction};
+pub use connection::{ConnectionConfig, DpdAction, DEFAULT_NAT_KEEPALIVE, Lifetime, RetransmitPolicy, StartAction};
 pub use endpoint::{ChildSaInfo, ConnectionId, CookiePolicy, Endpoint, IkeSaInfo};
 pub use failure::{Failure, FailureKind, Sent};
 pub use ike_sa::NAT_T_PORT;

@@ -395,6 +395,13 @@ impl ManagerClient {
         Ok(())
     }
 
+                Action::SendNatKeepalive { from, to } => {
+                    if let Err(e) = self.transport.send_keepalive(from, to) {
+                        tracing::warn!("sending NAT keepalive {from} -> {to} failed: {e}");
+                    } else {
+                        tracing::debug!("NAT keepalive {from} -> {to} (RFC 3948 §2.3)");
+                    }
+                }
     fn ask<T>(&self, make: impl FnOnce(Sender<T>) -> Command) -> Result<T, CommandError> {
         let (tx, rx) = channel::bounded(1);
         self.send(make(tx))?;

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use crossbeam::channel::{self, Receiver, RecvTimeoutError, Sender, TrySendError};
 
-use crate::ikev2::nat_t::{classify_udp4500, frame_ike, Udp4500};
+use crate::ikev2::nat_t::{classify_udp4500, frame_ike, Udp4500, NAT_KEEPALIVE};
 use crate::ikev2::NAT_T_PORT;
 
 /// The IKE port of RFC 7296 §2.
@@ -36,11 +36,22 @@ pub struct Datagram {
 pub type Waker = Arc<dyn Fn() + Send + Sync>;
 
 /// What the manager needs from the network. `send` gets an IKE message and
-/// adds the non-ESP marker when either port is 4500; `recv` returns IKE
-/// messages only (ESP and NAT keepalives on 4500 are not the manager's).
+/// adds the non-ESP marker when either port is 4500; `send_keepalive` sends
+/// the 1-octet NAT keepalive (no marker, RFC 3948 §2.3); both go through
+/// `send_payload`, the one thing a transport must implement for sending.
+/// `recv` returns IKE messages only (ESP and NAT keepalives on 4500 are not
+/// the manager's).
 pub trait IkeTransport: Send {
-    /// Sends one IKE message from `local` to `remote`.
-    fn send(&mut self, local: SocketAddr, remote: SocketAddr, ike: &[u8]) -> io::Result<()>;
+    /// Sends one UDP payload from `local` to `remote` exactly as given.
+    fn send_payload(&mut self, local: SocketAddr, remote: SocketAddr, payload: &[u8]) -> io::Result<()>;
+    /// Sends one IKE message from `local` to `remote` (RFC 3948 §2.2 framing).
+    fn send(&mut self, local: SocketAddr, remote: SocketAddr, ike: &[u8]) -> io::Result<()> {
+        self.send_payload(local, remote, &frame_ike(local.port(), remote.port(), ike))
+    }
+    /// Sends a NAT keepalive: the single octet 0xFF (RFC 3948 §2.3).
+    fn send_keepalive(&mut self, local: SocketAddr, remote: SocketAddr) -> io::Result<()> {
+        self.send_payload(local, remote, &NAT_KEEPALIVE)
+    }
     /// Waits up to `timeout` for one IKE message; `Ok(None)` on timeout or wake.
     fn recv(&mut self, timeout: Duration) -> io::Result<Option<Datagram>>;
     /// A way to interrupt `recv` from another thread (`None`: commands are
@@ -231,12 +242,12 @@ fn receive_loop(
 }
 
 impl IkeTransport for UdpTransport {
-    fn send(&mut self, local: SocketAddr, remote: SocketAddr, ike: &[u8]) -> io::Result<()> {
+    fn send_payload(&mut self, local: SocketAddr, remote: SocketAddr, payload: &[u8]) -> io::Result<()> {
         let sock = self.sockets.get(&local).ok_or_else(|| {
             io::Error::new(io::ErrorKind::AddrNotAvailable, format!("no UDP socket bound for {local}: add the address to the transport"))
         })?;
         let to = SocketAddr::new(remote.ip(), self.wire_port(remote.port()));
-        sock.send_to(&frame_ike(local.port(), remote.port(), ike), to)?;
+        sock.send_to(payload, to)?;
         Ok(())
     }
 
@@ -331,8 +342,8 @@ pub fn punt_channel(capacity: usize) -> (PuntEnds, PuntTransport) {
 }
 
 impl IkeTransport for PuntTransport {
-    fn send(&mut self, local: SocketAddr, remote: SocketAddr, ike: &[u8]) -> io::Result<()> {
-        let d = UdpDatagram { local, remote, payload: frame_ike(local.port(), remote.port(), ike) };
+    fn send_payload(&mut self, local: SocketAddr, remote: SocketAddr, payload: &[u8]) -> io::Result<()> {
+        let d = UdpDatagram { local, remote, payload: payload.to_vec() };
         // A full tx queue means the workers are not draining it: drop (IKE retransmits).
         match self.to_dataplane.try_send(d) {
             Ok(()) => Ok(()),
@@ -391,6 +402,30 @@ mod tests {
         t.send(sa("198.51.100.2:500"), sa("198.51.100.1:500"), &[6]).expect("send");
         assert_eq!(ends.outbound.try_recv().expect("framed").payload, vec![0, 0, 0, 0, 5]);
         assert_eq!(ends.outbound.try_recv().expect("plain").payload, vec![6]);
+        // RFC 3948 §2.3: one 0xFF octet, no non-ESP marker.
+        t.send_keepalive(l, r).expect("keepalive");
+        assert_eq!(ends.outbound.try_recv().expect("keepalive"), UdpDatagram { local: l, remote: r, payload: vec![0xff] });
+    }
+
+    /// Over real sockets: the peer's socket receives exactly [0xFF] on the
+    /// NAT-T port, while an IKE message on the same port carries the marker.
+    #[test]
+    fn udp_keepalive_is_one_byte_without_marker() {
+        let lo: IpAddr = "127.0.0.1".parse().expect("ip");
+        let peer = UdpSocket::bind((lo, 0)).expect("peer socket");
+        peer.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        let peer_port = peer.local_addr().expect("addr").port();
+        // Our 4500 on an ephemeral-ish port; the peer's 4500 is its socket's port.
+        let mut t = UdpTransport::bind_ports(&[lo], 0, 0).expect("bind");
+        t.natt_port = peer_port;
+        let (ours, theirs) = (SocketAddr::new(lo, NAT_T_PORT), SocketAddr::new(lo, NAT_T_PORT));
+        t.send_keepalive(ours, theirs).expect("keepalive");
+        t.send(ours, theirs, &[0x21, 0x20]).expect("ike");
+        let mut buf = [0u8; 64];
+        let (n, _) = peer.recv_from(&mut buf).expect("keepalive arrives");
+        assert_eq!(&buf[..n], &[0xff]);
+        let (n, _) = peer.recv_from(&mut buf).expect("IKE arrives");
+        assert_eq!(&buf[..n], &[0, 0, 0, 0, 0x21, 0x20]);
     }
 
     #[test]

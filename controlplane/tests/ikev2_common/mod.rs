@@ -118,8 +118,10 @@ pub struct Record {
     pub events: Vec<Event>,
     pub installs: Vec<ChildSaInstall>,
     pub removes: Vec<ChildSaRemove>,
-    /// "install:<dir>:<spi>" / "remove:<spi>" / "send" in action order.
+    /// "install:<dir>:<spi>" / "remove:<spi>" / "send" / "keepalive" in action order.
     pub order: Vec<String>,
+    /// NAT keepalives asked for: (virtual time, from, to).
+    pub keepalives: Vec<(Instant, SocketAddr, SocketAddr)>,
 }
 
 impl Record {
@@ -228,6 +230,12 @@ impl Net {
                     p.rec.removes.push(r);
                 }
                 Action::Event(e) => self.peer(side).rec.events.push(e),
+                Action::SendNatKeepalive { from, to } => {
+                    let now = self.now;
+                    let p = self.peer(side);
+                    p.rec.order.push("keepalive".into());
+                    p.rec.keepalives.push((now, from, to));
+                }
             }
         }
     }
