@@ -18,7 +18,7 @@ pub use dataplane::DataplaneStats;
 pub use server::{answer, ApiServer};
 pub use view::{
     ChildSaView, ConnectionView, DataplaneSnapshot, DataplaneView, DropView, FailureView, IkeSaView, NeighborView, PortView,
-    RouteView, SaCountersView, StatsView,
+    RouteView, SaCountersView, StatsView, UnknownSpiView,
 };
 /// The engine's IKE counters by name (for metrics).
 pub use view::ike_counters as ike_counters_of;

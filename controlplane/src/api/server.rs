@@ -174,3 +174,4 @@ fn show(what: ShowWhat, manager: &ManagerClient, dataplane: Option<&dyn Dataplan
         ShowWhat::Routes => dataplane.map_or_else(no_dataplane, |d| value(d.snapshot().routes)),
     }
 }
+                unknown_spis: view::unknown_spis(&s),

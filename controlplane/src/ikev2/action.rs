@@ -167,6 +167,9 @@ pub enum Event {
     /// As responder: the initiator guessed a group we do not take but one we
     /// do is in its proposal; we asked for it (INVALID_KE_PAYLOAD, §1.2).
     KeGroupRequested { connection: String, peer: SocketAddr, offered: DhGroup, requested: DhGroup },
+    /// The peer says ESP arrived on an SPI it does not know (INVALID_SPI,
+    /// RFC 7296 §3.10.1); `child` is our Child SA sending with that SPI, if any.
+    PeerInvalidSpi { ike_sa: IkeSaId, connection: String, spi: Spi, child: Option<ChildSaId> },
     /// The responder asked for a cookie (RFC 7296 §2.6); we retried with it.
     CookieRetry { connection: String },
     /// A negotiation failed; says what, with both sides' values.

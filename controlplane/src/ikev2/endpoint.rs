@@ -192,6 +192,18 @@ impl Endpoint {
                 f(sa, ctx);
             }
         })
+    /// The dataplane received ESP from this IKE SA's peer on an SPI it has
+    /// no SA for: tell the peer with an INVALID_SPI notify in an
+    /// INFORMATIONAL request (RFC 7296 §2.21.4, §3.10.1). Only on an
+    /// established IKE SA; rate limiting is the caller's.
+    pub fn notify_invalid_spi(&mut self, ike: IkeSaId, spi: Spi, now: Instant) -> Vec<Action> {
+        self.with_sa(ike, now, |sa, ctx| {
+            if sa.state == IkeState::Established {
+                sa.queue_task(ctx, Task::InvalidSpi(spi));
+            }
+        })
+    }
+
     }
 
     /// Snapshot of the IKE SAs.

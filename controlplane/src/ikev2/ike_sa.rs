@@ -134,6 +134,8 @@ pub(crate) enum Task {
     DeleteChild(ChildSaId),
     DeleteIke,
     Liveness,
+    /// Tell the peer about ESP on an SPI we do not know (RFC 7296 §2.21.4).
+    InvalidSpi(Spi),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -469,6 +471,7 @@ impl IkeSa {
                 Task::Liveness => informational::start_liveness(self, ctx),
             }
         }
+                Task::InvalidSpi(spi) => informational::start_invalid_spi(self, ctx, spi),
     }
 
     /// The earliest time this SA needs `handle_timeout`.

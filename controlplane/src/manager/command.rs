@@ -52,6 +52,10 @@ pub struct Status {
     pub stats: Stats,
     /// Negotiation failures since start, by reason (metrics).
     pub failures_by_reason: std::collections::BTreeMap<crate::diagnosis::Reason, u64>,
+    /// ESP on unknown SPIs reported by the dataplane, per (peer, SPI).
+    pub unknown_spis: Vec<super::UnknownSpiCount>,
+    /// Unknown-SPI reports dropped because the manager's queue was full.
+    pub unknown_spi_reports_dropped: u64,
 }
 
 /// A request to the manager thread; each carries where to answer.

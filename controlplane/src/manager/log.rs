@@ -55,6 +55,11 @@ pub fn event_line(e: &Event) -> String {
         Event::KeGroupRequested { connection, peer, offered, requested } => format!(
             "connection '{connection}': {peer} offered key exchange {offered:?}; asked it for {requested:?} (INVALID_KE_PAYLOAD)"
         ),
+        Event::PeerInvalidSpi { ike_sa, connection, spi, child } => format!(
+            "connection '{connection}': ike_sa={:016x} peer reports INVALID_SPI for spi={spi} (RFC 7296 §3.10.1): {}",
+            ike_sa.0,
+            child.map_or("no Child SA of ours sends with it".to_owned(), |c| format!("our Child SA {} sends with it; the peer lost its inbound SA", c.0))
+        ),
         Event::CookieRetry { connection } => format!("connection '{connection}': the responder asked for a cookie (RFC 7296 §2.6); retried with it"),
         Event::Failure(f) => format!("FAILURE: {f}"),
         Event::Dropped { from, exchange, reason } => format!("dropped IKE message from {from} ({exchange:?}): {reason:?}"),

@@ -39,21 +39,26 @@ mod entropy;
 mod log;
 mod sa_sink;
 mod transport;
+mod unknown_spi;
 
 use std::collections::HashMap;
 use std::io;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam::channel::{self, Receiver, Sender, TryRecvError};
 
-use crate::ikev2::{Action, ConnectionConfig, ConnectionId, Endpoint, Event, IkeSaId, IkeSaInfo};
+use crate::ikev2::{Action, ConnectionConfig, ConnectionId, Endpoint, Event, IkeSaId, IkeSaInfo, Spi};
 
 pub use command::{Command, CommandError, ConnectionStatus, LastFailure, Status};
 pub use dataplane_sink::{DataplaneSaSink, EspSaControl};
 pub use entropy::OsEntropy;
 pub use log::{event_line, init_stderr_logging};
 pub use sa_sink::{RecordingSaSink, SaSink, SinkError, SinkRecord};
+pub use unknown_spi::{UnknownSpiCount, UnknownSpiReport, INVALID_SPI_NOTIFY_INTERVAL, UNKNOWN_SPI_QUEUE, UNKNOWN_SPI_TABLE};
 pub use transport::{punt_channel, Datagram, IkeTransport, PuntEnds, PuntTransport, TransportStats, UdpDatagram, UdpTransport, Waker, IKE_PORT};
 
 /// Longest sleep in the transport before looking at commands again (when the
@@ -73,6 +78,9 @@ pub struct Manager {
     failures: HashMap<Option<String>, LastFailure>,
     failures_by_reason: std::collections::BTreeMap<crate::diagnosis::Reason, u64>,
     commands: Receiver<Command>,
+    unknown_spi_reports: Receiver<UnknownSpiReport>,
+    unknown_spi_dropped: Arc<AtomicU64>,
+    unknown_spis: unknown_spi::UnknownSpiTable,
 }
 
 impl std::fmt::Debug for Manager {
@@ -87,6 +95,10 @@ impl std::fmt::Debug for Manager {
 pub struct ManagerClient {
     commands: Sender<Command>,
     waker: Option<Waker>,
+    /// Bounded, apart from the commands: the dataplane's reports must never
+    /// block a worker nor grow without bound under a flood.
+    unknown_spi: Sender<UnknownSpiReport>,
+    unknown_spi_dropped: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for ManagerClient {
@@ -121,8 +133,21 @@ impl Manager {
         sink: Box<dyn SaSink>,
     ) -> (Self, ManagerClient) {
         let (tx, rx) = channel::unbounded();
-        let client = ManagerClient { commands: tx, waker: transport.waker() };
-        let mut m = Manager { endpoint, transport, sink, connections: Vec::new(), failures: HashMap::new(), failures_by_reason: Default::default(), commands: rx };
+        let (report_tx, report_rx) = channel::bounded(UNKNOWN_SPI_QUEUE);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let client = ManagerClient { commands: tx, waker: transport.waker(), unknown_spi: report_tx, unknown_spi_dropped: Arc::clone(&dropped) };
+        let mut m = Manager {
+            endpoint,
+            transport,
+            sink,
+            connections: Vec::new(),
+            failures: HashMap::new(),
+            failures_by_reason: Default::default(),
+            commands: rx,
+            unknown_spi_reports: report_rx,
+            unknown_spi_dropped: dropped,
+            unknown_spis: Default::default(),
+        };
         for c in connections {
             let name = c.name.clone();
             let (id, actions) = m.endpoint.add_connection(c, Instant::now());
@@ -180,6 +205,13 @@ impl Manager {
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => return Ok(false),
             }
+        }
+        // At most a queue's worth per round: commands and IKE get their turn.
+        // One clock reading for the batch: a burst queued together is one
+        // burst for the rate limit, however long the loop takes.
+        let now = Instant::now();
+        for r in self.unknown_spi_reports.try_iter().take(UNKNOWN_SPI_QUEUE).collect::<Vec<_>>() {
+            self.unknown_spi(r, now);
         }
         let now = Instant::now();
         let mut wait = self.endpoint.poll_timeout().map_or(max_wait, |t| t.saturating_duration_since(now)).min(max_wait);
@@ -306,6 +338,34 @@ impl Manager {
         }
     }
 
+    /// One unknown-SPI report: counted; a rate-limited INVALID_SPI notify
+    /// when an IKE SA with the peer is established (RFC 7296 §2.21.4).
+    fn unknown_spi(&mut self, r: UnknownSpiReport, now: Instant) {
+        let unknown_spi::Verdict::Act { suppressed } = self.unknown_spis.record(r, now, SystemTime::now()) else { return };
+        let spi = Spi(r.spi);
+        let sa = self.endpoint.ike_sas().into_iter().find(|s| s.established && s.remote.ip() == r.peer);
+        let Some(sa) = sa else {
+            tracing::info!(
+                "ESP from {} on unknown SPI {spi} ({suppressed} more unknown-SPI packets from this peer since the last line): no IKE SA with this peer, counted only",
+                r.peer
+            );
+            return;
+        };
+        let actions = self.endpoint.notify_invalid_spi(sa.id, spi, now);
+        let sent = actions.iter().any(|a| matches!(a, Action::Send { .. }));
+        self.execute(actions);
+        if sent {
+            self.unknown_spis.notified(r);
+        }
+        tracing::info!(
+            "ESP from {} on unknown SPI {spi} ({suppressed} more unknown-SPI packets from this peer since the last line): {} INVALID_SPI to the peer of connection '{}' (RFC 7296 §3.10.1, at most one per peer per {:?})",
+            r.peer,
+            if sent { "sent" } else { "queued" },
+            sa.connection,
+            INVALID_SPI_NOTIFY_INTERVAL
+        );
+    }
+
     /// Connections, their IKE SAs and last failures.
     pub fn status(&self) -> Status {
         let sas = self.endpoint.ike_sas();
@@ -322,6 +382,8 @@ impl Manager {
             unmatched_failure: self.failures.get(&None).cloned(),
             stats: self.endpoint.stats(),
             failures_by_reason: self.failures_by_reason.clone(),
+            unknown_spis: self.unknown_spis.snapshot(),
+            unknown_spi_reports_dropped: self.unknown_spi_dropped.load(Ordering::Relaxed),
         }
     }
 
@@ -333,6 +395,13 @@ impl Manager {
                     if let Err(e) = self.transport.send(from, to, &bytes) {
                         // IKE retransmits; the engine reports a peer that never answers.
                         tracing::warn!("sending IKE message {from} -> {to} failed: {e}");
+                    }
+                }
+                Action::SendNatKeepalive { from, to } => {
+                    if let Err(e) = self.transport.send_keepalive(from, to) {
+                        tracing::warn!("sending NAT keepalive {from} -> {to} failed: {e}");
+                    } else {
+                        tracing::debug!("NAT keepalive {from} -> {to} (RFC 3948 §2.3)");
                     }
                 }
                 Action::InstallChildSa(sa) => {
@@ -395,13 +464,6 @@ impl ManagerClient {
         Ok(())
     }
 
-                Action::SendNatKeepalive { from, to } => {
-                    if let Err(e) = self.transport.send_keepalive(from, to) {
-                        tracing::warn!("sending NAT keepalive {from} -> {to} failed: {e}");
-                    } else {
-                        tracing::debug!("NAT keepalive {from} -> {to} (RFC 3948 §2.3)");
-                    }
-                }
     fn ask<T>(&self, make: impl FnOnce(Sender<T>) -> Command) -> Result<T, CommandError> {
         let (tx, rx) = channel::bounded(1);
         self.send(make(tx))?;
@@ -443,6 +505,20 @@ impl ManagerClient {
         self.ask(|reply| Command::Status { reply })
     }
 
+    /// The dataplane received ESP from `peer` on `spi`, which it has no SA
+    /// for (issue 7 item 4). Never blocks: when the manager's report queue
+    /// ([`UNKNOWN_SPI_QUEUE`]) is full the report is dropped and counted
+    /// (`Status::unknown_spi_reports_dropped`). The manager counts it per
+    /// (peer, SPI) and, when an IKE SA with `peer` is established, sends an
+    /// INVALID_SPI notify, at most one per peer per [`INVALID_SPI_NOTIFY_INTERVAL`].
+    /// Call it per packet or per burst: the manager does the rate limiting.
+    pub fn report_unknown_spi(&self, peer: IpAddr, spi: u32) {
+        // No wake: the manager looks at reports within its poll interval,
+        // and a flood must not turn into a flood of wake-ups.
+        if self.unknown_spi.try_send(UnknownSpiReport { peer, spi }).is_err() {
+            self.unknown_spi_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 
 }
 

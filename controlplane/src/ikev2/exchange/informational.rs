@@ -2,15 +2,17 @@
 //! liveness checks (§2.4), notifications.
 
 use super::create_child::switch_outbound;
-use crate::ikev2::action::{Action, ChildSaId, DownReason, Spi};
+use crate::ikev2::action::{Action, ChildSaId, DownReason, Event, Spi};
 use crate::ikev2::ike_sa::{ChildState, Ctx, IkeSa, IkeState, Request};
-use crate::ikev2::wire::{DeletePayload, ExchangeType, Payload, ProtocolId};
+use crate::ikev2::wire::{DeletePayload, ExchangeType, NotifyPayload, NotifyType, Payload, ProtocolId};
 
 #[derive(Debug)]
 pub(crate) enum InfoRequest {
     DeleteChild(ChildSaId),
     DeleteIke,
     Liveness,
+    /// We told the peer ESP arrived on an SPI we do not know.
+    InvalidSpi,
 }
 
 pub(crate) fn start_delete_child(sa: &mut IkeSa, ctx: &mut Ctx<'_>, id: ChildSaId) {
@@ -32,6 +34,18 @@ pub(crate) fn start_delete_ike(sa: &mut IkeSa, ctx: &mut Ctx<'_>) {
 
 pub(crate) fn start_liveness(sa: &mut IkeSa, ctx: &mut Ctx<'_>) {
     sa.send_request(ctx, ExchangeType::Informational, &[], Request::Info(InfoRequest::Liveness));
+}
+
+/// The INVALID_SPI notify for ESP that arrived on an SPI we have no SA for
+/// (RFC 7296 §2.21.4: sent in an INFORMATIONAL exchange when an IKE SA with
+/// the sender exists). §3.10.1: the SPI is the Notification Data; §3.10: the
+/// SPI field is empty, so the Protocol ID is sent as zero.
+pub(crate) fn invalid_spi_notify(spi: Spi) -> Payload {
+    Payload::Notify(NotifyPayload::new(NotifyType::INVALID_SPI, spi.0.to_be_bytes().to_vec()))
+}
+
+pub(crate) fn start_invalid_spi(sa: &mut IkeSa, ctx: &mut Ctx<'_>, spi: Spi) {
+    sa.send_request(ctx, ExchangeType::Informational, &[invalid_spi_notify(spi)], Request::Info(InfoRequest::InvalidSpi));
 }
 
 /// A Delete for the IKE SA that expects no answer (used when the SA is
@@ -66,7 +80,7 @@ pub(crate) fn initiator_response(sa: &mut IkeSa, ctx: &mut Ctx<'_>, req: InfoReq
             let reason = if sa.state == IkeState::Rekeyed { DownReason::Rekeyed } else { DownReason::DeletedLocally };
             sa.kill(ctx, reason);
         }
-        InfoRequest::Liveness => {}
+        InfoRequest::Liveness | InfoRequest::InvalidSpi => {}
     }
 }
 
@@ -74,6 +88,16 @@ pub(crate) fn responder_request(sa: &mut IkeSa, ctx: &mut Ctx<'_>, msg_id: u32, 
     let ex = ExchangeType::Informational;
     let mut ours: Vec<Vec<u8>> = Vec::new();
     let mut delete_ike = false;
+    // The peer got ESP from us on an SPI it does not know (RFC 7296 §3.10.1):
+    // reported, not acted on (an unauthenticated ESP SPI is not proof enough
+    // to delete anything, §2.21.4); the operator sees which SA is stale.
+    for n in super::notifies(p).filter(|n| n.kind == NotifyType::INVALID_SPI) {
+        let Ok(b) = <[u8; 4]>::try_from(n.data.as_slice()) else { continue };
+        let spi = Spi(u32::from_be_bytes(b));
+        let ours = sa.child_by_outbound(spi).map(|c| c.id);
+        let connection = sa.conn(ctx).name.clone();
+        ctx.event(Event::PeerInvalidSpi { ike_sa: sa.id, connection, spi, child: ours });
+    }
     for d in p.iter().filter_map(|x| if let Payload::Delete(d) = x { Some(d) } else { None }) {
         match d.protocol {
             ProtocolId::Ike => delete_ike = true,
@@ -123,4 +147,20 @@ pub(crate) fn responder_request(sa: &mut IkeSa, ctx: &mut Ctx<'_>, msg_id: u32, 
         vec![Payload::Delete(DeletePayload { protocol: ProtocolId::Esp, spis: ours })]
     };
     sa.send_response(ctx, ex, msg_id, &resp);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ikev2::wire::emit_payloads;
+
+    /// RFC 7296 §3.10: generic header, Protocol ID 0 and SPI Size 0 (the SPI
+    /// field is empty), type 11 (§3.10.1), then the SPI as Notification Data.
+    #[test]
+    fn invalid_spi_notify_bytes() {
+        let mut out = Vec::new();
+        let first = emit_payloads(&[invalid_spi_notify(Spi(0xc001_d00d))], &mut out).expect("emit");
+        assert_eq!(u8::from(first), 41, "Notify payload type");
+        assert_eq!(out, [0, 0, 0, 12, 0, 0, 0, 11, 0xc0, 0x01, 0xd0, 0x0d]);
+    }
 }
