@@ -456,25 +456,6 @@ impl SaSink for TunnelSaSink {
         Ok(())
     }
 
-    /// The DPDK path of a NAT keepalive: the manager's punt transport queues
-    /// it, the worker builds the UDP packet; on the wire the UDP payload is
-    /// the single octet 0xFF with no non-ESP marker (RFC 3948 §2.3).
-    #[test]
-    fn nat_keepalive_leaves_as_one_octet() {
-        use controlplane::manager::IkeTransport;
-        let (ends, mut transport) = punt_channel(4);
-        let (ours, peer) = ("198.51.100.2:4500".parse().expect("addr"), "203.0.113.7:31000".parse().expect("addr"));
-        transport.send_keepalive(ours, peer).expect("queued");
-        let d = ends.outbound.try_recv().expect("one datagram for the worker");
-        let mut pkt = HeapPacket::with_room(64, 256);
-        build_udp(&mut pkt, &d).expect("fits");
-        let ip = Ipv4Packet::new_checked(pkt.data()).expect("ipv4");
-        assert_eq!(usize::from(ip.total_len()), 20 + 8 + 1);
-        let udp = &pkt.data()[20..];
-        assert_eq!(&udp[..6], &[0x11, 0x94, 0x79, 0x18, 0, 9], "4500 -> 31000, UDP length 9");
-        assert_eq!(&udp[8..], &[0xff]);
-    }
-
     fn tick(&mut self, _now: Instant) {
         self.ctl.reclaim();
     }
@@ -508,6 +489,25 @@ mod tests {
         // Seen from the peer's side: the same datagram with the ends swapped.
         let back = ike_datagram(&frame(pkt.data())).expect("IKE datagram");
         assert_eq!((back.local, back.remote, back.payload), (d.remote, d.local, d.payload));
+    }
+
+    /// The DPDK path of a NAT keepalive: the manager's punt transport queues
+    /// it, the worker builds the UDP packet; on the wire the UDP payload is
+    /// the single octet 0xFF with no non-ESP marker (RFC 3948 §2.3).
+    #[test]
+    fn nat_keepalive_leaves_as_one_octet() {
+        use controlplane::manager::IkeTransport;
+        let (ends, mut transport) = punt_channel(4);
+        let (ours, peer) = ("198.51.100.2:4500".parse().expect("addr"), "203.0.113.7:31000".parse().expect("addr"));
+        transport.send_keepalive(ours, peer).expect("queued");
+        let d = ends.outbound.try_recv().expect("one datagram for the worker");
+        let mut pkt = HeapPacket::with_room(64, 256);
+        build_udp(&mut pkt, &d).expect("fits");
+        let ip = Ipv4Packet::new_checked(pkt.data()).expect("ipv4");
+        assert_eq!(usize::from(ip.total_len()), 20 + 8 + 1);
+        let udp = &pkt.data()[20..];
+        assert_eq!(&udp[..6], &[0x11, 0x94, 0x79, 0x18, 0, 9], "4500 -> 31000, UDP length 9");
+        assert_eq!(&udp[8..], &[0xff]);
     }
 
     fn install(child: u64, dirs: Directions, spi_in: u32, spi_out: u32, replaces: Option<u64>) -> ChildSaInstall {

@@ -166,6 +166,7 @@ fn show(what: ShowWhat, manager: &ManagerClient, dataplane: Option<&dyn Dataplan
                 ike: view::ike_counters(&s),
                 failures_by_reason: view::failures_by_reason(&s),
                 ports: dataplane.map(|d| d.snapshot().ports),
+                unknown_spis: view::unknown_spis(&s),
             }),
             Err(e) => Response::error(e),
         },
@@ -174,4 +175,3 @@ fn show(what: ShowWhat, manager: &ManagerClient, dataplane: Option<&dyn Dataplan
         ShowWhat::Routes => dataplane.map_or_else(no_dataplane, |d| value(d.snapshot().routes)),
     }
 }
-                unknown_spis: view::unknown_spis(&s),

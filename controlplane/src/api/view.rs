@@ -121,6 +121,35 @@ pub struct StatsView {
     pub ike: Vec<(String, u64)>,
     pub failures_by_reason: Vec<(String, u64)>,
     pub ports: Option<Vec<PortView>>,
+    /// ESP on unknown SPIs per (peer, SPI), most packets first (issue 7 item 4).
+    #[serde(default)]
+    pub unknown_spis: Vec<UnknownSpiView>,
+}
+
+/// ESP the dataplane received on an SPI it has no SA for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnknownSpiView {
+    pub peer: String,
+    /// `0x%08x`, as the SA rows show SPIs.
+    pub spi: String,
+    pub packets: u64,
+    /// Seconds since the Unix epoch.
+    pub last_seen: u64,
+    /// INVALID_SPI notifies sent to the peer for it (RFC 7296 §3.10.1).
+    pub notifies: u64,
+}
+
+pub(crate) fn unknown_spis(s: &Status) -> Vec<UnknownSpiView> {
+    s.unknown_spis
+        .iter()
+        .map(|c| UnknownSpiView {
+            peer: c.peer.to_string(),
+            spi: format!("0x{:08x}", c.spi),
+            packets: c.packets,
+            last_seen: c.last_seen.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+            notifies: c.notifies,
+        })
+        .collect()
 }
 
 pub(crate) fn failure_view(f: &LastFailure) -> FailureView {
@@ -180,35 +209,6 @@ pub(crate) fn ike_sas(sas: &[IkeSaInfo]) -> Vec<IkeSaView> {
             connection: s.connection.clone(),
             role: role(s.role).into(),
             established: s.established,
-    /// ESP on unknown SPIs per (peer, SPI), most packets first (issue 7 item 4).
-    #[serde(default)]
-    pub unknown_spis: Vec<UnknownSpiView>,
-}
-
-/// ESP the dataplane received on an SPI it has no SA for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UnknownSpiView {
-    pub peer: String,
-    /// `0x%08x`, as the SA rows show SPIs.
-    pub spi: String,
-    pub packets: u64,
-    /// Seconds since the Unix epoch.
-    pub last_seen: u64,
-    /// INVALID_SPI notifies sent to the peer for it (RFC 7296 §3.10.1).
-    pub notifies: u64,
-}
-
-pub(crate) fn unknown_spis(s: &Status) -> Vec<UnknownSpiView> {
-    s.unknown_spis
-        .iter()
-        .map(|c| UnknownSpiView {
-            peer: c.peer.to_string(),
-            spi: format!("0x{:08x}", c.spi),
-            packets: c.packets,
-            last_seen: c.last_seen.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
-            notifies: c.notifies,
-        })
-        .collect()
             local: s.local.to_string(),
             remote: s.remote.to_string(),
             child_sas: s.children.iter().filter(|c| c.active).count(),

@@ -231,12 +231,12 @@ pub enum Action {
     /// Send an IKE message. When either port is 4500 the I/O layer prepends
     /// the non-ESP marker (see [`super::nat_t`]).
     Send { from: SocketAddr, to: SocketAddr, bytes: Vec<u8> },
-    InstallChildSa(Box<ChildSaInstall>),
-    RemoveChildSa(ChildSaRemove),
-    Event(Event),
     /// Send a NAT keepalive: the single octet 0xFF on the UDP 4500 pair,
     /// WITHOUT the non-ESP marker (RFC 3948 §2.3, [`super::nat_t::NAT_KEEPALIVE`]).
     /// Only when we are behind a NAT (RFC 7296 §2.23), every
     /// `ConnectionConfig::nat_keepalive`.
     SendNatKeepalive { from: SocketAddr, to: SocketAddr },
+    InstallChildSa(Box<ChildSaInstall>),
+    RemoveChildSa(ChildSaRemove),
+    Event(Event),
 }

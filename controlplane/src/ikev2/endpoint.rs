@@ -186,12 +186,6 @@ impl Endpoint {
         })
     }
 
-    fn with_sa<F: FnOnce(&mut IkeSa, &mut Ctx<'_>)>(&mut self, ike: IkeSaId, now: Instant, f: F) -> Vec<Action> {
-        self.run(now, |ctx, sas| {
-            if let Some(sa) = sas.get_mut(&ike.0) {
-                f(sa, ctx);
-            }
-        })
     /// The dataplane received ESP from this IKE SA's peer on an SPI it has
     /// no SA for: tell the peer with an INVALID_SPI notify in an
     /// INFORMATIONAL request (RFC 7296 §2.21.4, §3.10.1). Only on an
@@ -204,6 +198,12 @@ impl Endpoint {
         })
     }
 
+    fn with_sa<F: FnOnce(&mut IkeSa, &mut Ctx<'_>)>(&mut self, ike: IkeSaId, now: Instant, f: F) -> Vec<Action> {
+        self.run(now, |ctx, sas| {
+            if let Some(sa) = sas.get_mut(&ike.0) {
+                f(sa, ctx);
+            }
+        })
     }
 
     /// Snapshot of the IKE SAs.
@@ -463,6 +463,7 @@ fn timeout(sa: &mut IkeSa, ctx: &mut Ctx<'_>) {
     if sa.state != IkeState::Established {
         return;
     }
+    sa.keepalive(ctx);
     if sa.expire_at.is_some_and(|t| t <= now) {
         informational::send_delete_ike_oneshot(sa, ctx);
         return sa.kill(ctx, DownReason::Expired);
@@ -485,7 +486,6 @@ fn timeout(sa: &mut IkeSa, ctx: &mut Ctx<'_>) {
             _ if c.expire_at <= now && c.state != ChildState::Deleting => {
                 c.expired = true;
                 c.expire_at = now + conn.retransmit.delay(conn.retransmit.tries + 1);
-    sa.keepalive(ctx);
                 tasks.push(Task::DeleteChild(c.id));
             }
             ChildState::Installed if !conn.passive && c.rekey_at <= now => {

@@ -231,12 +231,12 @@ pub(crate) struct IkeSa {
     pub peer_rekey: Option<(IkeSaId, Vec<u8>)>,
     /// Lowest nonce of the exchange that created this SA (§2.8.1).
     pub min_nonce: Vec<u8>,
+    /// When the last NAT keepalive went out (creation time before the first).
+    pub keepalive_base: Instant,
 }
 
 impl IkeSa {
     pub fn new(id: IkeSaId, conn: usize, initiator: bool, local: SocketAddr, remote: SocketAddr, now: Instant) -> Self {
-    /// When the last NAT keepalive went out (creation time before the first).
-    pub keepalive_base: Instant,
         IkeSa {
             id,
             conn,
@@ -270,11 +270,11 @@ impl IkeSa {
             rekey_of: None,
             peer_rekey: None,
             min_nonce: Vec::new(),
+            keepalive_base: now,
         }
     }
 
     pub fn conn<'c>(&self, ctx: &Ctx<'c>) -> &'c ConnectionConfig {
-            keepalive_base: now,
         // `conn` indexes the endpoint's connection list, which only grows.
         &ctx.conns[self.conn.min(ctx.conns.len().saturating_sub(1))]
     }
@@ -469,16 +469,11 @@ impl IkeSa {
                 Task::DeleteChild(id) => informational::start_delete_child(self, ctx, id),
                 Task::DeleteIke => informational::start_delete_ike(self, ctx),
                 Task::Liveness => informational::start_liveness(self, ctx),
+                Task::InvalidSpi(spi) => informational::start_invalid_spi(self, ctx, spi),
             }
         }
-                Task::InvalidSpi(spi) => informational::start_invalid_spi(self, ctx, spi),
     }
 
-    /// The earliest time this SA needs `handle_timeout`.
-    pub fn next_timeout(&self, conn: &ConnectionConfig) -> Option<Instant> {
-        let mut t: Option<Instant> = None;
-        let mut consider = |x: Option<Instant>| {
-            if let Some(x) = x {
     /// When the next NAT keepalive is due: only while established and only
     /// when our own NAT_DETECTION_DESTINATION_IP check failed, i.e. WE are
     /// behind a NAT (RFC 7296 §2.23, RFC 3948 §2.3). A peer that is behind a
@@ -500,6 +495,11 @@ impl IkeSa {
         }
     }
 
+    /// The earliest time this SA needs `handle_timeout`.
+    pub fn next_timeout(&self, conn: &ConnectionConfig) -> Option<Instant> {
+        let mut t: Option<Instant> = None;
+        let mut consider = |x: Option<Instant>| {
+            if let Some(x) = x {
                 t = Some(t.map_or(x, |t| t.min(x)));
             }
         };
@@ -515,12 +515,12 @@ impl IkeSa {
                 consider(self.rekey_at);
             }
             consider(self.expire_at);
+            consider(self.keepalive_due(conn));
             if let (Some(i), None) = (conn.dpd_interval, &self.outstanding) {
                 consider(Some(self.last_heard + i));
             }
             for c in &self.children {
                 match c.state {
-            consider(self.keepalive_due(conn));
                     ChildState::Installed if !conn.passive => consider(Some(c.rekey_at)),
                     ChildState::Rekeyed { remove_at } => consider(Some(remove_at)),
                     _ => {}
