@@ -2,9 +2,10 @@
 //! become a `dataplane::worker::Worker` per worker lcore, plugged into the poll
 //! loop as its [`BurstProcessor`].
 //!
-//! One ESP worker only: inbound replay windows belong to one core
-//! (`dataplane::worker` module docs), and neither RSS on the SPI nor a handoff
-//! ring is implemented yet, so extra worker lcores stay idle in ESP mode.
+//! With several workers, each inbound SA has an owning worker (replay windows
+//! belong to one core); ESP received by another worker reaches the owner
+//! through the handoff rings (handoff.rs). Worker 0 alone sends what the IKE
+//! manager queues.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +29,7 @@ use dataplane::worker::{
 use dpdk::{Burst, Mbuf, Mempool};
 use zeroize::Zeroizing;
 
+use crate::handoff::MbufHandoff;
 use crate::worker::{BurstProcessor, BURST};
 
 /// SA slots (inbound + outbound SAs) the tables are sized for.
@@ -225,15 +227,22 @@ impl EspGateway {
         self.ike = Some(link);
     }
 
-    /// The burst processor of worker `index`.
-    pub fn processor(&self, index: usize, pool: Arc<Mempool>) -> Result<EspProcessor> {
+    /// The burst processor of worker `index`, with its handoff rings when
+    /// there are several workers.
+    pub fn processor(&self, index: usize, pool: Arc<Mempool>, handoff: Option<MbufHandoff>) -> Result<EspProcessor> {
         let stats = self.stats.core(index).ok_or_else(|| anyhow!("internal: no counters for worker {index}"))?;
+        let mut worker = Worker::new(&self.config, self.readers.reader(), stats);
+        if let Some(h) = &handoff {
+            worker.set_ownership(h.ownership());
+        }
         Ok(EspProcessor {
-            worker: Worker::new(&self.config, self.readers.reader(), stats),
+            worker,
             ike: self.ike.clone(),
             pool,
             start: Instant::now(),
             punted: Arc::clone(&self.punted),
+            handoff,
+            sends_ike: index == 0,
         })
     }
 
@@ -264,6 +273,10 @@ pub struct EspProcessor {
     pool: Arc<Mempool>,
     start: Instant,
     punted: Arc<AtomicU64>,
+    /// Rings to and from the other workers (several workers only).
+    handoff: Option<MbufHandoff>,
+    /// This worker sends the IKE manager's datagrams (one worker does).
+    sends_ike: bool,
 }
 
 struct BurstIo<'a> {
@@ -301,7 +314,13 @@ impl BurstProcessor for EspProcessor {
     fn process(&mut self, rx_port: usize, pkts: &mut Burst<BURST>, tx: &mut [Burst<BURST>]) {
         let now_ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
         let mut io = BurstIo { tx, pool: &self.pool, punted: 0, ike: self.ike.as_ref() };
-        self.worker.process(rx_port, pkts.drain(), &mut io, now_ms);
+        match self.handoff.as_mut() {
+            Some(h) => {
+                self.worker.process(rx_port, pkts.drain(), &mut h.io(&mut io), now_ms);
+                h.flush(self.worker.stats());
+            }
+            None => self.worker.process(rx_port, pkts.drain(), &mut io, now_ms),
+        }
         if io.punted > 0 {
             self.punted.fetch_add(io.punted, Ordering::Relaxed);
         }
@@ -309,10 +328,20 @@ impl BurstProcessor for EspProcessor {
 
     fn poll(&mut self, tx: &mut [Burst<BURST>]) -> usize {
         self.worker.quiesce();
-        let Some(ike) = &self.ike else { return 0 };
         let now_ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
         let mut io = BurstIo { tx, pool: &self.pool, punted: 0, ike: None };
-        ike.drain(&mut self.worker, &mut io, now_ms)
+        let mut n = 0;
+        if let Some(h) = self.handoff.as_mut() {
+            let inbox = h.receive();
+            n = inbox.len();
+            if n > 0 {
+                self.worker.process_handoff(inbox, &mut io, now_ms);
+            }
+        }
+        match &self.ike {
+            Some(ike) if self.sends_ike => n + ike.drain(&mut self.worker, &mut io, now_ms),
+            _ => n,
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod esp;
+mod handoff;
 mod cli;
 mod ike;
 mod plan;

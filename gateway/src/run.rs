@@ -1,5 +1,6 @@
 //! `ipsecgw run`: EAL, mempool, ports, one poll-mode worker per worker lcore, signals,
-//! counters on exit.
+//! counters on exit. Each worker polls its own rx queue and sends on its own tx queue of
+//! every port; in ESP mode the workers hand inbound ESP to the SA's owner (handoff.rs).
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -41,12 +42,13 @@ const RX_DESC: u16 = 1024;
 const TX_DESC: u16 = 1024;
 const MEMPOOL_CACHE: u32 = 256;
 
-/// Mbufs the ports and workers can hold at once; the pool must be larger or rx stalls.
-fn mbufs_needed(ports: usize, workers: usize, lcores: usize) -> u32 {
+/// Mbufs the ports, workers and handoff rings can hold at once; the pool must be larger
+/// or rx stalls.
+fn mbufs_needed(ports: usize, workers: usize, lcores: usize, rings: usize) -> u32 {
     let descs = ports * workers * (usize::from(RX_DESC) + usize::from(TX_DESC));
     let in_flight = workers * (ports + 1) * BURST;
     let caches = lcores * MEMPOOL_CACHE as usize * 3 / 2; // DPDK caches may hold 1.5x size
-    u32::try_from(descs + in_flight + caches).unwrap_or(u32::MAX)
+    u32::try_from(descs + in_flight + caches + rings).unwrap_or(u32::MAX)
 }
 
 fn check_plan(plan: &RunPlan) -> Result<()> {
@@ -94,25 +96,21 @@ pub fn run(plan: RunPlan, cli_eal_args: &[String], busy_poll: bool, control: &cr
         }
     }
 
-    let mut lcores = eal.worker_lcores();
-    if plan.esp.is_some() && lcores.len() > 1 {
-        // Inbound replay windows belong to one core (dataplane::worker docs): without RSS
-        // on the SPI or a handoff ring, the ESP dataplane runs on one worker lcore.
-        eprintln!("ipsecgw: ESP mode uses one worker lcore; {} more stay idle", lcores.len() - 1);
-        lcores.truncate(1);
-    }
+    let lcores = eal.worker_lcores();
     let workers = lcores.len().max(1); // no worker lcore: the main lcore polls
+    // ESP with several workers: inbound SAs have an owner, the others hand ESP to it.
+    let rings = if plan.esp.is_some() { crate::handoff::ring_mbufs(workers) } else { 0 };
     let queues = u16::try_from(workers).unwrap_or(u16::MAX);
     for p in &plan.ports {
         let info = Port::info_of(&eal, p.dpdk_port).map_err(|e| anyhow!("port {:?}: {e}", p.name))?;
         info.check_queues(p.dpdk_port, queues, queues).map_err(|e| anyhow!("port {:?}: {e}", p.name))?;
     }
     let nports = plan.ports.len();
-    let needed = mbufs_needed(nports, workers, eal.lcore_count() as usize);
+    let needed = mbufs_needed(nports, workers, eal.lcore_count() as usize, rings);
     let mbufs = plan.mbufs;
     if mbufs < needed {
         bail!(
-            "mempool too small: [dpdk].mbufs = {mbufs}, but {nports} port(s) x {workers} queue(s) x ({RX_DESC}+{TX_DESC}) descriptors plus bursts and caches need {needed}: raise [dpdk].mbufs to at least {needed}"
+            "mempool too small: [dpdk].mbufs = {mbufs}, but {nports} port(s) x {workers} queue(s) x ({RX_DESC}+{TX_DESC}) descriptors plus bursts, caches and {rings} in handoff rings need {needed}: raise [dpdk].mbufs to at least {needed}"
         );
     }
     let pool = Arc::new(Mempool::new(&eal, "ipsecgw_mbufs", mbufs, MEMPOOL_CACHE, None).map_err(|e| anyhow!("{e}"))?);
@@ -156,9 +154,16 @@ pub fn run(plan: RunPlan, cli_eal_args: &[String], busy_poll: bool, control: &cr
         }
         _ => None,
     };
-    let processor = |w: usize| -> Result<Processor> {
+    let (mut handoffs, handoff_stats) = match (&esp, crate::handoff::mesh(&eal, workers)?) {
+        (Some(_), Some((ends, stats))) => (ends.into_iter().map(Some).collect(), Some(stats)),
+        _ => (Vec::new(), None),
+    };
+    let mut processor = |w: usize| -> Result<Processor> {
         Ok(match &esp {
-            Some(e) => Processor::Esp(Box::new(e.processor(w, Arc::clone(&pool))?)),
+            Some(e) => {
+                let handoff = handoffs.get_mut(w).and_then(Option::take);
+                Processor::Esp(Box::new(e.processor(w, Arc::clone(&pool), handoff)?))
+            }
             None => Processor::Forward(forwarder.clone()),
         })
     };
@@ -180,8 +185,9 @@ pub fn run(plan: RunPlan, cli_eal_args: &[String], busy_poll: bool, control: &cr
     let on = if lcores.is_empty() { "the main lcore (no worker lcores)".to_string() } else { format!("{workers} worker lcore(s)") };
     match (&plan.esp, &esp) {
         (Some(p), Some(_)) => println!(
-            "ipsecgw: ESP worker with {} static SA(s) on {on}{}; Ctrl-C to stop",
+            "ipsecgw: ESP worker with {} static SA(s) on {on}{}{}; Ctrl-C to stop",
             p.tunnels.len(),
+            if workers > 1 { " (inbound SA owner: SPI mod workers, handoff rings)" } else { "" },
             if busy_poll { ", busy-polling" } else { "" }
         ),
         _ => println!(
@@ -202,7 +208,7 @@ pub fn run(plan: RunPlan, cli_eal_args: &[String], busy_poll: bool, control: &cr
             worker::run(q, proc, &counters[0], &workers_stop, poll);
         });
     } else {
-        let procs = (0..workers).map(processor).collect::<Result<Vec<_>>>()?;
+        let procs = (0..workers).map(&mut processor).collect::<Result<Vec<_>>>()?;
         let mut launched = Vec::with_capacity(workers);
         for (w, ((lcore, q), proc)) in lcores.iter().zip(worker_queues).zip(procs).enumerate() {
             // Workers stop after the IKE manager has sent its DELETEs through them.
@@ -222,6 +228,12 @@ pub fn run(plan: RunPlan, cli_eal_args: &[String], busy_poll: bool, control: &cr
         }
     }
     print_counters(&plan, &ports, &counters);
+    if workers > 1 {
+        print_worker_counters(&plan, &counters);
+    }
+    if let Some(s) = &handoff_stats {
+        print!("{}", crate::handoff::report(s));
+    }
     if let Some(ike) = ike {
         print!("{}", ike.stop());
     }
@@ -245,6 +257,19 @@ fn delete_then_stop(stop: &AtomicBool, ike: Option<&mut crate::tunnel::IkeRuntim
 
 fn fmt_mac(m: &[u8; 6]) -> String {
     m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+}
+
+/// What each worker received and sent per port (several workers).
+fn print_worker_counters(plan: &RunPlan, counters: &[Vec<PortCounters>]) {
+    for (w, ports) in counters.iter().enumerate() {
+        let line: Vec<String> = plan
+            .ports
+            .iter()
+            .zip(ports)
+            .map(|(p, c)| format!("{} rx {} tx {}", p.name, c.rx.load(Ordering::Relaxed), c.tx.load(Ordering::Relaxed)))
+            .collect();
+        println!("worker {w}: {}", line.join(", "));
+    }
 }
 
 fn print_counters(plan: &RunPlan, ports: &[Port], counters: &[Vec<PortCounters>]) {
