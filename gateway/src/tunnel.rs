@@ -14,22 +14,22 @@
 //!   switch with the old SA's policies moved over in one snapshot, the old SA
 //!   removed last.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use controlplane::ikev2::{ChildSaId, ChildSaInstall, ChildSaRemove, Directions};
 use anyhow::Context;
-use controlplane::ikev2::ConnectionConfig;
-use controlplane::manager::{punt_channel, Manager, ManagerHandle, PuntEnds, SaSink, SinkError, UdpDatagram};
-use controlplane::proposal::{Encr, EncrId};
+use controlplane::ikev2::{ChildSaInstall, ConnectionConfig};
+use controlplane::manager::{
+    esp_algorithm, outbound_config, punt_channel, Manager, ManagerHandle, PuntEnds, SaBuilder, SinkError, TableSaSink, UdpDatagram,
+    POLICY_PRIORITY_BASE,
+};
 use controlplane::selector::TrafficSelector;
-use dataplane::crypto::{new_aead, Algorithm, Backend};
-use dataplane::esp::{self, InboundConfig, OutboundConfig, UdpEncap};
+use dataplane::crypto::{new_aead, Backend};
+use dataplane::esp::{self, InboundConfig};
 use dataplane::packet::Packet;
-use dataplane::sa::{PolicyAction, PolicyId, PolicySpec, SaId, Spi, Transaction};
+use dataplane::sa::{PolicyAction, PolicySpec, SaId, Spi};
 use dataplane::wire::{checksum, EthernetFrame, EtherType, IpProtocol, Ipv4Packet, Ipv6Packet};
 use dataplane::worker::{InboundTunnel, OutboundTunnel, StaticTunnel, TunnelControl, Worker, WorkerIo};
 use zeroize::Zeroizing;
@@ -39,9 +39,6 @@ pub const PUNT_CAPACITY: usize = 256;
 
 /// UDP ports of IKE (RFC 7296 §2) and NAT-T (RFC 3948).
 const IKE_PORTS: [u16; 2] = [500, 4500];
-
-/// Policies of negotiated SAs come after static ones (numbered from 1000).
-const POLICY_PRIORITY_BASE: u32 = 1_000_000;
 
 /// Counters of the punt path, shared by the worker and the exit report.
 #[derive(Debug, Default)]
@@ -241,7 +238,7 @@ impl IkeRuntime {
     ) -> anyhow::Result<(IkeRuntime, IkeLink)> {
         let (ends, transport) = punt_channel(PUNT_CAPACITY);
         let counters = Arc::new(PuntCounters::default());
-        let sink = TunnelSaSink::new(ctl, Backend::Auto);
+        let sink = tunnel_sa_sink(ctl, Backend::Auto);
         let handle = Manager::spawn(connections, Box::new(transport), Box::new(sink)).context("starting the IKE manager")?;
         let control = crate::cli::Control::start(control, handle.client(), Some(view))?;
         let link = IkeLink::new(ends.clone(), Arc::clone(&counters));
@@ -273,52 +270,30 @@ impl IkeRuntime {
     }
 }
 
-fn algorithm(encr: Encr) -> Result<Algorithm, SinkError> {
-    match (encr.id, encr.key_bits) {
-        (EncrId::AesGcm16, Some(128)) => Ok(Algorithm::Aes128Gcm),
-        (EncrId::AesGcm16, Some(256)) => Ok(Algorithm::Aes256Gcm),
-        (EncrId::ChaCha20Poly1305, _) => Ok(Algorithm::ChaCha20Poly1305),
-        _ => Err(SinkError::UnsupportedAlgorithm(encr)),
-    }
-}
-
-/// What the sink installed for one Child SA.
-#[derive(Debug, Default)]
-struct Installed {
-    inbound: Option<Spi>,
-    outbound: Option<SaId>,
-    policies: Vec<PolicyId>,
+/// The tunnel tables' entries: an ESP SA plus the inner selectors it may
+/// carry and the connection name (for counters), built from what the engine
+/// installs. [`TableSaSink`] does the transactions (make-before-break).
+#[derive(Debug, Clone, Copy)]
+pub struct TunnelSaBuilder {
+    pub backend: Backend,
 }
 
 /// Puts negotiated Child SAs into the worker's tables.
-pub struct TunnelSaSink {
-    ctl: TunnelControl,
-    backend: Backend,
-    children: HashMap<ChildSaId, Installed>,
+pub type TunnelSaSink = TableSaSink<TunnelSaBuilder>;
+
+/// The sink `ipsecgw run` gives the manager: the worker's tables (their
+/// readers were taken before), AEADs from `backend`.
+pub fn tunnel_sa_sink(ctl: TunnelControl, backend: Backend) -> TunnelSaSink {
+    TableSaSink::with_builder(ctl, TunnelSaBuilder { backend })
 }
 
-impl std::fmt::Debug for TunnelSaSink {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TunnelSaSink").field("children", &self.children.len()).finish_non_exhaustive()
-    }
-}
-
-fn table(e: dataplane::sa::SaError) -> SinkError {
-    SinkError::Table(e.to_string())
-}
-
-impl TunnelSaSink {
-    /// Takes the worker's tables (its readers were taken before).
-    pub fn new(ctl: TunnelControl, backend: Backend) -> Self {
-        TunnelSaSink { ctl, backend, children: HashMap::new() }
-    }
-
+impl TunnelSaBuilder {
     /// The selectors of `sa` in the shape the static tunnels use.
     fn shape(sa: &ChildSaInstall) -> Result<StaticTunnel, SinkError> {
         let ts = |list: &[TrafficSelector]| crate::esp::ts_specs(list).map_err(|e| SinkError::Selector(format!("{list:?}"), e.to_string()));
         Ok(StaticTunnel {
             name: sa.connection.clone(),
-            algorithm: algorithm(sa.encr)?,
+            algorithm: esp_algorithm(sa.encr)?,
             local: sa.local,
             remote: sa.remote,
             udp: sa.encap.is_some(),
@@ -332,8 +307,14 @@ impl TunnelSaSink {
             replay_window: esp::replay::DEFAULT_WINDOW,
         })
     }
+}
 
-    fn inbound(&self, sa: &ChildSaInstall, shape: &StaticTunnel) -> Result<InboundTunnel, SinkError> {
+impl SaBuilder for TunnelSaBuilder {
+    type Inbound = InboundTunnel;
+    type Outbound = OutboundTunnel;
+
+    fn inbound(&self, sa: &ChildSaInstall) -> Result<InboundTunnel, SinkError> {
+        let shape = Self::shape(sa)?;
         let build = |reason: String| SinkError::Build { spi: sa.inbound_spi, reason };
         let aead = new_aead(shape.algorithm, &sa.inbound_key, self.backend)
             .map_err(|e| SinkError::Key { spi: sa.inbound_spi, reason: e.to_string() })?;
@@ -342,128 +323,86 @@ impl TunnelSaSink {
         InboundTunnel::new(esp, shape.inbound_selectors(), &sa.connection).map_err(|e| build(e.to_string()))
     }
 
-    fn outbound(&self, sa: &ChildSaInstall, shape: &StaticTunnel) -> Result<OutboundTunnel, SinkError> {
+    fn outbound(&self, sa: &ChildSaInstall) -> Result<OutboundTunnel, SinkError> {
+        let shape = Self::shape(sa)?;
         let aead = new_aead(shape.algorithm, &sa.outbound_key, self.backend)
             .map_err(|e| SinkError::Key { spi: sa.outbound_spi, reason: e.to_string() })?;
-        let mut config = OutboundConfig::new(shape.spi_out, sa.local, sa.remote);
-        config.esn = sa.esn;
-        // RFC 3948: ESP in UDP with the IKE SA's ports (4500 both, or NAT-mapped).
-        config.udp = sa.encap.map(|e| UdpEncap { src_port: e.local_port, dst_port: e.remote_port, ..UdpEncap::default() });
-        let esp = esp::OutboundSa::new(config, Arc::from(aead))
+        let esp = esp::OutboundSa::new(outbound_config(sa), Arc::from(aead))
             .map_err(|e| SinkError::Build { spi: sa.outbound_spi, reason: e.to_string() })?;
         Ok(OutboundTunnel::new(esp, &sa.connection))
     }
 
-    /// The outbound SA and its policies: the replaced Child SA's policies are
-    /// pointed at the new SA (same snapshot), else new ones are added.
-    fn add_outbound(
-        tx: &mut Transaction<'_, InboundTunnel, OutboundTunnel>,
-        old: Option<&mut Installed>,
-        shape: &StaticTunnel,
-        out: OutboundTunnel,
-    ) -> Result<(SaId, Vec<PolicyId>), SinkError> {
-        let id = tx.add_outbound(Arc::new(out)).map_err(table)?;
-        if let Some(old) = old.filter(|o| !o.policies.is_empty()) {
-            for &p in &old.policies {
-                tx.set_policy_action(p, PolicyAction::Protect(id)).map_err(table)?;
-            }
-            if let Some(prev) = old.outbound.take() {
-                tx.remove_outbound(prev).map_err(table)?;
-            }
-            return Ok((id, std::mem::take(&mut old.policies)));
-        }
+    fn policies(&self, sa: &ChildSaInstall, sa_id: SaId) -> Result<Vec<PolicySpec>, SinkError> {
+        let shape = Self::shape(sa)?;
         let selectors = shape.outbound_selectors();
         if selectors.is_empty() {
             return Err(SinkError::Selector(format!("{:?} === {:?}", shape.local_ts, shape.remote_ts), "no pair of one IP family".into()));
         }
-        let mut policies = Vec::new();
-        for (j, selector) in selectors.into_iter().enumerate() {
-            let priority = POLICY_PRIORITY_BASE.saturating_add(u32::try_from(j).unwrap_or(u32::MAX));
-            let spec = PolicySpec { priority, selector, action: PolicyAction::Protect(id) };
-            policies.push(tx.add_policy(spec).map_err(table)?);
-        }
-        Ok((id, policies))
+        Ok(selectors
+            .into_iter()
+            .enumerate()
+            .map(|(j, selector)| PolicySpec {
+                priority: POLICY_PRIORITY_BASE.saturating_add(u32::try_from(j).unwrap_or(u32::MAX)),
+                selector,
+                action: PolicyAction::Protect(sa_id),
+            })
+            .collect())
     }
 }
 
-impl SaSink for TunnelSaSink {
-    fn install(&mut self, sa: &ChildSaInstall, _now: Instant) -> Result<(), SinkError> {
-        let shape = Self::shape(sa)?;
-        let want_in = matches!(sa.directions, Directions::Both | Directions::InboundOnly);
-        let want_out = matches!(sa.directions, Directions::Both | Directions::OutboundOnly);
-        // Keys become AEADs before the transaction: a bad key leaves the tables as they were.
-        let inbound = if want_in { Some(self.inbound(sa, &shape)?) } else { None };
-        let outbound = if want_out { Some(self.outbound(sa, &shape)?) } else { None };
-        let mut old = sa.replaces.and_then(|c| self.children.remove(&c));
-        let mut entry = self.children.remove(&sa.child).unwrap_or_default();
-        let mut tx = self.ctl.transaction();
-        let result = (|| {
-            if let Some(i) = inbound {
-                tx.add_inbound(shape.spi_in, Arc::new(i)).map_err(table)?;
-                entry.inbound = Some(shape.spi_in);
-            }
-            if let Some(o) = outbound {
-                let (id, policies) = Self::add_outbound(&mut tx, old.as_mut(), &shape, o)?;
-                entry.outbound = Some(id);
-                entry.policies.extend(policies);
-            }
-            tx.commit().map_err(table)
-        })();
-        if let (Some(c), Some(o)) = (sa.replaces, old) {
-            self.children.insert(c, o);
-        }
-        match result {
-            Ok(_) => {
-                self.children.insert(sa.child, entry);
-                Ok(())
-            }
-            Err(e) => {
-                // Rolled back: keep what this Child SA had before.
-                let before = Installed {
-                    inbound: if want_in { None } else { entry.inbound },
-                    outbound: if want_out { None } else { entry.outbound },
-                    policies: if want_out { Vec::new() } else { entry.policies },
-                };
-                if before.inbound.is_some() || before.outbound.is_some() {
-                    self.children.insert(sa.child, before);
+/// How often the workers' unknown-SPI notes are handed to the manager.
+const UNKNOWN_SPI_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+/// At most one warning about suppressed notes per this interval.
+const UNKNOWN_SPI_WARN: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl IkeRuntime {
+    /// A client of the manager (`None` once stopped).
+    pub fn client(&self) -> Option<controlplane::manager::ManagerClient> {
+        self.handle.as_ref().map(|h| h.client())
+    }
+}
+
+/// Hands the workers' notes of ESP on unknown SPIs (`dataplane::worker::unknown_spi`,
+/// one ring per worker in its counters) to the manager, which counts them per (peer,
+/// SPI) and answers with rate-limited INVALID_SPI (RFC 7296 §3.10.1). A thread of its
+/// own: the workers never touch the manager's queue. Runs until `stop` is set.
+pub fn report_unknown_spis(
+    stats: Arc<dataplane::stats::Stats>,
+    ike: &IkeRuntime,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> anyhow::Result<()> {
+    let Some(manager) = ike.client() else { return Ok(()) };
+    std::thread::Builder::new()
+        .name("unknown-spi".into())
+        .spawn(move || {
+            let (mut suppressed, mut said) = (0, None::<Instant>);
+            while !stop.load(Ordering::Relaxed) {
+                stats.drain_unknown_spi(|n| manager.report_unknown_spi(n.peer, n.spi));
+                // The workers' budget (NOTICES_PER_SECOND each) refused some: say so, at
+                // most every 10 s; the per-(peer, SPI) counts are then lower bounds.
+                let now = stats.unknown_spi_suppressed();
+                if now != suppressed && said.is_none_or(|t| t.elapsed() >= UNKNOWN_SPI_WARN) {
+                    said = Some(Instant::now());
+                    tracing::warn!(
+                        "ESP on unknown SPIs: {} more packets than the workers' budget of {} notes/s each; dropped as no_sa but not counted per (peer, SPI)",
+                        now.wrapping_sub(suppressed),
+                        dataplane::worker::unknown_spi::NOTICES_PER_SECOND
+                    );
+                    suppressed = now;
                 }
-                Err(e)
+                std::thread::sleep(UNKNOWN_SPI_POLL);
             }
-        }
-    }
-
-    fn remove(&mut self, sa: &ChildSaRemove, _now: Instant) -> Result<(), SinkError> {
-        let Some(mut entry) = self.children.remove(&sa.child) else { return Ok(()) };
-        let mut tx = self.ctl.transaction();
-        if matches!(sa.directions, Directions::Both | Directions::InboundOnly) {
-            if let Some(spi) = entry.inbound.take() {
-                tx.remove_inbound(spi).map_err(table)?;
-            }
-        }
-        if matches!(sa.directions, Directions::Both | Directions::OutboundOnly) {
-            // Policies still on this SA go with it (a rekey moved them already).
-            for p in std::mem::take(&mut entry.policies) {
-                tx.remove_policy(p).map_err(table)?;
-            }
-            if let Some(id) = entry.outbound.take() {
-                tx.remove_outbound(id).map_err(table)?;
-            }
-        }
-        tx.commit().map_err(table)?;
-        if entry.inbound.is_some() || entry.outbound.is_some() {
-            self.children.insert(sa.child, entry);
-        }
-        Ok(())
-    }
-
-    fn tick(&mut self, _now: Instant) {
-        self.ctl.reclaim();
-    }
+        })
+        .context("starting the unknown-SPI reporter thread")?;
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use controlplane::ikev2::{ChildSaId, ChildSaRemove, Directions};
+    use controlplane::manager::SaSink;
+    use controlplane::proposal::{Encr, EncrId};
     use dataplane::packet::HeapPacket;
 
     fn frame(ip: &[u8]) -> Vec<u8> {
@@ -533,7 +472,7 @@ mod tests {
 
     /// The outbound SPI the SPD picks for 10.2.0.2 -> 10.1.0.1, and whether `spi` is inbound.
     fn tables(sink: &TunnelSaSink, spi: u32) -> (Option<u32>, bool) {
-        let snap = sink.ctl.current();
+        let snap = sink.control().current();
         let flow = dataplane::spd::FlowV4::v4("10.2.0.2".parse().expect("ip"), "10.1.0.1".parse().expect("ip"), 1, 8, 0);
         let out = match snap.outbound_v4(&flow) {
             dataplane::sa::Decision::Protect(sa) => Some(sa.sa.config().spi.0),
@@ -545,7 +484,7 @@ mod tests {
     #[test]
     fn sink_rekeys_make_before_break() {
         let now = Instant::now();
-        let mut sink = TunnelSaSink::new(TunnelControl::new(64), Backend::Auto);
+        let mut sink = tunnel_sa_sink(TunnelControl::new(64), Backend::Auto);
         sink.install(&install(1, Directions::Both, 0x100, 0x200, None), now).expect("first");
         assert_eq!(tables(&sink, 0x100), (Some(0x200), true));
         // Rekey: new inbound first (old outbound still used), then the outbound switch.

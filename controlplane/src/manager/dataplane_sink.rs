@@ -1,5 +1,4 @@
-//! The gateway's [`SaSink`]: builds dataplane ESP SAs (keyed AEAD, prebuilt
-//! outer header) and publishes them in the SA tables the workers read, one
+//! Publishing Child SAs in the dataplane's SA tables ([`SaControl`]), one
 //! transaction per engine action, so the order the engine chose is the order
 //! the workers see (make-before-break, RFC 7296 §2.8):
 //!
@@ -11,6 +10,11 @@
 //!    its outbound half may already be gone, which is not an error.
 //!
 //! A first Child SA (`Both`) is inbound + outbound + policies in one snapshot.
+//!
+//! [`TableSaSink`] does this bookkeeping once for any table entry type; an
+//! [`SaBuilder`] says how entries and policies are made. Two instances:
+//! [`EspSaBuilder`] (plain ESP SAs, [`DataplaneSaSink`]) here, and the
+//! gateway's tunnel builder (ESP SA + inner selectors + name, `TunnelControl`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,73 +33,93 @@ use crate::selector::{AddrRange, TrafficSelector};
 /// The SA tables the workers read.
 pub type EspSaControl = SaControl<esp::InboundSa, esp::OutboundSa>;
 
+/// How one kind of SA table builds its entries from an engine install.
+/// Everything that can fail on peer-chosen input (algorithm, key, selectors)
+/// fails here, before a transaction starts, so a refused install leaves the
+/// tables as they were.
+pub trait SaBuilder: Send {
+    type Inbound: Send + Sync + 'static;
+    type Outbound: Send + Sync + 'static;
+    /// The inbound entry (decrypts with `sa.inbound_key`).
+    fn inbound(&self, sa: &ChildSaInstall) -> Result<Self::Inbound, SinkError>;
+    /// The outbound entry (encrypts with `sa.outbound_key`, outer header).
+    fn outbound(&self, sa: &ChildSaInstall) -> Result<Self::Outbound, SinkError>;
+    /// Outbound policies of a new Child SA (not a rekey), protecting with `sa_id`.
+    fn policies(&self, sa: &ChildSaInstall, sa_id: SaId) -> Result<Vec<PolicySpec>, SinkError>;
+}
+
 /// What the sink installed for one Child SA.
 #[derive(Debug, Default)]
 struct Installed {
     inbound: Option<Spi>,
     outbound: Option<SaId>,
     policies: Vec<PolicyId>,
+    /// Its connection (tunnel monitoring looks SAs up by connection).
+    connection: String,
 }
 
-/// Publishes Child SAs in the dataplane's [`SaControl`].
-pub struct DataplaneSaSink {
-    ctl: EspSaControl,
-    backend: Backend,
-    replay_window: u32,
+/// Publishes Child SAs in an [`SaControl`] whose entries `B` builds.
+pub struct TableSaSink<B: SaBuilder> {
+    ctl: SaControl<B::Inbound, B::Outbound>,
+    builder: B,
     children: HashMap<ChildSaId, Installed>,
 }
 
-impl std::fmt::Debug for DataplaneSaSink {
+/// Plain ESP SA tables (tests, benchmarks, embedding without the gateway's tunnels).
+pub type DataplaneSaSink = TableSaSink<EspSaBuilder>;
+
+impl<B: SaBuilder> std::fmt::Debug for TableSaSink<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DataplaneSaSink").field("ctl", &self.ctl).field("children", &self.children.len()).finish_non_exhaustive()
+        f.debug_struct("TableSaSink").field("ctl", &self.ctl).field("children", &self.children.len()).finish_non_exhaustive()
     }
 }
 
 /// Policies of IKE-negotiated SAs are checked after static ones (which the
 /// gateway installs with lower numbers); more specific selectors first.
-const POLICY_PRIORITY_BASE: u32 = 1_000_000;
+pub const POLICY_PRIORITY_BASE: u32 = 1_000_000;
 
-impl DataplaneSaSink {
+impl<B: SaBuilder> TableSaSink<B> {
     /// Takes the tables (the gateway keeps a [`SaControl::reader`] per worker,
     /// taken before handing them over).
-    pub fn new(ctl: EspSaControl, backend: Backend) -> Self {
-        DataplaneSaSink { ctl, backend, replay_window: esp::replay::DEFAULT_WINDOW, children: HashMap::new() }
-    }
-
-    /// Replay window of inbound SAs installed from now on (0 = off, benchmarks only).
-    pub fn set_replay_window(&mut self, window: u32) {
-        self.replay_window = window;
+    pub fn with_builder(ctl: SaControl<B::Inbound, B::Outbound>, builder: B) -> Self {
+        TableSaSink { ctl, builder, children: HashMap::new() }
     }
 
     /// The tables (for `show`, and tests).
-    pub fn control(&self) -> &EspSaControl {
+    pub fn control(&self) -> &SaControl<B::Inbound, B::Outbound> {
         &self.ctl
     }
 
-    fn inbound(&self, sa: &ChildSaInstall, alg: Algorithm) -> Result<esp::InboundSa, SinkError> {
-        let aead = new_aead(alg, &sa.inbound_key, self.backend)
-            .map_err(|e| SinkError::Key { spi: sa.inbound_spi, reason: e.to_string() })?;
-        let config = InboundConfig { spi: dataplane::wire::Spi(sa.inbound_spi.0), esn: sa.esn, replay_window: self.replay_window };
-        esp::InboundSa::new(config, Arc::from(aead)).map_err(|e| SinkError::Build { spi: sa.inbound_spi, reason: e.to_string() })
+    /// The tables, to change (the gateway's tunnel monitor adds its policies).
+    pub fn control_mut(&mut self) -> &mut SaControl<B::Inbound, B::Outbound> {
+        &mut self.ctl
     }
 
-    fn outbound(&self, sa: &ChildSaInstall, alg: Algorithm) -> Result<esp::OutboundSa, SinkError> {
-        let aead = new_aead(alg, &sa.outbound_key, self.backend)
-            .map_err(|e| SinkError::Key { spi: sa.outbound_spi, reason: e.to_string() })?;
-        let mut config = OutboundConfig::new(dataplane::wire::Spi(sa.outbound_spi.0), sa.local, sa.remote);
-        config.esn = sa.esn;
-        // RFC 3948: ESP in UDP with the IKE SA's (possibly NAT-mapped) ports.
-        config.udp = sa.encap.map(|e| esp::UdpEncap { src_port: e.local_port, dst_port: e.remote_port, ..esp::UdpEncap::default() });
-        esp::OutboundSa::new(config, Arc::from(aead)).map_err(|e| SinkError::Build { spi: sa.outbound_spi, reason: e.to_string() })
+    /// A connection's current outbound SA and the selectors of the policies
+    /// installed for it (tunnel monitoring; the newest Child SA when it has several).
+    pub fn outbound_of(&self, connection: &str) -> Option<(SaId, Vec<Selector>)> {
+        let (_, entry, id) = self
+            .children
+            .iter()
+            .filter(|(_, e)| e.connection == connection)
+            .filter_map(|(c, e)| e.outbound.map(|id| (c.0, e, id)))
+            .max_by_key(|(c, _, _)| *c)?;
+        Some((id, entry.policies.iter().filter_map(|p| self.ctl.policy(*p)).map(|s| s.selector).collect()))
+    }
+
+    /// The builder (e.g. to change what later installs get).
+    pub fn builder_mut(&mut self) -> &mut B {
+        &mut self.builder
     }
 
     /// Adds the outbound SA and its policies: the old Child SA's policies are
-    /// moved over when it has some, else new ones are made from the selectors.
+    /// moved over when it has some (same snapshot), else new ones are made.
     fn add_outbound(
-        tx: &mut Transaction<'_, esp::InboundSa, esp::OutboundSa>,
+        builder: &B,
+        tx: &mut Transaction<'_, B::Inbound, B::Outbound>,
         old: Option<&mut Installed>,
         sa: &ChildSaInstall,
-        out: esp::OutboundSa,
+        out: B::Outbound,
     ) -> Result<(SaId, Vec<PolicyId>), SinkError> {
         let id = tx.add_outbound(Arc::new(out)).map_err(table)?;
         if let Some(old) = old.filter(|o| !o.policies.is_empty()) {
@@ -103,27 +127,172 @@ impl DataplaneSaSink {
                 tx.set_policy_action(p, PolicyAction::Protect(id)).map_err(table)?;
             }
             if let Some(prev) = old.outbound.take() {
+                // Policies others put on the old SA (the gateway's tunnel
+                // monitor: probe pins, fail-over steering) follow it too.
+                for p in tx.policies_using(prev) {
+                    tx.set_policy_action(p, PolicyAction::Protect(id)).map_err(table)?;
+                }
                 tx.remove_outbound(prev).map_err(table)?;
             }
             return Ok((id, std::mem::take(&mut old.policies)));
         }
         let mut policies = Vec::new();
-        for spec in policy_specs(&sa.local_ts, &sa.remote_ts, id)? {
+        for spec in builder.policies(sa, id)? {
             policies.push(tx.add_policy(spec).map_err(table)?);
         }
         Ok((id, policies))
     }
 }
 
+impl<B: SaBuilder> SaSink for TableSaSink<B> {
+    fn install(&mut self, sa: &ChildSaInstall, _now: Instant) -> Result<(), SinkError> {
+        let want_in = matches!(sa.directions, Directions::Both | Directions::InboundOnly);
+        let want_out = matches!(sa.directions, Directions::Both | Directions::OutboundOnly);
+        // Keys are turned into AEAD instances before the transaction: a bad
+        // key leaves the tables untouched.
+        let inbound = if want_in { Some(self.builder.inbound(sa)?) } else { None };
+        let outbound = if want_out { Some(self.builder.outbound(sa)?) } else { None };
+        // The old Child SA's record, taken out so the new one can take its policies.
+        let mut old = sa.replaces.and_then(|c| self.children.remove(&c));
+        let mut entry = self.children.remove(&sa.child).unwrap_or_default();
+        entry.connection.clone_from(&sa.connection);
+        let builder = &self.builder;
+        let mut tx = self.ctl.transaction();
+        let result = (|| {
+            if let Some(i) = inbound {
+                tx.add_inbound(dataplane::sa::Spi(sa.inbound_spi.0), Arc::new(i)).map_err(table)?;
+                entry.inbound = Some(sa.inbound_spi);
+            }
+            if let Some(o) = outbound {
+                let (id, policies) = Self::add_outbound(builder, &mut tx, old.as_mut(), sa, o)?;
+                entry.outbound = Some(id);
+                entry.policies.extend(policies);
+            }
+            tx.commit().map_err(table)
+        })();
+        if let (Some(c), Some(o)) = (sa.replaces, old) {
+            self.children.insert(c, o);
+        }
+        match result {
+            Ok(_) => {
+                self.children.insert(sa.child, entry);
+                Ok(())
+            }
+            Err(e) => {
+                // Rolled back: keep whatever was installed before this action.
+                let before = Installed {
+                    inbound: if want_in { None } else { entry.inbound },
+                    outbound: if want_out { None } else { entry.outbound },
+                    policies: if want_out { Vec::new() } else { entry.policies },
+                    connection: entry.connection,
+                };
+                if before.inbound.is_some() || before.outbound.is_some() {
+                    self.children.insert(sa.child, before);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn remove(&mut self, sa: &ChildSaRemove, _now: Instant) -> Result<(), SinkError> {
+        let Some(mut entry) = self.children.remove(&sa.child) else { return Ok(()) };
+        let rm_in = matches!(sa.directions, Directions::Both | Directions::InboundOnly);
+        let rm_out = matches!(sa.directions, Directions::Both | Directions::OutboundOnly);
+        let mut tx = self.ctl.transaction();
+        if rm_in {
+            if let Some(spi) = entry.inbound.take() {
+                tx.remove_inbound(dataplane::sa::Spi(spi.0)).map_err(table)?;
+            }
+        }
+        if rm_out {
+            // Policies still on this SA go with it (a rekey moved them already).
+            for p in std::mem::take(&mut entry.policies) {
+                tx.remove_policy(p).map_err(table)?;
+            }
+            if let Some(id) = entry.outbound.take() {
+                // So do others' policies on it (the tunnel monitor re-creates its own).
+                for p in tx.policies_using(id) {
+                    tx.remove_policy(p).map_err(table)?;
+                }
+                tx.remove_outbound(id).map_err(table)?;
+            }
+        }
+        tx.commit().map_err(table)?;
+        if entry.inbound.is_some() || entry.outbound.is_some() {
+            self.children.insert(sa.child, entry);
+        }
+        Ok(())
+    }
+
+    fn tick(&mut self, _now: Instant) {
+        self.ctl.reclaim();
+    }
+}
+
+/// Plain ESP SAs: an AEAD from the backend, prebuilt outer header, policies
+/// from the negotiated traffic selectors.
+#[derive(Debug, Clone, Copy)]
+pub struct EspSaBuilder {
+    pub backend: Backend,
+    /// Replay window of inbound SAs (0 = off, benchmarks only).
+    pub replay_window: u32,
+}
+
+impl DataplaneSaSink {
+    /// Plain ESP tables with AEADs from `backend` and the default replay window.
+    pub fn new(ctl: EspSaControl, backend: Backend) -> Self {
+        TableSaSink::with_builder(ctl, EspSaBuilder { backend, replay_window: esp::replay::DEFAULT_WINDOW })
+    }
+
+    /// Replay window of inbound SAs installed from now on (0 = off, benchmarks only).
+    pub fn set_replay_window(&mut self, window: u32) {
+        self.builder.replay_window = window;
+    }
+}
+
+impl SaBuilder for EspSaBuilder {
+    type Inbound = esp::InboundSa;
+    type Outbound = esp::OutboundSa;
+
+    fn inbound(&self, sa: &ChildSaInstall) -> Result<esp::InboundSa, SinkError> {
+        let aead = new_aead(esp_algorithm(sa.encr)?, &sa.inbound_key, self.backend)
+            .map_err(|e| SinkError::Key { spi: sa.inbound_spi, reason: e.to_string() })?;
+        let config = InboundConfig { spi: dataplane::wire::Spi(sa.inbound_spi.0), esn: sa.esn, replay_window: self.replay_window };
+        esp::InboundSa::new(config, Arc::from(aead)).map_err(|e| SinkError::Build { spi: sa.inbound_spi, reason: e.to_string() })
+    }
+
+    fn outbound(&self, sa: &ChildSaInstall) -> Result<esp::OutboundSa, SinkError> {
+        let aead = new_aead(esp_algorithm(sa.encr)?, &sa.outbound_key, self.backend)
+            .map_err(|e| SinkError::Key { spi: sa.outbound_spi, reason: e.to_string() })?;
+        esp::OutboundSa::new(outbound_config(sa), Arc::from(aead))
+            .map_err(|e| SinkError::Build { spi: sa.outbound_spi, reason: e.to_string() })
+    }
+
+    fn policies(&self, sa: &ChildSaInstall, sa_id: SaId) -> Result<Vec<PolicySpec>, SinkError> {
+        policy_specs(&sa.local_ts, &sa.remote_ts, sa_id)
+    }
+}
+
+/// The outbound ESP configuration of an install: SPI, outer addresses, ESN,
+/// and (RFC 3948) ESP in UDP with the IKE SA's (possibly NAT-mapped) ports.
+pub fn outbound_config(sa: &ChildSaInstall) -> OutboundConfig {
+    let mut config = OutboundConfig::new(dataplane::wire::Spi(sa.outbound_spi.0), sa.local, sa.remote);
+    config.esn = sa.esn;
+    config.udp = sa.encap.map(|e| esp::UdpEncap { src_port: e.local_port, dst_port: e.remote_port, ..esp::UdpEncap::default() });
+    config
+}
+
 fn table(e: dataplane::sa::SaError) -> SinkError {
     SinkError::Table(e.to_string())
 }
 
-fn algorithm(encr: Encr) -> Result<Algorithm, SinkError> {
+/// The dataplane AEAD for a negotiated ESP transform (RFC 4106 AES-GCM with
+/// a 16-octet ICV, RFC 7634 ChaCha20-Poly1305, whose key is always 256 bits).
+pub fn esp_algorithm(encr: Encr) -> Result<Algorithm, SinkError> {
     match (encr.id, encr.key_bits) {
         (EncrId::AesGcm16, Some(128)) => Ok(Algorithm::Aes128Gcm),
         (EncrId::AesGcm16, Some(256)) => Ok(Algorithm::Aes256Gcm),
-        (EncrId::ChaCha20Poly1305, None) => Ok(Algorithm::ChaCha20Poly1305),
+        (EncrId::ChaCha20Poly1305, None | Some(256)) => Ok(Algorithm::ChaCha20Poly1305),
         _ => Err(SinkError::UnsupportedAlgorithm(encr)),
     }
 }
@@ -200,85 +369,6 @@ fn policy_specs(local: &[TrafficSelector], remote: &[TrafficSelector], sa: SaId)
 fn prefix_len(p: IpPrefix) -> u8 {
     match p {
         IpPrefix::V4(_, l) | IpPrefix::V6(_, l) => l,
-    }
-}
-
-impl SaSink for DataplaneSaSink {
-    fn install(&mut self, sa: &ChildSaInstall, _now: Instant) -> Result<(), SinkError> {
-        let alg = algorithm(sa.encr)?;
-        let want_in = matches!(sa.directions, Directions::Both | Directions::InboundOnly);
-        let want_out = matches!(sa.directions, Directions::Both | Directions::OutboundOnly);
-        // Keys are turned into AEAD instances before the transaction: a bad
-        // key leaves the tables untouched.
-        let inbound = if want_in { Some(self.inbound(sa, alg)?) } else { None };
-        let outbound = if want_out { Some(self.outbound(sa, alg)?) } else { None };
-        // The old Child SA's record, taken out so the new one can take its policies.
-        let mut old = sa.replaces.and_then(|c| self.children.remove(&c));
-        let mut entry = self.children.remove(&sa.child).unwrap_or_default();
-        let mut tx = self.ctl.transaction();
-        let result = (|| {
-            if let Some(i) = inbound {
-                tx.add_inbound(dataplane::sa::Spi(sa.inbound_spi.0), Arc::new(i)).map_err(table)?;
-                entry.inbound = Some(sa.inbound_spi);
-            }
-            if let Some(o) = outbound {
-                let (id, policies) = Self::add_outbound(&mut tx, old.as_mut(), sa, o)?;
-                entry.outbound = Some(id);
-                entry.policies.extend(policies);
-            }
-            tx.commit().map_err(table)
-        })();
-        if let (Some(c), Some(o)) = (sa.replaces, old) {
-            self.children.insert(c, o);
-        }
-        match result {
-            Ok(_) => {
-                self.children.insert(sa.child, entry);
-                Ok(())
-            }
-            Err(e) => {
-                // Rolled back: keep whatever was installed before this action.
-                let before = Installed {
-                    inbound: if want_in { None } else { entry.inbound },
-                    outbound: if want_out { None } else { entry.outbound },
-                    policies: if want_out { Vec::new() } else { entry.policies },
-                };
-                if before.inbound.is_some() || before.outbound.is_some() {
-                    self.children.insert(sa.child, before);
-                }
-                Err(e)
-            }
-        }
-    }
-
-    fn remove(&mut self, sa: &ChildSaRemove, _now: Instant) -> Result<(), SinkError> {
-        let Some(mut entry) = self.children.remove(&sa.child) else { return Ok(()) };
-        let rm_in = matches!(sa.directions, Directions::Both | Directions::InboundOnly);
-        let rm_out = matches!(sa.directions, Directions::Both | Directions::OutboundOnly);
-        let mut tx = self.ctl.transaction();
-        if rm_in {
-            if let Some(spi) = entry.inbound.take() {
-                tx.remove_inbound(dataplane::sa::Spi(spi.0)).map_err(table)?;
-            }
-        }
-        if rm_out {
-            // Policies still on this SA go with it (a rekey moved them already).
-            for p in std::mem::take(&mut entry.policies) {
-                tx.remove_policy(p).map_err(table)?;
-            }
-            if let Some(id) = entry.outbound.take() {
-                tx.remove_outbound(id).map_err(table)?;
-            }
-        }
-        tx.commit().map_err(table)?;
-        if entry.inbound.is_some() || entry.outbound.is_some() {
-            self.children.insert(sa.child, entry);
-        }
-        Ok(())
-    }
-
-    fn tick(&mut self, _now: Instant) {
-        self.ctl.reclaim();
     }
 }
 

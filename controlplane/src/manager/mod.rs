@@ -54,7 +54,7 @@ use crossbeam::channel::{self, Receiver, Sender, TryRecvError};
 use crate::ikev2::{Action, ConnectionConfig, ConnectionId, Endpoint, Event, IkeSaId, IkeSaInfo, Spi};
 
 pub use command::{Command, CommandError, ConnectionStatus, LastFailure, Status};
-pub use dataplane_sink::{DataplaneSaSink, EspSaControl};
+pub use dataplane_sink::{esp_algorithm, outbound_config, DataplaneSaSink, EspSaBuilder, EspSaControl, SaBuilder, TableSaSink, POLICY_PRIORITY_BASE};
 pub use entropy::OsEntropy;
 pub use log::{event_line, init_stderr_logging};
 pub use sa_sink::{RecordingSaSink, SaSink, SinkError, SinkRecord};
