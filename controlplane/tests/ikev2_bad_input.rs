@@ -163,3 +163,57 @@ fn wrong_spi_and_old_message_ids_are_dropped_and_counted() {
     assert_eq!(net.b.ep.stats().bad_message_id, 1);
     assert_eq!(installs(&acts), 0);
 }
+
+/// An IKE_SA_INIT response to A's first request carrying only a COOKIE with
+/// `len` octets of data.
+fn cookie_reply(request: &[u8], len: usize) -> Vec<u8> {
+    use controlplane::ikev2::wire::{emit_payloads, ExchangeType, Flags, HeaderRepr, NotifyPayload, PayloadType, HEADER_LEN};
+    let h = Header::new_checked(request).expect("request header").repr();
+    let cookie = NotifyPayload::new(NotifyType::COOKIE, (0..len).map(|i| i as u8 ^ 0x5a).collect());
+    let mut body = Vec::new();
+    let first = emit_payloads(&[Payload::Notify(cookie)], &mut body).expect("emit");
+    let reply = HeaderRepr {
+        spi_i: h.spi_i,
+        spi_r: 0,
+        next_payload: first,
+        exchange: ExchangeType::IkeSaInit,
+        flags: Flags { initiator: false, response: true },
+        message_id: 0,
+        length: u32::try_from(HEADER_LEN + body.len()).expect("small"),
+    };
+    assert_ne!(first, PayloadType::None);
+    let mut out = Vec::new();
+    reply.emit(&mut out);
+    out.extend_from_slice(&body);
+    out
+}
+
+/// RFC 7296 §2.6: cookie data is 1 to 64 octets. 1 and 64 are echoed in a
+/// new IKE_SA_INIT request (COOKIE first, same data); 0 and 65 are refused
+/// with a failure naming COOKIE, and nothing is sent.
+#[test]
+fn cookie_data_must_be_1_to_64_octets() {
+    for (len, accepted) in [(0, false), (1, true), (64, true), (65, false)] {
+        let now = Instant::now();
+        let mut a = fresh(Side::A, now);
+        let acts = a.initiate(controlplane::ikev2::ConnectionId(0), now);
+        let request = sends(&acts).pop().expect("IKE_SA_INIT request");
+        let acts = a.handle_datagram(addr(A_IP, 500), addr(B_IP, 500), &cookie_reply(&request, len), now);
+        let resent = sends(&acts);
+        let failure = acts.iter().find_map(|a| if let Action::Event(Event::Failure(f)) = a { Some(f) } else { None });
+        if accepted {
+            assert!(failure.is_none(), "{len} octets: {failure:?}");
+            assert_eq!(resent.len(), 1, "{len} octets: one new request");
+            let h = Header::new_checked(&resent[0]).expect("header");
+            let p = parse_payloads(h.next_payload(), h.body()).expect("payloads");
+            let Some(Payload::Notify(n)) = p.first() else { panic!("{len} octets: COOKIE must come first: {p:?}") };
+            assert_eq!(n.kind, NotifyType::COOKIE);
+            assert_eq!(n.data, (0..len).map(|i| i as u8 ^ 0x5a).collect::<Vec<u8>>(), "{len} octets echoed as received");
+        } else {
+            assert!(resent.is_empty(), "{len} octets: nothing echoed");
+            let f = failure.unwrap_or_else(|| panic!("{len} octets: refused with a failure"));
+            assert!(matches!(f.kind, FailureKind::PeerRefused { notify: NotifyType::COOKIE, .. }), "{len} octets: {:?}", f.kind);
+            assert!(a.ike_sas().is_empty(), "{len} octets: the half-open SA is gone");
+        }
+    }
+}

@@ -503,3 +503,6 @@ fn timeout(sa: &mut IkeSa, ctx: &mut Ctx<'_>) {
         sa.queue_task(ctx, t);
     }
 }
+
+#[cfg(test)]
+mod tests;
