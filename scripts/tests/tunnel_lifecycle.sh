@@ -8,7 +8,7 @@
 #   2. IKE SA rekey initiated by ipsecgw (`ipsecgw rekey --ike`) during 150 pings: none lost,
 #      charon's IKE SA has new SPIs and ipsecgw's one IKE SA is that new one.
 #   3. delete by charon (swanctl --terminate --ike): `ipsecgw show ike-sa/child-sa --json`
-#      become empty; pings right -> left are dropped and counted under a named reason;
+#      become empty; pings right -> left are dropped and counted as no_policy;
 #      ESP with the deleted SA's SPI (scapy) is counted as sa_deleted (a tombstoned SPI).
 #   4. ipsecgw initiates, then `ipsecgw terminate left`: charon has no SA left
 #      (swanctl --list-sas empty) and neither has ipsecgw.
