@@ -8,6 +8,7 @@
 
 mod client;
 mod dataplane;
+mod monitor;
 mod server;
 mod view;
 
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 pub use client::{request, ClientError};
 pub use dataplane::DataplaneStats;
+pub use monitor::{MonitorView, TunnelTestView, DEFAULT_TEST_PROBES, MAX_TEST_PROBES};
 pub use server::{answer, ApiServer};
 pub use view::{
     ChildSaView, ConnectionView, DataplaneSnapshot, DataplaneView, DropView, FailureView, IkeSaView, NeighborView, PortView,
@@ -48,6 +50,8 @@ pub enum Request {
     Terminate { name: String },
     /// Rekey the connection's Child SAs, or with `ike` its IKE SA.
     Rekey { name: String, #[serde(default)] ike: bool },
+    /// Send `count` probes through the connection's tunnel and report (issue 7 item 2).
+    TestTunnel { name: String, #[serde(default)] count: Option<u32> },
 }
 
 /// One response line: `{"ok":true,"data":...}` or `{"ok":false,"error":"..."}`.

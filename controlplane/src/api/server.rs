@@ -143,6 +143,14 @@ pub fn answer(r: &Request, manager: &ManagerClient, dataplane: Option<&dyn Datap
         Request::Rekey { name, ike: true } => counted(manager.rekey_ike(name)),
         Request::Rekey { name, ike: false } => counted(manager.rekey_child(name)),
         Request::Show { what } => show(*what, manager, dataplane),
+        Request::TestTunnel { name, count } => {
+            let count = count.unwrap_or(super::DEFAULT_TEST_PROBES).clamp(1, super::MAX_TEST_PROBES);
+            match dataplane.map(|d| d.test_tunnel(name, count)) {
+                Some(Ok(t)) => value(t),
+                Some(Err(e)) => Response::error(e),
+                None => Response::error("no dataplane in this process (ipsecgw ike cannot send through a tunnel): use ipsecgw run"),
+            }
+        }
     }
 }
 
@@ -150,7 +158,14 @@ fn show(what: ShowWhat, manager: &ManagerClient, dataplane: Option<&dyn Dataplan
     let no_dataplane = || Response::error("no dataplane in this process (ipsecgw ike runs the control plane alone)");
     match what {
         ShowWhat::Connections => match manager.status() {
-            Ok(s) => value(view::connections(&s)),
+            Ok(s) => {
+                let mut rows = view::connections(&s);
+                let monitors = dataplane.map(|d| d.monitors()).unwrap_or_default();
+                for r in &mut rows {
+                    r.monitor = monitors.iter().find(|m| m.connection == r.name).cloned();
+                }
+                value(rows)
+            }
             Err(e) => Response::error(e),
         },
         ShowWhat::IkeSa => match manager.ike_sas() {

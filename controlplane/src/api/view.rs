@@ -11,6 +11,16 @@ use crate::manager::{LastFailure, Status};
 /// The dataplane parts `ipsecgw run` adds (counters, neighbours, routes).
 pub trait DataplaneView: Send + Sync {
     fn snapshot(&self) -> DataplaneSnapshot;
+
+    /// The tunnel monitors (issue 7 item 3), shown with their connections.
+    fn monitors(&self) -> Vec<super::MonitorView> {
+        Vec::new()
+    }
+
+    /// `count` probes through a connection's tunnel (`ipsecgw test tunnel`).
+    fn test_tunnel(&self, name: &str, _count: u32) -> Result<super::TunnelTestView, String> {
+        Err(format!("cannot test '{name}': this gateway runs no tunnel monitor"))
+    }
 }
 
 /// Dataplane counters and tables at one moment.
@@ -91,6 +101,9 @@ pub struct ConnectionView {
     pub ike_sas: usize,
     pub child_sas: usize,
     pub last_failure: Option<FailureView>,
+    /// Its tunnel monitor, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitor: Option<super::MonitorView>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -178,6 +191,7 @@ pub(crate) fn connections(s: &Status) -> Vec<ConnectionView> {
         ike_sas: 0,
         child_sas: 0,
         last_failure: Some(failure_view(f)),
+        monitor: None,
     });
     s.connections
         .iter()
@@ -196,6 +210,7 @@ pub(crate) fn connections(s: &Status) -> Vec<ConnectionView> {
                 ike_sas: c.ike_sas.len(),
                 child_sas: children,
                 last_failure: c.last_failure.as_ref().map(failure_view),
+                monitor: None,
             }
         })
         .chain(unmatched)
