@@ -89,6 +89,11 @@ enum Command {
     },
     /// Validate a config file: every error as file:line:col; exit 1 on errors.
     CheckConfig { file: PathBuf },
+    /// Test a running gateway's tunnels: `test tunnel NAME` sends probes through it.
+    Test {
+        #[command(subcommand)]
+        what: cli::TestTarget,
+    },
 }
 
 fn main() -> ExitCode {
@@ -101,6 +106,7 @@ fn main() -> ExitCode {
         Command::Terminate { name, socket } => cli::client(&socket, &controlplane::api::Request::Terminate { name }, false),
         Command::Rekey { name, ike, socket } => cli::client(&socket, &controlplane::api::Request::Rekey { name, ike }, false),
         Command::CheckConfig { file } => cli::check_config(&file),
+        Command::Test { what } => cli::test(&what),
         Command::Ike { config, commands, control } => {
             cli::init_logging(control.log_format);
             let Some(config) = load_config(&config) else { return ExitCode::FAILURE };

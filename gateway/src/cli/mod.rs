@@ -6,6 +6,7 @@
 
 mod check_config;
 mod table;
+mod test_tunnel;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -18,6 +19,7 @@ use controlplane::manager::ManagerClient;
 use controlplane::metrics::MetricsServer;
 
 pub use check_config::check_config;
+pub use test_tunnel::{test, TestTarget};
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -112,6 +114,8 @@ pub fn client(socket: &Path, request: &Request, json: bool) -> ExitCode {
         Request::Rekey { name, ike } => {
             println!("rekeying {} {} of '{name}'", data["count"], if *ike { "IKE SA(s)" } else { "Child SA(s)" })
         }
+        // `ipsecgw test tunnel` prints its own report (test_tunnel.rs).
+        Request::TestTunnel { .. } => println!("{data}"),
     }
     ExitCode::SUCCESS
 }
