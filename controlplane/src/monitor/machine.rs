@@ -6,6 +6,9 @@
 //! A probe is lost when no reply arrived within one interval (a late reply is
 //! ignored). States:
 //!
+//! A reply also settles the older probes still outstanding: the path works
+//! now, so they are not counted as lost in a row.
+//!
 //! | state        | on reply                                   | on loss                                 |
 //! |--------------|--------------------------------------------|-----------------------------------------|
 //! | `unknown`    | → `up`                                     | stays (the tunnel may not be up yet)    |
@@ -193,7 +196,10 @@ impl Machine {
     pub fn handle_reply(&mut self, seq: u16, now: Instant) -> Vec<Output> {
         let mut out = Vec::new();
         let Some(i) = self.pending.iter().position(|&(s, _)| s == seq) else { return out };
-        let Some((_, sent)) = self.pending.remove(i) else { return out };
+        // A reply to a newer probe shows the path works now: older unanswered
+        // probes (e.g. sent before the SA existed) no longer count as lost.
+        self.pending.drain(..i);
+        let Some((_, sent)) = self.pending.pop_front() else { return out };
         self.received += 1;
         self.last_rtt = Some(now.saturating_duration_since(sent));
         self.replies_in_row = self.replies_in_row.saturating_add(1);
@@ -380,6 +386,23 @@ mod tests {
                 Transition { from: Degraded, to: Down, lost_in_row: 2, replies_in_row: 0 },
             ]
         );
+    }
+
+    #[test]
+    fn a_newer_reply_settles_older_probes() {
+        let (mut m, t0) = machine(MonitorAction::FailOver, 2);
+        let ms = Duration::from_millis;
+        m.handle_timeout(t0);
+        m.handle_reply(1, t0 + ms(5));
+        // Probe 2 leaves 30 ms late (a slow tick) and is not answered; probe 3
+        // leaves on time, before probe 2 expires, and is answered.
+        assert_eq!(m.handle_timeout(t0 + I + ms(30)), [Output::Probe { seq: 2 }]);
+        assert_eq!(m.handle_timeout(t0 + 2 * I), [Output::Probe { seq: 3 }]);
+        assert!(m.handle_reply(3, t0 + 2 * I + ms(5)).is_empty());
+        // Probe 2's deadline passes: it was settled by probe 3's reply.
+        assert!(m.handle_timeout(t0 + 2 * I + ms(40)).is_empty());
+        assert_eq!((m.state(), m.lost_in_row()), (Up, 0));
+        assert_eq!(m.counts(), (3, 2));
     }
 
     #[test]
