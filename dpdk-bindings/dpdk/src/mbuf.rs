@@ -4,6 +4,10 @@ use std::ptr::NonNull;
 
 use dpdk_sys::rte_mbuf;
 
+/// Byte offsets in `struct rte_mbuf` (DPDK 22.11; checked by shim.c's static asserts).
+const DATA_OFF_OFF: usize = 16;
+const DATA_LEN_OFF: usize = 40;
+
 /// One packet buffer, owned: dropping it returns it to its mempool.
 ///
 /// Data access covers the first segment: ports are configured without scatter, so a
@@ -43,8 +47,29 @@ impl Mbuf {
     /// Bytes of packet data in this (first) segment.
     #[inline]
     pub fn data_len(&self) -> usize {
-        // SAFETY: self owns a valid mbuf.
-        usize::from(unsafe { dpdk_sys::dpdk_shim_pktmbuf_data_len(self.as_ptr()) })
+        usize::from(self.field_u16(DATA_LEN_OFF))
+    }
+
+    /// A `u16` field of the mbuf header at byte offset `off` (one of the `*_OFF`
+    /// constants, which shim.c checks against DPDK's layout at build time). Read
+    /// directly: these accessors run several times per packet, and the shim's
+    /// functions are not inlined across the language boundary.
+    #[inline]
+    fn field_u16(&self, off: usize) -> u16 {
+        // SAFETY: self owns a valid mbuf (at least 128 bytes of header); `off` is a
+        // 2-byte-aligned u16 field of it (static asserts in shim.c).
+        unsafe { self.as_ptr().cast::<u8>().add(off).cast::<u16>().read() }
+    }
+
+    /// Start of the first segment's data: `buf_addr + data_off` (rte_pktmbuf_mtod).
+    #[inline]
+    fn data_ptr(&self) -> *mut u8 {
+        // SAFETY: buf_addr is the first field (pointer-aligned) of a valid mbuf; data_off
+        // stays within the buffer (DPDK invariant).
+        unsafe {
+            let buf = self.as_ptr().cast::<*mut u8>().read();
+            buf.add(usize::from(self.field_u16(DATA_OFF_OFF)))
+        }
     }
 
     /// Total packet length over all segments.
@@ -90,8 +115,8 @@ impl Mbuf {
     /// Free space before the data.
     #[inline]
     pub fn headroom(&self) -> usize {
-        // SAFETY: self owns a valid mbuf.
-        usize::from(unsafe { dpdk_sys::dpdk_shim_pktmbuf_headroom(self.as_ptr()) })
+        // rte_pktmbuf_headroom is data_off.
+        usize::from(self.field_u16(DATA_OFF_OFF))
     }
 
     /// Free space after the data of the last segment.
@@ -106,20 +131,14 @@ impl Mbuf {
     pub fn data(&self) -> &[u8] {
         // SAFETY: mtod points at data_len initialised bytes inside the buffer self owns;
         // the borrow of self keeps the buffer alive and unmodified.
-        unsafe {
-            let p = dpdk_sys::dpdk_shim_pktmbuf_mtod(self.as_ptr()).cast::<u8>();
-            std::slice::from_raw_parts(p, self.data_len())
-        }
+        unsafe { std::slice::from_raw_parts(self.data_ptr(), self.data_len()) }
     }
 
     /// The first segment's data, writable.
     #[inline]
     pub fn data_mut(&mut self) -> &mut [u8] {
         // SAFETY: as in data(), and &mut self guarantees exclusive access.
-        unsafe {
-            let p = dpdk_sys::dpdk_shim_pktmbuf_mtod(self.as_ptr()).cast::<u8>();
-            std::slice::from_raw_parts_mut(p, self.data_len())
-        }
+        unsafe { std::slice::from_raw_parts_mut(self.data_ptr(), self.data_len()) }
     }
 
     /// Grows the packet at the front by `n` bytes (from the headroom) and returns the new
