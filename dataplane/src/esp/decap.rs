@@ -55,10 +55,23 @@ fn outer_err(e: WireError) -> EspError {
 /// Find the ESP packet in an outer IPv4/IPv6 packet (raw ESP, or UDP to port 4500).
 /// Anything else is [`EspError::NotEsp`].
 pub fn parse_outer(d: &[u8]) -> Result<InboundOuter, EspError> {
+    parse_outer_with(d, Checksum::Verify)
+}
+
+/// Whether [`parse_outer_with`] sums the IPv4 header checksum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Checksum {
+    Verify,
+    /// Someone already did, on these same bytes (the worker's classify step).
+    Verified,
+}
+
+#[inline]
+fn parse_outer_with(d: &[u8], checksum: Checksum) -> Result<InboundOuter, EspError> {
     let (proto, l4_off, end, ecn) = match d.first().map(|b| b >> 4) {
         Some(4) => {
             let ip = Ipv4Packet::new_checked(d).map_err(outer_err)?;
-            if !ip.verify_checksum() {
+            if checksum == Checksum::Verify && !ip.verify_checksum() {
                 return Err(EspError::MalformedOuter);
             }
             if ip.is_fragment() {
@@ -138,7 +151,7 @@ struct Layout {
 /// Open one packet. On error the packet contents are unspecified (it may have been
 /// decrypted in place) and it should be dropped.
 pub fn decap<P: Packet>(sa: &InboundSa, state: &InboundState, pkt: &mut P) -> Result<Decapped, EspError> {
-    let l = prepare(sa, state, pkt.data())?;
+    let l = prepare(sa, state, pkt.data(), Checksum::Verify)?;
     let (aad, aad_len) = aad(sa.config.spi, l.seq, sa.config.esn);
     let auth = {
         let op = open_op(pkt.data_mut(), &l, &aad[..aad_len])?;
@@ -156,9 +169,33 @@ pub fn decap_burst<P: Packet>(
     pkts: &mut [P],
     results: &mut [Result<Decapped, EspError>],
 ) {
+    decap_burst_with(sa, state, pkts, results, Checksum::Verify);
+}
+
+/// [`decap_burst`] for packets whose outer header [`parse_outer`] has already
+/// accepted (the worker classifies every packet before batching it): the
+/// header is parsed again for its offsets, but its IPv4 checksum is not summed
+/// a second time. Any other packet must go through [`decap_burst`].
+pub fn decap_burst_classified<P: Packet>(
+    sa: &InboundSa,
+    state: &InboundState,
+    pkts: &mut [P],
+    results: &mut [Result<Decapped, EspError>],
+) {
+    decap_burst_with(sa, state, pkts, results, Checksum::Verified);
+}
+
+#[inline]
+fn decap_burst_with<P: Packet>(
+    sa: &InboundSa,
+    state: &InboundState,
+    pkts: &mut [P],
+    results: &mut [Result<Decapped, EspError>],
+    checksum: Checksum,
+) {
     let n = pkts.len().min(results.len());
     for (pkts, results) in pkts[..n].chunks_mut(BURST).zip(results[..n].chunks_mut(BURST)) {
-        decap_chunk(sa, state, pkts, results);
+        decap_chunk(sa, state, pkts, results, checksum);
     }
 }
 
@@ -167,12 +204,13 @@ fn decap_chunk<P: Packet>(
     state: &InboundState,
     pkts: &mut [P],
     results: &mut [Result<Decapped, EspError>],
+    checksum: Checksum,
 ) {
     let mut layouts = [Layout::default(); BURST];
     let mut aads = [([0u8; 12], 0usize); BURST];
     let mut prepared = [Err(EspError::Truncated); BURST];
     for (i, pkt) in pkts.iter().enumerate() {
-        prepared[i] = prepare(sa, state, pkt.data()).map(|l| {
+        prepared[i] = prepare(sa, state, pkt.data(), checksum).map(|l| {
             layouts[i] = l;
             aads[i] = aad(sa.config.spi, l.seq, sa.config.esn);
         });
@@ -217,8 +255,9 @@ fn decap_chunk<P: Packet>(
 }
 
 /// Lengths, SPI and replay check, before any crypto.
-fn prepare(sa: &InboundSa, state: &InboundState, d: &[u8]) -> Result<Layout, EspError> {
-    let InboundOuter::Esp(loc) = parse_outer(d)? else {
+#[inline]
+fn prepare(sa: &InboundSa, state: &InboundState, d: &[u8], checksum: Checksum) -> Result<Layout, EspError> {
+    let InboundOuter::Esp(loc) = parse_outer_with(d, checksum)? else {
         return Err(EspError::NotEsp);
     };
     if loc.spi != sa.config.spi {

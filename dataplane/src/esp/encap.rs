@@ -5,7 +5,7 @@ use crate::packet::Packet;
 use crate::wire::{checksum, put16, EspTrailer, IpProtocol, Ipv4Packet, Ipv6Packet, UdpPacket};
 use crate::wire::{ipv4, ipv6, udp, Ecn};
 
-use super::sa::{DfMode, DscpMode, EcnMode, OutboundSa, OutboundState};
+use super::sa::{DfMode, DscpMode, EcnMode, OutboundSa, OutboundState, MAX_OUTER};
 use super::{aad, EspError, BURST, ESP_HDR_IV};
 
 /// Encapsulate and seal one packet. On error the packet may have been trimmed of
@@ -120,7 +120,7 @@ fn prepare<P: Packet>(sa: &OutboundSa, limit: u64, pkt: &mut P, seq: u64) -> Res
     pkt.prepend(t.len).map_err(|_| EspError::NoBufferRoom)?;
 
     let buf = pkt.data_mut();
-    buf[..t.len].copy_from_slice(&t.bytes[..t.len]);
+    copy_header(&mut buf[..t.len], &t.bytes);
     let cfg = &sa.config;
     let dscp = match cfg.dscp {
         DscpMode::Copy => tos >> 2,
@@ -166,6 +166,24 @@ fn prepare<P: Packet>(sa: &OutboundSa, limit: u64, pkt: &mut P, seq: u64) -> Res
     buf[esp + 8..esp + ESP_HDR_IV].copy_from_slice(&seq.to_be_bytes());
     EspTrailer::write(&mut buf[t.len + inner_len..t.len + pt_len], next_header);
     Ok(pt_len)
+}
+
+/// Copy the SA's prebuilt outer header. The four header sizes get fixed-size
+/// copies (a few vector moves) instead of a `memcpy` call of variable length,
+/// which showed in the 64 B encap profile.
+#[inline(always)]
+fn copy_header(dst: &mut [u8], src: &[u8; MAX_OUTER]) {
+    const V4: usize = ipv4::HEADER_LEN + ESP_HDR_IV;
+    const V4_UDP: usize = V4 + udp::HEADER_LEN;
+    const V6: usize = ipv6::HEADER_LEN + ESP_HDR_IV;
+    const V6_UDP: usize = V6 + udp::HEADER_LEN;
+    match dst.len() {
+        V4 => dst.copy_from_slice(&src[..V4]),
+        V4_UDP => dst.copy_from_slice(&src[..V4_UDP]),
+        V6 => dst.copy_from_slice(&src[..V6]),
+        V6_UDP => dst.copy_from_slice(&src[..V6_UDP]),
+        n => dst.copy_from_slice(&src[..n]),
+    }
 }
 
 /// The AEAD op over a prepared packet: plaintext after the header, tag after it.

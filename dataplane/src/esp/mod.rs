@@ -15,7 +15,7 @@ pub mod error;
 pub mod replay;
 pub mod sa;
 
-pub use decap::{decap, decap_burst, parse_outer, Decapped, EspLocation, InboundOuter};
+pub use decap::{decap, decap_burst, decap_burst_classified, parse_outer, Decapped, EspLocation, InboundOuter};
 pub use encap::{encap, encap_burst};
 pub use error::EspError;
 pub use replay::{ReplayError, ReplayWindow};
