@@ -45,6 +45,9 @@ pub struct Held<P> {
 pub struct NeighborTable<P> {
     slots: Box<[Option<Entry<P>>]>,
     mask: usize,
+    /// Slot of the last entry `resolve` found: a burst mostly goes to one next
+    /// hop, so it is tried before hashing.
+    hint: usize,
 }
 
 fn hash(port: usize, ip: IpAddr) -> usize {
@@ -69,12 +72,17 @@ impl<P> NeighborTable<P> {
     /// A table for at least `capacity` neighbours.
     pub fn new(capacity: usize) -> Self {
         let n = capacity.max(PROBE).next_power_of_two();
-        Self { slots: (0..n).map(|_| None).collect(), mask: n - 1 }
+        Self { slots: (0..n).map(|_| None).collect(), mask: n - 1, hint: 0 }
     }
 
+    #[inline]
     fn find(&self, port: usize, ip: IpAddr) -> Option<usize> {
+        let is = |e: &Entry<P>| e.port == port && e.ip == ip;
+        if self.slots.get(self.hint).and_then(Option::as_ref).is_some_and(is) {
+            return Some(self.hint);
+        }
         let h = hash(port, ip);
-        (0..PROBE).map(|i| (h + i) & self.mask).find(|&i| self.slots[i].as_ref().is_some_and(|e| e.port == port && e.ip == ip))
+        (0..PROBE).map(|i| (h + i) & self.mask).find(|&i| self.slots[i].as_ref().is_some_and(is))
     }
 
     /// Slot for a new entry: a free one in the probe window, else the least
@@ -102,6 +110,7 @@ impl<P> NeighborTable<P> {
     #[inline]
     pub fn resolve(&mut self, port: usize, ip: IpAddr, now_ms: u64) -> Option<(MacAddr, bool)> {
         let i = self.find(port, ip)?;
+        self.hint = i;
         let e = self.slots[i].as_mut()?;
         e.used_ms = now_ms;
         let mac = e.mac?;
