@@ -337,24 +337,56 @@ fn flush_decap<P: Packet, I: WorkerIo<P>>(
     let mut results = [Err(EspError::Truncated); BURST];
     let stats: &CoreStats = out.stats;
     b.for_each_run(groups, stats, |b, s, e, sa| {
-        esp::decap_burst(&sa.sa, &sa.state, &mut b.pkts[s..e], &mut results[s..e]);
-        for (slot, r) in b.pkts[s..e].iter_mut().zip(&results[s..e]) {
-            let Some(pkt) = slot.0.take() else { continue };
-            let reason = match r {
-                Ok(_) => match inner_flow(pkt.data()) {
-                    Some(flow) if sa.allows(&flow) => {
-                        out.stats.sa_packets(sa.id(), 1, pkt.len() as u64);
-                        out.forward(pkt, io);
-                        continue;
-                    }
-                    _ => DropReason::PolicyMismatch,
-                },
-                Err(err) => err.drop_reason(),
-            };
-            out.stats.sa_drops(sa.id(), 1);
-            out.stats.drop(reason);
-        }
+        // Every batched packet went through `Out::esp`, which checked the outer header.
+        esp::decap_burst_classified(&sa.sa, &sa.state, &mut b.pkts[s..e], &mut results[s..e]);
+        deliver_run(&mut b.pkts[s..e], &results[s..e], sa.id(), out, io, |out, io, pkt, _| {
+            match inner_flow(pkt.data()) {
+                Some(flow) if sa.allows(&flow) => {
+                    out.forward(pkt, io);
+                    Ok(())
+                }
+                _ => Err(DropReason::PolicyMismatch),
+            }
+        });
     });
+}
+
+/// Hand every packet of a run whose result is `Ok` to `send`; count the
+/// others, and those `send` refuses, as dropped for their reason. The SA's
+/// packet, byte and drop counters are added once per run, not per packet.
+fn deliver_run<P: Packet, R, I: WorkerIo<P>>(
+    slots: &mut [Slot<P>],
+    results: &[Result<R, EspError>],
+    sa: crate::sa::SaId,
+    out: &mut Out<'_, P>,
+    io: &mut I,
+    mut send: impl FnMut(&mut Out<'_, P>, &mut I, P, &R) -> Result<(), DropReason>,
+) {
+    let (mut packets, mut bytes, mut drops) = (0u64, 0u64, 0u64);
+    for (slot, r) in slots.iter_mut().zip(results) {
+        let Some(pkt) = slot.0.take() else { continue };
+        let len = pkt.len() as u64;
+        let sent = match r {
+            Ok(v) => send(out, io, pkt, v),
+            Err(err) => Err(err.drop_reason()),
+        };
+        match sent {
+            Ok(()) => {
+                packets += 1;
+                bytes += len;
+            }
+            Err(reason) => {
+                drops += 1;
+                out.stats.drop(reason);
+            }
+        }
+    }
+    if packets > 0 {
+        out.stats.sa_packets(sa, packets, bytes);
+    }
+    if drops > 0 {
+        out.stats.sa_drops(sa, drops);
+    }
 }
 
 fn flush_encap<P: Packet, I: WorkerIo<P>>(
@@ -394,22 +426,13 @@ fn flush_encap<P: Packet, I: WorkerIo<P>>(
             }
             None => None,
         };
-        for (slot, r) in b.pkts[s..e].iter_mut().zip(&results[s..e]) {
-            let Some(pkt) = slot.0.take() else { continue };
-            match r {
-                Ok(()) => {
-                    out.stats.sa_packets(sa.id(), 1, pkt.len() as u64);
-                    match mac {
-                        Some(mac) => out.send_to_mac(hop.port, mac, pkt, io),
-                        None => out.send(hop, pkt, io),
-                    }
-                }
-                Err(err) => {
-                    out.stats.sa_drops(sa.id(), 1);
-                    out.stats.drop(err.drop_reason());
-                }
+        deliver_run(&mut b.pkts[s..e], &results[s..e], sa.id(), out, io, |out, io, pkt, ()| {
+            match mac {
+                Some(mac) => out.send_to_mac(hop.port, mac, pkt, io),
+                None => out.send(hop, pkt, io),
             }
-        }
+            Ok(())
+        });
     });
 }
 
