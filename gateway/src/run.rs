@@ -149,6 +149,7 @@ pub fn run(plan: RunPlan, cli_eal_args: &[String], busy_poll: bool, control: &cr
             let view = controlplane::api::DataplaneStats::new(e.stats(), names);
             let (ike, link) = crate::tunnel::IkeRuntime::start(plan.connections.clone(), ctl, control, Arc::new(view))?;
             e.attach_ike(link);
+            crate::tunnel::report_unknown_spis(e.stats(), &ike, Arc::clone(&stop))?;
             println!("ipsecgw: IKE manager on the punt path, {} connection(s)", plan.connections.len());
             Some(ike)
         }

@@ -79,6 +79,14 @@ pub fn render(what: ShowWhat, data: &Value) -> String {
                     &rows(&data["ports"], &["port", "name", "rx_packets", "rx_bytes", "tx_packets", "tx_bytes", "drops", "missed"]),
                 ));
             }
+            // ESP on SPIs without an SA, per (peer, SPI) (issue 7 item 4).
+            if data["unknown_spis"].as_array().is_some_and(|a| !a.is_empty()) {
+                out.push('\n');
+                out.push_str(&grid(
+                    &["UNKNOWN_SPI_PEER", "SPI", "PACKETS", "INVALID_SPI_SENT", "LAST_SEEN_UNIX_S"],
+                    &rows(&data["unknown_spis"], &["peer", "spi", "packets", "notifies", "last_seen"]),
+                ));
+            }
             out
         }
         ShowWhat::Drops => grid(&["REASON", "PACKETS"], &rows(data, &["reason", "packets"])),
@@ -108,6 +116,19 @@ fn connection_rows(data: &Value) -> Vec<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stats_list_unknown_spis_per_peer_and_spi() {
+        let data = serde_json::json!({
+            "ike": [], "failures_by_reason": [],
+            "unknown_spis": [{"peer": "198.51.100.1", "spi": "0xdeadbeef", "packets": 200, "notifies": 3, "last_seen": 1764115200}],
+        });
+        let out = render(ShowWhat::Stats, &data);
+        assert!(out.contains("UNKNOWN_SPI_PEER  SPI         PACKETS  INVALID_SPI_SENT  LAST_SEEN_UNIX_S\n"), "{out}");
+        assert!(out.contains("198.51.100.1      0xdeadbeef  200      3                 1764115200\n"), "{out}");
+        let none = render(ShowWhat::Stats, &serde_json::json!({"ike": [], "failures_by_reason": [], "unknown_spis": []}));
+        assert!(!none.contains("UNKNOWN_SPI"), "no table without rows");
+    }
 
     #[test]
     fn columns_align() {
