@@ -5,6 +5,7 @@ mod esp;
 mod handoff;
 mod cli;
 mod ike;
+mod monitor;
 mod plan;
 mod run;
 mod tunnel;
