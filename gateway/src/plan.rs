@@ -31,6 +31,8 @@ pub struct RunPlan {
     pub esp: Option<crate::esp::EspPlan>,
     /// `[[connection]]`s: the IKE manager runs on the punt path (tunnel.rs).
     pub connections: Vec<controlplane::ikev2::ConnectionConfig>,
+    /// `[connection.monitor]`s by connection name (monitor.rs).
+    pub monitors: Vec<(String, controlplane::config::Monitor)>,
 }
 
 impl RunPlan {
@@ -57,6 +59,7 @@ impl RunPlan {
             pairs,
             esp: crate::esp::EspPlan::from_config(config, neighbors)?,
             connections: config.connections.iter().map(|c| c.to_engine()).collect(),
+            monitors: config.connections.iter().filter_map(|c| Some((c.name.clone(), c.monitor.clone()?))).collect(),
         })
     }
 }

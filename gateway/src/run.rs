@@ -147,7 +147,8 @@ pub fn run(plan: RunPlan, cli_eal_args: &[String], busy_poll: bool, control: &cr
             let ctl = e.take_control().ok_or_else(|| anyhow!("internal: SA tables already taken"))?;
             let names = plan.ports.iter().map(|p| p.name.clone()).collect();
             let view = controlplane::api::DataplaneStats::new(e.stats(), names);
-            let (ike, link) = crate::tunnel::IkeRuntime::start(plan.connections.clone(), ctl, control, Arc::new(view))?;
+            let monitors = crate::monitor::MonitorPlan::new(&plan.monitors, &probe_ports(&plan, &ports));
+            let (ike, link) = crate::tunnel::IkeRuntime::start(plan.connections.clone(), ctl, control, Arc::new(view), monitors)?;
             e.attach_ike(link);
             crate::tunnel::report_unknown_spis(e.stats(), &ike, Arc::clone(&stop))?;
             println!("ipsecgw: IKE manager on the punt path, {} connection(s)", plan.connections.len());
@@ -242,6 +243,20 @@ pub fn run(plan: RunPlan, cli_eal_args: &[String], busy_poll: bool, control: &cr
         print!("{}", e.report());
     }
     Ok(())
+}
+
+/// Each port's MAC and addresses, for the tunnel monitor (monitor.rs).
+fn probe_ports(plan: &RunPlan, ports: &[Port]) -> Vec<(dataplane::wire::MacAddr, Vec<std::net::IpAddr>)> {
+    let esp_ports = plan.esp.as_ref().map(|e| e.ports.as_slice()).unwrap_or_default();
+    ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let cfg = esp_ports.get(i);
+            let mac = cfg.and_then(|c| c.mac).unwrap_or_else(|| p.mac().unwrap_or([0; 6]));
+            (dataplane::wire::MacAddr(mac), cfg.map(|c| c.addresses.iter().map(|&(a, _)| a).collect()).unwrap_or_default())
+        })
+        .collect()
 }
 
 /// Waits for SIGINT/SIGTERM (`stop`), has the IKE manager delete its IKE SAs while the

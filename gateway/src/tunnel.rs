@@ -158,6 +158,7 @@ pub fn build_udp<P: Packet>(pkt: &mut P, d: &UdpDatagram) -> Option<()> {
 pub struct IkeLink {
     ends: PuntEnds,
     counters: Arc<PuntCounters>,
+    monitor: Option<crate::monitor::ProbeLink>,
 }
 
 /// Datagrams from the manager sent per poll at most (the rest wait a poll).
@@ -166,12 +167,21 @@ const DRAIN_MAX: usize = 32;
 impl IkeLink {
     /// The worker side of `ends`, counting into `counters`.
     pub fn new(ends: PuntEnds, counters: Arc<PuntCounters>) -> Self {
-        IkeLink { ends, counters }
+        IkeLink { ends, counters, monitor: None }
     }
 
     /// A frame the worker punted (consumed: the datagram is a copy).
     pub fn punt(&self, frame: &[u8]) {
+        if self.monitor.as_ref().is_some_and(|m| m.reply(frame)) {
+            return;
+        }
         punt_frame(&self.ends, &self.counters, frame);
+    }
+
+    /// Tunnel monitor probes and replies also go through this link (monitor.rs).
+    pub fn with_monitor(mut self, link: Option<crate::monitor::ProbeLink>) -> Self {
+        self.monitor = link;
+        self
     }
 
     /// Sends what the manager queued; returns how many datagrams it took.
@@ -190,6 +200,9 @@ impl IkeLink {
             }
             self.counters.from_manager.fetch_add(1, Ordering::Relaxed);
             worker.send_local(pkt, io, now_ms);
+        }
+        if let Some(m) = &self.monitor {
+            n += m.drain(worker, io, now_ms);
         }
         n
     }
@@ -218,6 +231,7 @@ pub struct IkeRuntime {
     ends: PuntEnds,
     control: Option<crate::cli::Control>,
     counters: Arc<PuntCounters>,
+    monitor: Option<crate::monitor::Monitors>,
 }
 
 impl std::fmt::Debug for IkeRuntime {
@@ -235,14 +249,22 @@ impl IkeRuntime {
         ctl: TunnelControl,
         control: &crate::cli::ControlArgs,
         view: Arc<dyn controlplane::api::DataplaneView>,
+        monitors: crate::monitor::MonitorPlan,
     ) -> anyhow::Result<(IkeRuntime, IkeLink)> {
         let (ends, transport) = punt_channel(PUNT_CAPACITY);
         let counters = Arc::new(PuntCounters::default());
-        let sink = tunnel_sa_sink(ctl, Backend::Auto);
-        let handle = Manager::spawn(connections, Box::new(transport), Box::new(sink)).context("starting the IKE manager")?;
+        // The tunnel monitor publishes through the same sink (monitor.rs).
+        let sink = crate::monitor::SharedSink::new(tunnel_sa_sink(ctl, Backend::Auto));
+        let handle = Manager::spawn(connections, Box::new(transport), Box::new(sink.clone())).context("starting the IKE manager")?;
+        let (monitor, probes, view) = if monitors.is_empty() {
+            (None, None, view)
+        } else {
+            let (m, p, v) = crate::monitor::Monitors::start(monitors, sink, handle.client(), view)?;
+            (Some(m), Some(p), v)
+        };
         let control = crate::cli::Control::start(control, handle.client(), Some(view))?;
-        let link = IkeLink::new(ends.clone(), Arc::clone(&counters));
-        Ok((IkeRuntime { handle: Some(handle), ends, control: Some(control), counters }, link))
+        let link = IkeLink::new(ends.clone(), Arc::clone(&counters)).with_monitor(probes);
+        Ok((IkeRuntime { handle: Some(handle), ends, control: Some(control), counters, monitor }, link))
     }
 
     /// Before the workers stop: the manager deletes every IKE SA (RFC 7296
@@ -250,6 +272,9 @@ impl IkeRuntime {
     /// workers have sent the queued DELETEs.
     pub fn delete_all(&mut self) {
         drop(self.control.take());
+        if let Some(m) = self.monitor.as_mut() {
+            m.halt();
+        }
         if let Some(h) = self.handle.take() {
             h.shutdown(true);
         }
@@ -263,10 +288,11 @@ impl IkeRuntime {
     /// not (workers on the main lcore: they have stopped, no DELETE is sent).
     pub fn stop(mut self) -> String {
         drop(self.control.take());
+        let monitor = self.monitor.take().map(|m| m.report()).unwrap_or_default();
         if let Some(h) = self.handle.take() {
             h.shutdown(false);
         }
-        self.counters.report()
+        self.counters.report() + &monitor
     }
 }
 
