@@ -58,6 +58,27 @@ pub fn render(what: ShowWhat, data: &Value) -> String {
                     out.push_str(&format!("\n{}: {d}\n", cell(&c["name"])));
                 }
             }
+            // Tunnel monitors (issue 7 item 3), one line each.
+            let monitors: Vec<Vec<String>> = data
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|c| c["monitor"].is_object())
+                .map(|c| {
+                    let m = &c["monitor"];
+                    let probes = format!("{} -> {}", cell(&m["source"]), cell(&m["address"]));
+                    let counts = format!("{}/{}", cell(&m["received"]), cell(&m["sent"]));
+                    let action = match m["backup"].as_str() {
+                        Some(b) => format!("{} ({b})", cell(&m["action"])),
+                        None => cell(&m["action"]),
+                    };
+                    vec![cell(&c["name"]), cell(&m["state"]), probes, counts, cell(&m["lost_in_row"]), action, cell(&m["carried_by"])]
+                })
+                .collect();
+            if !monitors.is_empty() {
+                out.push('\n');
+                out.push_str(&grid(&["MONITOR", "STATE", "PROBES", "REPLIES/SENT", "LOST_IN_ROW", "ACTION", "TRAFFIC_ON"], &monitors));
+            }
             out
         }
         ShowWhat::IkeSa => grid(
