@@ -285,7 +285,7 @@ impl IkeRuntime {
     }
 
     /// Stops the control socket and the manager if [`Self::delete_all`] did
-    /// not (workers on the main lcore: they have stopped, no DELETE is sent).
+    /// not (`run` failed before the signal wait: no worker is left to send a DELETE).
     pub fn stop(mut self) -> String {
         drop(self.control.take());
         let monitor = self.monitor.take().map(|m| m.report()).unwrap_or_default();
