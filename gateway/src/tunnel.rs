@@ -284,8 +284,8 @@ impl IkeRuntime {
         }
     }
 
-    /// Stops the control socket and the manager if [`Self::delete_all`] did
-    /// not (`run` failed before the signal wait: no worker is left to send a DELETE).
+    /// Stops the control socket and the manager, without DELETEs, if
+    /// [`Self::delete_all`] has not; returns the punt path's report.
     pub fn stop(mut self) -> String {
         drop(self.control.take());
         let monitor = self.monitor.take().map(|m| m.report()).unwrap_or_default();
