@@ -425,6 +425,11 @@ fn unix_secs(t: SystemTime) -> u64 {
 impl Runner {
     fn run(&mut self, stop: &AtomicBool) {
         while !stop.load(Ordering::Relaxed) {
+            // Replies first (stamped when the worker received them): after a
+            // stall of this thread, their probes must not be expired before.
+            while let Ok((e, at)) = self.replies.try_recv() {
+                self.reply(e, at);
+            }
             let now = Instant::now();
             self.reconcile();
             while let Ok(r) = self.requests.try_recv() {
@@ -446,12 +451,7 @@ impl Runner {
                 .map_or(TICK, |t| t.saturating_duration_since(Instant::now()))
                 .min(TICK);
             match self.replies.recv_timeout(next) {
-                Ok((e, at)) => {
-                    self.reply(e, at);
-                    while let Ok((e, at)) = self.replies.try_recv() {
-                        self.reply(e, at);
-                    }
-                }
+                Ok((e, at)) => self.reply(e, at),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return,
             }

@@ -192,10 +192,18 @@ impl Machine {
         out
     }
 
-    /// An echo reply with `seq` arrived (unknown or late ones are ignored).
+    /// An echo reply with `seq` arrived at `now` (unknown ones, and ones that
+    /// came more than an interval after their probe, are ignored). Call it
+    /// for the replies received so far before [`Self::handle_timeout`], so a
+    /// caller that was held up does not expire probes whose reply is waiting.
     pub fn handle_reply(&mut self, seq: u16, now: Instant) -> Vec<Output> {
         let mut out = Vec::new();
         let Some(i) = self.pending.iter().position(|&(s, _)| s == seq) else { return out };
+        // `now` is when the reply arrived; handled late (a busy caller), it
+        // still counts if it arrived within the interval, and not otherwise.
+        if self.pending.get(i).is_some_and(|&(_, sent)| now > sent + self.settings.interval) {
+            return out;
+        }
         // A reply to a newer probe shows the path works now: older unanswered
         // probes (e.g. sent before the SA existed) no longer count as lost.
         self.pending.drain(..i);
@@ -369,6 +377,10 @@ mod tests {
         let out = m.handle_timeout(t0 + I);
         assert_eq!(out, [Output::Probe { seq: 2 }], "lost while unknown: no event");
         assert!(m.handle_reply(1, t0 + I).is_empty());
+        assert_eq!(m.counts(), (2, 0));
+        // Probe 2's reply arrived one interval and a millisecond after it left:
+        // late, even though it is still outstanding when handled.
+        assert!(m.handle_reply(2, t0 + 2 * I + Duration::from_millis(1)).is_empty());
         assert_eq!(m.counts(), (2, 0));
         assert_eq!(m.poll_timeout(), t0 + 2 * I);
     }
