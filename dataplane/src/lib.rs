@@ -5,6 +5,7 @@ pub mod crypto;
 pub mod drop;
 pub mod esp;
 pub mod neighbor;
+pub mod neighbor_view;
 pub mod packet;
 pub mod route;
 pub mod sa;

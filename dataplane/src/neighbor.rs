@@ -176,6 +176,13 @@ impl<P> NeighborTable<P> {
         true
     }
 
+    /// Every entry as (port, IP, MAC if resolved, permanent, ms since it was
+    /// learned or last asked for), for the read-side copy
+    /// (`neighbor_view.rs`); control path only (it walks the whole table).
+    pub fn entries(&self, now_ms: u64) -> impl Iterator<Item = (usize, IpAddr, Option<MacAddr>, bool, u64)> + '_ {
+        self.slots.iter().flatten().map(move |e| (e.port, e.ip, e.mac, e.permanent, now_ms.saturating_sub(e.requested_ms)))
+    }
+
     /// Number of entries (complete or not).
     pub fn len(&self) -> usize {
         self.slots.iter().filter(|s| s.is_some()).count()

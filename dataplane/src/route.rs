@@ -154,6 +154,14 @@ impl RouteTable {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Every route (network address, longest prefixes first per family), for
+    /// `ipsecgw show routes`.
+    pub fn routes(&self) -> impl Iterator<Item = Route> + '_ {
+        let v4 = self.v4.iter().map(|e| Route { dst: IpAddr::V4(Ipv4Addr::from(e.net)), len: e.len, via: e.via, port: e.port });
+        let v6 = self.v6.iter().map(|e| Route { dst: IpAddr::V6(Ipv6Addr::from(e.net)), len: e.len, via: e.via, port: e.port });
+        v4.chain(v6)
+    }
 }
 
 #[cfg(test)]
