@@ -260,6 +260,12 @@ impl<P: Packet> Worker<P> {
         &self.stats
     }
 
+    /// The worker's neighbour table (read it on the worker's own thread, e.g.
+    /// to answer a [`crate::neighbor_view::NeighborMirror`] request).
+    pub fn neighbors(&self) -> &NeighborTable<P> {
+        &self.neighbors
+    }
+
     /// Mark a quiescent point without packets (idle polls), so the control
     /// plane can reclaim old table snapshots.
     pub fn quiesce(&mut self) {
