@@ -18,6 +18,7 @@ mod mbuf;
 mod mempool;
 mod packet;
 mod port;
+mod port_counters;
 mod ring;
 
 pub use burst::{Burst, Drain};
@@ -27,6 +28,7 @@ pub use lcore::{pause, tsc_cycles, tsc_hz, Launched, LcoreId};
 pub use mbuf::Mbuf;
 pub use mempool::Mempool;
 pub use port::{Link, Port, PortConfig, PortInfo, PortStats, RxQueue, TxQueue};
+pub use port_counters::{NicCounters, PortCounterReader};
 pub use ring::{Ring, RingConsumer, RingProducer};
 
 /// Result type of this crate.

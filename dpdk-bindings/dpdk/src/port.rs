@@ -361,7 +361,14 @@ impl Port {
 
     /// Extended counters by name.
     pub fn xstats(&self) -> Result<Vec<(String, u64)>> {
-        let id = self.id();
+        port_xstats(self.id())
+    }
+}
+
+/// Extended counters of port `id` by name (any thread: DPDK telemetry reads them
+/// the same way while the port runs).
+pub(crate) fn port_xstats(id: u16) -> Result<Vec<(String, u64)>> {
+    {
         let err = |ret: i32| Error::from_errno(format!("reading xstats of port {id}"), ret, "");
         // SAFETY: NULL/0 asks for the number of xstats.
         let n = unsafe { dpdk_sys::rte_eth_xstats_get_names(id, std::ptr::null_mut(), 0) };
@@ -394,7 +401,7 @@ impl Port {
     }
 }
 
-fn port_stats(id: u16) -> Result<PortStats> {
+pub(crate) fn port_stats(id: u16) -> Result<PortStats> {
     let mut s = dpdk_sys::rte_eth_stats::default();
     // SAFETY: `s` is a writable rte_eth_stats.
     let ret = unsafe { dpdk_sys::rte_eth_stats_get(id, &mut s) };
