@@ -52,6 +52,12 @@ pub struct ChildSaInfo {
     pub outbound_spi: Spi,
     /// False once replaced by a rekey (kept only for packets in flight).
     pub active: bool,
+    /// The negotiated ESP cipher.
+    pub encr: crate::proposal::Encr,
+    pub installed_at: Instant,
+    /// Soft (rekey) and hard (expiry) lifetime ends, RFC 7296 §2.8.
+    pub rekey_at: Instant,
+    pub expire_at: Instant,
 }
 
 /// The IKEv2 engine.
@@ -225,6 +231,10 @@ impl Endpoint {
                         inbound_spi: c.inbound_spi,
                         outbound_spi: c.outbound_spi,
                         active: matches!(c.state, ChildState::Installed | ChildState::Rekeying | ChildState::OutboundPending),
+                        encr: c.proposal.encr,
+                        installed_at: c.installed_at,
+                        rekey_at: c.rekey_at,
+                        expire_at: c.expire_at,
                     })
                     .collect(),
             })

@@ -161,6 +161,8 @@ pub(crate) struct ChildSa {
     pub inbound_key: Zeroizing<Vec<u8>>,
     pub outbound_key: Zeroizing<Vec<u8>>,
     pub state: ChildState,
+    /// When it was installed (for `show child-sa`).
+    pub installed_at: Instant,
     pub rekey_at: Instant,
     pub expire_at: Instant,
     /// The lowest nonce of the exchange that created it (RFC 7296 §2.8.1).

@@ -103,6 +103,7 @@ pub(crate) fn new_child(
         inbound_key,
         outbound_key,
         state: if outbound_waits { ChildState::OutboundPending } else { ChildState::Installed },
+        installed_at: ctx.now,
         rekey_at,
         expire_at,
         min_nonce: super::min_nonce(nonces.0, nonces.1),
