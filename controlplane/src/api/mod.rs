@@ -9,13 +9,14 @@
 mod client;
 mod dataplane;
 mod monitor;
+mod sa_rows;
 mod server;
 mod view;
 
 use serde::{Deserialize, Serialize};
 
 pub use client::{request, ClientError};
-pub use dataplane::DataplaneStats;
+pub use dataplane::{DataplaneStats, NicView};
 pub use monitor::{MonitorView, TunnelTestView, DEFAULT_TEST_PROBES, MAX_TEST_PROBES};
 pub use server::{answer, ApiServer};
 pub use view::{

@@ -173,7 +173,7 @@ fn show(what: ShowWhat, manager: &ManagerClient, dataplane: Option<&dyn Dataplan
             Err(e) => Response::error(e),
         },
         ShowWhat::ChildSa => match manager.ike_sas() {
-            Ok(sas) => value(view::child_sas(&sas)),
+            Ok(sas) => value(super::sa_rows::child_sa_rows(view::child_sas(&sas), dataplane.map(|d| d.snapshot()).as_ref())),
             Err(e) => Response::error(e),
         },
         ShowWhat::Stats => match manager.status() {

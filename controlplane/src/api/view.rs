@@ -46,6 +46,17 @@ pub struct PortView {
     pub drops: u64,
     /// Missed by the NIC (no rx descriptor), from the port's own counters.
     pub missed: u64,
+    /// Rx mbuf allocation failures (DPDK `rx_nombuf`).
+    #[serde(default)]
+    pub rx_nombuf: u64,
+    /// Erroneous packets received / failed transmissions, by the NIC.
+    #[serde(default)]
+    pub rx_errors: u64,
+    #[serde(default)]
+    pub tx_errors: u64,
+    /// The driver's loss-related extended counters (non-zero ones).
+    #[serde(default)]
+    pub xstats: Vec<(String, u64)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,6 +74,12 @@ pub struct SaCountersView {
     pub packets: u64,
     pub bytes: u64,
     pub drops: u64,
+    /// The peer's outer address ("" when the table does not say: an inbound
+    /// SA without an outbound one of the same connection).
+    #[serde(default)]
+    pub peer: String,
+    #[serde(default)]
+    pub algorithm: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,6 +88,9 @@ pub struct NeighborView {
     pub mac: String,
     pub port: u16,
     pub state: String,
+    /// Seconds since it was learned or last asked for.
+    #[serde(default)]
+    pub age_s: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,7 +138,7 @@ pub struct IkeSaView {
     pub child_sas: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChildSaView {
     pub connection: String,
     pub ike_sa: String,
@@ -126,6 +146,32 @@ pub struct ChildSaView {
     pub spi_in: String,
     pub spi_out: String,
     pub active: bool,
+    /// The peer's outer address.
+    #[serde(default)]
+    pub peer: String,
+    #[serde(default)]
+    pub algorithm: String,
+    /// Per-SA counters summed over the workers (`ipsecgw run`; zero in `ipsecgw ike`).
+    #[serde(default)]
+    pub in_packets: u64,
+    #[serde(default)]
+    pub in_bytes: u64,
+    #[serde(default)]
+    pub in_drops: u64,
+    #[serde(default)]
+    pub out_packets: u64,
+    #[serde(default)]
+    pub out_bytes: u64,
+    #[serde(default)]
+    pub out_drops: u64,
+    /// Seconds since installed, until the rekey (soft lifetime) and until the
+    /// hard expiry; `None` for static SAs (no lifetime).
+    #[serde(default)]
+    pub age_s: Option<u64>,
+    #[serde(default)]
+    pub rekey_in_s: Option<u64>,
+    #[serde(default)]
+    pub expires_in_s: Option<u64>,
 }
 
 /// Engine counters, failures by reason, and the dataplane ports when there is one.
@@ -232,6 +278,8 @@ pub(crate) fn ike_sas(sas: &[IkeSaInfo]) -> Vec<IkeSaView> {
 }
 
 pub(crate) fn child_sas(sas: &[IkeSaInfo]) -> Vec<ChildSaView> {
+    let now = std::time::Instant::now();
+    let secs = |d: std::time::Duration| d.as_secs();
     sas.iter()
         .flat_map(|s| {
             s.children.iter().map(move |c| ChildSaView {
@@ -241,6 +289,12 @@ pub(crate) fn child_sas(sas: &[IkeSaInfo]) -> Vec<ChildSaView> {
                 spi_in: c.inbound_spi.to_string(),
                 spi_out: c.outbound_spi.to_string(),
                 active: c.active,
+                peer: s.remote.ip().to_string(),
+                algorithm: c.encr.to_string(),
+                age_s: Some(secs(now.saturating_duration_since(c.installed_at))),
+                rekey_in_s: Some(secs(c.rekey_at.saturating_duration_since(now))),
+                expires_in_s: Some(secs(c.expire_at.saturating_duration_since(now))),
+                ..ChildSaView::default()
             })
         })
         .collect()
