@@ -17,6 +17,7 @@ use controlplane::config::{Config, StaticEncap, StaticSaConfig};
 use controlplane::proposal::EncrId;
 use controlplane::selector::{AddrRange, TrafficSelector};
 use dataplane::crypto::{Algorithm, Backend};
+use dataplane::neighbor_view::NeighborMirror;
 use dataplane::route::{Route, RouteTable};
 use dataplane::sa::Spi;
 use dataplane::spd::{IpPrefix, PortRange};
@@ -173,6 +174,8 @@ pub struct EspGateway {
     stats: Arc<Stats>,
     config: WorkerConfig,
     punted: Arc<AtomicU64>,
+    /// The workers' neighbour tables, copied on request (`show neighbors`).
+    neighbors: Arc<NeighborMirror>,
 }
 
 impl EspGateway {
@@ -209,12 +212,28 @@ impl EspGateway {
             stats,
             config: WorkerConfig { interfaces, routes, static_neighbors },
             punted: Arc::new(AtomicU64::new(0)),
+            neighbors: NeighborMirror::new(workers),
         })
     }
 
     /// The counters (for the control socket's dataplane view).
     pub fn stats(&self) -> Arc<Stats> {
         Arc::clone(&self.stats)
+    }
+
+    /// Readers of the published SA tables (the control socket's SA rows).
+    pub fn tables(&self) -> &dataplane::sa::ReaderFactory<dataplane::worker::TunnelTable> {
+        &self.readers
+    }
+
+    /// The routing table the workers use.
+    pub fn routes(&self) -> &RouteTable {
+        &self.config.routes
+    }
+
+    /// Where the workers copy their neighbour tables when asked.
+    pub fn neighbor_mirror(&self) -> Arc<NeighborMirror> {
+        Arc::clone(&self.neighbors)
     }
 
     /// The tables, for the IKE manager's sink (tunnel.rs); `None` once taken.
@@ -241,6 +260,8 @@ impl EspGateway {
             pool,
             start: Instant::now(),
             punted: Arc::clone(&self.punted),
+            neighbors: Arc::clone(&self.neighbors),
+            index,
             handoff,
             sends_ike: index == 0,
         })
@@ -273,6 +294,9 @@ pub struct EspProcessor {
     pool: Arc<Mempool>,
     start: Instant,
     punted: Arc<AtomicU64>,
+    neighbors: Arc<NeighborMirror>,
+    /// This worker's index (its slot in `neighbors`).
+    index: usize,
     /// Rings to and from the other workers (several workers only).
     handoff: Option<MbufHandoff>,
     /// This worker sends the IKE manager's datagrams (one worker does).
@@ -328,6 +352,11 @@ impl BurstProcessor for EspProcessor {
 
     fn poll(&mut self, tx: &mut [Burst<BURST>]) -> usize {
         self.worker.quiesce();
+        if self.neighbors.wanted(self.index) {
+            // An operator asked (`show neighbors`): copy off the packet path.
+            let now_ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+            self.neighbors.publish(self.index, self.worker.neighbors(), now_ms);
+        }
         let now_ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
         let mut io = BurstIo { tx, pool: &self.pool, punted: 0, ike: None };
         let mut n = 0;

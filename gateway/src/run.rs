@@ -146,7 +146,7 @@ pub fn run(plan: RunPlan, cli_eal_args: &[String], busy_poll: bool, control: &cr
         Some(e) if !plan.connections.is_empty() => {
             let ctl = e.take_control().ok_or_else(|| anyhow!("internal: SA tables already taken"))?;
             let names = plan.ports.iter().map(|p| p.name.clone()).collect();
-            let view = controlplane::api::DataplaneStats::new(e.stats(), names);
+            let view = crate::cli::dataplane_view(e, &ports, names);
             let monitors = crate::monitor::MonitorPlan::new(&plan.monitors, &probe_ports(&plan, &ports));
             let (ike, link) = crate::tunnel::IkeRuntime::start(plan.connections.clone(), ctl, control, Arc::new(view), monitors)?;
             e.attach_ike(link);

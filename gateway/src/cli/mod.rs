@@ -5,6 +5,7 @@
 //! [`Control::start`] in `ipsecgw ike` and `ipsecgw run`.
 
 mod check_config;
+mod dataplane_view;
 mod table;
 mod test_tunnel;
 
@@ -19,6 +20,7 @@ use controlplane::manager::ManagerClient;
 use controlplane::metrics::MetricsServer;
 
 pub use check_config::check_config;
+pub use dataplane_view::dataplane_view;
 pub use test_tunnel::{test, TestTarget};
 
 /// Log line format.

@@ -86,8 +86,17 @@ pub fn render(what: ShowWhat, data: &Value) -> String {
             &rows(data, &["id", "connection", "role", "established", "local", "remote", "child_sas"]),
         ),
         ShowWhat::ChildSa => grid(
-            &["CONNECTION", "IKE_SA", "CHILD", "SPI_IN", "SPI_OUT", "ACTIVE"],
-            &rows(data, &["connection", "ike_sa", "child", "spi_in", "spi_out", "active"]),
+            &[
+                "CONNECTION", "IKE_SA", "CHILD", "SPI_IN", "SPI_OUT", "PEER", "ALGORITHM", "ACTIVE", "IN_PKTS", "IN_BYTES", "IN_DROPS",
+                "OUT_PKTS", "OUT_BYTES", "OUT_DROPS", "AGE_S", "REKEY_IN_S", "EXPIRES_IN_S",
+            ],
+            &rows(
+                data,
+                &[
+                    "connection", "ike_sa", "child", "spi_in", "spi_out", "peer", "algorithm", "active", "in_packets", "in_bytes", "in_drops",
+                    "out_packets", "out_bytes", "out_drops", "age_s", "rekey_in_s", "expires_in_s",
+                ],
+            ),
         ),
         ShowWhat::Stats => {
             let mut out = grid(&["IKE", "COUNT"], &pairs(&data["ike"]));
@@ -96,9 +105,23 @@ pub fn render(what: ShowWhat, data: &Value) -> String {
             if data["ports"].is_array() {
                 out.push('\n');
                 out.push_str(&grid(
-                    &["PORT", "NAME", "RX_PKTS", "RX_BYTES", "TX_PKTS", "TX_BYTES", "DROPS", "MISSED"],
-                    &rows(&data["ports"], &["port", "name", "rx_packets", "rx_bytes", "tx_packets", "tx_bytes", "drops", "missed"]),
+                    &["PORT", "NAME", "RX_PKTS", "RX_BYTES", "TX_PKTS", "TX_BYTES", "DROPS", "MISSED", "RX_NOMBUF", "RX_ERRORS", "TX_ERRORS"],
+                    &rows(
+                        &data["ports"],
+                        &["port", "name", "rx_packets", "rx_bytes", "tx_packets", "tx_bytes", "drops", "missed", "rx_nombuf", "rx_errors", "tx_errors"],
+                    ),
                 ));
+                // The driver's own loss counters, where it has any.
+                let xstats: Vec<Vec<String>> = data["ports"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|p| p["xstats"].as_array().into_iter().flatten().map(move |x| vec![cell(&p["name"]), cell(&x[0]), cell(&x[1])]))
+                    .collect();
+                if !xstats.is_empty() {
+                    out.push('\n');
+                    out.push_str(&grid(&["PORT", "NIC_COUNTER", "VALUE"], &xstats));
+                }
             }
             // ESP on SPIs without an SA, per (peer, SPI) (issue 7 item 4).
             if data["unknown_spis"].as_array().is_some_and(|a| !a.is_empty()) {
@@ -111,7 +134,7 @@ pub fn render(what: ShowWhat, data: &Value) -> String {
             out
         }
         ShowWhat::Drops => grid(&["REASON", "PACKETS"], &rows(data, &["reason", "packets"])),
-        ShowWhat::Neighbors => grid(&["IP", "MAC", "PORT", "STATE"], &rows(data, &["ip", "mac", "port", "state"])),
+        ShowWhat::Neighbors => grid(&["IP", "MAC", "PORT", "STATE", "AGE_S"], &rows(data, &["ip", "mac", "port", "state", "age_s"])),
         ShowWhat::Routes => grid(&["PREFIX", "VIA", "PORT"], &rows(data, &["prefix", "via", "port"])),
     }
 }
@@ -137,6 +160,30 @@ fn connection_rows(data: &Value) -> Vec<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn child_sa_rows_show_counters_and_lifetimes() {
+        let data = serde_json::json!([{
+            "connection": "left", "ike_sa": "00000000000000aa", "child": 3, "spi_in": "0xc0000001", "spi_out": "0x00001234",
+            "peer": "198.51.100.1", "algorithm": "AES_GCM_16_128", "active": true, "in_packets": 5, "in_bytes": 500, "in_drops": 0,
+            "out_packets": 7, "out_bytes": 700, "out_drops": 1, "age_s": 12, "rekey_in_s": 3000, "expires_in_s": null
+        }]);
+        let t = render(ShowWhat::ChildSa, &data);
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[0].starts_with("CONNECTION") && lines[0].ends_with("EXPIRES_IN_S"), "{t}");
+        let cells: Vec<&str> = lines[1].split_whitespace().collect();
+        assert_eq!(cells, ["left", "00000000000000aa", "3", "0xc0000001", "0x00001234", "198.51.100.1", "AES_GCM_16_128", "true", "5", "500", "0", "7", "700", "1", "12", "3000", "-"]);
+    }
+
+    #[test]
+    fn nic_loss_counters_get_their_own_table() {
+        let data = serde_json::json!({"ike": [], "failures_by_reason": [], "ports": [
+            {"port": 0, "name": "outside", "rx_packets": 1, "rx_bytes": 2, "tx_packets": 3, "tx_bytes": 4, "drops": 0, "missed": 6,
+             "rx_nombuf": 1, "rx_errors": 0, "tx_errors": 0, "xstats": [["rx_missed_errors", 6]]}]});
+        let t = render(ShowWhat::Stats, &data);
+        assert!(t.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["outside", "rx_missed_errors", "6"]), "{t}");
+        assert!(t.lines().any(|l| l.starts_with("0") && l.split_whitespace().nth(7) == Some("6")), "missed column: {t}");
+    }
 
     #[test]
     fn stats_list_unknown_spis_per_peer_and_spi() {
