@@ -75,19 +75,30 @@ pub fn render(status: &Status, sas: &[IkeSaInfo], dataplane: Option<&DataplaneSn
 
 fn dataplane_families(p: &mut Page, d: &DataplaneSnapshot) {
     type PortField = fn(&crate::api::PortView) -> u64;
-    let ports: [(&str, &str, PortField); 6] = [
+    let ports: [(&str, &str, PortField); 9] = [
         ("ipsecgw_port_rx_packets_total", "Packets received by port.", |x| x.rx_packets),
         ("ipsecgw_port_rx_bytes_total", "Bytes received by port.", |x| x.rx_bytes),
         ("ipsecgw_port_tx_packets_total", "Packets sent by port.", |x| x.tx_packets),
         ("ipsecgw_port_tx_bytes_total", "Bytes sent by port.", |x| x.tx_bytes),
         ("ipsecgw_port_drops_total", "Received packets dropped by the gateway, by port.", |x| x.drops),
         ("ipsecgw_port_missed_total", "Packets the NIC missed (no rx descriptor), by port.", |x| x.missed),
+        ("ipsecgw_port_rx_nombuf_total", "Receive mbuf allocation failures, by port.", |x| x.rx_nombuf),
+        ("ipsecgw_port_rx_errors_total", "Erroneous packets received by the NIC, by port.", |x| x.rx_errors),
+        ("ipsecgw_port_tx_errors_total", "Failed transmissions by the NIC, by port.", |x| x.tx_errors),
     ];
     for (name, help, f) in ports {
         p.family(name, "counter", help);
         for port in &d.ports {
             let id = port.port.to_string();
             p.sample(name, &[("port", &id), ("name", &port.name)], f(port));
+        }
+    }
+    // The driver's own loss counters (names vary by PMD), non-zero ones.
+    p.family("ipsecgw_port_nic_counter", "counter", "Loss-related extended counters of the NIC driver (DPDK xstats), by port and name.");
+    for port in &d.ports {
+        let id = port.port.to_string();
+        for (name, v) in &port.xstats {
+            p.sample("ipsecgw_port_nic_counter", &[("port", &id), ("name", &port.name), ("counter", name)], *v);
         }
     }
     p.family("ipsecgw_drops_total", "counter", "Dataplane drops by reason.");
@@ -104,7 +115,7 @@ fn dataplane_families(p: &mut Page, d: &DataplaneSnapshot) {
         p.family(name, "counter", help);
         for s in &d.sas {
             let spi = format!("0x{:08x}", s.spi);
-            p.sample(name, &[("connection", &s.connection), ("direction", &s.direction), ("spi", &spi)], f(s));
+            p.sample(name, &[("connection", &s.connection), ("direction", &s.direction), ("spi", &spi), ("peer", &s.peer)], f(s));
         }
     }
 }
@@ -192,6 +203,36 @@ fn serve(mut stream: TcpStream, manager: &ManagerClient, dataplane: Option<&dyn 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nic_and_sa_counters_are_exported() {
+        use crate::api::{PortView, SaCountersView};
+        let d = DataplaneSnapshot {
+            ports: vec![PortView { port: 0, name: "outside".into(), missed: 4, rx_nombuf: 2, xstats: vec![("rx_missed_errors".into(), 4)], ..PortView::default() }],
+            sas: vec![SaCountersView {
+                connection: "left".into(),
+                direction: "in".into(),
+                spi: 0x1001,
+                packets: 9,
+                bytes: 900,
+                drops: 1,
+                peer: "198.51.100.1".into(),
+                algorithm: "aes128gcm16".into(),
+            }],
+            ..DataplaneSnapshot::default()
+        };
+        let mut p = Page(String::new());
+        dataplane_families(&mut p, &d);
+        let lines: Vec<&str> = p.0.lines().collect();
+        for want in [
+            "ipsecgw_port_missed_total{port=\"0\",name=\"outside\"} 4",
+            "ipsecgw_port_rx_nombuf_total{port=\"0\",name=\"outside\"} 2",
+            "ipsecgw_port_nic_counter{port=\"0\",name=\"outside\",counter=\"rx_missed_errors\"} 4",
+            "ipsecgw_sa_packets_total{connection=\"left\",direction=\"in\",spi=\"0x00001001\",peer=\"198.51.100.1\"} 9",
+        ] {
+            assert!(lines.contains(&want), "missing {want} in\n{}", p.0);
+        }
+    }
 
     #[test]
     fn labels_are_escaped() {
