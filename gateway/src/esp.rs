@@ -358,7 +358,9 @@ impl BurstProcessor for EspProcessor {
             self.neighbors.publish(self.index, self.worker.neighbors(), now_ms);
         }
         let now_ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let mut io = BurstIo { tx, pool: &self.pool, punted: 0, ike: None };
+        // Handed-off ESP may decapsulate to a packet for the gateway itself (a
+        // tunnel monitor's echo reply): its punt goes to the control plane too.
+        let mut io = BurstIo { tx, pool: &self.pool, punted: 0, ike: self.ike.as_ref() };
         let mut n = 0;
         if let Some(h) = self.handoff.as_mut() {
             let inbox = h.receive();
@@ -367,10 +369,14 @@ impl BurstProcessor for EspProcessor {
                 self.worker.process_handoff(inbox, &mut io, now_ms);
             }
         }
-        match &self.ike {
+        let n = match &self.ike {
             Some(ike) if self.sends_ike => n + ike.drain(&mut self.worker, &mut io, now_ms),
             _ => n,
+        };
+        if io.punted > 0 {
+            self.punted.fetch_add(io.punted, Ordering::Relaxed);
         }
+        n
     }
 }
 
