@@ -22,7 +22,9 @@
 #     fail-over loses at most (threshold + 2) x interval of the stream, the fail-back
 #     (both tunnels working) at most 5 datagrams;
 #   - `ipsecgw test tunnel` succeeds on the healthy tunnels and names the failure ("no
-#     reply") on the broken one.
+#     reply") on the broken one;
+#   - wait-recover: the backup's path broken, ipsecgw re-negotiates it (charon sees a new
+#     IKE SA), and its monitor is up again once the path is restored.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/lib/topology.sh
@@ -248,5 +250,18 @@ max1=$(((THRESHOLD + 2) * INTERVAL_MS / STREAM_GAP_MS))
 ((bak_b - bak_a >= bak1 && left_c - left_b >= prim2)) ||
     harness_die "charon SA counters do not match the paths (backup +$((bak_b - bak_a)), primary +$((left_c - left_b)))"
 
+# wait-recover (the backup's monitor): its path broken, the IKE SA is re-negotiated
+# (terminate + initiate by ipsecgw: charon sees a new IKE SA); restored, the monitor is up again.
+bak_ike() { echo "$(charon_sa_get bak gw initiator-spi)$(charon_sa_get bak gw responder-spi)"; }
+_bak_ike_new() { local now; now=$(bak_ike); [[ -n $now && $now != "$1" ]]; }
+before=$(bak_ike)
+ip -n "$BAK" rule add priority 100 to "$TOPO_RIGHT_NET" blackhole
+harness_wait_until 5 grep -q "tunnel monitor 'backup': [0-9]* probes lost in a row: re-negotiating" "$TOPO_GW_LOG" ||
+    harness_die "wait-recover: no re-negotiation of the broken backup: $(gw show connections)"
+harness_wait_until 5 _bak_ike_new "$before" || harness_die "wait-recover: charon's IKE SA did not change ($before)"
+ip -n "$BAK" rule del priority 100
+harness_wait_until 10 _monitor_is backup state up || harness_die "wait-recover: backup monitor not up after the restore: $(gw show connections)"
+harness_log "wait-recover: backup re-negotiated (charon IKE SA $before -> $(bak_ike)), monitor up again after the restore"
+
 topo_gw_stop 10
-harness_log "PASS: fail-over and fail-back by the tunnel monitor, test tunnel verdicts"
+harness_log "PASS: fail-over and fail-back, wait-recover re-negotiation, test tunnel verdicts"
