@@ -25,6 +25,8 @@
 //! nothing else, whatever the steering; the pin follows the SA through rekeys
 //! (the SA sink moves every policy of a replaced SA) and goes with it when it
 //! is deleted, after which no probe is sent ("no SA") until a new one exists.
+//! Pins are per flow, so two monitored connections need different
+//! `monitor.address`es (the same flow would be pinned to one of them).
 //!
 //! **Fail-over.** A fail-over connection's traffic is *steered*: copies of its
 //! negotiated outbound policies, after the pins and ahead of every other
