@@ -168,6 +168,24 @@ fn removed_sa_is_named_deleted_not_unknown_until_its_tombstone_ages_out() {
 }
 
 #[test]
+fn periodic_reclaim_ages_tombstones_out_without_other_changes() {
+    let mut gw = gateway();
+    gw.ctl.set_tombstone_limits(16, Duration::ZERO);
+    let mut tx = gw.ctl.transaction();
+    tx.remove_inbound(Spi(LIVE_SPI)).expect("remove");
+    tx.commit().expect("commit");
+    assert!(gw.ctl.current().was_deleted(Spi(LIVE_SPI)));
+    // Older than zero as soon as the clock moved on.
+    let buried = Instant::now();
+    while Instant::now() == buried {
+        std::hint::spin_loop();
+    }
+    gw.ctl.reclaim();
+    assert!(!gw.ctl.current().was_deleted(Spi(LIVE_SPI)), "published without the aged tombstone");
+    assert_eq!(gw.ctl.stats().tombstones, 0);
+}
+
+#[test]
 fn rolled_back_removal_leaves_no_tombstone_and_reinstall_clears_it() {
     let mut gw = gateway();
     {

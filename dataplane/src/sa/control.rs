@@ -168,8 +168,21 @@ impl<I: Send + Sync, O: Send + Sync> SaControl<I, O> {
     }
 
     /// Free retired snapshots and make removed SAs' slots reusable once every
-    /// worker passed a quiescent point. Returns the number of snapshots freed.
+    /// worker passed a quiescent point; forget removed SPIs past their age
+    /// (publishing when some went: the control plane calls this periodically,
+    /// so they go even when nothing else changes). Returns the number of
+    /// snapshots freed.
     pub fn reclaim(&mut self) -> usize {
+        let freed = self.reclaim_slots();
+        if self.tombstones.prune(Instant::now()) > 0 {
+            // An empty transaction rebuilds nothing that can fail; should it
+            // fail, the old set stays, which only names a few drops.
+            self.transaction().commit().ok();
+        }
+        freed
+    }
+
+    fn reclaim_slots(&mut self) -> usize {
         let freed = self.publisher.reclaim();
         let passed = self.publisher.oldest_in_use();
         self.slots.reclaim(passed);
@@ -493,7 +506,7 @@ impl<I: Send + Sync, O: Send + Sync> Transaction<'_, I, O> {
         let freed = std::mem::take(&mut self.freed);
         self.ctl.slots.release_after(generation, freed);
         self.done = true;
-        self.ctl.reclaim();
+        self.ctl.reclaim_slots();
         Ok(generation)
     }
 

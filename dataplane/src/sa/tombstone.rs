@@ -4,8 +4,10 @@
 //! INVALID_SPI (RFC 7296 §3.10.1 is for SPIs we do not know; packets in flight
 //! when an SA goes, or a peer that missed our DELETE, are a different story).
 //!
-//! Bounded two ways: the newest [`DEFAULT_CAPACITY`] SPIs, none older than
-//! [`DEFAULT_MAX_AGE`]. The control plane keeps the log; each snapshot carries
+//! Bounded two ways: the newest [`DEFAULT_CAPACITY`] SPIs, and none older
+//! than [`DEFAULT_MAX_AGE`] after the next publication or
+//! `SaControl::reclaim` (which the control plane calls periodically). The
+//! control plane keeps the log; each snapshot carries
 //! a sorted copy ([`Tombstones`]) that a worker searches only after a lookup
 //! missed (cold path: no allocation, a binary search).
 
