@@ -123,6 +123,7 @@ fn thousand_updates_with_rekeys_never_miss_and_free_everything() {
                 );
                 while !stop.load(Ordering::Acquire) {
                     let current = peer_spi.load(Ordering::Acquire);
+                    let prev_before = peer_prev.load(Ordering::Acquire);
                     let table = reader.load();
                     let previous = peer_prev.load(Ordering::Acquire);
                     // If this thread was descheduled between the reads, `current`
@@ -131,6 +132,10 @@ fn thousand_updates_with_rekeys_never_miss_and_free_everything() {
                     // it is still the current or the in-flight SPI.
                     let still = peer_spi.load(Ordering::Acquire);
                     let must_find_current = current == still || current == previous;
+                    // Likewise the in-flight SPI read after the table: it may have
+                    // become in flight (installed, then replaced) after the table was
+                    // taken; demand it only if it was in flight on both sides.
+                    let previous = if prev_before == previous { previous } else { 0 };
                     for _ in 0..32 {
                         r.lookups += 1;
                         if must_find_current && table.inbound(Spi(current)).is_none() {
