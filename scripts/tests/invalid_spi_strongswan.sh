@@ -7,7 +7,9 @@
 #      INVALID_SPI notifies (RFC 7296 §3.10.1) at its rate limit (one per peer per
 #      second): counted on the wire (INFORMATIONAL requests from the gateway on 4500) and
 #      in charon's log ("parsed INFORMATIONAL request ... N(INVAL_SPI)");
-#   2. charon deletes the CHILD_SA (swanctl --terminate --child): 50 packets on the SPI
+#   2. charon rekeys the CHILD_SA: once the gateway removed the old inbound SA, 20 packets
+#      on its SPI are dropped as `sa_deleted`;
+#   3. charon deletes the CHILD_SA (swanctl --terminate --child): 50 packets on the SPI
 #      the gateway received on are dropped as `sa_deleted`, not as `no_sa`, and are not
 #      reported as unknown (no row for that SPI, no INVALID_SPI for it).
 set -euo pipefail
@@ -94,11 +96,28 @@ harness_log "unknown SPI: $FLOOD packets in ${secs} s -> no_sa +$no_sa, manager 
 topo_gw show stats | grep -E "^$TOPO_LEFT_OUTER +$BOGUS_SPI +$FLOOD +$sent " >/dev/null ||
     harness_die "show stats has no row '$TOPO_LEFT_OUTER $BOGUS_SPI $FLOOD $sent': $(topo_gw show stats 2>&1 | tail -n 5)"
 
-# --- 2. deleted SA: named as such, not reported as unknown ---
+# _gw_has_spi SPI: the gateway shows a Child SA with SPI.
+_gw_has_spi() { topo_gw show child-sa 2>/dev/null | grep -qi "$(printf '%08x' "$1")"; }
+_gw_no_spi() { ! _gw_has_spi "$1"; }
+
+# --- 2. the old SA of a rekey, once removed: named as deleted ---
+charon_rekey left --child net || harness_die "swanctl --rekey --child failed: $(cat "$(charon_dir left)/rekey.out")"
+_rekeyed() { local s; s=$(charon_sa_get left gw net spi-out); [[ -n $s && 0x$s != "$GW_SPI_IN" ]] && _gw_has_spi "0x$s"; }
+harness_wait_until 5 _rekeyed || harness_die "no new CHILD_SA after the rekey: $(charon_sas left)"
+OLD_SPI=$GW_SPI_IN GW_SPI_IN=0x$(charon_sa_get left gw net spi-out)
+harness_wait_until 10 _gw_no_spi "$OLD_SPI" || harness_die "the gateway kept the rekeyed SA $OLD_SPI: $(topo_gw show child-sa 2>&1)"
+deleted0=$(topo_gw_drop sa_deleted) no_sa0=$(topo_gw_drop no_sa)
+send_esp "$OLD_SPI" 20 0.2 >/dev/null
+_old_counted() { (($(topo_gw_drop sa_deleted) - deleted0 == 20)); }
+harness_wait_until 5 _old_counted || harness_die "ESP on the rekeyed SA's SPI: sa_deleted grew by $(($(topo_gw_drop sa_deleted) - deleted0)), want 20"
+((($(topo_gw_drop no_sa) - no_sa0) == 0)) || harness_die "ESP on the rekeyed SA's SPI was counted as no_sa"
+[[ $(netns_ping "$TOPO_LEFT" "$TOPO_LEFT_INNER" "$TOPO_RIGHT_HOST" 3) == 3 ]] || harness_die "no ping through the rekeyed tunnel"
+harness_log "rekey: the old SA $OLD_SPI removed by the gateway, 20 packets on it -> sa_deleted +20; the new SA $GW_SPI_IN carries pings"
+
+# --- 3. deleted SA: named as such, not reported as unknown ---
 charon_swanctl left --terminate --child net --timeout 5 >>"$(charon_dir left)/swanctl.out" 2>&1 ||
     harness_die "swanctl --terminate --child failed: $(tail -n 3 "$(charon_dir left)/swanctl.out")"
-_gw_no_child() { ! topo_gw show child-sa 2>/dev/null | grep -qi "$(printf '%08x' "$GW_SPI_IN")"; }
-harness_wait_until 5 _gw_no_child || harness_die "the gateway kept the Child SA after charon deleted it: $(topo_gw show child-sa 2>&1)"
+harness_wait_until 5 _gw_no_spi "$GW_SPI_IN" || harness_die "the gateway kept the Child SA after charon deleted it: $(topo_gw show child-sa 2>&1)"
 deleted0=$(topo_gw_drop sa_deleted) no_sa0=$(topo_gw_drop no_sa)
 cap=$HARNESS_DIR/stale.pcap
 netns_capture_start "$TOPO_LEFT" "$TOPO_LEFT_IF" "$cap" udp port 4500
