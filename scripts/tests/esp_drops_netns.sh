@@ -71,11 +71,28 @@ key_in = "$KEY_IN"
 key_out = "$KEY_OUT"
 local_ts = ["10.0.0.0/8", "2001:db8:1::/64"]
 remote_ts = ["10.2.0.0/24", "2001:db8:2::/64"]
+
+# An idle IKE connection (never initiated, no such peer): it gives ipsecgw run its
+# control socket, so the show commands are checked against the same counters.
+[[connection]]
+name = "idle"
+local_addr = "198.51.100.1"
+remote_addr = "198.51.100.3"
+local_id = "gw"
+remote_id = "idle"
+psk = { file = "gw.psk" }
+ike_proposals = ["aes128gcm16-prfsha256-ecp256"]
+esp_proposals = ["aes128gcm16-ecp256"]
+local_ts = ["10.1.0.0/24"]
+remote_ts = ["10.5.0.0/24"]
+start_action = "none"
 TOML
+(umask 077; echo "esp-drops-idle-psk" >"$W/gw.psk")
+SOCK=$W/gw.sock
 harness_on_exit _ed_rundir
 _ed_rundir() { rm -rf -- "/var/run/dpdk/$TAG-gw-$$"; }
 harness_spawn "$W/gw.log" ip netns exec "$GW" "$IPSECGW" run --config "$W/gw.toml" \
-    --neighbor "198.51.100.2=$PEER_MAC" --neighbor "10.1.0.2=$H1_MAC" --neighbor "2001:db8:1::2=$H1_MAC"
+    --neighbor "198.51.100.2=$PEER_MAC" --neighbor "10.1.0.2=$H1_MAC" --neighbor "2001:db8:1::2=$H1_MAC" --socket "$SOCK"
 GWPID=$HARNESS_LAST_PID
 harness_wait_until 20 grep -q "ESP worker" "$W/gw.log" || harness_die "ipsecgw did not start: $(cat "$W/gw.log")"
 
@@ -181,10 +198,39 @@ ip netns exec "$PEER" "$PY" "$W/craft.py" outer >&2 || harness_die "crafting out
 icmp=$(ip netns exec "$H1" "$PY" "$W/craft.py" inner) || harness_die "ICMP errors: $icmp"
 harness_log "$icmp"
 
+# The control socket's view of the same run (issue 7 item 2): SA rows with per-SA
+# counters, neighbours, routes, NIC counters, drops.
+show() { "$IPSECGW" show "$1" --json --socket "$SOCK"; }
+for what in child-sa neighbors routes stats drops; do
+    show "$what" >"$W/show-$what.json" || harness_die "show $what failed"
+done
+"$PY" - "$W" "$PEER_MAC" <<'PY' || harness_die "show output wrong (see above)"
+import json, sys
+w, peer_mac = sys.argv[1], sys.argv[2]
+load = lambda n: json.load(open(f"{w}/show-{n}.json"))
+sa = [r for r in load("child-sa") if r["connection"] == "to-peer"]
+assert len(sa) == 1, sa
+sa = sa[0]
+assert (sa["ike_sa"], sa["spi_in"], sa["spi_out"], sa["peer"], sa["algorithm"]) == ("static", "0x00001001", "0x00002002", "198.51.100.2", "aes128gcm16"), sa
+# Decapsulated and forwarded or dropped after decap: 1, 3000, 3008, 3009, 3010.
+assert sa["in_packets"] == 5 and sa["in_drops"] >= 9, sa
+nb = {(r["ip"], r["state"]): r for r in load("neighbors")}
+assert nb[("198.51.100.2", "permanent")]["mac"] == peer_mac.lower(), nb
+assert ("10.1.0.99", "incomplete") in nb, nb
+routes = {(r["prefix"], r["via"], r["port"]) for r in load("routes")}
+assert {("10.1.0.0/24", "connected", 1), ("198.51.100.0/24", "connected", 0), ("2001:db8:1::/64", "connected", 1)} <= routes, routes
+ports = load("stats")["ports"]
+assert [p["name"] for p in ports] == ["outside", "inside"] and all("missed" in p and "rx_nombuf" in p for p in ports), ports
+drops = {d["reason"]: d["packets"] for d in load("drops") if d["packets"]}
+open(f"{w}/show-drops.txt", "w").write(" ".join(f"{k}={v}" for k, v in drops.items()))
+print(f"show: SA in {sa['in_packets']} pkts / {sa['in_drops']} drops, {len(nb)} neighbours, {len(routes)} routes, NIC missed {[p['missed'] for p in ports]}")
+PY
+
 kill -TERM "$GWPID"
 wait "$GWPID" || harness_die "ipsecgw exit: $(cat "$W/gw.log")"
 drops=$(grep '^drops:' "$W/gw.log") || harness_die "no drop counters in the exit report: $(cat "$W/gw.log")"
 harness_log "$drops"
+[[ "drops: $(cat "$W/show-drops.txt")" == "$drops" ]] || harness_die "show drops differs from the exit report: $(cat "$W/show-drops.txt")"
 expected="truncated=2 malformed_outer=1 no_sa=1 replayed=1 replay_too_old=1 auth_failed=1 bad_padding=1
 bad_next_header=1 dummy_packet=1 bad_inner_header=1 ecn_ce_not_ect=1 policy_mismatch=1 too_big=2 no_policy=1 no_route=1
 no_neighbor=1 not_for_us=1 nat_keepalive=1 ttl_expired=1 unsupported=1"
