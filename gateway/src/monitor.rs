@@ -941,6 +941,34 @@ mod tests {
     }
 
     #[test]
+    fn test_tunnel_verdicts_name_what_failed() {
+        let (reply, _rx) = channel::bounded(1);
+        let mut t = Test {
+            ident: TEST_IDENT,
+            name: "primary".into(),
+            source: "10.2.0.1".parse().expect("ip"),
+            address: "10.1.0.1".parse().expect("ip"),
+            spi_out: "0x00001100".into(),
+            port: None,
+            count: 3,
+            sent: Vec::new(),
+            rtt: Vec::new(),
+            next_send: Instant::now(),
+            why_not_sent: Some("no SA: the connection has no outbound Child SA installed".into()),
+            reply,
+        };
+        let (ok, v) = verdict(&t, 0, 0, &[]);
+        assert!(!ok && v.starts_with("FAILED: nothing sent: no SA"), "{v}");
+        t.why_not_sent = None;
+        let (ok, v) = verdict(&t, 3, 0, &[]);
+        assert!(!ok && v.starts_with("FAILED: no reply to 3 probe(s) 10.2.0.1 -> 10.1.0.1 on SPI 0x00001100"), "{v}");
+        let (ok, v) = verdict(&t, 3, 2, &[100, 300]);
+        assert!(!ok && v.starts_with("DEGRADED: 2 of 3") && v.contains("avg rtt 200 us"), "{v}");
+        let (ok, v) = verdict(&t, 3, 3, &[100, 200, 300]);
+        assert!(ok && v.starts_with("OK: 3 of 3"), "{v}");
+    }
+
+    #[test]
     fn probe_frames_are_addressed_to_the_port_itself() {
         let port = ProbePort { port: 1, mac: MacAddr([2, 0, 0x0a, 2, 0, 1]) };
         let e = echo::Echo { src: "10.2.0.1".parse().expect("ip"), dst: "10.1.0.1".parse().expect("ip"), ident: MONITOR_IDENT, seq: 1 };
