@@ -12,7 +12,7 @@ use dpdk::{Eal, Mempool, Port, PortConfig};
 
 use crate::esp::{EspGateway, EspProcessor};
 use crate::plan::RunPlan;
-use crate::worker::{self, BurstProcessor, Forwarder, PollConfig, PortCounters, WorkerQueues, BURST};
+use crate::worker::{self, BurstProcessor, Forwarder, NeighborShare, PollConfig, PortCounters, WorkerQueues, BURST};
 
 /// What the workers run: plain forwarding, or the ESP dataplane.
 enum Processor {
@@ -99,7 +99,8 @@ pub fn run(plan: RunPlan, cli_eal_args: &[String], busy_poll: bool, control: &cr
     let lcores = eal.worker_lcores();
     let workers = lcores.len().max(1); // no worker lcore: the main lcore polls
     // ESP with several workers: inbound SAs have an owner, the others hand ESP to it.
-    let rings = if plan.esp.is_some() { crate::handoff::ring_mbufs(workers) } else { 0 };
+    let rings = if plan.esp.is_some() { crate::handoff::ring_mbufs(workers) } else { 0 }
+        + NeighborShare::ring_mbufs(workers, plan.ports.len());
     let queues = u16::try_from(workers).unwrap_or(u16::MAX);
     for p in &plan.ports {
         let info = Port::info_of(&eal, p.dpdk_port).map_err(|e| anyhow!("port {:?}: {e}", p.name))?;
@@ -207,15 +208,19 @@ pub fn run(plan: RunPlan, cli_eal_args: &[String], busy_poll: bool, control: &cr
         // the worker keeps polling, and sends the IKE DELETEs, until they are out.
         std::thread::scope(|s| {
             s.spawn(|| delete_then_stop(&stop, ike.as_mut(), &workers_stop));
-            worker::run(q, proc, &counters[0], &workers_stop, poll);
+            worker::run(q, proc, &counters[0], &workers_stop, poll, None);
         });
     } else {
         let procs = (0..workers).map(&mut processor).collect::<Result<Vec<_>>>()?;
+        // Several workers: neighbour replies are copied to every worker (worker.rs).
+        let shares = NeighborShare::mesh(&eal, workers, nports, &pool).map_err(|e| anyhow!("{e}"))?;
+        let mut shares = shares.unwrap_or_default().into_iter().map(Some).collect::<Vec<_>>();
         let mut launched = Vec::with_capacity(workers);
         for (w, ((lcore, q), proc)) in lcores.iter().zip(worker_queues).zip(procs).enumerate() {
             // Workers stop after the IKE manager has sent its DELETEs through them.
             let (counters, flag) = (counters.clone(), workers_stop.clone());
-            let job = eal.launch(*lcore, move || worker::run(q, proc, &counters[w], &flag, poll));
+            let share = shares.get_mut(w).and_then(Option::take);
+            let job = eal.launch(*lcore, move || worker::run(q, proc, &counters[w], &flag, poll, share));
             match job {
                 Ok(j) => launched.push(j),
                 Err(e) => {

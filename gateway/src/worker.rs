@@ -5,9 +5,10 @@
 //! once the loop runs.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use dpdk::{Burst, RxQueue, TxQueue};
+use dpdk::{Burst, Mempool, Ring, RxQueue, TxQueue};
 
 /// Mbufs per rx/tx burst.
 pub const BURST: usize = 32;
@@ -107,6 +108,77 @@ pub struct PollConfig {
     pub busy_poll: bool,
 }
 
+/// ARP replies and IPv6 neighbour advertisements one worker receives, copied to the
+/// others. Each worker keeps its own neighbour table, and which worker's queue a reply
+/// lands on is the port's hash (RSS, af_packet fanout), not the asker's choice: without
+/// the copy, a worker whose request was answered on another queue never resolves its
+/// next hop (RFC 826 / RFC 4861 §7.2.5 learning happens where the reply is processed).
+#[derive(Debug)]
+pub struct NeighborShare {
+    me: usize,
+    /// `rings[w][port]`: copies for worker `w` of frames received on `port` (MP/MC: any
+    /// worker may send).
+    rings: Arc<Vec<Vec<Ring>>>,
+    pool: Arc<Mempool>,
+}
+
+/// Copies in flight per (worker, port) ring; ARP is rare, extra copies are dropped.
+const SHARE_RING: u32 = 256;
+
+impl NeighborShare {
+    /// One per worker, for `workers` workers on `ports` ports; `None` for one worker.
+    pub fn mesh(eal: &dpdk::Eal, workers: usize, ports: usize, pool: &Arc<Mempool>) -> dpdk::Result<Option<Vec<NeighborShare>>> {
+        if workers < 2 {
+            return Ok(None);
+        }
+        let rings = (0..workers)
+            .map(|w| (0..ports).map(|p| Ring::new(eal, &format!("ipsecgw_nb_{w}_{p}"), SHARE_RING)).collect())
+            .collect::<dpdk::Result<Vec<Vec<Ring>>>>()?;
+        let rings = Arc::new(rings);
+        Ok(Some((0..workers).map(|me| NeighborShare { me, rings: Arc::clone(&rings), pool: Arc::clone(pool) }).collect()))
+    }
+
+    /// Mbufs the rings can hold (for the mempool size).
+    pub fn ring_mbufs(workers: usize, ports: usize) -> usize {
+        if workers < 2 {
+            0
+        } else {
+            workers * ports * SHARE_RING as usize
+        }
+    }
+
+    /// ARP reply (RFC 826 op 2) or neighbour advertisement (ICMPv6 type 136 right after
+    /// the IPv6 header), untagged.
+    fn is_reply(d: &[u8]) -> bool {
+        match d.get(12..14) {
+            Some([0x08, 0x06]) => d.get(20..22) == Some(&[0, 2]),
+            Some([0x86, 0xdd]) => d.get(20) == Some(&58) && d.get(54) == Some(&136),
+            _ => false,
+        }
+    }
+
+    /// Copy the neighbour replies of a received burst to the other workers.
+    fn share(&self, port: usize, rx: &Burst<BURST>) {
+        for m in rx.as_slice().iter().filter(|m| Self::is_reply(m.data())) {
+            for (w, rings) in self.rings.iter().enumerate() {
+                let Some(ring) = rings.get(port).filter(|_| w != self.me) else { continue };
+                let Some(mut copy) = self.pool.alloc() else { return };
+                let Some(buf) = copy.append(m.data().len()) else { continue };
+                buf.copy_from_slice(m.data());
+                let mut one: Burst<1> = Burst::new();
+                if one.push(copy).is_ok() {
+                    ring.enqueue_burst(&mut one); // a full ring frees the copy
+                }
+            }
+        }
+    }
+
+    /// Copies other workers received on `port`, into `into`.
+    fn receive(&self, port: usize, into: &mut Burst<BURST>) -> usize {
+        self.rings.get(self.me).and_then(|r| r.get(port)).map_or(0, |r| r.dequeue_burst(into))
+    }
+}
+
 /// Transmits what the processor put in the tx bursts.
 fn flush(q: &mut WorkerQueues, tx: &mut [Burst<BURST>], counters: &[PortCounters]) {
     for (j, b) in tx.iter_mut().enumerate() {
@@ -127,6 +199,7 @@ pub fn run<P: BurstProcessor>(
     counters: &[PortCounters],
     stop: &AtomicBool,
     poll: PollConfig,
+    share: Option<NeighborShare>,
 ) -> i32 {
     let PollConfig { burst, busy_poll } = poll;
     let burst = burst.clamp(1, BURST);
@@ -136,6 +209,17 @@ pub fn run<P: BurstProcessor>(
     let mut empty: u32 = 0;
     while !stop.load(Ordering::Relaxed) {
         let mut got = proc.poll(&mut tx);
+        if let Some(s) = &share {
+            // Other workers' copies of neighbour replies: learned here too (not counted
+            // as received, the original was).
+            for i in 0..ports {
+                if s.receive(i, &mut rx) > 0 {
+                    got += rx.len();
+                    proc.process(i, &mut rx, &mut tx);
+                    rx.clear();
+                }
+            }
+        }
         if got > 0 {
             flush(&mut q, &mut tx, counters);
         }
@@ -147,6 +231,9 @@ pub fn run<P: BurstProcessor>(
             }
             got += n;
             bump(&counters[i].rx, n);
+            if let Some(s) = &share {
+                s.share(i, &rx);
+            }
             proc.process(i, &mut rx, &mut tx);
             if !rx.is_empty() {
                 bump(&counters[i].dropped, rx.len());
@@ -166,4 +253,32 @@ pub fn run<P: BurstProcessor>(
         }
     }
     0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::NeighborShare;
+
+    #[test]
+    fn neighbor_replies_are_recognised_and_nothing_else() {
+        // Ethernet + ARP (RFC 826): op at bytes 20..22.
+        let mut arp = vec![0xffu8; 6];
+        arp.extend_from_slice(&[2, 0, 0, 0, 0, 1, 0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 2]);
+        arp.resize(42, 0);
+        assert!(NeighborShare::is_reply(&arp));
+        arp[21] = 1; // request
+        assert!(!NeighborShare::is_reply(&arp));
+        // Ethernet + IPv6 (next header 58 at byte 20) + ICMPv6 type at byte 54.
+        let mut nd = vec![0u8; 86];
+        nd[12..14].copy_from_slice(&[0x86, 0xdd]);
+        nd[20] = 58;
+        nd[54] = 136; // neighbour advertisement (RFC 4861 §4.4)
+        assert!(NeighborShare::is_reply(&nd));
+        nd[54] = 135; // solicitation
+        assert!(!NeighborShare::is_reply(&nd));
+        assert!(!NeighborShare::is_reply(&[0u8; 10]), "short frames are not replies");
+        let mut ipv4 = vec![0u8; 60];
+        ipv4[12..14].copy_from_slice(&[0x08, 0x00]);
+        assert!(!NeighborShare::is_reply(&ipv4));
+    }
 }

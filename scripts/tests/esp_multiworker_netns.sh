@@ -9,7 +9,8 @@
 # SPI 0x1000: worker 0) and b (10.1.1.0/24 <-> 10.2.1.0/24, SPI 0x1001: worker 1). Which
 # queue an SA's ESP lands on depends on the kernel's hash key (random per boot), so an SA
 # reaches its owner directly or through the handoff ring (esp_multiworker.sh forces the
-# handoff case). Ping and a bounded UDP stream pass both ways on both tunnels; gw1's exit
+# handoff case). Ping and a bounded UDP stream pass both ways on both tunnels with every
+# next hop resolved by ARP (a worker copies neighbour replies to the others); gw1's exit
 # report shows both workers decrypting (tx on the inside port), handoffs sent = received,
 # and no drops.
 # Three lcores on the 2 CPUs (--lcores 0@0,1@1,2@1), idle back-off on.
@@ -19,14 +20,13 @@ source scripts/lib/topology.sh # topo_ipsecgw, topo_gw_ports_toml
 
 TAG=mwn
 H1=$TAG-h1 G1=$TAG-g1 G2=$TAG-g2 H2=$TAG-h2
-H1_MAC=02:00:00:00:0a:01 G2_MAC=02:00:00:00:0b:02
 harness_init "$TAG"
 topo_ipsecgw
 W=$HARNESS_DIR
 netns_add "$H1"; netns_add "$G1"; netns_add "$G2"; netns_add "$H2"
-netns_veth "$H1" h1 10.1.0.2/24 "$G1" g1in - "$H1_MAC" ""
+netns_veth "$H1" h1 10.1.0.2/24 "$G1" g1in -
 netns_addr "$H1" h1 10.1.1.2/24
-netns_veth "$G1" g1out - "$G2" g2out - "" "$G2_MAC"
+netns_veth "$G1" g1out - "$G2" g2out -
 netns_veth "$G2" g2in - "$H2" h2 10.2.0.2/24
 netns_addr "$H2" h2 10.2.1.2/24
 netns_route "$H1" 10.2.0.0/16 10.1.0.1
@@ -55,10 +55,9 @@ sed -i 's/^mbufs = .*/mbufs = 16383/' "$W/gw1.toml"
 harness_on_exit mwn_cleanup
 mwn_cleanup() { rm -rf -- "/var/run/dpdk/$TAG-g1-$$" "/var/run/dpdk/$TAG-g2-$$"; }
 
-# Each worker keeps its own neighbour table and an ARP reply reaches only the worker
-# whose queue it lands on, so gw1's next hops are given (--neighbor); gw2 resolves by ARP.
-harness_spawn "$W/gw1.log" ip netns exec "$G1" "$IPSECGW" run --config "$W/gw1.toml" \
-    --neighbor "10.1.0.2=$H1_MAC" --neighbor "10.1.1.2=$H1_MAC" --neighbor "198.51.100.2=$G2_MAC"
+# No --neighbor: every worker resolves its next hops by ARP, whichever queue the reply
+# lands on (a worker copies neighbour replies to the others, gateway/src/worker.rs).
+harness_spawn "$W/gw1.log" ip netns exec "$G1" "$IPSECGW" run --config "$W/gw1.toml"
 P1=$HARNESS_LAST_PID
 harness_spawn "$W/gw2.log" ip netns exec "$G2" "$IPSECGW" run --config "$W/gw2.toml"
 P2=$HARNESS_LAST_PID
