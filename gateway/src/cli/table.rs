@@ -199,6 +199,24 @@ mod tests {
     }
 
     #[test]
+    fn connections_list_their_tunnel_monitors() {
+        let data = serde_json::json!([
+            {"name": "primary", "state": "up", "ike_sas": 1, "child_sas": 1, "last_failure": null,
+             "monitor": {"connection": "primary", "state": "down", "action": "fail-over", "backup": "backup", "failed_over": true,
+                         "carried_by": "backup", "source": "10.2.0.1", "address": "10.1.0.1", "sent": 35, "received": 26,
+                         "lost_in_row": 6, "last_rtt_us": 400, "changes": 3, "last_change": 1764115200}},
+            {"name": "other", "state": "down", "ike_sas": 0, "child_sas": 0, "last_failure": null}
+        ]);
+        let t = render(ShowWhat::Connections, &data);
+        let row = t.lines().skip_while(|l| !l.starts_with("MONITOR")).nth(1).expect("a monitor row");
+        assert_eq!(
+            row.split_whitespace().collect::<Vec<_>>(),
+            ["primary", "down", "10.2.0.1", "->", "10.1.0.1", "26/35", "6", "fail-over", "(backup)", "backup"]
+        );
+        assert_eq!(t.lines().filter(|l| l.starts_with("other")).count(), 1, "no monitor line without a monitor");
+    }
+
+    #[test]
     fn columns_align() {
         let t = grid(&["A", "BB"], &[vec!["long".into(), "x".into()]]);
         assert_eq!(t, "A     BB\nlong  x\n");
