@@ -26,6 +26,8 @@ pub struct MonitorView {
     pub carried_by: String,
     pub source: String,
     pub address: String,
+    /// Probes due since start: sent, or counted lost because the connection
+    /// had no outbound SA to send them on.
     pub sent: u64,
     pub received: u64,
     pub lost_in_row: u32,
