@@ -99,8 +99,11 @@ pub fn run(plan: RunPlan, cli_eal_args: &[String], busy_poll: bool, control: &cr
     let lcores = eal.worker_lcores();
     let workers = lcores.len().max(1); // no worker lcore: the main lcore polls
     // ESP with several workers: inbound SAs have an owner, the others hand ESP to it.
-    let rings = if plan.esp.is_some() { crate::handoff::ring_mbufs(workers) } else { 0 }
-        + NeighborShare::ring_mbufs(workers, plan.ports.len());
+    let rings = if plan.esp.is_some() {
+        crate::handoff::ring_mbufs(workers) + NeighborShare::ring_mbufs(workers, plan.ports.len())
+    } else {
+        0
+    };
     let queues = u16::try_from(workers).unwrap_or(u16::MAX);
     for p in &plan.ports {
         let info = Port::info_of(&eal, p.dpdk_port).map_err(|e| anyhow!("port {:?}: {e}", p.name))?;
@@ -212,8 +215,12 @@ pub fn run(plan: RunPlan, cli_eal_args: &[String], busy_poll: bool, control: &cr
         });
     } else {
         let procs = (0..workers).map(&mut processor).collect::<Result<Vec<_>>>()?;
-        // Several workers: neighbour replies are copied to every worker (worker.rs).
-        let shares = NeighborShare::mesh(&eal, workers, nports, &pool).map_err(|e| anyhow!("{e}"))?;
+        // ESP with several workers: neighbour replies are copied to every worker (worker.rs);
+        // plain forwarding keeps no neighbour table (it would forward the copies).
+        let shares = match &esp {
+            Some(_) => NeighborShare::mesh(&eal, workers, nports, &pool).map_err(|e| anyhow!("{e}"))?,
+            None => None,
+        };
         let mut shares = shares.unwrap_or_default().into_iter().map(Some).collect::<Vec<_>>();
         let mut launched = Vec::with_capacity(workers);
         for (w, ((lcore, q), proc)) in lcores.iter().zip(worker_queues).zip(procs).enumerate() {
