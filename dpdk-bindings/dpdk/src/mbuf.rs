@@ -6,7 +6,10 @@ use dpdk_sys::rte_mbuf;
 
 /// Byte offsets in `struct rte_mbuf` (DPDK 22.11; checked by shim.c's static asserts).
 const DATA_OFF_OFF: usize = 16;
+const NB_SEGS_OFF: usize = 20;
+const PKT_LEN_OFF: usize = 36;
 const DATA_LEN_OFF: usize = 40;
+const BUF_LEN_OFF: usize = 54;
 
 /// One packet buffer, owned: dropping it returns it to its mempool.
 ///
@@ -59,6 +62,26 @@ impl Mbuf {
         // SAFETY: self owns a valid mbuf (at least 128 bytes of header); `off` is a
         // 2-byte-aligned u16 field of it (static asserts in shim.c).
         unsafe { self.as_ptr().cast::<u8>().add(off).cast::<u16>().read() }
+    }
+
+    /// Store `v` into the `u16` field at `off` (as [`Self::field_u16`]).
+    #[inline]
+    fn set_u16(&mut self, off: usize, v: u16) {
+        // SAFETY: as in field_u16; &mut self owns the mbuf exclusively.
+        unsafe { self.as_ptr().cast::<u8>().add(off).cast::<u16>().write(v) }
+    }
+
+    /// `pkt_len` (a 4-byte-aligned u32 field, offset checked in shim.c).
+    #[inline]
+    fn pkt_len_field(&self) -> u32 {
+        // SAFETY: as in field_u16, for the u32 at PKT_LEN_OFF.
+        unsafe { self.as_ptr().cast::<u8>().add(PKT_LEN_OFF).cast::<u32>().read() }
+    }
+
+    #[inline]
+    fn set_pkt_len_field(&mut self, v: u32) {
+        // SAFETY: as in pkt_len_field; &mut self owns the mbuf exclusively.
+        unsafe { self.as_ptr().cast::<u8>().add(PKT_LEN_OFF).cast::<u32>().write(v) }
     }
 
     /// Start of the first segment's data: `buf_addr + data_off` (rte_pktmbuf_mtod).
@@ -122,8 +145,9 @@ impl Mbuf {
     /// Free space after the data of the last segment.
     #[inline]
     pub fn tailroom(&self) -> usize {
-        // SAFETY: self owns a valid mbuf.
-        usize::from(unsafe { dpdk_sys::dpdk_shim_pktmbuf_tailroom(self.as_ptr()) })
+        // rte_pktmbuf_tailroom: buf_len - data_off - data_len (of this segment).
+        usize::from(self.field_u16(BUF_LEN_OFF))
+            .saturating_sub(usize::from(self.field_u16(DATA_OFF_OFF)) + self.data_len())
     }
 
     /// The first segment's data.
@@ -145,21 +169,39 @@ impl Mbuf {
     /// front bytes; `None` (packet unchanged) if the headroom is too small.
     #[inline]
     pub fn prepend(&mut self, n: usize) -> Option<&mut [u8]> {
+        // rte_pktmbuf_prepend, in Rust (the ESP worker prepends twice per packet).
         let n16 = u16::try_from(n).ok()?;
-        // SAFETY: self owns a valid mbuf; prepend returns NULL and changes nothing when the
-        // headroom is short, else a pointer to `n` bytes now inside the data.
-        unsafe {
-            let p = dpdk_sys::dpdk_shim_pktmbuf_prepend(self.as_ptr(), n16);
-            (!p.is_null()).then(|| std::slice::from_raw_parts_mut(p.cast::<u8>(), n))
+        let off = self.field_u16(DATA_OFF_OFF);
+        if n16 > off {
+            return None;
         }
+        let len = self.field_u16(DATA_LEN_OFF);
+        let total = u32::from(len) + u32::from(n16);
+        let len = u16::try_from(total).ok()?;
+        self.set_u16(DATA_OFF_OFF, off - n16);
+        self.set_u16(DATA_LEN_OFF, len);
+        let pkt_len = self.pkt_len_field().wrapping_add(u32::from(n16));
+        self.set_pkt_len_field(pkt_len);
+        // SAFETY: the n bytes before the old data start lie in the headroom (n <= data_off)
+        // of the buffer self owns, and are now the first n bytes of the data.
+        Some(unsafe { std::slice::from_raw_parts_mut(self.data_ptr(), n) })
     }
 
     /// Removes `n` bytes from the front; false (unchanged) if the first segment is shorter.
     #[inline]
     pub fn adj(&mut self, n: usize) -> bool {
+        // rte_pktmbuf_adj, in Rust.
         let Ok(n16) = u16::try_from(n) else { return false };
-        // SAFETY: self owns a valid mbuf; adj returns NULL and changes nothing if too short.
-        unsafe { !dpdk_sys::dpdk_shim_pktmbuf_adj(self.as_ptr(), n16).is_null() }
+        let len = self.field_u16(DATA_LEN_OFF);
+        if n16 > len {
+            return false;
+        }
+        let off = self.field_u16(DATA_OFF_OFF);
+        self.set_u16(DATA_LEN_OFF, len - n16);
+        self.set_u16(DATA_OFF_OFF, off.wrapping_add(n16));
+        let pkt_len = self.pkt_len_field().wrapping_sub(u32::from(n16));
+        self.set_pkt_len_field(pkt_len);
+        true
     }
 
     /// Grows the packet at the end by `n` bytes (from the tailroom) and returns them
@@ -167,6 +209,19 @@ impl Mbuf {
     #[inline]
     pub fn append(&mut self, n: usize) -> Option<&mut [u8]> {
         let n16 = u16::try_from(n).ok()?;
+        if self.field_u16(NB_SEGS_OFF) == 1 {
+            // rte_pktmbuf_append for one segment (the last is the first), in Rust.
+            if n > self.tailroom() {
+                return None;
+            }
+            let len = self.data_len();
+            self.set_u16(DATA_LEN_OFF, self.field_u16(DATA_LEN_OFF) + n16);
+            let pkt_len = self.pkt_len_field().wrapping_add(u32::from(n16));
+            self.set_pkt_len_field(pkt_len);
+            // SAFETY: the n bytes after the old data end lie in the tailroom (n <= tailroom)
+            // of the buffer self owns, and are now the last n bytes of the data.
+            return Some(unsafe { std::slice::from_raw_parts_mut(self.data_ptr().add(len), n) });
+        }
         // SAFETY: self owns a valid mbuf; append returns NULL when the tailroom is short,
         // else a pointer to `n` bytes at the end of the (last segment's) data.
         unsafe {
@@ -179,6 +234,17 @@ impl Mbuf {
     #[inline]
     pub fn trim(&mut self, n: usize) -> bool {
         let Ok(n16) = u16::try_from(n) else { return false };
+        if self.field_u16(NB_SEGS_OFF) == 1 {
+            // rte_pktmbuf_trim for one segment, in Rust.
+            let len = self.field_u16(DATA_LEN_OFF);
+            if n16 > len {
+                return false;
+            }
+            self.set_u16(DATA_LEN_OFF, len - n16);
+            let pkt_len = self.pkt_len_field().wrapping_sub(u32::from(n16));
+            self.set_pkt_len_field(pkt_len);
+            return true;
+        }
         // SAFETY: self owns a valid mbuf; trim returns -1 and changes nothing if too short.
         unsafe { dpdk_sys::dpdk_shim_pktmbuf_trim(self.as_ptr(), n16) == 0 }
     }

@@ -1,0 +1,75 @@
+//! `Mbuf`'s prepend/adj/append/trim/headroom/tailroom/data_len are written in Rust
+//! (direct field access, for speed); DPDK's own inline functions (through the C shim)
+//! are the reference: the same operations on two mbufs must leave the same lengths,
+//! offsets and return values, including the refusals at the buffer's ends.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use dpdk::{Mbuf, Mempool};
+
+/// Header fields after an operation: (data_off, data_len, pkt_len).
+fn fields(m: &Mbuf) -> (usize, usize, usize) {
+    (m.headroom(), m.data_len(), m.pkt_len())
+}
+
+/// The reference: DPDK's rte_pktmbuf_* on `m`, through the shim.
+fn reference(m: &mut Mbuf, op: u8, n: u16) -> bool {
+    let p = m.as_ptr();
+    // SAFETY: `m` owns a valid single-segment mbuf; each shim function is DPDK's inline
+    // function and changes nothing when it refuses.
+    unsafe {
+        match op {
+            0 => !dpdk_sys::dpdk_shim_pktmbuf_prepend(p, n).is_null(),
+            1 => !dpdk_sys::dpdk_shim_pktmbuf_adj(p, n).is_null(),
+            2 => !dpdk_sys::dpdk_shim_pktmbuf_append(p, n).is_null(),
+            _ => dpdk_sys::dpdk_shim_pktmbuf_trim(p, n) == 0,
+        }
+    }
+}
+
+fn ours(m: &mut Mbuf, op: u8, n: u16) -> bool {
+    let n = usize::from(n);
+    match op {
+        0 => m.prepend(n).is_some(),
+        1 => m.adj(n),
+        2 => m.append(n).is_some(),
+        _ => m.trim(n),
+    }
+}
+
+#[test]
+fn rust_mbuf_ops_match_dpdk_inline_functions() {
+    let eal = support::eal("mbufops", &[]);
+    let pool = Mempool::new(eal, "mbufops_pool", 1023, 0, None).unwrap();
+    let (mut a, mut b) = (pool.alloc().unwrap(), pool.alloc().unwrap());
+    let room = a.headroom() + a.tailroom();
+    assert_eq!(b.headroom() + b.tailroom(), room);
+    // DPDK's own tailroom (the shim) as the reference for ours.
+    // SAFETY: a valid mbuf owned by `b`.
+    let tail_ref = |m: &Mbuf| usize::from(unsafe { dpdk_sys::dpdk_shim_pktmbuf_tailroom(m.as_ptr()) });
+    let mut x: u32 = 0x9e37_79b9;
+    let mut refused = [0usize; 4];
+    for step in 0..20_000 {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        let op = (x & 3) as u8;
+        // Mostly small sizes, sometimes beyond what is left, sometimes 0.
+        let n = match (x >> 2) % 8 {
+            0 => 0,
+            1 => (x >> 8) as u16 % (room as u16 + 64),
+            _ => (x >> 8) as u16 % 80,
+        };
+        let want = reference(&mut b, op, n);
+        let got = ours(&mut a, op, n);
+        assert_eq!(got, want, "step {step}: op {op} n {n} from {:?}", fields(&b));
+        assert_eq!(fields(&a), fields(&b), "step {step}: op {op} n {n}");
+        assert_eq!(a.tailroom(), tail_ref(&b), "step {step}: tailroom");
+        assert_eq!(a.data().len(), b.data_len());
+        if !want {
+            refused[usize::from(op)] += 1;
+        }
+    }
+    assert!(refused.iter().all(|&r| r > 0), "every operation must also be refused sometimes: {refused:?}");
+}
