@@ -88,6 +88,9 @@ drop_reasons! {
     SaDeleted = "sa_deleted",
     /// The ring to the worker that owns the inbound SA was full (several workers).
     HandoffRingFull = "handoff_ring_full",
+    /// A trap policy matched (RFC 4301 §4.4.1 ACQUIRE-like): no SA yet,
+    /// negotiating; the control plane was told (rate-limited) to initiate.
+    Held = "held",
 }
 
 impl DropReason {

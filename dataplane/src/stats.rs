@@ -15,6 +15,8 @@ use crossbeam::utils::CachePadded;
 
 pub use crate::drop::DropReason;
 use crate::sa::{SaId, SlotReset};
+use crate::sa::TrapId;
+use crate::worker::trap::TrapNotices;
 use crate::worker::unknown_spi::{UnknownSpi, UnknownSpiNotices};
 
 const CHUNK: usize = 16;
@@ -48,6 +50,8 @@ pub struct CoreStats {
     layout: Layout,
     /// ESP on unknown SPIs, noted for the control plane (issue 7).
     unknown_spi: UnknownSpiNotices,
+    /// Packets that hit a trap policy, noted for the control plane.
+    trap: TrapNotices,
 }
 
 impl CoreStats {
@@ -59,12 +63,18 @@ impl CoreStats {
                 .collect(),
             layout,
             unknown_spi: UnknownSpiNotices::default(),
+            trap: TrapNotices::new(crate::worker::trap::NOTICES_PER_SECOND),
         }
     }
 
     /// This core's notes of ESP on unknown SPIs (the core writes, anyone drains).
     pub fn unknown_spi(&self) -> &UnknownSpiNotices {
         &self.unknown_spi
+    }
+
+    /// This core's notes of packets that hit a trap policy.
+    pub fn trap(&self) -> &TrapNotices {
+        &self.trap
     }
 
     #[inline]
@@ -273,6 +283,11 @@ impl Stats {
     /// Unknown-SPI notes the cores' per-second budgets refused (counted only).
     pub fn unknown_spi_suppressed(&self) -> u64 {
         self.cores.iter().map(|c| c.unknown_spi.suppressed()).fold(0, u64::wrapping_add)
+    }
+
+    /// Hand every core's notes of packets that hit a trap policy to `f`.
+    pub fn drain_traps(&self, mut f: impl FnMut(TrapId)) -> usize {
+        self.cores.iter().map(|c| c.trap.drain(&mut f)).sum()
     }
 
     /// Bytes of counter storage per core.

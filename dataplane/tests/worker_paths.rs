@@ -623,3 +623,39 @@ fn own_probe_goes_through_the_tunnel_and_its_reply_is_punted() {
     assert_eq!(&d[14..], &want[..]);
     assert!(gw2.drops().is_empty(), "{:?}", gw2.drops());
 }
+
+/// A trap policy (no SA yet for its connection): matching packets are dropped
+/// as `held` and the trap is noted for the control plane, at most the worker's
+/// per-second budget of notes (the rest only counted); once the trap is gone
+/// the same flow is protected again.
+#[test]
+fn trap_policy_holds_packets_and_notes_the_trap_within_its_budget() {
+    use dataplane::sa::TrapId;
+    use dataplane::worker::trap::NOTICES_PER_SECOND;
+    let (mut gw1, _) = pair(false);
+    let mut tx = gw1.ctl.transaction();
+    let trap = tx
+        .add_policy(PolicySpec {
+            priority: 0,
+            selector: Selector::subnets(prefix("10.1.0.0/24"), prefix("10.2.0.0/24")),
+            action: PolicyAction::Trap(TrapId(7)),
+        })
+        .expect("policy");
+    tx.commit().expect("commit");
+    let burst = NOTICES_PER_SECOND as usize + 10;
+    let frames: Vec<_> = (0..burst).map(|i| host1_datagram(i as u8)).collect();
+    let io = run(&mut gw1, IN, &frames);
+    assert!(io.sent.is_empty(), "held packets are not sent");
+    assert_eq!(gw1.drops(), [(DropReason::Held, burst as u64)]);
+    let mut notes = Vec::new();
+    gw1.stats.drain_traps(|t| notes.push(t));
+    assert_eq!(notes, vec![TrapId(7); NOTICES_PER_SECOND as usize], "one note per packet up to the budget");
+    assert_eq!(gw1.stats.drain_traps(|_| {}), 0, "drained once");
+
+    let mut tx = gw1.ctl.transaction();
+    tx.remove_policy(trap).expect("remove trap");
+    tx.commit().expect("commit");
+    let io = run(&mut gw1, IN, &[host1_datagram(0)]);
+    assert_eq!(io.sent.len(), 1, "protected by the tunnel again");
+    assert_eq!(gw1.stats.drain_traps(|_| {}), 0);
+}

@@ -285,6 +285,7 @@ impl<I: Send + Sync, O: Send + Sync> SaControl<I, O> {
                 },
                 PolicyAction::Bypass => PolicyAction::Bypass,
                 PolicyAction::Discard => PolicyAction::Discard,
+                PolicyAction::Trap(t) => PolicyAction::Trap(t),
             };
             Ok((spec.selector, action))
         });

@@ -30,4 +30,4 @@ pub use publication::{Published, Publisher, PublisherStats, Reader, ReaderFactor
 pub use rekey::{Rekey, Rekeyed};
 pub use state::{LocalSaState, ResetState, SharedSaState, SlotReset};
 pub use tombstone::{Tombstones, DEFAULT_CAPACITY as TOMBSTONE_CAPACITY, DEFAULT_MAX_AGE as TOMBSTONE_MAX_AGE};
-pub use table::{Decision, InboundSa, OutboundSa, OutboundSpd, PolicyAction, SaRef, SaTable};
+pub use table::{Decision, InboundSa, OutboundSa, OutboundSpd, PolicyAction, SaRef, SaTable, TrapId};

@@ -71,7 +71,15 @@ pub enum PolicyAction<S> {
     Bypass,
     /// Drop.
     Discard,
+    /// No SA yet: drop, and ask the control plane to negotiate one for this
+    /// trap (the gateway maps the id to its connection; RFC 4301 §5.1's
+    /// "acquire", strongSwan's trap policies).
+    Trap(TrapId),
 }
+
+/// Which trap a packet hit (the gateway maps it to a connection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TrapId(pub u32);
 
 /// Outcome of an outbound lookup.
 #[derive(Debug)]
@@ -82,6 +90,8 @@ pub enum Decision<'a, O> {
     Bypass,
     /// Drop: a DISCARD policy matched.
     Discard,
+    /// Drop: a trap policy matched; no SA yet.
+    Trap(TrapId),
     /// Drop: no policy matched (RFC 4301 §5.1: the SPD must be complete).
     NoPolicy,
 }
@@ -168,6 +178,7 @@ fn decide<O>(action: Option<&PolicyAction<OutboundSa<O>>>) -> Decision<'_, O> {
         Some(PolicyAction::Protect(sa)) => Decision::Protect(sa),
         Some(PolicyAction::Bypass) => Decision::Bypass,
         Some(PolicyAction::Discard) => Decision::Discard,
+        Some(PolicyAction::Trap(t)) => Decision::Trap(*t),
         None => Decision::NoPolicy,
     }
 }

@@ -33,6 +33,8 @@ mod handoff;
 mod iface;
 mod io;
 mod local;
+pub mod note_ring;
+pub mod trap;
 mod tunnel;
 pub mod unknown_spi;
 
@@ -786,6 +788,7 @@ impl<P: Packet> Out<'_, P> {
         let reason = match decision {
             Decision::Discard => DropReason::PolicyDiscard,
             Decision::NoPolicy => DropReason::NoPolicy,
+            Decision::Trap(t) => trap::held(self.stats, t, self.now_ms),
             Decision::Protect(sa) => {
                 if pkt.adj(l2).is_err() {
                     DropReason::Truncated
