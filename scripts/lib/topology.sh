@@ -35,6 +35,7 @@
 #   topo_left_charon topo_left_conn topo_gw_ike_config topo_gw_connection_toml topo_gw_test topo_ipsecgw
 #   topo_gw_ports_toml topo_gw_run_config topo_gw_start topo_gw_stop topo_gw topo_gw_json
 #   topo_gw_drop topo_check_traffic topo_charon_spi_in topo_charon_ike_spis topo_rekey_under_pings
+#   topo_chain4 topo_chain4_start (two ipsecgw with static SAs, no charon)
 
 [[ -n ${_HARNESS_TOPOLOGY_SH:-} ]] && return 0
 _HARNESS_TOPOLOGY_SH=1
@@ -371,4 +372,33 @@ $(tail -n 20 "$TOPO_GW_LOG")"
     [[ -n $now && $now != "$before" ]] || harness_die "$what: charon's SA did not change ($before): $(charon_sas left)"
     [[ $(netns_ping "$TOPO_LEFT" "$TOPO_LEFT_INNER" "$TOPO_RIGHT_HOST" 3) == 3 ]] || harness_die "$what: no ping after the rekey"
     harness_log "$what during 150 pings: $got/$sent answered"
+}
+
+# The static-SA chain (no charon): host — gw1 — gw2 — host, two ipsecgw instances.
+# topo_chain4 TAG: harness_init TAG, topo_ipsecgw, then namespaces H1 G1 G2 H2 (TAG-h1 …)
+# and veths h1 (10.1.0.2/24) — g1in, g1out — g2out, g2in — h2 (10.2.0.2/24); the gateway
+# ends carry no kernel address (they are ipsecgw's). Sets TAG H1 G1 G2 H2 and W (the
+# harness dir, where topo_chain4_start expects gw1.toml and gw2.toml).
+topo_chain4() {
+    TAG=$1 H1=$1-h1 G1=$1-g1 G2=$1-g2 H2=$1-h2
+    harness_init "$TAG"
+    topo_ipsecgw
+    W=$HARNESS_DIR
+    netns_add "$H1"; netns_add "$G1"; netns_add "$G2"; netns_add "$H2"
+    netns_veth "$H1" h1 10.1.0.2/24 "$G1" g1in -
+    netns_veth "$G1" g1out - "$G2" g2out -
+    netns_veth "$G2" g2in - "$H2" h2 10.2.0.2/24
+}
+
+# topo_chain4_start TIMEOUT_S: ipsecgw run with $W/gw1.toml in G1 and $W/gw2.toml in G2
+# (logs $W/gw1.log, $W/gw2.log; PIDs P1, P2), until both logged their ESP worker.
+topo_chain4_start() {
+    harness_spawn "$W/gw1.log" ip netns exec "$G1" "$IPSECGW" run --config "$W/gw1.toml"
+    P1=$HARNESS_LAST_PID
+    harness_spawn "$W/gw2.log" ip netns exec "$G2" "$IPSECGW" run --config "$W/gw2.toml"
+    P2=$HARNESS_LAST_PID
+    local l
+    for l in gw1 gw2; do
+        harness_wait_until "$1" grep -qs "ESP worker" "$W/$l.log" || harness_die "$l did not start: $(cat "$W/$l.log")"
+    done
 }

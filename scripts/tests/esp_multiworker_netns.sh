@@ -18,16 +18,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/lib/topology.sh # topo_ipsecgw, topo_gw_ports_toml
 
-TAG=mwn
-H1=$TAG-h1 G1=$TAG-g1 G2=$TAG-g2 H2=$TAG-h2
-harness_init "$TAG"
-topo_ipsecgw
-W=$HARNESS_DIR
-netns_add "$H1"; netns_add "$G1"; netns_add "$G2"; netns_add "$H2"
-netns_veth "$H1" h1 10.1.0.2/24 "$G1" g1in -
+topo_chain4 mwn
 netns_addr "$H1" h1 10.1.1.2/24
-netns_veth "$G1" g1out - "$G2" g2out -
-netns_veth "$G2" g2in - "$H2" h2 10.2.0.2/24
 netns_addr "$H2" h2 10.2.1.2/24
 netns_route "$H1" 10.2.0.0/16 10.1.0.1
 netns_route "$H2" 10.1.0.0/16 10.2.0.1
@@ -57,13 +49,7 @@ mwn_cleanup() { rm -rf -- "/var/run/dpdk/$TAG-g1-$$" "/var/run/dpdk/$TAG-g2-$$";
 
 # No --neighbor: every worker resolves its next hops by ARP, whichever queue the reply
 # lands on (a worker copies neighbour replies to the others, gateway/src/worker.rs).
-harness_spawn "$W/gw1.log" ip netns exec "$G1" "$IPSECGW" run --config "$W/gw1.toml"
-P1=$HARNESS_LAST_PID
-harness_spawn "$W/gw2.log" ip netns exec "$G2" "$IPSECGW" run --config "$W/gw2.toml"
-P2=$HARNESS_LAST_PID
-for l in gw1 gw2; do
-    harness_wait_until 30 grep -qs "ESP worker" "$W/$l.log" || harness_die "$l did not start: $(cat "$W/$l.log")"
-done
+topo_chain4_start 30
 grep -q "2 worker lcore(s)" "$W/gw1.log" || harness_die "gw1 should run 2 workers: $(cat "$W/gw1.log")"
 
 for t in 0 1; do

@@ -12,15 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/lib/topology.sh    # topo_ipsecgw, topo_gw_ports_toml (not its topology)
 
-TAG=ssa
-H1=$TAG-h1 G1=$TAG-g1 G2=$TAG-g2 H2=$TAG-h2
-harness_init "$TAG"
-topo_ipsecgw
-W=$HARNESS_DIR
-netns_add "$H1"; netns_add "$G1"; netns_add "$G2"; netns_add "$H2"
-netns_veth "$H1" h1 10.1.0.2/24 "$G1" g1in -
-netns_veth "$G1" g1out - "$G2" g2out -
-netns_veth "$G2" g2in - "$H2" h2 10.2.0.2/24
+topo_chain4 ssa
 netns_route "$H1" 10.2.0.0/24 10.1.0.1
 netns_route "$H2" 10.1.0.0/24 10.2.0.1
 
@@ -48,13 +40,7 @@ K12=0632f33ea49d3e8d9b75106b28ddd54fa7321822 K21=9e2f4566b470b8067795ca75aa15c70
 for encap in esp udp; do
     config "$W/gw1.toml" gw1 g1out g1in 198.51.100.1 10.1.0.1 198.51.100.2 10.1.0.0/24 10.2.0.0/24 0x1001 0x2002 $K21 $K12 $encap
     config "$W/gw2.toml" gw2 g2out g2in 198.51.100.2 10.2.0.1 198.51.100.1 10.2.0.0/24 10.1.0.0/24 0x2002 0x1001 $K12 $K21 $encap
-    harness_spawn "$W/gw1.log" ip netns exec "$G1" "$IPSECGW" run --config "$W/gw1.toml"
-    P1=$HARNESS_LAST_PID
-    harness_spawn "$W/gw2.log" ip netns exec "$G2" "$IPSECGW" run --config "$W/gw2.toml"
-    P2=$HARNESS_LAST_PID
-    for l in gw1 gw2; do
-        harness_wait_until 20 grep -q "ESP worker" "$W/$l.log" || harness_die "$l did not start: $(cat "$W/$l.log")"
-    done
+    topo_chain4_start 20
     # net_af_packet sends bypassing the qdisc, so a capture sees only what arrives on
     # its end of the veth: capture both ends (gw2->gw1 on g1out, gw1->gw2 on g2out).
     netns_capture_start "$G1" g1out "$W/link1-$encap.pcap"
