@@ -242,3 +242,44 @@ fn initial_contact_replaces_stale_sa() {
     assert_eq!(net.b.rec.removes.len(), 1, "the stale Child SA is removed");
     net.assert_one_matching_child();
 }
+
+/// DPD action hold (strongSwan's `dpd_action = trap`): a dead peer's SAs are
+/// removed as with clear, nothing is re-initiated, and `Event::Held` tells the
+/// manager to put the connection's policies back to trap; the next packet
+/// (`acquire`) negotiates again once the peer is back. Clear emits no `Held`.
+#[test]
+fn dpd_hold_removes_the_sas_then_the_next_acquire_renegotiates() {
+    use controlplane::ikev2::{DpdAction, StartAction};
+    for action in [DpdAction::Clear, DpdAction::Hold] {
+        let mut a = conn_a();
+        a.dpd_interval = Some(Duration::from_secs(30));
+        a.dpd_action = action;
+        a.start_action = StartAction::Trap;
+        let mut net = Net::new(a, conn_b());
+        net.settle();
+        assert!(net.wire.is_empty(), "trap: nothing sent before the first packet");
+        let (conn, now) = (net.a.conn, net.now);
+        let acts = net.a.ep.acquire(conn, now);
+        net.absorb(Side::A, acts);
+        net.settle();
+        assert!(net.established(), "{action:?}: acquire negotiates");
+        net.filter = Box::new(|_, d| if d.sender == Side::B { Verdict::Drop } else { Verdict::Deliver });
+        net.run_for(Duration::from_secs(600));
+        let held: Vec<_> = net.a.rec.events.iter().filter_map(|e| if let Event::Held { connection } = e { Some(connection.clone()) } else { None }).collect();
+        assert_eq!(net.a.rec.removes.len(), 1, "{action:?}: child removed with the IKE SA");
+        assert!(net.a.ep.ike_sas().is_empty(), "{action:?}: nothing re-initiated");
+        if action == DpdAction::Clear {
+            assert!(held.is_empty(), "clear does not trap");
+            continue;
+        }
+        assert_eq!(held, [net.a.ep.connection(conn).expect("conn").name.clone()]);
+        // The peer is back; the next packet hits the trap.
+        net.filter = Box::new(|_, _| Verdict::Deliver);
+        let now = net.now;
+        let acts = net.a.ep.acquire(conn, now);
+        net.absorb(Side::A, acts);
+        net.settle();
+        assert_eq!(net.a.ep.ike_sas().iter().filter(|s| s.established).count(), 1, "re-negotiated after hold");
+        assert_eq!(net.a.rec.installs.len(), 2);
+    }
+}

@@ -115,6 +115,10 @@ impl SaSink for SharedSink {
     fn tick(&mut self, now: Instant) {
         self.lock().tick(now);
     }
+
+    fn hold(&mut self, connection: &str, now: Instant) -> Result<(), SinkError> {
+        self.lock().hold(connection, now)
+    }
 }
 
 /// Where one monitor's probes enter the worker.

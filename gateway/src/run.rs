@@ -155,6 +155,7 @@ pub fn run(plan: RunPlan, cli_eal_args: &[String], busy_poll: bool, control: &cr
             let (ike, link) = crate::tunnel::IkeRuntime::start(plan.connections.clone(), ctl, control, Arc::new(view), monitors)?;
             e.attach_ike(link);
             crate::tunnel::report_unknown_spis(e.stats(), &ike, Arc::clone(&stop))?;
+            crate::tunnel::report_traps(e.stats(), &ike, Arc::clone(&stop))?;
             println!("ipsecgw: IKE manager on the punt path, {} connection(s)", plan.connections.len());
             Some(ike)
         }

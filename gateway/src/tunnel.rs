@@ -23,13 +23,13 @@ use anyhow::Context;
 use controlplane::ikev2::{ChildSaInstall, ConnectionConfig};
 use controlplane::manager::{
     esp_algorithm, outbound_config, punt_channel, Manager, ManagerHandle, PuntEnds, SaBuilder, SinkError, TableSaSink, UdpDatagram,
-    POLICY_PRIORITY_BASE,
+    POLICY_PRIORITY_BASE, TRAP_PRIORITY_BASE,
 };
 use controlplane::selector::TrafficSelector;
 use dataplane::crypto::{new_aead, Backend};
 use dataplane::esp::{self, InboundConfig};
 use dataplane::packet::Packet;
-use dataplane::sa::{PolicyAction, PolicySpec, SaId, Spi};
+use dataplane::sa::{PolicyAction, PolicySpec, SaId, Spi, TrapId};
 use dataplane::wire::{checksum, EthernetFrame, EtherType, IpProtocol, Ipv4Packet, Ipv6Packet};
 use dataplane::worker::{InboundTunnel, OutboundTunnel, StaticTunnel, TunnelControl, Worker, WorkerIo};
 use zeroize::Zeroizing;
@@ -232,6 +232,8 @@ pub struct IkeRuntime {
     control: Option<crate::cli::Control>,
     counters: Arc<PuntCounters>,
     monitor: Option<crate::monitor::Monitors>,
+    /// Trap id → connection ([`report_traps`]).
+    traps: Arc<Traps>,
 }
 
 impl std::fmt::Debug for IkeRuntime {
@@ -253,8 +255,16 @@ impl IkeRuntime {
     ) -> anyhow::Result<(IkeRuntime, IkeLink)> {
         let (ends, transport) = punt_channel(PUNT_CAPACITY);
         let counters = Arc::new(PuntCounters::default());
+        // Trap connections: trap policies instead of initiating (the engine
+        // waits for `acquire`); the trap stays under the Child SA's policies.
+        let traps = Arc::new(Traps::new(&connections)?);
+        let mut tables = tunnel_sa_sink(ctl, Backend::Auto);
+        tables.builder_mut().traps = Arc::clone(&traps);
+        for c in connections.iter().filter(|c| c.start_action == controlplane::ikev2::StartAction::Trap) {
+            tables.trap(&c.name).with_context(|| format!("connection {:?}: installing its trap policies", c.name))?;
+        }
         // The tunnel monitor publishes through the same sink (monitor.rs).
-        let sink = crate::monitor::SharedSink::new(tunnel_sa_sink(ctl, Backend::Auto));
+        let sink = crate::monitor::SharedSink::new(tables);
         let handle = Manager::spawn(connections, Box::new(transport), Box::new(sink.clone())).context("starting the IKE manager")?;
         let (monitor, probes, view) = if monitors.is_empty() {
             (None, None, view)
@@ -264,7 +274,7 @@ impl IkeRuntime {
         };
         let control = crate::cli::Control::start(control, handle.client(), Some(view))?;
         let link = IkeLink::new(ends.clone(), Arc::clone(&counters)).with_monitor(probes);
-        Ok((IkeRuntime { handle: Some(handle), ends, control: Some(control), counters, monitor }, link))
+        Ok((IkeRuntime { handle: Some(handle), ends, control: Some(control), counters, monitor, traps }, link))
     }
 
     /// Before the workers stop: the manager deletes every IKE SA (RFC 7296
@@ -299,9 +309,55 @@ impl IkeRuntime {
 /// The tunnel tables' entries: an ESP SA plus the inner selectors it may
 /// carry and the connection name (for counters), built from what the engine
 /// installs. [`TableSaSink`] does the transactions (make-before-break).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct TunnelSaBuilder {
     pub backend: Backend,
+    /// Connections that may trap, with their trap policies.
+    pub traps: Arc<Traps>,
+}
+
+/// Connections that may be trapped (`start_action = "trap"`, or DPD action
+/// hold), each with a [`TrapId`] (its index here) and the outbound selectors
+/// of its configured traffic selectors (RFC 4301 §5.1: a packet matching
+/// them with no SA makes the gateway negotiate one).
+#[derive(Debug, Default)]
+pub struct Traps(Vec<(String, Vec<dataplane::spd::Selector>)>);
+
+impl Traps {
+    /// The trap-capable connections of `connections` (passive ones never initiate).
+    pub fn new(connections: &[ConnectionConfig]) -> anyhow::Result<Self> {
+        let mut out = Vec::new();
+        for c in connections {
+            let traps = c.start_action == controlplane::ikev2::StartAction::Trap || c.dpd_action == controlplane::ikev2::DpdAction::Hold;
+            if !traps || c.passive {
+                continue;
+            }
+            let local = crate::esp::ts_specs(&c.local_ts).with_context(|| format!("connection {:?} local_ts", c.name))?;
+            let remote = crate::esp::ts_specs(&c.remote_ts).with_context(|| format!("connection {:?} remote_ts", c.name))?;
+            out.push((c.name.clone(), dataplane::worker::outbound_selectors(&local, &remote)));
+        }
+        Ok(Traps(out))
+    }
+
+    /// The connection a trap id names.
+    pub fn connection(&self, id: TrapId) -> Option<&str> {
+        self.0.get(id.0 as usize).map(|(n, _)| n.as_str())
+    }
+
+    /// `connection`'s trap policies (none if it cannot trap).
+    pub fn policies(&self, connection: &str) -> Vec<PolicySpec> {
+        let Some((i, (_, selectors))) = self.0.iter().enumerate().find(|(_, (n, _))| n == connection) else { return Vec::new() };
+        let id = TrapId(u32::try_from(i).unwrap_or(u32::MAX));
+        selectors
+            .iter()
+            .enumerate()
+            .map(|(j, s)| PolicySpec {
+                priority: TRAP_PRIORITY_BASE.saturating_add(u32::try_from(j).unwrap_or(u32::MAX)),
+                selector: *s,
+                action: PolicyAction::Trap(id),
+            })
+            .collect()
+    }
 }
 
 /// Puts negotiated Child SAs into the worker's tables.
@@ -310,7 +366,7 @@ pub type TunnelSaSink = TableSaSink<TunnelSaBuilder>;
 /// The sink `ipsecgw run` gives the manager: the worker's tables (their
 /// readers were taken before), AEADs from `backend`.
 pub fn tunnel_sa_sink(ctl: TunnelControl, backend: Backend) -> TunnelSaSink {
-    TableSaSink::with_builder(ctl, TunnelSaBuilder { backend })
+    TableSaSink::with_builder(ctl, TunnelSaBuilder { backend, traps: Arc::default() })
 }
 
 impl TunnelSaBuilder {
@@ -374,6 +430,10 @@ impl SaBuilder for TunnelSaBuilder {
             })
             .collect())
     }
+
+    fn trap_policies(&self, connection: &str) -> Vec<PolicySpec> {
+        self.traps.policies(connection)
+    }
 }
 
 /// How often the workers' unknown-SPI notes are handed to the manager.
@@ -420,6 +480,42 @@ pub fn report_unknown_spis(
             }
         })
         .context("starting the unknown-SPI reporter thread")?;
+    Ok(())
+}
+
+/// How often the workers' trap notes are looked at.
+const TRAP_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+/// At most one acquire per connection per this interval (the engine ignores
+/// one while a negotiation is under way; this keeps the manager's queue calm).
+const ACQUIRE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Turns the workers' trap notes (`dataplane::worker::trap`, packets dropped
+/// as `held`) into `ManagerClient::acquire` of their connection, at most one
+/// per connection per second. A thread of its own, like [`report_unknown_spis`].
+pub fn report_traps(stats: Arc<dataplane::stats::Stats>, ike: &IkeRuntime, stop: Arc<std::sync::atomic::AtomicBool>) -> anyhow::Result<()> {
+    let Some(manager) = ike.client() else { return Ok(()) };
+    if ike.traps.0.is_empty() {
+        return Ok(());
+    }
+    let traps = Arc::clone(&ike.traps);
+    std::thread::Builder::new()
+        .name("trap".into())
+        .spawn(move || {
+            let mut last: Vec<Option<Instant>> = vec![None; traps.0.len()];
+            while !stop.load(Ordering::Relaxed) {
+                stats.drain_traps(|id| {
+                    let (Some(name), Some(at)) = (traps.connection(id), last.get_mut(id.0 as usize)) else { return };
+                    if at.is_some_and(|t| t.elapsed() < ACQUIRE_INTERVAL) {
+                        return;
+                    }
+                    *at = Some(Instant::now());
+                    tracing::info!("connection '{name}': packet hit its trap policy (dropped as held); negotiating");
+                    manager.acquire(name);
+                });
+                std::thread::sleep(TRAP_POLL);
+            }
+        })
+        .context("starting the trap reporter thread")?;
     Ok(())
 }
 
@@ -535,6 +631,72 @@ mod tests {
         bad.encr = Encr { id: EncrId::AesGcm16, key_bits: Some(192) };
         assert!(sink.install(&bad, now).is_err());
         assert_eq!(tables(&sink, 0x102), (None, false));
+    }
+
+    /// The outbound decision for 10.2.0.2 -> 10.1.0.1: Some(spi) protect,
+    /// Err(trap id) trap, Ok(None) anything else.
+    fn decision(sink: &TunnelSaSink) -> Result<Option<u32>, TrapId> {
+        let flow = dataplane::spd::FlowV4::v4("10.2.0.2".parse().expect("ip"), "10.1.0.1".parse().expect("ip"), 1, 8, 0);
+        match sink.control().current().outbound_v4(&flow) {
+            dataplane::sa::Decision::Protect(sa) => Ok(Some(sa.sa.config().spi.0)),
+            dataplane::sa::Decision::Trap(t) => Err(t),
+            _ => Ok(None),
+        }
+    }
+
+    /// start_action trap: the trap policy is there before any SA; a Child SA's
+    /// policy shadows it from the snapshot that installs it and it shows again
+    /// in the snapshot that removes it. A connection with DPD action hold gets
+    /// its trap only on `hold` (Event::Held); others never.
+    #[test]
+    fn trap_policies_under_the_child_sa_policies() {
+        use controlplane::ikev2::{DpdAction, StartAction};
+        let conn = |name: &str, start, dpd| {
+            let mut c = ConnectionConfig::new(
+                name,
+                "198.51.100.2:500".parse().expect("addr"),
+                Some("198.51.100.1:500".parse().expect("addr")),
+                controlplane::identity::Identity::Any,
+                controlplane::identity::Identity::Any,
+                b"psk",
+                Vec::new(),
+                Vec::new(),
+                vec!["10.2.0.0/24".parse().expect("ts")],
+                vec!["10.1.0.0/24".parse().expect("ts")],
+            );
+            c.start_action = start;
+            c.dpd_action = dpd;
+            c
+        };
+        let conns = [
+            conn("plain", StartAction::Start, DpdAction::Clear),
+            conn("left", StartAction::Trap, DpdAction::Clear),
+            conn("held", StartAction::Start, DpdAction::Hold),
+        ];
+        let traps = Arc::new(Traps::new(&conns).expect("traps"));
+        assert_eq!((traps.connection(TrapId(0)), traps.connection(TrapId(1)), traps.connection(TrapId(2))), (Some("left"), Some("held"), None));
+        let mut sink = TableSaSink::with_builder(TunnelControl::new(64), TunnelSaBuilder { backend: Backend::Auto, traps });
+        let now = Instant::now();
+        assert!(!sink.trap("plain").expect("no trap"), "a connection that cannot trap gets none");
+        assert_eq!(decision(&sink), Ok(None));
+        assert!(sink.trap("left").expect("trap"));
+        assert!(!sink.trap("left").expect("again"), "installed once");
+        assert_eq!(decision(&sink), Err(TrapId(0)));
+        sink.install(&install(1, Directions::Both, 0x100, 0x200, None), now).expect("child");
+        assert_eq!(decision(&sink), Ok(Some(0x200)), "the Child SA's policy shadows the trap");
+        let rm = ChildSaRemove {
+            ike_sa: controlplane::ikev2::IkeSaId(7),
+            child: ChildSaId(1),
+            directions: Directions::Both,
+            inbound_spi: controlplane::ikev2::Spi(0x100),
+            outbound_spi: controlplane::ikev2::Spi(0x200),
+        };
+        sink.remove(&rm, now).expect("removed");
+        assert_eq!(decision(&sink), Err(TrapId(0)), "trap again once the Child SA is gone");
+        // DPD hold on another connection with the same selectors: its trap is
+        // added behind the first (both name a connection that re-negotiates).
+        sink.hold("held", now).expect("hold");
+        assert_eq!(sink.control().current().spd().len(), 2);
     }
 
     #[test]

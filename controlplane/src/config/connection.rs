@@ -163,7 +163,8 @@ impl ConnectionConfig {
         engine.dpd_interval = self.dpd.map(|d| d.interval);
         engine.dpd_action = match self.dpd.map(|d| d.action) {
             Some(DpdAction::Restart) => ikev2::DpdAction::Restart,
-            Some(DpdAction::Clear | DpdAction::Hold) | None => ikev2::DpdAction::Clear,
+            Some(DpdAction::Hold) => ikev2::DpdAction::Hold,
+            Some(DpdAction::Clear) | None => ikev2::DpdAction::Clear,
         };
         engine.force_encap = self.encap == IkeEncap::Udp;
         engine.nat_keepalive = self.nat_keepalive;

@@ -172,6 +172,11 @@ pub enum Event {
     PeerInvalidSpi { ike_sa: IkeSaId, connection: String, spi: Spi, child: Option<ChildSaId> },
     /// The responder asked for a cookie (RFC 7296 §2.6); we retried with it.
     CookieRetry { connection: String },
+    /// DPD action hold: the peer is dead and the connection's SAs are removed
+    /// (the removals come before this event); its outbound policies must go
+    /// back to trap so the next matching packet re-negotiates
+    /// ([`super::Endpoint::acquire`]). The manager passes it to its SA sink.
+    Held { connection: String },
     /// A negotiation failed; says what, with both sides' values.
     Failure(Box<Failure>),
     /// A datagram was dropped without an answer (counted in `Stats`).

@@ -33,6 +33,10 @@ pub enum DpdAction {
     Clear,
     /// Delete the SAs and initiate again.
     Restart,
+    /// Delete the SAs and put the connection's policies back to trap: the
+    /// next packet that matches them initiates again (strongSwan's
+    /// `dpd_action = trap`, RFC 4301 §5.1 acquire). Emits [`super::Event::Held`].
+    Hold,
 }
 
 /// Rekey/expiry times of an SA. The SA is rekeyed at `rekey - random(0..jitter)`

@@ -454,8 +454,11 @@ fn timeout(sa: &mut IkeSa, ctx: &mut Ctx<'_>) {
                 let to = sa.remote;
                 sa.failure(ctx, exchange, Role::Initiator, FailureKind::NoResponse { retransmits });
                 sa.kill(ctx, DownReason::PeerUnreachable { to, retransmits });
-                if conn.dpd_action == DpdAction::Restart && !conn.passive {
-                    ctx.reinitiate.push(sa.conn);
+                // A passive connection never initiates: neither restart nor trap.
+                match conn.dpd_action {
+                    DpdAction::Restart if !conn.passive => ctx.reinitiate.push(sa.conn),
+                    DpdAction::Hold if !conn.passive => ctx.out.push(Action::Event(Event::Held { connection: conn.name.clone() })),
+                    _ => {}
                 }
                 return;
             }

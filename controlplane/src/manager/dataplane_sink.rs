@@ -46,6 +46,11 @@ pub trait SaBuilder: Send {
     fn outbound(&self, sa: &ChildSaInstall) -> Result<Self::Outbound, SinkError>;
     /// Outbound policies of a new Child SA (not a rekey), protecting with `sa_id`.
     fn policies(&self, sa: &ChildSaInstall, sa_id: SaId) -> Result<Vec<PolicySpec>, SinkError>;
+    /// Trap policies of `connection` ([`PolicyAction::Trap`], at
+    /// [`TRAP_PRIORITY_BASE`] and after): none if it has no trap.
+    fn trap_policies(&self, _connection: &str) -> Vec<PolicySpec> {
+        Vec::new()
+    }
 }
 
 /// What the sink installed for one Child SA.
@@ -63,6 +68,9 @@ pub struct TableSaSink<B: SaBuilder> {
     ctl: SaControl<B::Inbound, B::Outbound>,
     builder: B,
     children: HashMap<ChildSaId, Installed>,
+    /// Trap policies installed per connection (they stay: a Child SA's
+    /// policies shadow them while it is up).
+    traps: HashMap<String, Vec<PolicyId>>,
 }
 
 /// Plain ESP SA tables (tests, benchmarks, embedding without the gateway's tunnels).
@@ -78,11 +86,17 @@ impl<B: SaBuilder> std::fmt::Debug for TableSaSink<B> {
 /// gateway installs with lower numbers); more specific selectors first.
 pub const POLICY_PRIORITY_BASE: u32 = 1_000_000;
 
+/// Trap policies come after every Child SA's policies: a Child SA's PROTECT
+/// policies shadow the trap from the snapshot that installs them, and the
+/// trap shows again in the snapshot that removes them (strongSwan's trap
+/// policies work the same way under the SA's).
+pub const TRAP_PRIORITY_BASE: u32 = POLICY_PRIORITY_BASE + (1 << 28);
+
 impl<B: SaBuilder> TableSaSink<B> {
     /// Takes the tables (the gateway keeps a [`SaControl::reader`] per worker,
     /// taken before handing them over).
     pub fn with_builder(ctl: SaControl<B::Inbound, B::Outbound>, builder: B) -> Self {
-        TableSaSink { ctl, builder, children: HashMap::new() }
+        TableSaSink { ctl, builder, children: HashMap::new(), traps: HashMap::new() }
     }
 
     /// The tables (for `show`, and tests).
@@ -105,6 +119,23 @@ impl<B: SaBuilder> TableSaSink<B> {
             .filter_map(|(c, e)| e.outbound.map(|id| (c.0, e, id)))
             .max_by_key(|(c, _, _)| *c)?;
         Some((id, entry.policies.iter().filter_map(|p| self.ctl.policy(*p)).map(|s| s.selector).collect()))
+    }
+
+    /// Installs `connection`'s trap policies (from the builder) unless they
+    /// are installed already; `Ok(false)` if nothing was installed.
+    pub fn trap(&mut self, connection: &str) -> Result<bool, SinkError> {
+        if self.traps.contains_key(connection) {
+            return Ok(false);
+        }
+        let specs = self.builder.trap_policies(connection);
+        if specs.is_empty() {
+            return Ok(false);
+        }
+        let mut tx = self.ctl.transaction();
+        let ids = specs.into_iter().map(|s| tx.add_policy(s).map_err(table)).collect::<Result<Vec<_>, _>>()?;
+        tx.commit().map_err(table)?;
+        self.traps.insert(connection.to_owned(), ids);
+        Ok(true)
     }
 
     /// The builder (e.g. to change what later installs get).
@@ -226,6 +257,10 @@ impl<B: SaBuilder> SaSink for TableSaSink<B> {
 
     fn tick(&mut self, _now: Instant) {
         self.ctl.reclaim();
+    }
+
+    fn hold(&mut self, connection: &str, _now: Instant) -> Result<(), SinkError> {
+        self.trap(connection).map(|_| ())
     }
 }
 

@@ -60,6 +60,9 @@ pub fn event_line(e: &Event) -> String {
             ike_sa.0,
             child.map_or("no Child SA of ours sends with it".to_owned(), |c| format!("our Child SA {} sends with it; the peer lost its inbound SA", c.0))
         ),
+        Event::Held { connection } => format!(
+            "connection '{connection}': peer dead, SAs removed; dpd action hold: its policies trap again, the next matching packet re-negotiates"
+        ),
         Event::CookieRetry { connection } => format!("connection '{connection}': the responder asked for a cookie (RFC 7296 §2.6); retried with it"),
         Event::Failure(f) => format!("FAILURE: {f}"),
         Event::Dropped { from, exchange, reason } => format!("dropped IKE message from {from} ({exchange:?}): {reason:?}"),

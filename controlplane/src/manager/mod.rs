@@ -54,7 +54,7 @@ use crossbeam::channel::{self, Receiver, Sender, TryRecvError};
 use crate::ikev2::{Action, ConnectionConfig, ConnectionId, Endpoint, Event, IkeSaId, IkeSaInfo, Spi};
 
 pub use command::{Command, CommandError, ConnectionStatus, LastFailure, Status};
-pub use dataplane_sink::{esp_algorithm, outbound_config, DataplaneSaSink, EspSaBuilder, EspSaControl, SaBuilder, TableSaSink, POLICY_PRIORITY_BASE};
+pub use dataplane_sink::{esp_algorithm, outbound_config, DataplaneSaSink, EspSaBuilder, EspSaControl, SaBuilder, TableSaSink, POLICY_PRIORITY_BASE, TRAP_PRIORITY_BASE};
 pub use entropy::OsEntropy;
 pub use log::{event_line, init_stderr_logging};
 pub use sa_sink::{RecordingSaSink, SaSink, SinkError, SinkRecord};
@@ -448,6 +448,12 @@ impl Manager {
                 entry.diagnosis = d.to_string();
             }
             Event::Dropped { .. } => tracing::debug!("{line}"),
+            Event::Held { connection } => {
+                tracing::info!("{line}");
+                if let Err(e) = self.sink.hold(connection, Instant::now()) {
+                    tracing::error!("connection '{connection}': installing its trap policies (dpd action hold) failed: {e}");
+                }
+            }
             Event::IkeSaDown { .. } | Event::ChildSaDown { .. } => tracing::info!("{line}"),
             _ => tracing::info!("{line}"),
         }

@@ -35,6 +35,11 @@ pub trait SaSink: Send {
     fn remove(&mut self, sa: &ChildSaRemove, now: Instant) -> Result<(), SinkError>;
     /// Periodic work (deferred removals, reclaiming retired snapshots).
     fn tick(&mut self, _now: Instant) {}
+    /// DPD hold (`Event::Held`): `connection`'s SAs are gone; put its
+    /// policies back to trap so the next matching packet re-negotiates.
+    fn hold(&mut self, _connection: &str, _now: Instant) -> Result<(), SinkError> {
+        Ok(())
+    }
 }
 
 /// One install or removal as recorded (no key bytes: only their length).

@@ -47,8 +47,8 @@ pub use handoff::{
 pub use iface::{connected_routes, Interface, DEFAULT_MTU};
 pub use io::{RecordingIo, WorkerIo};
 pub use tunnel::{
-    install_static, InboundTunnel, InstalledTunnel, OutboundTunnel, StaticTunnel, TsSpec, TunnelControl, TunnelError,
-    TunnelTable,
+    install_static, outbound_selectors, InboundTunnel, InstalledTunnel, OutboundTunnel, StaticTunnel, TsSpec, TunnelControl,
+    TunnelError, TunnelTable,
 };
 
 use icmp_error::IcmpErrorLimit;

@@ -171,13 +171,19 @@ fn pairs(local: &[TsSpec], remote: &[TsSpec]) -> Vec<(TsSpec, TsSpec, Option<u8>
     out
 }
 
+/// Outbound selectors of `local` → `remote` traffic selectors (also the
+/// gateway's trap policies, made from a connection's configured selectors).
+pub fn outbound_selectors(local: &[TsSpec], remote: &[TsSpec]) -> Vec<Selector> {
+    pairs(local, remote)
+        .into_iter()
+        .map(|(l, r, proto)| Selector { src: l.prefix, dst: r.prefix, proto, src_ports: l.ports, dst_ports: r.ports })
+        .collect()
+}
+
 impl StaticTunnel {
     /// Outbound selectors: local → remote.
     pub fn outbound_selectors(&self) -> Vec<Selector> {
-        pairs(&self.local_ts, &self.remote_ts)
-            .into_iter()
-            .map(|(l, r, proto)| Selector { src: l.prefix, dst: r.prefix, proto, src_ports: l.ports, dst_ports: r.ports })
-            .collect()
+        outbound_selectors(&self.local_ts, &self.remote_ts)
     }
 
     /// Inbound selectors: remote → local.
