@@ -76,10 +76,10 @@ charon_wait_child left gw net 15 || harness_die "tunnel not re-established after
 harness_wait_until 5 _gw_up || harness_die "ipsecgw does not say up again: $(gw_state)"
 harness_log "peer back: tunnel up again after $(($(now_ms) - t2)) ms (initiated by ipsecgw)"
 
-# 4. Action hold, as implemented today: hold is mapped to clear in the engine
-# (controlplane/src/config/connection.rs; no trap policies yet, see the issue note), so
-# after DPD the IKE SA goes down and ipsecgw does NOT re-initiate (unlike restart);
-# the peer's own initiation brings the tunnel back.
+# 4. Action hold in `ipsecgw ike` (no dataplane, so no trap policies to install; the
+# trap side is scripts/tests/trap_strongswan.sh with `ipsecgw run`): after DPD the IKE SA
+# goes down, the engine says "dpd action hold" and ipsecgw does NOT re-initiate (unlike
+# restart); the peer's own initiation brings the tunnel back.
 harness_kill "$GWPID"
 rm -f "$SOCK"
 topo_gw_ike_config "$HARNESS_DIR/gw-hold.toml" aes128gcm16-prfsha256-ecp256 aes128gcm16-ecp256 \
@@ -97,6 +97,7 @@ charon_crash left
 harness_wait_until $((3 * INTERVAL + 2)) _gw_down_logged || harness_die "hold: no DPD within $((3 * INTERVAL + 2)) s: $(tail -n 20 "$GWLOG")"
 detect=$(($(now_ms) - t0))
 [[ $detect -le $((3 * INTERVAL * 1000)) ]] || harness_die "hold: DPD took $detect ms, more than 3 intervals"
+grep -q "dpd action hold" "$GWLOG" || harness_die "hold: no 'dpd action hold' event logged: $(tail -n 20 "$GWLOG")"
 harness_log "hold: DPD took the IKE SA down after $detect ms"
 # No re-initiation: over two more intervals, no IKE_SA_INIT attempt fails for lack of an answer.
 sleep_until=$(($(now_ms) + 2 * INTERVAL * 1000))
