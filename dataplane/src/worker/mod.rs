@@ -227,6 +227,28 @@ struct Out<'a, P> {
     icmp_limit: &'a mut IcmpErrorLimit,
 }
 
+/// What a packet to one of our own addresses is, once its upper layer is known.
+enum ToUs {
+    /// ESP, or ESP in UDP on port 4500 (RFC 3948 §2.2; UDP 500 is IKE, for the control plane).
+    Esp,
+    /// An ICMP / ICMPv6 echo request; `valid` if its checksum verifies.
+    Echo { valid: bool },
+    /// Anything else: the control plane's.
+    Other,
+}
+
+impl ToUs {
+    /// `echo` says whether the packet is an echo request of its IP version and, if so,
+    /// whether its checksum verifies (called only for neither ESP nor UDP 4500).
+    fn of(proto: IpProtocol, l4: &[u8], echo: impl FnOnce() -> Option<bool>) -> Self {
+        match proto {
+            IpProtocol::Esp => Self::Esp,
+            IpProtocol::Udp if l4.len() >= 4 && u16::from_be_bytes([l4[2], l4[3]]) == NAT_T_PORT => Self::Esp,
+            _ => echo().map_or(Self::Other, |valid| Self::Echo { valid }),
+        }
+    }
+}
+
 /// What a received frame is.
 enum Class<'t, P> {
     /// Done with (answered, punted or dropped).
@@ -591,15 +613,7 @@ impl<P: Packet> Out<'_, P> {
         // Replies and other ARP traffic are consumed (learned from), not dropped.
     }
 
-    fn ipv4<'t, I: WorkerIo<P>>(
-        &mut self,
-        table: &'t TunnelTable,
-        port: usize,
-        mac: MacAddr,
-        l2: usize,
-        mut pkt: P,
-        io: &mut I,
-    ) -> Class<'t, P> {
+    fn ipv4<'t, I: WorkerIo<P>>(&mut self, table: &'t TunnelTable, port: usize, mac: MacAddr, l2: usize, pkt: P, io: &mut I) -> Class<'t, P> {
         let d = &pkt.data()[l2..];
         let ip = match Ipv4Packet::new_checked(d) {
             Ok(ip) if ip.verify_checksum() => ip,
@@ -616,26 +630,9 @@ impl<P: Packet> Out<'_, P> {
         if self.is_ours_v4(dst) {
             let (proto, hl, total) = (ip.protocol(), ip.header_len(), usize::from(ip.total_len()));
             let l4 = &d[hl..total];
-            return match proto {
-                IpProtocol::Esp => self.esp(table, port, l2, pkt, io),
-                // UDP 500 (IKE) and every other local service go to the control plane.
-                IpProtocol::Udp if l4.len() >= 4 && u16::from_be_bytes([l4[2], l4[3]]) == NAT_T_PORT => {
-                    self.esp(table, port, l2, pkt, io)
-                }
-                IpProtocol::Icmp if l4.first() == Some(&8) && !ip.is_fragment() => {
-                    if IcmpPacket::new_checked(l4).is_ok_and(|i| i.verify_checksum_v4()) {
-                        local::echo_reply_v4(pkt.data_mut(), l2, mac);
-                        self.tx(port, pkt, io);
-                    } else {
-                        self.drop(DropReason::MalformedOuter);
-                    }
-                    Class::Done
-                }
-                _ => {
-                    self.punt(port, pkt, io);
-                    Class::Done
-                }
-            };
+            let echo = proto == IpProtocol::Icmp && l4.first() == Some(&8) && !ip.is_fragment();
+            let to_us = ToUs::of(proto, l4, || echo.then(|| IcmpPacket::new_checked(l4).is_ok_and(|i| i.verify_checksum_v4())));
+            return self.for_us(table, port, l2, to_us, pkt, io, |d| local::echo_reply_v4(d, l2, mac));
         }
         if dst.is_multicast() || dst.is_broadcast() || self.is_local_broadcast(port, dst) {
             self.drop(DropReason::Unsupported);
@@ -650,6 +647,32 @@ impl<P: Packet> Out<'_, P> {
         self.transit(decision, l2, pkt, io)
     }
 
+    /// A packet to one of our addresses, IPv4 or IPv6: ESP and UDP 4500 (RFC 3948) go to
+    /// decapsulation, a valid echo request is answered in place (`reply` rewrites it),
+    /// everything else (IKE on UDP 500, other services) goes to the control plane.
+    #[allow(clippy::too_many_arguments)]
+    fn for_us<'t, I: WorkerIo<P>>(
+        &mut self,
+        table: &'t TunnelTable,
+        port: usize,
+        l2: usize,
+        to_us: ToUs,
+        mut pkt: P,
+        io: &mut I,
+        reply: impl FnOnce(&mut [u8]),
+    ) -> Class<'t, P> {
+        match to_us {
+            ToUs::Esp => return self.esp(table, port, l2, pkt, io),
+            ToUs::Echo { valid: true } => {
+                reply(pkt.data_mut());
+                self.tx(port, pkt, io);
+            }
+            ToUs::Echo { valid: false } => self.drop(DropReason::MalformedOuter),
+            ToUs::Other => self.punt(port, pkt, io),
+        }
+        Class::Done
+    }
+
     fn is_local_broadcast(&self, port: usize, dst: Ipv4Addr) -> bool {
         self.ifaces.get(port).is_some_and(|i| {
             i.addresses.iter().any(|&(a, len)| match a {
@@ -662,15 +685,7 @@ impl<P: Packet> Out<'_, P> {
         })
     }
 
-    fn ipv6<'t, I: WorkerIo<P>>(
-        &mut self,
-        table: &'t TunnelTable,
-        port: usize,
-        mac: MacAddr,
-        l2: usize,
-        mut pkt: P,
-        io: &mut I,
-    ) -> Class<'t, P> {
+    fn ipv6<'t, I: WorkerIo<P>>(&mut self, table: &'t TunnelTable, port: usize, mac: MacAddr, l2: usize, pkt: P, io: &mut I) -> Class<'t, P> {
         let d = &pkt.data()[l2..];
         let Ok(ip) = Ipv6Packet::new_checked(d) else {
             self.drop(DropReason::Truncated);
@@ -689,26 +704,10 @@ impl<P: Packet> Out<'_, P> {
             return Class::Done;
         }
         if self.is_ours_v6(dst) {
-            return match up.protocol {
-                IpProtocol::Esp => self.esp(table, port, l2, pkt, io),
-                IpProtocol::Udp if l4.len() >= 4 && u16::from_be_bytes([l4[2], l4[3]]) == NAT_T_PORT => {
-                    self.esp(table, port, l2, pkt, io)
-                }
-                IpProtocol::Icmpv6 if icmp_type == Some(128) => {
-                    if IcmpPacket::new_checked(l4).is_ok_and(|i| i.verify_checksum_v6(src, dst)) {
-                        let off = up.offset;
-                        local::echo_reply_v6(pkt.data_mut(), l2, off, end, mac);
-                        self.tx(port, pkt, io);
-                    } else {
-                        self.drop(DropReason::MalformedOuter);
-                    }
-                    Class::Done
-                }
-                _ => {
-                    self.punt(port, pkt, io);
-                    Class::Done
-                }
-            };
+            let echo = icmp_type == Some(128);
+            let to_us = ToUs::of(up.protocol, l4, || echo.then(|| IcmpPacket::new_checked(l4).is_ok_and(|i| i.verify_checksum_v6(src, dst))));
+            let off = up.offset;
+            return self.for_us(table, port, l2, to_us, pkt, io, |d| local::echo_reply_v6(d, l2, off, end, mac));
         }
         if dst.is_multicast() || src.is_multicast() {
             self.drop(DropReason::Unsupported);
