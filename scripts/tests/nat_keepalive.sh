@@ -84,7 +84,8 @@ harness_wait_until 10 grep -qE "CHILD SA up: connection=left .*encap=udp" "$GWLO
 charon_wait_child peer gw net || harness_die "charon has no INSTALLED CHILD_SA: $(tail -n 20 "$(charon_log peer)")"
 
 # 1. charon saw the NAT in front of us.
-charon_log_since peer "$mark" | grep -q "remote host is behind NAT" ||
+# (grep on a here-string: `log | grep -q` fails under pipefail when grep exits early)
+grep -q "remote host is behind NAT" <<<"$(charon_log_since peer "$mark")" ||
     harness_die "charon did not detect our NAT: $(charon_log_since peer "$mark" | grep -i nat || true)"
 [[ $(charon_sa_get peer gw remote-host) == "$NAT_OUT" ]] ||
     harness_die "charon sees us at $(charon_sa_get peer gw remote-host), not at the NAT's $NAT_OUT"
