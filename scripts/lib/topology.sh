@@ -32,7 +32,8 @@
 #   topo_destroy mytag                     # or leave it to harness_cleanup
 #
 # Functions: topo_create topo_destroy topo_vars topo_families topo_eal_args topo_static_neigh
-#   topo_left_charon topo_left_conn topo_gw_ike_config topo_gw_connection_toml topo_gw_test topo_ipsecgw
+#   topo_left_charon topo_left_conn topo_gw_ike_config topo_connection_toml topo_gw_connection_toml
+#   topo_gw_test topo_ipsecgw
 #   topo_gw_ports_toml topo_gw_run_config topo_gw_start topo_gw_stop topo_gw topo_gw_json
 #   topo_gw_drop topo_check_traffic topo_charon_spi_in topo_charon_ike_spis topo_rekey_under_pings
 #   topo_chain4 topo_chain4_start (two ipsecgw with static SAs, no charon)
@@ -188,18 +189,25 @@ _topo_gw_psk() {
     chmod 600 "$1/gw.psk"
 }
 
+# topo_connection_toml NAME LOCAL_ADDR REMOTE_ADDR REMOTE_ID IKE_PROPOSAL ESP_PROPOSAL LOCAL_TS
+# REMOTE_TS [EXTRA_TOML_LINE...]: on stdout, an ipsecgw [[connection]] with local_id "gw", the
+# PSK file gw.psk (_topo_gw_psk), start_action none, and the extra lines.
+topo_connection_toml() {
+    printf '[[connection]]\nname = "%s"\n' "$1"
+    printf 'local_addr = "%s"\nremote_addr = "%s"\n' "$2" "$3"
+    printf 'local_id = "gw"\nremote_id = "%s"\npsk = { file = "gw.psk" }\n' "$4"
+    printf 'ike_proposals = ["%s"]\nesp_proposals = ["%s"]\n' "$5" "$6"
+    printf 'local_ts = ["%s"]\nremote_ts = ["%s"]\nstart_action = "none"\n' "$7" "$8"
+    shift 8
+    local line
+    for line in "$@"; do printf '%s\n' "$line"; done
+}
+
 # topo_gw_connection_toml IKE_PROPOSAL ESP_PROPOSAL [EXTRA_TOML_LINE...]: on stdout, the
 # [[connection]] "left" (IDs gw/left, PSK file gw.psk, addresses and selectors of
 # topo_families, start_action none) and the extra lines.
 topo_gw_connection_toml() {
-    local ike=$1 esp=$2 line
-    shift 2
-    printf '[[connection]]\nname = "left"\n'
-    printf 'local_addr = "%s"\nremote_addr = "%s"\n' "$TOPO_IKE_GW" "$TOPO_IKE_LEFT"
-    printf 'local_id = "gw"\nremote_id = "left"\npsk = { file = "gw.psk" }\n'
-    printf 'ike_proposals = ["%s"]\nesp_proposals = ["%s"]\n' "$ike" "$esp"
-    printf 'local_ts = ["%s"]\nremote_ts = ["%s"]\nstart_action = "none"\n' "$TOPO_TS_GW" "$TOPO_TS_LEFT"
-    for line in "$@"; do printf '%s\n' "$line"; done
+    topo_connection_toml left "$TOPO_IKE_GW" "$TOPO_IKE_LEFT" left "$1" "$2" "$TOPO_TS_GW" "$TOPO_TS_LEFT" "${@:3}"
 }
 
 # ---------------------------------------------------------------- ipsecgw run in the gw namespace

@@ -23,7 +23,7 @@
 # port here: not received, not counted under any reason (measured: 3 of 3 lost).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-source scripts/lib/netns.sh
+source scripts/lib/topology.sh # netns.sh, and topo_connection_toml for the idle connection
 
 TAG=ed
 H1=$TAG-h1 GW=$TAG-gw PEER=$TAG-peer
@@ -74,20 +74,10 @@ remote_ts = ["10.2.0.0/24", "2001:db8:2::/64"]
 
 # An idle IKE connection (never initiated, no such peer): it gives ipsecgw run its
 # control socket, so the show commands are checked against the same counters.
-[[connection]]
-name = "idle"
-local_addr = "198.51.100.1"
-remote_addr = "198.51.100.3"
-local_id = "gw"
-remote_id = "idle"
-psk = { file = "gw.psk" }
-ike_proposals = ["aes128gcm16-prfsha256-ecp256"]
-esp_proposals = ["aes128gcm16-ecp256"]
-local_ts = ["10.1.0.0/24"]
-remote_ts = ["10.5.0.0/24"]
-start_action = "none"
 TOML
-(umask 077; echo "esp-drops-idle-psk" >"$W/gw.psk")
+topo_connection_toml idle 198.51.100.1 198.51.100.3 idle aes128gcm16-prfsha256-ecp256 aes128gcm16-ecp256 \
+    10.1.0.0/24 10.5.0.0/24 >>"$W/gw.toml"
+_topo_gw_psk "$W"
 SOCK=$W/gw.sock
 harness_on_exit _ed_rundir
 _ed_rundir() { rm -rf -- "/var/run/dpdk/$TAG-gw-$$"; }

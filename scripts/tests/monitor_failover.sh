@@ -62,25 +62,11 @@ topo_left_conn gw bak CONN_LOCAL_ADDRS="$BAK_OUTER" CONN_REMOTE_ADDRS="$GW_OUTER
 charon_load left
 charon_load bak
 
-printf 'topology-psk' >"$HARNESS_DIR/gw.psk"
-chmod 600 "$HARNESS_DIR/gw.psk"
+_topo_gw_psk "$HARNESS_DIR"
 gw_connection() { # NAME LOCAL REMOTE REMOTE_ID MONITOR
-    cat <<TOML
-
-[[connection]]
-name = "$1"
-local_addr = "$2"
-remote_addr = "$3"
-local_id = "gw"
-remote_id = "$4"
-psk = { file = "gw.psk" }
-ike_proposals = ["aes128gcm16-prfsha256-ecp256"]
-esp_proposals = ["aes128gcm16-ecp256"]
-local_ts = ["$TOPO_RIGHT_NET"]
-remote_ts = ["$TOPO_LEFT_NET"]
-start_action = "none"
-monitor = { $5 }
-TOML
+    echo
+    topo_connection_toml "$1" "$2" "$3" "$4" aes128gcm16-prfsha256-ecp256 aes128gcm16-ecp256 \
+        "$TOPO_RIGHT_NET" "$TOPO_LEFT_NET" "monitor = { $5 }"
 }
 {
     printf '[dpdk]\nmbufs = 8191\n'
