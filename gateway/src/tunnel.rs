@@ -458,28 +458,42 @@ pub fn report_unknown_spis(
     stop: Arc<std::sync::atomic::AtomicBool>,
 ) -> anyhow::Result<()> {
     let Some(manager) = ike.client() else { return Ok(()) };
+    let (mut suppressed, mut said) = (0, None::<Instant>);
+    spawn_note_reader("unknown-spi", UNKNOWN_SPI_POLL, stop, move || {
+        stats.drain_unknown_spi(|n| manager.report_unknown_spi(n.peer, n.spi));
+        // The workers' budget (NOTICES_PER_SECOND each) refused some: say so, at
+        // most every 10 s; the per-(peer, SPI) counts are then lower bounds.
+        let now = stats.unknown_spi_suppressed();
+        if now != suppressed && said.is_none_or(|t| t.elapsed() >= UNKNOWN_SPI_WARN) {
+            said = Some(Instant::now());
+            tracing::warn!(
+                "ESP on unknown SPIs: {} more packets than the workers' budget of {} notes/s each; dropped as no_sa but not counted per (peer, SPI)",
+                now.wrapping_sub(suppressed),
+                dataplane::worker::unknown_spi::NOTICES_PER_SECOND
+            );
+            suppressed = now;
+        }
+    })
+}
+
+/// A thread named `name` that calls `tick` every `every` until `stop` is set: how the
+/// control side reads the workers' note rings (unknown SPIs, traps) without the
+/// workers ever touching the manager's queue.
+fn spawn_note_reader(
+    name: &str,
+    every: std::time::Duration,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    mut tick: impl FnMut() + Send + 'static,
+) -> anyhow::Result<()> {
     std::thread::Builder::new()
-        .name("unknown-spi".into())
+        .name(name.into())
         .spawn(move || {
-            let (mut suppressed, mut said) = (0, None::<Instant>);
             while !stop.load(Ordering::Relaxed) {
-                stats.drain_unknown_spi(|n| manager.report_unknown_spi(n.peer, n.spi));
-                // The workers' budget (NOTICES_PER_SECOND each) refused some: say so, at
-                // most every 10 s; the per-(peer, SPI) counts are then lower bounds.
-                let now = stats.unknown_spi_suppressed();
-                if now != suppressed && said.is_none_or(|t| t.elapsed() >= UNKNOWN_SPI_WARN) {
-                    said = Some(Instant::now());
-                    tracing::warn!(
-                        "ESP on unknown SPIs: {} more packets than the workers' budget of {} notes/s each; dropped as no_sa but not counted per (peer, SPI)",
-                        now.wrapping_sub(suppressed),
-                        dataplane::worker::unknown_spi::NOTICES_PER_SECOND
-                    );
-                    suppressed = now;
-                }
-                std::thread::sleep(UNKNOWN_SPI_POLL);
+                tick();
+                std::thread::sleep(every);
             }
         })
-        .context("starting the unknown-SPI reporter thread")?;
+        .with_context(|| format!("starting the {name} reporter thread"))?;
     Ok(())
 }
 
@@ -498,25 +512,18 @@ pub fn report_traps(stats: Arc<dataplane::stats::Stats>, ike: &IkeRuntime, stop:
         return Ok(());
     }
     let traps = Arc::clone(&ike.traps);
-    std::thread::Builder::new()
-        .name("trap".into())
-        .spawn(move || {
-            let mut last: Vec<Option<Instant>> = vec![None; traps.0.len()];
-            while !stop.load(Ordering::Relaxed) {
-                stats.drain_traps(|id| {
-                    let (Some(name), Some(at)) = (traps.connection(id), last.get_mut(id.0 as usize)) else { return };
-                    if at.is_some_and(|t| t.elapsed() < ACQUIRE_INTERVAL) {
-                        return;
-                    }
-                    *at = Some(Instant::now());
-                    tracing::info!("connection '{name}': packet hit its trap policy (dropped as held); negotiating");
-                    manager.acquire(name);
-                });
-                std::thread::sleep(TRAP_POLL);
+    let mut last: Vec<Option<Instant>> = vec![None; traps.0.len()];
+    spawn_note_reader("trap", TRAP_POLL, stop, move || {
+        stats.drain_traps(|id| {
+            let (Some(name), Some(at)) = (traps.connection(id), last.get_mut(id.0 as usize)) else { return };
+            if at.is_some_and(|t| t.elapsed() < ACQUIRE_INTERVAL) {
+                return;
             }
-        })
-        .context("starting the trap reporter thread")?;
-    Ok(())
+            *at = Some(Instant::now());
+            tracing::info!("connection '{name}': packet hit its trap policy (dropped as held); negotiating");
+            manager.acquire(name);
+        });
+    })
 }
 
 #[cfg(test)]
