@@ -14,15 +14,10 @@ cd "$(dirname "$0")/../.."
 source scripts/lib/topology.sh
 
 TAG=dpd
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
-IPSECGW=${IPSECGW:-$CARGO_TARGET_DIR/debug/ipsecgw}
-if [[ -z ${IPSECGW_PREBUILT:-} ]]; then
-    harness_log "building ipsecgw (debug)"
-    cargo build -q -p ipsecgw >&2
-fi
 INTERVAL=2
 
 harness_init "$TAG"
+topo_ipsecgw # $IPSECGW as given (scripts/test.sh), else a release build
 topo_create "$TAG" kernel
 topo_left_charon
 topo_left_conn gw left
