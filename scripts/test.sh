@@ -33,13 +33,16 @@ if ((run_cargo_test)) && [[ -z $only ]]; then
     cargo test --workspace --profile ci
 fi
 
+# Each test's output also goes to a log, so a failure's last lines are repeated at the
+# end, where a CI log that keeps only its tail still shows them.
+logs=$(mktemp -d /tmp/ipsecgw-test-logs.XXXXXX)
 failed=()
 for t in scripts/tests/*.sh; do
     name=$(basename "$t" .sh)
     [[ -z $only || $only == "$name" ]] || continue
     step "$t"
     start=$SECONDS
-    if bash "$t"; then
+    if bash "$t" 2>&1 | tee "$logs/$name.log"; then
         echo "--- $name: passed in $((SECONDS - start)) s"
     else
         echo "--- $name: FAILED after $((SECONDS - start)) s"
@@ -49,7 +52,14 @@ done
 
 step "done"
 if ((${#failed[@]})); then
+    for name in "${failed[@]}"; do
+        echo
+        echo "=== last 60 lines of $name (whole output: $logs/$name.log)"
+        tail -n 60 "$logs/$name.log"
+    done
+    echo
     echo "test.sh: FAILED: ${failed[*]}"
     exit 1
 fi
+rm -rf "$logs"
 echo "test.sh: all passed"
