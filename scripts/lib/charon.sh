@@ -370,16 +370,24 @@ charon_sas() {
 }
 
 # charon_sa_get NAME IKE [CHILD] KEY: one value from charon_sas (CHILD given: from the
-# first CHILD_SA with that configured name, e.g. "net"). Reads all input (no early exit:
-# that would SIGPIPE the producer and fail the pipeline under pipefail).
+# CHILD_SA with that configured name, e.g. "net": the INSTALLED one if there is one, else
+# the first listed. After a rekey charon lists the old CHILD_SA first, as REKEYED/DELETED,
+# for charon.delete_rekeyed_delay (5 s), next to the INSTALLED new one). Reads all input
+# (no early exit: that would SIGPIPE the producer and fail the pipeline under pipefail).
 charon_sa_get() {
     local name=$1 ike=$2 child key
     if (($# == 4)); then child=$3; key=$4; else child=; key=$3; fi
     charon_sas "$name" | awk -v ike="$ike" -v child="$child" -v key="$key" '
         child == "" && $1 == "IKE" && $2 == ike { start = 3 }
         child != "" && $1 == "CHILD" && $2 == ike { start = 0; for (i = 4; i <= NF; i++) if ($i == "name=" child) start = 4 }
-        start && !done { for (i = start; i <= NF; i++) if (index($i, key "=") == 1) { print substr($i, length(key) + 2); done = 1; break } }
-        { start = 0 }'
+        start {
+            v = ""; installed = (child != "" && index($0, " state=INSTALLED ") > 0)
+            for (i = start; i <= NF; i++) if (index($i, key "=") == 1) { v = substr($i, length(key) + 2); break }
+            if (!found) { first = v; found = 1 }
+            if (installed && !got_installed) { inst = v; got_installed = 1 }
+        }
+        { start = 0 }
+        END { if (got_installed) print inst; else if (found) print first }'
 }
 
 # charon_child_state NAME IKE CHILD: INSTALLED, REKEYED, ... or nothing.

@@ -103,6 +103,10 @@ tunnel_suite() {
     local r s
     read -r r s < <(netns_udp_stream "$A" 10.1.0.1 "$B" 10.3.0.1 500 200)
     expect "$ike: UDP stream $r/$s datagrams" "$ike: UDP stream $r/$s" test "$r" = "$s" -a "$r" -gt 0
+    # Before the rekey: afterwards charon_sa_get reads the new CHILD_SA's counters.
+    local pkts
+    pkts=$(charon_sa_get a t net packets-out)
+    expect "$ike: a's CHILD_SA counted $pkts packets out" "$ike: a packets-out=$pkts" test "${pkts:-0}" -ge 505
     # Rekey the CHILD_SA (from a) and the IKE SA (from b) by hand while 150 pings run.
     local ppid old_child old_ike
     old_child=$(charon_sa_get a t net spi-in)
@@ -128,9 +132,6 @@ tunnel_suite() {
         "$ike: only $esp_udp ESP-in-UDP packets (expected >= 510)" test "$esp_udp" -ge 510
     if capture_contains "$pcap" "$HARNESS_UDP_MARKER"; then bad "$ike: plaintext marker on the outer link"
     else ok "$ike: no plaintext on the outer link"; fi
-    local pkts
-    pkts=$(charon_sa_get a t net packets-out)
-    expect "$ike: a's CHILD_SA counted $pkts packets out" "$ike: a packets-out=$pkts" test "${pkts:-0}" -ge 505
     other=a; [[ $deleter == a ]] && other=b
     charon_terminate "$deleter" t
     check "$ike: delete on $deleter removes the IKE SA on $other" charon_wait_ike_gone "$other" t 5
