@@ -25,8 +25,6 @@ step() { printf '\n=== [%4ds] %s\n' "$SECONDS" "$*"; }
 step "cargo build --release -p ipsecgw (the binary the shell tests run)"
 cargo build --release -p ipsecgw
 export IPSECGW=$CARGO_TARGET_DIR/release/ipsecgw
-# check_config.sh would otherwise build a debug binary of its own (the others use $IPSECGW as given).
-export IPSECGW_PREBUILT=1
 
 if ((run_cargo_test)) && [[ -z $only ]]; then
     step "cargo test --workspace --profile ci"

@@ -9,12 +9,9 @@
 #  - good files exit 0 and print `FILE: ok (...)` on stdout.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
-IPSECGW=${IPSECGW:-$CARGO_TARGET_DIR/debug/ipsecgw}
-if [[ -z ${IPSECGW_PREBUILT:-} ]]; then
-    echo "[ckc] building ipsecgw (debug)" >&2
-    cargo build -q -p ipsecgw >&2
-fi
+HARNESS_TAG=ckc
+source scripts/lib/topology.sh
+topo_ipsecgw # IPSECGW as given, else a release build
 OUT=$(mktemp -d /tmp/ckc.XXXXXX)
 trap 'rm -rf "$OUT"' EXIT
 die() { echo "[ckc] FAIL: $*" >&2; exit 1; }
