@@ -58,4 +58,12 @@ done
 # The same example fails without its PSK variable and passes with it.
 if "$IPSECGW" check-config examples/strongswan-peer.toml >/dev/null 2>&1; then die "strongswan-peer.toml passed without IPSECGW_RW_PSK"; fi
 IPSECGW_RW_PSK=x "$IPSECGW" check-config examples/strongswan-peer.toml >/dev/null 2>&1 || die "strongswan-peer.toml fails with IPSECGW_RW_PSK set"
-echo "[ckc] PASS: $bad broken configs (exit 1, FILE:LINE:COL, key locations), 4 good ones" >&2
+# Output into a pipe whose reader is gone (`ipsecgw ... | head -1`): exit 0, no panic.
+closed=$(/usr/bin/python3 -c '
+import os, subprocess, sys
+r, w = os.pipe()
+os.close(r)
+p = subprocess.run(sys.argv[1:], stdout=w, stderr=subprocess.PIPE)
+print(p.returncode, p.stderr.decode(errors="replace").replace("\n", " "))' "$IPSECGW" check-config examples/static-sa.toml)
+[[ $closed == "0 " ]] || die "check-config into a closed pipe: exit status and stderr: $closed"
+echo "[ckc] PASS: $bad broken configs (exit 1, FILE:LINE:COL, key locations), 4 good ones, a closed stdout" >&2

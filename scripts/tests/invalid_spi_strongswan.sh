@@ -97,7 +97,7 @@ topo_gw show stats | grep -E "^$TOPO_LEFT_OUTER +$BOGUS_SPI +$FLOOD +$sent " >/d
     harness_die "show stats has no row '$TOPO_LEFT_OUTER $BOGUS_SPI $FLOOD $sent': $(topo_gw show stats 2>&1 | tail -n 5)"
 
 # _gw_has_spi SPI: the gateway shows a Child SA with SPI.
-_gw_has_spi() { topo_gw show child-sa 2>/dev/null | grep -qi "$(printf '%08x' "$1")"; }
+_gw_has_spi() { grep -qi "$(printf '%08x' "$1")" <<<"$(topo_gw show child-sa 2>/dev/null)"; }
 _gw_no_spi() { ! _gw_has_spi "$1"; }
 
 # --- 2. the old SA of a rekey, once removed: named as deleted ---

@@ -23,7 +23,7 @@ source scripts/lib/topology.sh
 
 topo_gw_test tss
 
-_gw_child_up() { topo_gw show child-sa 2>/dev/null | grep -q .; }
+_gw_child_up() { [[ $(topo_gw_json child-sa 'len(v)' 2>/dev/null) -gt 0 ]]; }
 
 suite() { # IKE_PROPOSAL ESP_PROPOSAL N
     local ike=$1 esp=$2 n=$3 enc

@@ -13,13 +13,17 @@ pub fn check_config(path: &Path) -> ExitCode {
             for w in &warnings {
                 eprintln!("{w}");
             }
-            println!(
-                "{}: ok ({} connection(s), {} warning(s))",
+            let ok = format!(
+                "{}: ok ({} connection(s), {} warning(s))\n",
                 path.display(),
                 config.connections.len(),
                 warnings.len()
             );
-            ExitCode::SUCCESS
+            if super::emit(&ok) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
         }
         Err(errors) => {
             for w in &errors.warnings {

@@ -105,21 +105,46 @@ pub fn client(socket: &Path, request: &Request, json: bool) -> ExitCode {
         return ExitCode::FAILURE;
     }
     let data = response.data.unwrap_or(serde_json::Value::Null);
-    if json {
-        println!("{data}");
-        return ExitCode::SUCCESS;
-    }
-    match request {
-        Request::Show { what } => print!("{}", table::render(*what, &data)),
-        Request::Initiate { name } => println!("initiating '{name}' (see `ipsecgw show connections` for the result)"),
-        Request::Terminate { name } => println!("terminated {} IKE SA(s) of '{name}'", data["count"]),
-        Request::Rekey { name, ike } => {
-            println!("rekeying {} {} of '{name}'", data["count"], if *ike { "IKE SA(s)" } else { "Child SA(s)" })
+    let text = if json {
+        format!("{data}\n")
+    } else {
+        match request {
+            Request::Show { what } => table::render(*what, &data),
+            Request::Initiate { name } => {
+                format!("initiating '{name}' (see `ipsecgw show connections` for the result)\n")
+            }
+            Request::Terminate { name } => {
+                format!("terminated {} IKE SA(s) of '{name}'\n", data["count"])
+            }
+            Request::Rekey { name, ike } => {
+                format!("rekeying {} {} of '{name}'\n", data["count"], if *ike { "IKE SA(s)" } else { "Child SA(s)" })
+            }
+            // `ipsecgw test tunnel` prints its own report (test_tunnel.rs).
+            Request::TestTunnel { .. } => format!("{data}\n"),
         }
-        // `ipsecgw test tunnel` prints its own report (test_tunnel.rs).
-        Request::TestTunnel { .. } => println!("{data}"),
+    };
+    if emit(&text) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
-    ExitCode::SUCCESS
+}
+
+/// Writes a command's output to stdout. A reader that went away (`ipsecgw show
+/// drops | head -3`) is not an error, as for any Unix filter; any other write
+/// error (a full disk) is reported and fails the command (false). `print!`
+/// would panic on both.
+pub fn emit(text: &str) -> bool {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => true,
+        Err(e) => {
+            eprintln!("ipsecgw: error: cannot write the output: {e}");
+            false
+        }
+    }
 }
 
 /// `show` targets on the command line.

@@ -52,12 +52,8 @@ fn run(socket: &Path, name: &str, count: u32, json: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if json {
-        println!("{data}");
-    } else {
-        print!("{}", render(&view));
-    }
-    if view.ok {
+    let written = super::emit(&if json { format!("{data}\n") } else { render(&view) });
+    if written && view.ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
