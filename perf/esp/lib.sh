@@ -9,38 +9,24 @@
 BENCH_PAGES=${BENCH_PAGES:-512}
 BENCH_RATE=${BENCH_RATE:-perf/forward/telemetry_rate.py}
 BENCH_PIDS=()
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/hugepages.sh"
 
 _bench_cleanup() {
-    local p now
+    local p
     for p in "${BENCH_PIDS[@]}"; do
         [[ -n $p ]] || continue
         kill -INT "$p" 2>/dev/null || true
         wait "$p" 2>/dev/null || true
     done
-    [[ -n ${BENCH_HUGE:-} ]] && { umount "$BENCH_HUGE" 2>/dev/null || true; }
-    if ((${BENCH_ADDED:-0} > 0)); then
-        now=$(cat /proc/sys/vm/nr_hugepages)
-        echo $((now > BENCH_ADDED ? now - BENCH_ADDED : 0)) >/proc/sys/vm/nr_hugepages || true
-    fi
+    huge_release
     [[ -n ${BENCH_DIR:-} ]] && rm -rf -- "$BENCH_DIR"
 }
 
 bench_init() {
     BENCH_DIR=$(mktemp -d /tmp/perf-esp.XXXXXX)
     trap _bench_cleanup EXIT
-    BENCH_MEM=(--no-huge -m 1024)
-    BENCH_MEMNOTE="--no-huge (hugepages unavailable: rates lower)"
-    BENCH_ADDED=0 BENCH_HUGE=""
-    local before
-    before=$(cat /proc/sys/vm/nr_hugepages)
-    echo $((before + BENCH_PAGES)) >/proc/sys/vm/nr_hugepages 2>/dev/null || return 0
-    BENCH_ADDED=$(($(cat /proc/sys/vm/nr_hugepages) - before))
-    mkdir -p "$BENCH_DIR/huge"
-    if ((BENCH_ADDED >= 256)) && mount -t hugetlbfs -o pagesize=2M none "$BENCH_DIR/huge" 2>/dev/null; then
-        BENCH_HUGE=$BENCH_DIR/huge
-        BENCH_MEM=(--huge-dir "$BENCH_HUGE" -m 512)
-        BENCH_MEMNOTE="2 MiB hugepages ($BENCH_ADDED reserved on a private hugetlbfs mount)"
-    fi
+    huge_reserve "$BENCH_DIR" "$BENCH_PAGES"
+    BENCH_MEM=("${HUGE_MEM[@]}") BENCH_MEMNOTE=$HUGE_MEMNOTE BENCH_HUGE=$HUGE_MNT
 }
 
 bench_wait_log() {

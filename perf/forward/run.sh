@@ -27,29 +27,17 @@ fi
 [[ -x $IPSECGW ]] || cargo build --release -p ipsecgw >&2
 
 WORK=$(mktemp -d /tmp/perf-forward.XXXXXX)
-HUGE_MNT="" ADDED=0 PIDS=()
+PIDS=()
+source perf/lib/hugepages.sh
 cleanup() {
     local p
     for p in "${PIDS[@]}"; do kill -INT "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-    if [[ -n $HUGE_MNT ]]; then umount "$HUGE_MNT" 2>/dev/null || true; fi
-    if ((ADDED > 0)); then
-        local now; now=$(cat /proc/sys/vm/nr_hugepages)
-        echo $((now > ADDED ? now - ADDED : 0)) >/proc/sys/vm/nr_hugepages || true
-    fi
+    huge_release
     rm -rf -- "$WORK"
 }
 trap cleanup EXIT
-
-MEM=(--no-huge -m 1024) MEMNOTE="--no-huge (hugepages unavailable: rates ~25-30% lower at 64 B)"
-before=$(cat /proc/sys/vm/nr_hugepages)
-if echo $((before + PAGES)) >/proc/sys/vm/nr_hugepages 2>/dev/null; then
-    ADDED=$(($(cat /proc/sys/vm/nr_hugepages) - before))
-    mkdir -p "$WORK/huge"
-    if ((ADDED >= 256)) && mount -t hugetlbfs -o pagesize=2M none "$WORK/huge" 2>/dev/null; then
-        HUGE_MNT=$WORK/huge
-        MEM=(--huge-dir "$HUGE_MNT" -m 512) MEMNOTE="2 MiB hugepages ($ADDED reserved on a private hugetlbfs mount)"
-    fi
-fi
+huge_reserve "$WORK" "$PAGES"
+MEM=("${HUGE_MEM[@]}") MEMNOTE=$HUGE_MEMNOTE
 
 # Input pcaps: 64 distinct Ethernet/IPv4/UDP frames per size (frame length without FCS).
 "$PY" - "$WORK" <<'PYEOF'

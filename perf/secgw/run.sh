@@ -70,16 +70,13 @@ KEY=$(for ((i = 0; i < KEYLEN; i++)); do printf '%02x' $((0x11 * (i % 15 + 1) & 
 BIN=$("$HERE/build.sh")
 
 WORK=$(mktemp -d /tmp/perf-secgw.XXXXXX)
-HUGE_MNT="" ADDED=0 PIDS=() PREFIXES=()
+PIDS=() PREFIXES=()
+source "$HERE/../lib/hugepages.sh"
 cleanup() {
     local p
     for p in "${PIDS[@]}"; do [[ -n $p ]] && stop "$p"; done
     for p in "${PREFIXES[@]}"; do rm -rf -- "/var/run/dpdk/$p"; done
-    if [[ -n $HUGE_MNT ]]; then umount "$HUGE_MNT" 2>/dev/null || true; fi
-    if ((ADDED > 0)); then
-        local now; now=$(cat /proc/sys/vm/nr_hugepages)
-        echo $((now > ADDED ? now - ADDED : 0)) >/proc/sys/vm/nr_hugepages || true
-    fi
+    huge_release
     if [[ -n $KEEP ]] && mkdir -p "$KEEP"; then
         cp -- "$WORK"/in.pcap "$WORK"/secgw.cfg "$WORK"/sa.txt "$WORK"/out.pcap "$KEEP"/ 2>/dev/null || true
     fi
@@ -100,16 +97,8 @@ if ((NO_HUGE)); then
 elif [[ -n $HUGE_DIR ]]; then
     MEM=(--huge-dir "$HUGE_DIR" -m 512) MEMNOTE="hugepages on $HUGE_DIR"
 else
-    MEM=(--no-huge -m 1024) MEMNOTE="--no-huge (hugepages unavailable: rates ~25-30% lower at 64 B)"
-    before=$(cat /proc/sys/vm/nr_hugepages)
-    if echo $((before + PAGES)) >/proc/sys/vm/nr_hugepages 2>/dev/null; then
-        ADDED=$(($(cat /proc/sys/vm/nr_hugepages) - before))
-        mkdir -p "$WORK/huge"
-        if ((ADDED >= 256)) && mount -t hugetlbfs -o pagesize=2M none "$WORK/huge" 2>/dev/null; then
-            HUGE_MNT=$WORK/huge
-            MEM=(--huge-dir "$HUGE_MNT" -m 512) MEMNOTE="2 MiB hugepages ($ADDED reserved on a private hugetlbfs mount)"
-        fi
-    fi
+    huge_reserve "$WORK" "$PAGES"
+    MEM=("${HUGE_MEM[@]}") MEMNOTE=$HUGE_MEMNOTE
 fi
 
 # SA/SP/RT rules (perf/secgw/secgw.cfg.in). Outbound: plaintext on port 0 matches the SP, is sealed and routed on its
