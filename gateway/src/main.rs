@@ -61,7 +61,7 @@ enum Command {
     },
     /// Show state of a running gateway (through its control socket).
     Show {
-        what: cli::ShowTarget,
+        what: controlplane::api::ShowWhat,
         /// JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -101,7 +101,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Show { what, json, socket } => {
-            cli::client(&socket, &controlplane::api::Request::Show { what: cli::show_what(what) }, json)
+            cli::client(&socket, &controlplane::api::Request::Show { what }, json)
         }
         Command::Initiate { name, socket } => cli::client(&socket, &controlplane::api::Request::Initiate { name }, false),
         Command::Terminate { name, socket } => cli::client(&socket, &controlplane::api::Request::Terminate { name }, false),

@@ -29,8 +29,9 @@ pub use view::ike_counters as ike_counters_of;
 /// The default socket path (overridable with `--socket`).
 pub const DEFAULT_SOCKET: &str = "/run/ipsecgw/ipsecgw.sock";
 
-/// What `show` can list.
+/// What `show` can list (also the `ipsecgw show WHAT` argument, feature "cli").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum ShowWhat {
     Connections,

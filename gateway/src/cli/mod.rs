@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use controlplane::api::{self, ApiServer, DataplaneView, Request, ShowWhat};
+use controlplane::api::{self, ApiServer, DataplaneView, Request};
 use controlplane::manager::ManagerClient;
 use controlplane::metrics::MetricsServer;
 
@@ -147,26 +147,3 @@ pub fn emit(text: &str) -> bool {
     }
 }
 
-/// `show` targets on the command line.
-pub fn show_what(s: ShowTarget) -> ShowWhat {
-    match s {
-        ShowTarget::Connections => ShowWhat::Connections,
-        ShowTarget::IkeSa => ShowWhat::IkeSa,
-        ShowTarget::ChildSa => ShowWhat::ChildSa,
-        ShowTarget::Stats => ShowWhat::Stats,
-        ShowTarget::Drops => ShowWhat::Drops,
-        ShowTarget::Neighbors => ShowWhat::Neighbors,
-        ShowTarget::Routes => ShowWhat::Routes,
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ShowTarget {
-    Connections,
-    IkeSa,
-    ChildSa,
-    Stats,
-    Drops,
-    Neighbors,
-    Routes,
-}
