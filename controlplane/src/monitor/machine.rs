@@ -14,11 +14,18 @@
 //! | `unknown`    | → `up`                                     | stays (the tunnel may not be up yet)    |
 //! | `up`         | stays                                      | → `degraded` (→ `down` if threshold 1)  |
 //! | `degraded`   | → `up`                                     | `threshold` in a row → `down` + action  |
-//! | `down`       | → `recovering` (→ `up` if threshold 1)     | wait-recover: re-negotiate again after every further `threshold` |
+//! | `down`       | → `recovering` (→ `up` if threshold 1)     | wait-recover: re-negotiate again, backing off (below) |
 //! | `recovering` | `threshold` in a row → `up` (+ fail-back)  | → `down` (no new action)                |
 //!
 //! Returning needs as many replies in a row as failing needs losses, so a
 //! flapping path does not move the traffic back and forth at every probe.
+//!
+//! wait-recover backs off while the tunnel stays down: it re-negotiates when
+//! it goes down, then after `threshold` more lost probes, then 2×, 4×, …
+//! `threshold`, at most [`MAX_BACKOFF`] × `threshold` apart (interval 2 s,
+//! threshold 3: at 6 s, 12 s, 24 s, 48 s, …, then every 192 s), so a peer
+//! that is gone for hours is not sent an IKE_SA_INIT every few seconds.
+//! Back in `up`, the next outage starts again at `threshold`.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -26,6 +33,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Monitor, MonitorAction};
+
+/// wait-recover's longest gap between re-negotiations, in `threshold`s of lost probes.
+pub const MAX_BACKOFF: u32 = 32;
 
 /// What the machine needs from `[connection.monitor]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,6 +129,10 @@ pub struct Machine {
     lost_in_row: u32,
     replies_in_row: u32,
     failed_over: bool,
+    /// wait-recover while down: lost probes since the last re-negotiation, and
+    /// how many it waits for before the next one.
+    since_renegotiation: u32,
+    renegotiation_gap: u32,
     sent: u64,
     received: u64,
     last_rtt: Option<Duration>,
@@ -136,6 +150,8 @@ impl Machine {
             lost_in_row: 0,
             replies_in_row: 0,
             failed_over: false,
+            since_renegotiation: 0,
+            renegotiation_gap: 0,
             sent: 0,
             received: 0,
             last_rtt: None,
@@ -253,18 +269,26 @@ impl Machine {
             MonitorState::Up => self.go(MonitorState::Degraded, out),
             MonitorState::Degraded => {}
             MonitorState::Recovering => self.go(MonitorState::Down, out),
-            MonitorState::Down => {
-                // Still dead after another threshold's worth: re-negotiate again.
-                if self.settings.action == MonitorAction::WaitRecover && self.lost_in_row % t == 0 {
+            MonitorState::Down if self.settings.action == MonitorAction::WaitRecover => {
+                // Still dead: re-negotiate again, each time waiting twice as long.
+                self.since_renegotiation = self.since_renegotiation.saturating_add(1);
+                if self.since_renegotiation >= self.renegotiation_gap {
                     out.push(Output::Act(Act::Renegotiate));
+                    self.since_renegotiation = 0;
+                    self.renegotiation_gap = self.renegotiation_gap.saturating_mul(2).min(t.saturating_mul(MAX_BACKOFF));
                 }
             }
+            MonitorState::Down => {}
         }
     }
 
     fn act(&mut self, out: &mut Vec<Output>) {
         match self.settings.action {
-            MonitorAction::WaitRecover => out.push(Output::Act(Act::Renegotiate)),
+            MonitorAction::WaitRecover => {
+                out.push(Output::Act(Act::Renegotiate));
+                self.since_renegotiation = 0;
+                self.renegotiation_gap = self.settings.threshold;
+            }
             MonitorAction::FailOver if !self.failed_over => {
                 self.failed_over = true;
                 out.push(Output::Act(Act::FailOver));
@@ -296,24 +320,28 @@ mod tests {
     fn run(m: &mut Machine, t0: Instant, steps: &[bool]) -> (Vec<MonitorState>, Vec<Output>) {
         let mut states = Vec::new();
         let mut events = Vec::new();
-        let mut now = t0;
-        for &answered in steps {
-            let out = m.handle_timeout(now);
-            let seq = out.iter().find_map(|o| match o {
-                Output::Probe { seq } => Some(*seq),
-                _ => None,
-            });
-            events.extend(out.into_iter().filter(|o| !matches!(o, Output::Probe { .. })));
-            let seq = seq.expect("a probe is due every interval");
-            if answered {
-                events.extend(m.handle_reply(seq, now + Duration::from_millis(10)));
-            }
-            now += I;
-            // One interval later this probe is lost if it was not answered.
-            m.expire(now, &mut events);
+        for (i, &answered) in steps.iter().enumerate() {
+            events.extend(step(m, t0 + I * i as u32, answered));
             states.push(m.state());
         }
         (states, events)
+    }
+
+    /// One interval from `now`: the probe due, its reply if `answered`, and
+    /// its loss one interval later if not.
+    fn step(m: &mut Machine, now: Instant, answered: bool) -> Vec<Output> {
+        let out = m.handle_timeout(now);
+        let seq = out.iter().find_map(|o| match o {
+            Output::Probe { seq } => Some(*seq),
+            _ => None,
+        });
+        let mut events: Vec<Output> = out.into_iter().filter(|o| !matches!(o, Output::Probe { .. })).collect();
+        let seq = seq.expect("a probe is due every interval");
+        if answered {
+            events.extend(m.handle_reply(seq, now + Duration::from_millis(10)));
+        }
+        m.expire(now + I, &mut events);
+        events
     }
 
     fn acts(events: &[Output]) -> Vec<Act> {
@@ -357,6 +385,28 @@ mod tests {
         // At down (2 lost), again after 2 more; a loss while recovering does not act.
         assert_eq!(acts(&events), [Act::Renegotiate, Act::Renegotiate]);
         assert!(!m.failed_over(), "wait-recover never fails over");
+    }
+
+    #[test]
+    fn wait_recover_backs_off_while_down() {
+        // Which of `losses` lost probes in a row (1-based) made it re-negotiate.
+        fn renegotiations(m: &mut Machine, t0: Instant, losses: u32) -> Vec<u32> {
+            (1..=losses).filter(|k| acts(&step(m, t0 + I * *k, false)).contains(&Act::Renegotiate)).collect()
+        }
+        for t in [1u32, 3] {
+            let (mut m, t0) = machine(MonitorAction::WaitRecover, t);
+            assert!(acts(&step(&mut m, t0, true)).is_empty());
+            // At down (t), then gaps t, 2t, 4t, 8t, 16t, then MAX_BACKOFF·t (32t) each.
+            let want: Vec<u32> = [1, 2, 4, 8, 16, 32, 64, 96, 128, 160, 192].iter().map(|k| k * t).collect();
+            assert_eq!(renegotiations(&mut m, t0, 200 * t), want, "threshold {t}");
+        }
+        // Up again (threshold 1), then down: the back-off starts over at the threshold.
+        let (mut m, t0) = machine(MonitorAction::WaitRecover, 1);
+        step(&mut m, t0, true);
+        assert_eq!(renegotiations(&mut m, t0, 8), [1, 2, 4, 8]);
+        step(&mut m, t0 + I * 9, true);
+        assert_eq!(m.state(), MonitorState::Up);
+        assert_eq!(renegotiations(&mut m, t0 + I * 9, 3), [1, 2]);
     }
 
     #[test]
