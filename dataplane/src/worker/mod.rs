@@ -579,8 +579,8 @@ fn decrement_ttl(d: &mut [u8]) -> bool {
 impl<P: Packet> Out<'_, P> {
     /// What `dst` is to a packet received on `port`, in one pass over the
     /// addresses (every transit packet asks): one of ours (any port), the
-    /// directed broadcast of one of `port`'s subnets (RFC 919 §7, RFC 1812
-    /// §5.3.5.2: not forwarded), or neither.
+    /// directed broadcast of one of `port`'s subnets (RFC 1812 §5.3.5.2; RFC
+    /// 2644 makes not forwarding them the default), or neither.
     fn local_v4(&self, port: usize, dst: Ipv4Addr) -> LocalV4 {
         let dst = u32::from(dst);
         let mut broadcast = false;
