@@ -397,6 +397,15 @@ fn each_drop_reason_of_the_transit_side() {
     run(&mut gw1, IN, &[eth(GW1_IN, HOST1, 0x88cc, &[0; 46])]);
     counted(&gw1, DropReason::Unsupported);
 
+    // RFC 1812 §5.3.5.2: the directed broadcast of the receiving port's subnet is
+    // not forwarded; that of another port's subnet is transit like any address.
+    let (mut gw1, _) = pair(false);
+    run(&mut gw1, IN, &[eth(GW1_IN, HOST1, 0x0800, &udp("10.1.0.2", "10.1.0.255", 1, 2, &[0; 10]))]);
+    counted(&gw1, DropReason::Unsupported);
+    let (mut gw1, _) = pair(false);
+    run(&mut gw1, IN, &[eth(GW1_IN, HOST1, 0x0800, &udp("10.1.0.2", "198.51.100.255", 1, 2, &[0; 10]))]);
+    counted(&gw1, DropReason::NoPolicy);
+
     let (mut gw1, _) = pair(false);
     let mut io = RecordingIo::new(heap);
     io.tx_capacity = Some(0);

@@ -38,41 +38,40 @@ pub fn encap_burst<P: Packet>(
 
 fn encap_chunk<P: Packet>(sa: &OutboundSa, state: &OutboundState, pkts: &mut [P], results: &mut [Result<(), EspError>]) {
     let first = state.reserve(pkts.len());
-    let mut pt_lens = [0usize; BURST];
-    let mut aads = [([0u8; 12], 0usize); BURST];
-    for (i, (pkt, r)) in pkts.iter_mut().zip(results.iter_mut()).enumerate() {
-        let seq = first + i as u64;
-        *r = prepare(sa, state.limit(), pkt, seq).map(|len| {
-            pt_lens[i] = len;
-            aads[i] = aad(sa.spi, seq, sa.esn);
-        });
-    }
+    let limit = state.limit();
     let hdr = sa.template.len;
-    let mut count = 0;
-    {
-        let mut ready = pkts.iter_mut().zip(results.iter_mut()).zip(aads.iter()).zip(pt_lens).enumerate().filter_map(
-            |(i, (((pkt, r), (aad, aad_len)), pt_len))| {
-                r.as_ref().ok()?;
-                match seal_op(pkt.data_mut(), hdr, pt_len, first + i as u64, &aad[..*aad_len]) {
-                    Ok(op) => Some(op),
-                    Err(e) => {
-                        *r = Err(e);
-                        None
-                    }
-                }
-            },
-        );
-        let mut spare_tags = [[0u8; TAG_LEN]; BURST];
-        // A fixed array of ops without allocation: the real ones first, then
-        // empty placeholders that are never passed to the AEAD.
-        let mut ops = spare_tags.each_mut().map(|tag| {
-            ready.next().map_or(AeadOp { iv: [0; 8], aad: &[], data: &mut [], tag }, |op| {
-                count += 1;
-                op
-            })
-        });
-        sa.aead.seal_burst(&mut ops[..count]);
+    // The AADs live here while the ops borrow them; the AAD is a function of the
+    // sequence number alone, so all of them are written before any op exists.
+    let mut aads = [[0u8; 12]; BURST];
+    let mut aad_len = 0;
+    for (i, a) in aads.iter_mut().enumerate().take(pkts.len()) {
+        (*a, aad_len) = aad(sa.spi, first + i as u64, sa.esn);
     }
+    let mut spare_tags = [[0u8; TAG_LEN]; BURST];
+    // A fixed array of ops without allocation: placeholders (never passed to the
+    // AEAD) overwritten from the front by the ready packets' ops in one pass. An
+    // earlier version mapped an iterator of `Option<AeadOp>` into the array; the
+    // 64 B encap profile showed a store-forwarding stall on every op there.
+    let mut ops = spare_tags.each_mut().map(|tag| AeadOp { iv: [0; 8], aad: &[], data: &mut [], tag });
+    let mut count = 0;
+    for (i, ((pkt, r), a)) in pkts.iter_mut().zip(results.iter_mut()).zip(aads.iter()).enumerate() {
+        let seq = first + i as u64;
+        let op = match prepare(sa, limit, pkt, seq) {
+            Ok(pt_len) => seal_op(pkt.data_mut(), hdr, pt_len, seq, &a[..aad_len]),
+            Err(e) => Err(e),
+        };
+        match op {
+            Ok(op) => {
+                *r = Ok(());
+                if let Some(slot) = ops.get_mut(count) {
+                    *slot = op;
+                    count += 1;
+                }
+            }
+            Err(e) => *r = Err(e),
+        }
+    }
+    sa.aead.seal_burst(&mut ops[..count]);
     if sa.template.ipv6 && sa.template.udp && sa.config.udp.is_some_and(|u| u.ipv6_checksum) {
         for (pkt, r) in pkts.iter_mut().zip(results.iter()) {
             if r.is_ok() {

@@ -85,6 +85,17 @@ impl VlanTag {
 
 /// Destination, source, EtherType.
 pub const HEADER_LEN: usize = 14;
+
+/// An untagged Ethernet II header: built once per next hop and copied in front
+/// of each frame (one 14-byte copy instead of three field writes per packet).
+#[inline]
+pub fn header(dst: MacAddr, src: MacAddr, ethertype: EtherType) -> [u8; HEADER_LEN] {
+    let mut h = [0u8; HEADER_LEN];
+    h[..6].copy_from_slice(&dst.0);
+    h[6..12].copy_from_slice(&src.0);
+    h[12..].copy_from_slice(&u16::from(ethertype).to_be_bytes());
+    h
+}
 const TAG_LEN: usize = 4;
 /// At most this many stacked VLAN tags are walked (QinQ).
 const MAX_TAGS: usize = 2;
@@ -208,6 +219,14 @@ mod tests {
         assert_eq!(e.vlan(), Some(VlanTag { pcp: 5, dei: false, vid: 100 }));
         assert_eq!(e.header_len(), 18);
         assert_eq!(e.payload().len(), 4);
+    }
+
+    #[test]
+    fn prebuilt_header_parses_back() {
+        let h = header(MacAddr([2, 0, 0, 0, 0, 0xa]), MacAddr([2, 0, 0, 0, 0, 1]), EtherType::Ipv6);
+        assert_eq!(h, [2, 0, 0, 0, 0, 0xa, 2, 0, 0, 0, 0, 1, 0x86, 0xdd]);
+        let e = EthernetFrame::new_checked(&h[..]).expect("valid");
+        assert_eq!((e.dst_addr(), e.src_addr(), e.ethertype()), (MacAddr([2, 0, 0, 0, 0, 0xa]), MacAddr([2, 0, 0, 0, 0, 1]), EtherType::Ipv6));
     }
 
     #[test]

@@ -75,11 +75,14 @@ struct Batch<P> {
     pkts: [Slot<P>; BURST],
     keys: [u8; BURST],
     len: usize,
+    /// Whether `keys[..len]` are already in order (always so with one SA per
+    /// burst, the common case): [`Self::group`] has nothing to do then.
+    sorted: bool,
 }
 
 impl<P> Batch<P> {
     fn new() -> Self {
-        Batch { pkts: std::array::from_fn(|_| Slot(None)), keys: [0; BURST], len: 0 }
+        Batch { pkts: std::array::from_fn(|_| Slot(None)), keys: [0; BURST], len: 0, sorted: true }
     }
 
     fn is_full(&self) -> bool {
@@ -89,14 +92,20 @@ impl<P> Batch<P> {
     fn push(&mut self, pkt: P, key: u8) {
         if let Some(s) = self.pkts.get_mut(self.len) {
             s.0 = Some(pkt);
+            if self.len > 0 && self.keys[self.len - 1] > key {
+                self.sorted = false;
+            }
             self.keys[self.len] = key;
             self.len += 1;
         }
     }
 
     /// Stable insertion sort by key: packets of one SA become one run, in
-    /// arrival order (linear when the burst is one SA, the common case).
+    /// arrival order (nothing to do when the keys came in order).
     fn group(&mut self) {
+        if std::mem::replace(&mut self.sorted, true) {
+            return;
+        }
         for i in 1..self.len {
             let mut j = i;
             while j > 0 && self.keys[j - 1] > self.keys[j] {
@@ -249,6 +258,17 @@ impl ToUs {
     }
 }
 
+/// What an IPv4 destination address is to the gateway ([`Out::local_v4`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LocalV4 {
+    /// One of our addresses.
+    Ours,
+    /// A directed broadcast of the receiving port's subnet.
+    Broadcast,
+    /// Anything else: transit.
+    Other,
+}
+
 /// What a received frame is.
 enum Class<'t, P> {
     /// Done with (answered, punted or dropped).
@@ -336,6 +356,7 @@ impl<P: Packet> Worker<P> {
 }
 
 /// Add `pkt` to `b` in `sa`'s group; flush when the batch or the group list is full.
+#[inline]
 fn enqueue<'t, P: Packet, T, I: WorkerIo<P>>(
     b: &mut Batch<P>,
     groups: &mut Groups<'t, T>,
@@ -456,14 +477,44 @@ fn flush_encap<P: Packet, I: WorkerIo<P>>(
             }
             None => None,
         };
+        // The Ethernet header is the same for the whole run: built once; the
+        // port's tx counters are added once per run too.
+        let eth = mac.zip(out.ifaces.get(hop.port)).map(|(mac, iface)| {
+            let ethertype = if sa.sa.config().dst.is_ipv6() { EtherType::Ipv6 } else { EtherType::Ipv4 };
+            ethernet::header(mac, iface.mac, ethertype)
+        });
+        let (mut sent, mut sent_bytes) = (0u64, 0u64);
         deliver_run(&mut b.pkts[s..e], &results[s..e], sa.id(), out, io, |out, io, pkt, ()| {
-            match mac {
-                Some(mac) => out.send_to_mac(hop.port, mac, pkt, io),
+            match &eth {
+                Some(eth) => match push_frame(hop.port, eth, pkt, io) {
+                    Ok(len) => {
+                        sent += 1;
+                        sent_bytes += len;
+                    }
+                    Err(reason) => out.drop(reason),
+                },
                 None => out.send(hop, pkt, io),
             }
             Ok(())
         });
+        if let (true, Ok(p)) = (sent > 0, u16::try_from(hop.port)) {
+            out.stats.tx(p, sent, sent_bytes);
+        }
     });
+}
+
+/// Put `eth` in front of an IP packet and queue it on `port`: the frame's
+/// length, or why it was dropped (nothing is counted here).
+#[inline]
+fn push_frame<P: Packet, I: WorkerIo<P>>(port: usize, eth: &[u8; ethernet::HEADER_LEN], mut pkt: P, io: &mut I) -> Result<u64, DropReason> {
+    if pkt.prepend(ethernet::HEADER_LEN).is_err() {
+        return Err(DropReason::NoBufferRoom);
+    }
+    if let Some(h) = pkt.data_mut().first_chunk_mut::<{ ethernet::HEADER_LEN }>() {
+        *h = *eth;
+    }
+    let len = pkt.len() as u64;
+    io.tx(port, pkt).map(|()| len).map_err(|_| DropReason::TxFull)
 }
 
 /// Ports of a TCP/UDP/SCTP header, or ICMP type/code (RFC 4301 §4.4.1.3).
@@ -526,8 +577,31 @@ fn decrement_ttl(d: &mut [u8]) -> bool {
 }
 
 impl<P: Packet> Out<'_, P> {
-    fn is_ours_v4(&self, a: Ipv4Addr) -> bool {
-        self.ifaces.iter().any(|i| i.has_v4(a))
+    /// What `dst` is to a packet received on `port`, in one pass over the
+    /// addresses (every transit packet asks): one of ours (any port), the
+    /// directed broadcast of one of `port`'s subnets (RFC 1812 §5.3.5.2; RFC
+    /// 2644 makes not forwarding them the default), or neither.
+    fn local_v4(&self, port: usize, dst: Ipv4Addr) -> LocalV4 {
+        let dst = u32::from(dst);
+        let mut broadcast = false;
+        for (i, iface) in self.ifaces.iter().enumerate() {
+            for &(a, len) in &iface.addresses {
+                let IpAddr::V4(a) = a else { continue };
+                let a = u32::from(a);
+                if a == dst {
+                    return LocalV4::Ours;
+                }
+                if i == port && len < 31 {
+                    let host = u32::MAX >> len;
+                    broadcast |= dst & !host == a & !host && dst & host == host;
+                }
+            }
+        }
+        if broadcast {
+            LocalV4::Broadcast
+        } else {
+            LocalV4::Other
+        }
     }
 
     fn is_ours_v6(&self, a: Ipv6Addr) -> bool {
@@ -627,19 +701,20 @@ impl<P: Packet> Out<'_, P> {
             }
         };
         let dst = ip.dst_addr();
-        if self.is_ours_v4(dst) {
+        let local = self.local_v4(port, dst);
+        if local == LocalV4::Ours {
             let (proto, hl, total) = (ip.protocol(), ip.header_len(), usize::from(ip.total_len()));
             let l4 = &d[hl..total];
             let echo = proto == IpProtocol::Icmp && l4.first() == Some(&8) && !ip.is_fragment();
             let to_us = ToUs::of(proto, l4, || echo.then(|| IcmpPacket::new_checked(l4).is_ok_and(|i| i.verify_checksum_v4())));
             return self.for_us(table, port, l2, to_us, pkt, io, |d| local::echo_reply_v4(d, l2, mac));
         }
-        if dst.is_multicast() || dst.is_broadcast() || self.is_local_broadcast(port, dst) {
+        if dst.is_multicast() || dst.is_broadcast() || local == LocalV4::Broadcast {
             self.drop(DropReason::Unsupported);
             return Class::Done;
         }
         let flow = {
-            let proto = u8::from(ip.protocol());
+            let proto = ip.protocol_number();
             let (sp, dp) = if ip.frag_offset() == 0 { l4_ports(proto, ip.payload()) } else { (0, 0) };
             FlowV4::v4(ip.src_addr(), dst, proto, sp, dp)
         };
@@ -673,17 +748,6 @@ impl<P: Packet> Out<'_, P> {
         Class::Done
     }
 
-    fn is_local_broadcast(&self, port: usize, dst: Ipv4Addr) -> bool {
-        self.ifaces.get(port).is_some_and(|i| {
-            i.addresses.iter().any(|&(a, len)| match a {
-                IpAddr::V4(a) if len < 31 => {
-                    let host = u32::MAX >> len;
-                    u32::from(dst) & !host == u32::from(a) & !host && u32::from(dst) & host == host
-                }
-                _ => false,
-            })
-        })
-    }
 
     fn ipv6<'t, I: WorkerIo<P>>(&mut self, table: &'t TunnelTable, port: usize, mac: MacAddr, l2: usize, pkt: P, io: &mut I) -> Class<'t, P> {
         let d = &pkt.data()[l2..];
@@ -896,7 +960,7 @@ impl<P: Packet> Out<'_, P> {
         }
     }
 
-    fn send_to_mac<I: WorkerIo<P>>(&mut self, port: usize, dst: MacAddr, mut pkt: P, io: &mut I) {
+    fn send_to_mac<I: WorkerIo<P>>(&mut self, port: usize, dst: MacAddr, pkt: P, io: &mut I) {
         let Some(iface) = self.ifaces.get(port) else {
             self.drop(DropReason::NoRoute);
             return;
@@ -905,15 +969,14 @@ impl<P: Packet> Out<'_, P> {
             Some(6) => EtherType::Ipv6,
             _ => EtherType::Ipv4,
         };
-        if pkt.prepend(ethernet::HEADER_LEN).is_err() {
-            self.drop(DropReason::NoBufferRoom);
-            return;
+        match push_frame(port, &ethernet::header(dst, iface.mac, ethertype), pkt, io) {
+            Ok(len) => {
+                if let Ok(p) = u16::try_from(port) {
+                    self.stats.tx(p, 1, len);
+                }
+            }
+            Err(reason) => self.drop(reason),
         }
-        let mut eth = EthernetFrame::new_unchecked(&mut pkt.data_mut()[..ethernet::HEADER_LEN]);
-        eth.set_dst_addr(dst);
-        eth.set_src_addr(iface.mac);
-        eth.set_ethertype(ethertype);
-        self.tx(port, pkt, io);
     }
 
     /// ARP request or neighbour solicitation for `hop`.
@@ -946,18 +1009,33 @@ mod tests {
         assert!(!decrement_ttl(&mut h), "TTL 1 is not forwarded");
     }
 
-    #[test]
-    fn batch_groups_runs_stably() {
-        let mut b = Batch::<u32>::new();
-        for (i, k) in [1u8, 0, 1, 0, 2].into_iter().enumerate() {
+    /// Push packets 0, 1, 2... with `keys` into `b` (emptied first), group, and
+    /// return the packets in their grouped order.
+    fn grouped(b: &mut Batch<u32>, keys: &[u8]) -> Vec<Option<u32>> {
+        b.len = 0;
+        for (i, &k) in keys.iter().enumerate() {
             b.push(i as u32, k);
         }
         b.group();
-        let order: Vec<_> = b.pkts[..b.len].iter().map(|s| s.0).collect();
-        assert_eq!(order, [Some(1), Some(3), Some(0), Some(2), Some(4)]);
+        b.pkts[..b.len].iter().map(|s| s.0).collect()
+    }
+
+    #[test]
+    fn batch_groups_runs_stably() {
+        let mut b = Batch::<u32>::new();
+        assert_eq!(grouped(&mut b, &[1, 0, 1, 0, 2]), [Some(1), Some(3), Some(0), Some(2), Some(4)]);
         assert_eq!(b.next_run(0), Some((0, 2, 0)));
         assert_eq!(b.next_run(2), Some((2, 4, 1)));
         assert_eq!(b.next_run(4), Some((4, 5, 2)));
         assert_eq!(b.next_run(5), None);
+    }
+
+    #[test]
+    fn batch_in_order_is_left_alone_and_disorder_is_noticed() {
+        let mut b = Batch::<u32>::new();
+        assert_eq!(grouped(&mut b, &[0, 0, 1, 1, 3]), [Some(0), Some(1), Some(2), Some(3), Some(4)]);
+        // A key smaller than the last one (in a later batch) still sorts.
+        assert_eq!(grouped(&mut b, &[2, 2, 1]), [Some(2), Some(0), Some(1)]);
+        assert_eq!(b.next_run(0), Some((0, 1, 1)));
     }
 }
