@@ -754,7 +754,8 @@ impl<P: Packet> Out<'_, P> {
 
     /// ESP or UDP 4500 to one of our addresses.
     fn esp<'t, I: WorkerIo<P>>(&mut self, table: &'t TunnelTable, port: usize, l2: usize, mut pkt: P, io: &mut I) -> Class<'t, P> {
-        match esp::parse_outer(&pkt.data()[l2..]) {
+        // `ipv4()` verified the header checksum already (IPv6 has none).
+        match esp::decap::parse_outer_verified(&pkt.data()[l2..]) {
             Ok(InboundOuter::Esp(loc)) => match table.inbound(loc.spi) {
                 Some(sa) => {
                     if pkt.adj(l2).is_err() {
