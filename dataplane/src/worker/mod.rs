@@ -227,6 +227,17 @@ struct Out<'a, P> {
     icmp_limit: &'a mut IcmpErrorLimit,
 }
 
+/// What [`Out::forward_memo`] found out about the last next hop of a decap flush.
+#[derive(Debug, Clone, Copy)]
+struct HopMemo {
+    hop: NextHop,
+    /// The next hop is one of the port's own addresses (punted, not sent).
+    own: bool,
+    mtu: u16,
+    /// Known once a packet went out to it; `None` while unresolved.
+    mac: Option<MacAddr>,
+}
+
 /// What a packet to one of our own addresses is, once its upper layer is known.
 enum ToUs {
     /// ESP, or ESP in UDP on port 4500 (RFC 3948 §2.2; UDP 500 is IKE, for the control plane).
@@ -366,6 +377,8 @@ fn flush_decap<P: Packet, I: WorkerIo<P>>(
 ) {
     let mut results = [Err(EspError::Truncated); BURST];
     let stats: &CoreStats = out.stats;
+    // Shared by the runs of the flush: the route does not depend on the SA.
+    let mut memo = None;
     b.for_each_run(groups, stats, |b, s, e, sa| {
         // Every batched packet went through `Out::esp`, which checked the outer header.
         esp::decap_burst_classified(&sa.sa, &sa.state, &mut b.pkts[s..e], &mut results[s..e]);
@@ -373,7 +386,7 @@ fn flush_decap<P: Packet, I: WorkerIo<P>>(
             if !inner_allowed(sa, pkt.data()) {
                 return Err(DropReason::PolicyMismatch);
             }
-            out.forward(pkt, io);
+            out.forward_memo(pkt, io, &mut memo);
             Ok(())
         });
     });
@@ -825,11 +838,21 @@ impl<P: Packet> Out<'_, P> {
     }
 
     /// Route an IP packet (no Ethernet header) in clear: TTL, route, MTU, send.
-    fn forward<I: WorkerIo<P>>(&mut self, mut pkt: P, io: &mut I) {
+    fn forward<I: WorkerIo<P>>(&mut self, pkt: P, io: &mut I) {
+        self.forward_memo(pkt, io, &mut None);
+    }
+
+    /// [`Self::forward`], remembering in `memo` the last next hop: the packets
+    /// of a decap burst mostly go out through one gateway (or a few), so the
+    /// own-address check, MTU and neighbour resolution run once per next hop
+    /// instead of per packet (the route lookup, a scan of a few prefixes, stays
+    /// per packet).
+    fn forward_memo<I: WorkerIo<P>>(&mut self, mut pkt: P, io: &mut I, memo: &mut Option<HopMemo>) {
         if !decrement_ttl(pkt.data_mut()) {
             self.drop(DropReason::TtlExpired);
             return;
         }
+        // `decrement_ttl` accepted a whole IPv4 or IPv6 header.
         let d = pkt.data();
         let hop = match d[0] >> 4 {
             4 => self.routes.lookup_v4(Ipv4Packet::new_unchecked(d).dst_addr()),
@@ -839,16 +862,33 @@ impl<P: Packet> Out<'_, P> {
             self.drop(DropReason::NoRoute);
             return;
         };
-        if self.is_own_hop(hop) {
-            self.punt_own(hop.port, pkt, io);
+        let m = match memo {
+            Some(m) if m.hop == hop => m,
+            _ => {
+                let mtu = self.ifaces.get(hop.port).map_or(DEFAULT_MTU, |i| i.mtu);
+                memo.insert(HopMemo { hop, own: self.is_own_hop(hop), mtu, mac: None })
+            }
+        };
+        if m.own {
+            let port = m.hop.port;
+            self.punt_own(port, pkt, io);
             return;
         }
-        let mtu = self.ifaces.get(hop.port).map_or(DEFAULT_MTU, |i| i.mtu);
-        if pkt.len() > usize::from(mtu) {
+        if pkt.len() > usize::from(m.mtu) {
+            let mtu = m.mtu;
             self.too_big(&pkt, mtu, io);
             return;
         }
-        self.send(hop, pkt, io);
+        match m.mac {
+            Some(mac) => {
+                let port = m.hop.port;
+                self.send_to_mac(port, mac, pkt, io);
+            }
+            None => {
+                let hop = m.hop;
+                m.mac = self.resolve_send(hop, pkt, io);
+            }
+        }
     }
 
     /// Whether a connected route's next hop is one of the port's own addresses:
@@ -891,12 +931,19 @@ impl<P: Packet> Out<'_, P> {
 
     /// Resolve the next hop, add the Ethernet header, transmit.
     fn send<I: WorkerIo<P>>(&mut self, hop: NextHop, pkt: P, io: &mut I) {
+        self.resolve_send(hop, pkt, io);
+    }
+
+    /// [`Self::send`]; the MAC address the packet went to, `None` while the
+    /// neighbour is unresolved (the packet is then held).
+    fn resolve_send<I: WorkerIo<P>>(&mut self, hop: NextHop, pkt: P, io: &mut I) -> Option<MacAddr> {
         match self.neighbors.resolve(hop.port, hop.next_hop, self.now_ms) {
             Some((mac, refresh)) => {
                 if refresh {
                     self.request(hop, io);
                 }
                 self.send_to_mac(hop.port, mac, pkt, io);
+                Some(mac)
             }
             None => {
                 let held = self.neighbors.hold(hop.port, hop.next_hop, pkt, self.now_ms);
@@ -906,6 +953,7 @@ impl<P: Packet> Out<'_, P> {
                 if held.send_request {
                     self.request(hop, io);
                 }
+                None
             }
         }
     }
