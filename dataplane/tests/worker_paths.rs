@@ -281,6 +281,41 @@ fn plaintext_through_udp_encapsulated_tunnel_and_back() {
     tunnel_round_trip(true);
 }
 
+/// Decap remembers the last next hop of a flush (route, own-address check,
+/// MTU, neighbour): a burst whose inner packets alternate between a resolved
+/// host, an unresolved one and the gateway itself must still reach each as if
+/// routed one by one.
+#[test]
+fn decap_burst_to_alternating_next_hops_reaches_each() {
+    let (mut gw1, mut gw2) = pair(false);
+    let dsts = ["10.2.0.2", "10.2.0.3", "10.2.0.2", "10.2.0.1", "10.2.0.3", "10.2.0.2"];
+    let frames: Vec<_> =
+        dsts.iter().enumerate().map(|(i, d)| eth(GW1_IN, HOST1, 0x0800, &udp("10.1.0.2", d, 4000, 5000, &[i as u8; 64]))).collect();
+    let io1 = run(&mut gw1, IN, &frames);
+    assert_eq!(io1.sent.len(), dsts.len(), "drops: {:?}", gw1.drops());
+    let esp: Vec<Vec<u8>> = io1.sent.iter().map(|(_, f)| f.data().to_vec()).collect();
+    let io2 = run(&mut gw2, OUT, &esp);
+    // Payload byte of each forwarded datagram (14 + 20 + 8), by destination MAC.
+    let to = |mac: MacAddr, io: &RecordingIo<HeapPacket>| -> Vec<u8> {
+        io.sent.iter().filter(|(p, f)| *p == IN && f.data()[0..6] == mac.0 && f.data()[12..14] == [8, 0]).map(|(_, f)| f.data()[42]).collect()
+    };
+    assert_eq!(to(HOST2, &io2), [0, 2, 5], "every packet to the resolved host, in order");
+    let arps: Vec<_> = io2.sent.iter().filter(|(_, f)| f.data()[12..14] == [8, 6]).collect();
+    assert_eq!(arps.len(), 1, "one ARP request for 10.2.0.3");
+    assert_eq!((arps[0].0, &arps[0].1.data()[38..42]), (IN, &[10u8, 2, 0, 3][..]));
+    assert_eq!(io2.sent.len(), 4);
+    assert_eq!(io2.punted.len(), 1, "the packet to the gateway's own address is punted");
+    assert_eq!(&io2.punted[0].1.data()[14 + 16..14 + 20], &[10, 2, 0, 1]);
+    assert_eq!(gw2.drops(), [(DropReason::NoNeighbor, 1)], "10.2.0.3: the later packet is held, the earlier displaced");
+    // 10.2.0.3 answers: the held (latest) packet leaves to it.
+    let host3 = MacAddr([2, 0, 0, 0, 0, 0xa3]);
+    let mut reply = arp(2, host3, "10.2.0.3", "10.2.0.1");
+    reply[0..6].copy_from_slice(&GW2_IN.0);
+    reply[32..38].copy_from_slice(&GW2_IN.0);
+    let io3 = run(&mut gw2, IN, &[reply]);
+    assert_eq!(to(host3, &io3), [4]);
+}
+
 #[test]
 fn ike_and_other_local_traffic_is_punted() {
     let (mut gw1, _) = pair(true);

@@ -236,6 +236,17 @@ struct Out<'a, P> {
     icmp_limit: &'a mut IcmpErrorLimit,
 }
 
+/// What [`Out::forward_memo`] found out about the last next hop of a decap flush.
+#[derive(Debug, Clone, Copy)]
+struct HopMemo {
+    hop: NextHop,
+    /// The next hop is one of the port's own addresses (punted, not sent).
+    own: bool,
+    mtu: u16,
+    /// Known once a packet went out to it; `None` while unresolved.
+    mac: Option<MacAddr>,
+}
+
 /// What a packet to one of our own addresses is, once its upper layer is known.
 enum ToUs {
     /// ESP, or ESP in UDP on port 4500 (RFC 3948 §2.2; UDP 500 is IKE, for the control plane).
@@ -387,17 +398,17 @@ fn flush_decap<P: Packet, I: WorkerIo<P>>(
 ) {
     let mut results = [Err(EspError::Truncated); BURST];
     let stats: &CoreStats = out.stats;
+    // Shared by the runs of the flush: the route does not depend on the SA.
+    let mut memo = None;
     b.for_each_run(groups, stats, |b, s, e, sa| {
         // Every batched packet went through `Out::esp`, which checked the outer header.
         esp::decap_burst_classified(&sa.sa, &sa.state, &mut b.pkts[s..e], &mut results[s..e]);
         deliver_run(&mut b.pkts[s..e], &results[s..e], sa.id(), out, io, |out, io, pkt, _| {
-            match inner_flow(pkt.data()) {
-                Some(flow) if sa.allows(&flow) => {
-                    out.forward(pkt, io);
-                    Ok(())
-                }
-                _ => Err(DropReason::PolicyMismatch),
+            if !inner_allowed(sa, pkt.data()) {
+                return Err(DropReason::PolicyMismatch);
             }
+            out.forward_memo(pkt, io, &mut memo);
+            Ok(())
         });
     });
 }
@@ -526,27 +537,42 @@ fn l4_ports(proto: u8, l4: &[u8]) -> (u16, u16) {
     }
 }
 
-/// The 5-tuple of an IP packet (no Ethernet header); `None` if malformed.
-fn inner_flow(d: &[u8]) -> Option<Flow> {
-    match d.first()? >> 4 {
-        4 => {
-            let ip = Ipv4Packet::new_checked(d).ok()?;
-            let proto = u8::from(ip.protocol());
-            // Non-first fragments carry no ports (RFC 4301 §7.1 would need
-            // reassembly or OPAQUE; they match port-ANY selectors only).
-            let (sp, dp) = if ip.frag_offset() == 0 { l4_ports(proto, ip.payload()) } else { (0, 0) };
-            Some(Flow::V4(FlowV4::v4(ip.src_addr(), ip.dst_addr(), proto, sp, dp)))
-        }
-        6 => {
-            let ip = Ipv6Packet::new_checked(d).ok()?;
-            let up = ip.upper_layer().ok()?;
-            let proto = u8::from(up.protocol);
-            let l4 = d.get(up.offset..ip.total_len()).unwrap_or(&[]);
-            let (sp, dp) = if up.fragment { (0, 0) } else { l4_ports(proto, l4) };
-            Some(Flow::V6(FlowV6::v6(ip.src_addr(), ip.dst_addr(), proto, sp, dp)))
-        }
-        _ => None,
+/// Whether the decapsulated packet `d` (no Ethernet header) may come out of
+/// `sa`: its 5-tuple matches one of the SA's selectors (RFC 4301 §5.2 step 4);
+/// `false` if it is malformed. IPv4 is matched on its own path, so the flow is
+/// built and matched in registers: merged with IPv6 into one `Flow` it was
+/// written field by field and copied in 8-byte loads (a store-forwarding stall
+/// in `flush_decap`).
+#[inline(always)]
+fn inner_allowed(sa: &InboundTunnel, d: &[u8]) -> bool {
+    match d.first().map(|b| b >> 4) {
+        Some(4) => inner_flow_v4(d).is_some_and(|f| sa.allows(&Flow::V4(f))),
+        Some(6) => inner_flow_v6(d).is_some_and(|f| sa.allows(&Flow::V6(f))),
+        _ => false,
     }
+}
+
+/// The 5-tuple of an IPv4 packet; `None` if malformed.
+#[inline(always)]
+fn inner_flow_v4(d: &[u8]) -> Option<FlowV4> {
+    let ip = Ipv4Packet::new_checked(d).ok()?;
+    // The protocol byte as is (`new_checked` saw the 20-byte header): the
+    // `IpProtocol` round trip was a call per packet.
+    let proto = d[9];
+    // Non-first fragments carry no ports (RFC 4301 §7.1 would need reassembly
+    // or OPAQUE; they match port-ANY selectors only).
+    let (sp, dp) = if ip.frag_offset() == 0 { l4_ports(proto, ip.payload()) } else { (0, 0) };
+    Some(FlowV4::v4(ip.src_addr(), ip.dst_addr(), proto, sp, dp))
+}
+
+/// The 5-tuple of an IPv6 packet (after its extension headers); `None` if malformed.
+fn inner_flow_v6(d: &[u8]) -> Option<FlowV6> {
+    let ip = Ipv6Packet::new_checked(d).ok()?;
+    let up = ip.upper_layer().ok()?;
+    let proto = u8::from(up.protocol);
+    let l4 = d.get(up.offset..ip.total_len()).unwrap_or(&[]);
+    let (sp, dp) = if up.fragment { (0, 0) } else { l4_ports(proto, l4) };
+    Some(FlowV6::v6(ip.src_addr(), ip.dst_addr(), proto, sp, dp))
 }
 
 /// Decrement the TTL / hop limit of an IP packet (RFC 1812 §5.3.1, RFC 8200
@@ -818,7 +844,8 @@ impl<P: Packet> Out<'_, P> {
 
     /// ESP or UDP 4500 to one of our addresses.
     fn esp<'t, I: WorkerIo<P>>(&mut self, table: &'t TunnelTable, port: usize, l2: usize, mut pkt: P, io: &mut I) -> Class<'t, P> {
-        match esp::parse_outer(&pkt.data()[l2..]) {
+        // `ipv4()` verified the header checksum already (IPv6 has none).
+        match esp::decap::parse_outer_verified(&pkt.data()[l2..]) {
             Ok(InboundOuter::Esp(loc)) => match table.inbound(loc.spi) {
                 Some(sa) => {
                     if pkt.adj(l2).is_err() {
@@ -875,11 +902,21 @@ impl<P: Packet> Out<'_, P> {
     }
 
     /// Route an IP packet (no Ethernet header) in clear: TTL, route, MTU, send.
-    fn forward<I: WorkerIo<P>>(&mut self, mut pkt: P, io: &mut I) {
+    fn forward<I: WorkerIo<P>>(&mut self, pkt: P, io: &mut I) {
+        self.forward_memo(pkt, io, &mut None);
+    }
+
+    /// [`Self::forward`], remembering in `memo` the last next hop: the packets
+    /// of a decap burst mostly go out through one gateway (or a few), so the
+    /// own-address check, MTU and neighbour resolution run once per next hop
+    /// instead of per packet (the route lookup, a scan of a few prefixes, stays
+    /// per packet).
+    fn forward_memo<I: WorkerIo<P>>(&mut self, mut pkt: P, io: &mut I, memo: &mut Option<HopMemo>) {
         if !decrement_ttl(pkt.data_mut()) {
             self.drop(DropReason::TtlExpired);
             return;
         }
+        // `decrement_ttl` accepted a whole IPv4 or IPv6 header.
         let d = pkt.data();
         let hop = match d[0] >> 4 {
             4 => self.routes.lookup_v4(Ipv4Packet::new_unchecked(d).dst_addr()),
@@ -889,16 +926,33 @@ impl<P: Packet> Out<'_, P> {
             self.drop(DropReason::NoRoute);
             return;
         };
-        if self.is_own_hop(hop) {
-            self.punt_own(hop.port, pkt, io);
+        let m = match memo {
+            Some(m) if m.hop == hop => m,
+            _ => {
+                let mtu = self.ifaces.get(hop.port).map_or(DEFAULT_MTU, |i| i.mtu);
+                memo.insert(HopMemo { hop, own: self.is_own_hop(hop), mtu, mac: None })
+            }
+        };
+        if m.own {
+            let port = m.hop.port;
+            self.punt_own(port, pkt, io);
             return;
         }
-        let mtu = self.ifaces.get(hop.port).map_or(DEFAULT_MTU, |i| i.mtu);
-        if pkt.len() > usize::from(mtu) {
+        if pkt.len() > usize::from(m.mtu) {
+            let mtu = m.mtu;
             self.too_big(&pkt, mtu, io);
             return;
         }
-        self.send(hop, pkt, io);
+        match m.mac {
+            Some(mac) => {
+                let port = m.hop.port;
+                self.send_to_mac(port, mac, pkt, io);
+            }
+            None => {
+                let hop = m.hop;
+                m.mac = self.resolve_send(hop, pkt, io);
+            }
+        }
     }
 
     /// Whether a connected route's next hop is one of the port's own addresses:
@@ -941,12 +995,19 @@ impl<P: Packet> Out<'_, P> {
 
     /// Resolve the next hop, add the Ethernet header, transmit.
     fn send<I: WorkerIo<P>>(&mut self, hop: NextHop, pkt: P, io: &mut I) {
+        self.resolve_send(hop, pkt, io);
+    }
+
+    /// [`Self::send`]; the MAC address the packet went to, `None` while the
+    /// neighbour is unresolved (the packet is then held).
+    fn resolve_send<I: WorkerIo<P>>(&mut self, hop: NextHop, pkt: P, io: &mut I) -> Option<MacAddr> {
         match self.neighbors.resolve(hop.port, hop.next_hop, self.now_ms) {
             Some((mac, refresh)) => {
                 if refresh {
                     self.request(hop, io);
                 }
                 self.send_to_mac(hop.port, mac, pkt, io);
+                Some(mac)
             }
             None => {
                 let held = self.neighbors.hold(hop.port, hop.next_hop, pkt, self.now_ms);
@@ -956,6 +1017,7 @@ impl<P: Packet> Out<'_, P> {
                 if held.send_request {
                     self.request(hop, io);
                 }
+                None
             }
         }
     }
