@@ -269,6 +269,13 @@ fn tunnel_round_trip(udp_encap: bool) {
     assert_eq!(gw1.stats.sa(out_sa.expect("protect policy")).packets, 40);
     let in_sa = gw2.ctl.current().inbound(Spi(0x2002)).map(|s| s.id()).expect("inbound");
     assert_eq!(gw2.stats.sa(in_sa).packets, 40);
+    // The ports' tx counters (added once per run or next hop, not per frame)
+    // count every frame sent, with its Ethernet header.
+    for (gw, io, port) in [(&gw1, &io1, OUT), (&gw2, &io2, IN)] {
+        let counts = gw.stats.snapshot().ports[port];
+        let bytes: usize = io.sent.iter().map(|(_, f)| f.data().len()).sum();
+        assert_eq!((counts.tx_packets, counts.tx_bytes), (40, bytes as u64));
+    }
 }
 
 #[test]
