@@ -62,6 +62,9 @@ pub fn parse_outer(d: &[u8]) -> Result<InboundOuter, EspError> {
 /// verified on these same bytes (the worker's classify step), so it is not
 /// summed again. Raw ESP in an IPv4 header without options, the common case,
 /// is read at fixed offsets; everything else takes the general parse.
+/// Inlined into the worker's classify step, where a call returning the
+/// `Result` through memory was 4% of a 64 B decap.
+#[inline]
 pub fn parse_outer_verified(d: &[u8]) -> Result<InboundOuter, EspError> {
     match raw_esp_v4(d) {
         Some(loc) => Ok(InboundOuter::Esp(loc)),
