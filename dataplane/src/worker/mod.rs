@@ -249,10 +249,47 @@ struct HopMemo {
     /// the frame reload bytes just stored (a store-forwarding stall on a third
     /// of `forward_memo`'s samples).
     eth: Option<[[u8; ethernet::HEADER_LEN]; 2]>,
-    /// Frames and bytes sent through `eth` not yet added to the port's tx
-    /// counters: added once per next hop and flush ([`Out::hop_done`]).
-    sent: u64,
-    sent_bytes: u64,
+    /// Frames sent through `eth`, added to the port's tx counters once per next
+    /// hop and flush ([`Out::hop_done`]).
+    sent: TxTally,
+}
+
+/// Frames queued on one port whose tx counters are still to be added: added
+/// once per SA run (encap) or per next hop (decap), not per frame.
+#[derive(Debug, Clone, Copy, Default)]
+struct TxTally {
+    packets: u64,
+    bytes: u64,
+}
+
+impl TxTally {
+    /// Put `eth` in front of an IP packet and queue it on `port`: counted here
+    /// when queued, dropped for its reason otherwise.
+    #[inline]
+    fn push<P: Packet, I: WorkerIo<P>>(&mut self, out: &Out<'_, P>, port: usize, eth: &[u8; ethernet::HEADER_LEN], mut pkt: P, io: &mut I) {
+        if pkt.prepend(ethernet::HEADER_LEN).is_err() {
+            out.drop(DropReason::NoBufferRoom);
+            return;
+        }
+        if let Some(h) = pkt.data_mut().first_chunk_mut::<{ ethernet::HEADER_LEN }>() {
+            *h = *eth;
+        }
+        let len = pkt.len() as u64;
+        match io.tx(port, pkt) {
+            Ok(()) => {
+                self.packets += 1;
+                self.bytes += len;
+            }
+            Err(_) => out.drop(DropReason::TxFull),
+        }
+    }
+
+    /// Add what was counted to `port`'s tx counters.
+    fn add_to(self, stats: &CoreStats, port: usize) {
+        if let (true, Ok(p)) = (self.packets > 0, u16::try_from(port)) {
+            stats.tx(p, self.packets, self.bytes);
+        }
+    }
 }
 
 /// What a packet to one of our own addresses is, once its upper layer is known.
@@ -503,38 +540,18 @@ fn flush_encap<P: Packet, I: WorkerIo<P>>(
             let ethertype = if sa.sa.config().dst.is_ipv6() { EtherType::Ipv6 } else { EtherType::Ipv4 };
             ethernet::header(mac, iface.mac, ethertype)
         });
-        let (mut sent, mut sent_bytes) = (0u64, 0u64);
+        let mut sent = TxTally::default();
         deliver_run(&mut b.pkts[s..e], &results[s..e], sa.id(), out, io, |out, io, pkt, ()| {
             match &eth {
-                Some(eth) => match push_frame(hop.port, eth, pkt, io) {
-                    Ok(len) => {
-                        sent += 1;
-                        sent_bytes += len;
-                    }
-                    Err(reason) => out.drop(reason),
-                },
-                None => out.send(hop, pkt, io),
+                Some(eth) => sent.push(out, hop.port, eth, pkt, io),
+                None => {
+                    out.send(hop, pkt, io);
+                }
             }
             Ok(())
         });
-        if let (true, Ok(p)) = (sent > 0, u16::try_from(hop.port)) {
-            out.stats.tx(p, sent, sent_bytes);
-        }
+        sent.add_to(out.stats, hop.port);
     });
-}
-
-/// Put `eth` in front of an IP packet and queue it on `port`: the frame's
-/// length, or why it was dropped (nothing is counted here).
-#[inline]
-fn push_frame<P: Packet, I: WorkerIo<P>>(port: usize, eth: &[u8; ethernet::HEADER_LEN], mut pkt: P, io: &mut I) -> Result<u64, DropReason> {
-    if pkt.prepend(ethernet::HEADER_LEN).is_err() {
-        return Err(DropReason::NoBufferRoom);
-    }
-    if let Some(h) = pkt.data_mut().first_chunk_mut::<{ ethernet::HEADER_LEN }>() {
-        *h = *eth;
-    }
-    let len = pkt.len() as u64;
-    io.tx(port, pkt).map(|()| len).map_err(|_| DropReason::TxFull)
 }
 
 /// Ports of a TCP/UDP/SCTP header, or ICMP type/code (RFC 4301 §4.4.1.3).
@@ -565,9 +582,8 @@ fn inner_allowed(sa: &InboundTunnel, d: &[u8]) -> bool {
 #[inline(always)]
 fn inner_flow_v4(d: &[u8]) -> Option<FlowV4> {
     let ip = Ipv4Packet::new_checked(d).ok()?;
-    // The protocol byte as is (`new_checked` saw the 20-byte header): the
-    // `IpProtocol` round trip was a call per packet.
-    let proto = d[9];
+    // The protocol number as is: the `IpProtocol` round trip was a call per packet.
+    let proto = ip.protocol_number();
     // Non-first fragments carry no ports (RFC 4301 §7.1 would need reassembly
     // or OPAQUE; they match port-ANY selectors only).
     let (sp, dp) = if ip.frag_offset() == 0 { l4_ports(proto, ip.payload()) } else { (0, 0) };
@@ -783,7 +799,6 @@ impl<P: Packet> Out<'_, P> {
         Class::Done
     }
 
-
     fn ipv6<'t, I: WorkerIo<P>>(&mut self, table: &'t TunnelTable, port: usize, mac: MacAddr, l2: usize, pkt: P, io: &mut I) -> Class<'t, P> {
         let d = &pkt.data()[l2..];
         let Ok(ip) = Ipv6Packet::new_checked(d) else {
@@ -919,10 +934,8 @@ impl<P: Packet> Out<'_, P> {
 
     /// Add the frames sent through `memo` to its port's tx counters.
     fn hop_done(&self, memo: Option<HopMemo>) {
-        if let Some(m) = memo.filter(|m| m.sent > 0) {
-            if let Ok(p) = u16::try_from(m.hop.port) {
-                self.stats.tx(p, m.sent, m.sent_bytes);
-            }
+        if let Some(m) = memo {
+            m.sent.add_to(self.stats, m.hop.port);
         }
     }
 
@@ -952,7 +965,7 @@ impl<P: Packet> Out<'_, P> {
             _ => {
                 self.hop_done(memo.take());
                 let mtu = self.ifaces.get(hop.port).map_or(DEFAULT_MTU, |i| i.mtu);
-                memo.insert(HopMemo { hop, own: self.is_own_hop(hop), mtu, eth: None, sent: 0, sent_bytes: 0 })
+                memo.insert(HopMemo { hop, own: self.is_own_hop(hop), mtu, eth: None, sent: TxTally::default() })
             }
         };
         if m.own {
@@ -968,17 +981,11 @@ impl<P: Packet> Out<'_, P> {
         match &m.eth {
             Some([eth4, eth6]) => {
                 let eth = if pkt.data().first().map(|b| b >> 4) == Some(6) { eth6 } else { eth4 };
-                match push_frame(m.hop.port, eth, pkt, io) {
-                    Ok(len) => {
-                        m.sent += 1;
-                        m.sent_bytes += len;
-                    }
-                    Err(reason) => self.drop(reason),
-                }
+                m.sent.push(self, m.hop.port, eth, pkt, io);
             }
             None => {
                 let hop = m.hop;
-                let mac = self.resolve_send(hop, pkt, io);
+                let mac = self.send(hop, pkt, io);
                 m.eth = mac.zip(self.ifaces.get(hop.port)).map(|(mac, iface)| {
                     [EtherType::Ipv4, EtherType::Ipv6].map(|t| ethernet::header(mac, iface.mac, t))
                 });
@@ -1019,19 +1026,17 @@ impl<P: Packet> Out<'_, P> {
             _ => None,
         };
         match hop {
-            Some(hop) => self.send(hop, pkt, io),
+            Some(hop) => {
+                self.send(hop, pkt, io);
+            }
             None => self.drop(DropReason::NoRoute),
         }
     }
 
-    /// Resolve the next hop, add the Ethernet header, transmit.
-    fn send<I: WorkerIo<P>>(&mut self, hop: NextHop, pkt: P, io: &mut I) {
-        self.resolve_send(hop, pkt, io);
-    }
-
-    /// [`Self::send`]; the MAC address the packet went to, `None` while the
-    /// neighbour is unresolved (the packet is then held).
-    fn resolve_send<I: WorkerIo<P>>(&mut self, hop: NextHop, pkt: P, io: &mut I) -> Option<MacAddr> {
+    /// Resolve the next hop, add the Ethernet header, transmit. The MAC address
+    /// the packet went to, `None` while the neighbour is unresolved (the packet
+    /// is then held).
+    fn send<I: WorkerIo<P>>(&mut self, hop: NextHop, pkt: P, io: &mut I) -> Option<MacAddr> {
         match self.neighbors.resolve(hop.port, hop.next_hop, self.now_ms) {
             Some((mac, refresh)) => {
                 if refresh {
@@ -1062,14 +1067,9 @@ impl<P: Packet> Out<'_, P> {
             Some(6) => EtherType::Ipv6,
             _ => EtherType::Ipv4,
         };
-        match push_frame(port, &ethernet::header(dst, iface.mac, ethertype), pkt, io) {
-            Ok(len) => {
-                if let Ok(p) = u16::try_from(port) {
-                    self.stats.tx(p, 1, len);
-                }
-            }
-            Err(reason) => self.drop(reason),
-        }
+        let mut sent = TxTally::default();
+        sent.push(self, port, &ethernet::header(dst, iface.mac, ethertype), pkt, io);
+        sent.add_to(self.stats, port);
     }
 
     /// ARP request or neighbour solicitation for `hop`.
