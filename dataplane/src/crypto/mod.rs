@@ -73,6 +73,15 @@ pub struct AeadOp<'a> {
     pub tag: &'a mut [u8; TAG_LEN],
 }
 
+impl<'a> AeadOp<'a> {
+    /// A fixed array of empty ops over `tags`, never passed to an AEAD as they
+    /// are: a burst writes its real ops over the front and hands the AEAD that
+    /// prefix, without allocating.
+    pub fn placeholders<const N: usize>(tags: &'a mut [[u8; TAG_LEN]; N]) -> [AeadOp<'a>; N] {
+        tags.each_mut().map(|tag| AeadOp { iv: [0; IV_LEN], aad: &[], data: &mut [], tag })
+    }
+}
+
 /// The tag did not verify; the buffer contents are unspecified afterwards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("AEAD authentication failed")]

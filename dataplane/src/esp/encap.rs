@@ -52,7 +52,7 @@ fn encap_chunk<P: Packet>(sa: &OutboundSa, state: &OutboundState, pkts: &mut [P]
     // AEAD) overwritten from the front by the ready packets' ops in one pass. An
     // earlier version mapped an iterator of `Option<AeadOp>` into the array; the
     // 64 B encap profile showed a store-forwarding stall on every op there.
-    let mut ops = spare_tags.each_mut().map(|tag| AeadOp { iv: [0; 8], aad: &[], data: &mut [], tag });
+    let mut ops = AeadOp::placeholders(&mut spare_tags);
     let mut count = 0;
     for (i, ((pkt, r), a)) in pkts.iter_mut().zip(results.iter_mut()).zip(aads.iter()).enumerate() {
         let seq = first + i as u64;
