@@ -58,6 +58,14 @@ pub trait Packet {
         self.len() == 0
     }
 
+    /// Grow the packet by `front` bytes at the front and make it `len` bytes long
+    /// (bytes added at the end have unspecified contents): `prepend(front)` and then
+    /// `append`/`trim` to `len` as one operation, unchanged on [`NoRoom`]. Turning a
+    /// received frame into an ESP frame needs this one window change instead of four.
+    fn reshape(&mut self, front: usize, len: usize) -> Result<(), NoRoom> {
+        reshape_by_steps(self, front, len)
+    }
+
     /// Shorten the packet to `len` bytes (no-op when it is already that short).
     fn truncate(&mut self, len: usize) -> Result<(), NoRoom> {
         match self.len().checked_sub(len) {
@@ -65,6 +73,22 @@ pub trait Packet {
             _ => Ok(()),
         }
     }
+}
+
+/// [`Packet::reshape`] as `prepend(front)` then `append`/`truncate` to `len`, the
+/// packet unchanged if either refuses (the default, and the fallback of
+/// implementations with a one-step version for the common case).
+pub fn reshape_by_steps<P: Packet + ?Sized>(pkt: &mut P, front: usize, len: usize) -> Result<(), NoRoom> {
+    pkt.prepend(front)?;
+    let r = match len.checked_sub(pkt.len()) {
+        Some(more) => pkt.append(more),
+        None => pkt.truncate(len),
+    };
+    if r.is_err() {
+        // Undoes the prepend: those bytes were just added.
+        let _ = pkt.adj(front);
+    }
+    r
 }
 
 /// A packet in a heap buffer: `buf[start..end]` is the packet.
@@ -215,5 +239,19 @@ mod tests {
         assert_eq!(p.data(), &[1]);
         p.truncate(5).expect("no-op");
         assert_eq!(p.data(), &[1]);
+    }
+
+    #[test]
+    fn reshape_is_prepend_then_length_or_nothing() {
+        let mut p = HeapPacket::from_slice_with_room(&[1, 2, 3, 4], 4, 2);
+        p.reshape(2, 5).expect("room");
+        assert_eq!((p.headroom(), p.len(), p.tailroom()), (2, 5, 3));
+        assert_eq!(p.data()[2..], [1, 2, 3]);
+        p.reshape(2, 10).expect("all of the buffer");
+        assert_eq!((p.headroom(), p.len(), p.tailroom()), (0, 10, 0));
+        let before = p.clone();
+        assert!(p.reshape(1, 1).is_err(), "no headroom left");
+        assert!(p.reshape(0, 11).is_err(), "past the buffer");
+        assert_eq!(p, before, "a refused reshape leaves the packet alone");
     }
 }

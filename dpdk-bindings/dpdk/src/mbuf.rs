@@ -249,6 +249,32 @@ impl Mbuf {
         unsafe { dpdk_sys::dpdk_shim_pktmbuf_trim(self.as_ptr(), n16) == 0 }
     }
 
+    /// Grows the packet at the front by `front` bytes (from the headroom) and sets its
+    /// length to `len` bytes: `prepend(front)` then `append`/`trim` to `len` in one
+    /// store of the three fields (the ESP worker turns a received frame into an ESP
+    /// frame this way, instead of four separate window changes). Single-segment mbufs
+    /// only: false (unchanged) for a chain, or when the headroom or the buffer is too
+    /// small (then the separate operations would refuse too).
+    #[inline]
+    pub fn reshape(&mut self, front: usize, len: usize) -> bool {
+        if self.field_u16(NB_SEGS_OFF) != 1 {
+            return false;
+        }
+        let (Ok(front), Ok(len16)) = (u16::try_from(front), u16::try_from(len)) else { return false };
+        let off = self.field_u16(DATA_OFF_OFF);
+        if front > off {
+            return false;
+        }
+        let new_off = off - front;
+        if usize::from(new_off) + len > usize::from(self.field_u16(BUF_LEN_OFF)) {
+            return false;
+        }
+        self.set_u16(DATA_OFF_OFF, new_off);
+        self.set_u16(DATA_LEN_OFF, len16);
+        self.set_pkt_len_field(u32::from(len16));
+        true
+    }
+
     /// Resets the mbuf to an empty single-segment packet with the default headroom.
     #[inline]
     pub fn reset(&mut self) {

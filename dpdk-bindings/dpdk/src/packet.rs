@@ -1,6 +1,6 @@
 //! `dataplane::packet::Packet` for DPDK mbufs: the ESP dataplane runs on mbufs in place.
 
-use dataplane::packet::{NoRoom, Packet};
+use dataplane::packet::{reshape_by_steps, NoRoom, Packet};
 
 use crate::Mbuf;
 
@@ -47,6 +47,16 @@ impl Packet for Mbuf {
     fn trim(&mut self, n: usize) -> Result<(), NoRoom> {
         let available = self.data_len();
         Mbuf::trim(self, n).then_some(()).ok_or(NoRoom { wanted: n, available })
+    }
+
+    #[inline]
+    fn reshape(&mut self, front: usize, len: usize) -> Result<(), NoRoom> {
+        if Mbuf::reshape(self, front, len) {
+            return Ok(());
+        }
+        // A chain (never on the ESP path: ports run without scatter) or no room:
+        // the separate operations tell which.
+        reshape_by_steps(self, front, len)
     }
 
     #[inline]

@@ -38,6 +38,13 @@ fn ours(m: &mut Mbuf, op: u8, n: u16) -> bool {
     }
 }
 
+/// The next number of a xorshift32 sequence (deterministic steps).
+fn xorshift(x: &mut u32) {
+    *x ^= *x << 13;
+    *x ^= *x >> 17;
+    *x ^= *x << 5;
+}
+
 #[test]
 fn rust_mbuf_ops_match_dpdk_inline_functions() {
     let eal = support::eal("mbufops", &[]);
@@ -51,9 +58,7 @@ fn rust_mbuf_ops_match_dpdk_inline_functions() {
     let mut x: u32 = 0x9e37_79b9;
     let mut refused = [0usize; 4];
     for step in 0..20_000 {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
+        xorshift(&mut x);
         let op = (x & 3) as u8;
         // Mostly small sizes, sometimes beyond what is left, sometimes 0.
         let n = match (x >> 2) % 8 {
@@ -72,4 +77,40 @@ fn rust_mbuf_ops_match_dpdk_inline_functions() {
         }
     }
     assert!(refused.iter().all(|&r| r > 0), "every operation must also be refused sometimes: {refused:?}");
+}
+
+/// `Mbuf::reshape` (one store of the fields) against DPDK's prepend followed by
+/// append or trim to the length, which it replaces on the ESP encap path.
+#[test]
+fn reshape_matches_prepend_then_append_or_trim() {
+    let eal = support::eal("mbufreshape", &[]);
+    let pool = Mempool::new(eal, "mbufreshape_pool", 1023, 0, None).unwrap();
+    let (mut a, mut b) = (pool.alloc().unwrap(), pool.alloc().unwrap());
+    let room = a.headroom() + a.tailroom();
+    let mut x: u32 = 0x2545_f491;
+    let mut refused = 0;
+    for step in 0..20_000 {
+        xorshift(&mut x);
+        // Sometimes move the window back (adj) so both directions get exercised.
+        if x & 7 == 0 {
+            let n = (x >> 3) as u16 % 80;
+            assert_eq!(ours(&mut a, 1, n), reference(&mut b, 1, n));
+            continue;
+        }
+        let front = (x >> 3) as u16 % 72;
+        let len = (x >> 12) as u16 % (room as u16 + 64);
+        let want = reference(&mut b, 0, front) && {
+            let have = b.data_len() as u16;
+            let ok = if len >= have { reference(&mut b, 2, len - have) } else { reference(&mut b, 3, have - len) };
+            if !ok {
+                assert!(reference(&mut b, 1, front), "undo the prepend");
+            }
+            ok
+        };
+        let got = a.reshape(usize::from(front), usize::from(len));
+        assert_eq!(got, want, "step {step}: front {front} len {len} from {:?}", fields(&a));
+        assert_eq!(fields(&a), fields(&b), "step {step}: front {front} len {len}");
+        refused += usize::from(!want);
+    }
+    assert!(refused > 0 && refused < 20_000, "both outcomes must occur: {refused} refused");
 }
