@@ -266,7 +266,11 @@ fn tunnel_round_trip(udp_encap: bool) {
         PolicyAction::Protect(sa) => Some(sa.id()),
         _ => None,
     });
-    assert_eq!(gw1.stats.sa(out_sa.expect("protect policy")).packets, 40);
+    let out_counts = gw1.stats.sa(out_sa.expect("protect policy"));
+    assert_eq!(out_counts.packets, 40);
+    // The SA counts ESP packets (outer IP header on), not frames.
+    let esp_bytes: usize = io1.sent.iter().map(|(_, f)| f.data().len() - 14).sum();
+    assert_eq!(out_counts.bytes, esp_bytes as u64);
     let in_sa = gw2.ctl.current().inbound(Spi(0x2002)).map(|s| s.id()).expect("inbound");
     assert_eq!(gw2.stats.sa(in_sa).packets, 40);
     // The ports' tx counters (added once per run or next hop, not per frame)
@@ -286,6 +290,41 @@ fn plaintext_through_raw_esp_tunnel_and_back() {
 #[test]
 fn plaintext_through_udp_encapsulated_tunnel_and_back() {
     tunnel_round_trip(true);
+}
+
+/// Encap rewrites the received frame in place (the link header kept in front of
+/// the inner packet becomes the outgoing Ethernet header): a VLAN-tagged frame
+/// and a minimum-size frame with Ethernet padding after a short IP packet must
+/// come out as untagged ESP frames whose inner packets are exactly the IP
+/// packets sent (padding not encrypted), in the order received.
+#[test]
+fn tagged_and_padded_frames_are_encapsulated_as_their_ip_packets() {
+    let (mut gw1, mut gw2) = pair(false);
+    let plain = udp("10.1.0.2", "10.2.0.2", 4000, 5000, &[7; 40]);
+    let mut tagged = eth(GW1_IN, HOST1, 0x8100, &[0x00, 0x05, 0x08, 0x00]);
+    tagged.extend_from_slice(&plain);
+    let short = udp("10.1.0.2", "10.2.0.2", 4000, 5000, &[9; 2]);
+    let mut padded = eth(GW1_IN, HOST1, 0x0800, &short);
+    padded.resize(60, 0xee);
+    let io1 = run(&mut gw1, IN, &[tagged, padded, host1_datagram(3)]);
+    assert_eq!(io1.sent.len(), 3, "drops: {:?}", gw1.drops());
+    for (_, f) in &io1.sent {
+        let d = f.data();
+        assert_eq!(&d[0..14], &[&GW2_OUT.0[..], &GW1_OUT.0, &[8, 0]].concat(), "untagged, to gw2");
+        let ip = Ipv4Packet::new_checked(&d[14..]).expect("outer");
+        assert_eq!(usize::from(ip.total_len()), d.len() - 14, "no bytes after the ESP packet");
+        assert!(ip.verify_checksum());
+    }
+    let esp: Vec<Vec<u8>> = io1.sent.iter().map(|(_, f)| f.data().to_vec()).collect();
+    let io2 = run(&mut gw2, OUT, &esp);
+    assert_eq!(io2.sent.len(), 3, "drops: {:?}", gw2.drops());
+    let third = host1_datagram(3)[14..].to_vec();
+    for ((_, f), sent) in io2.sent.iter().zip([&plain, &short, &third]) {
+        let mut want = sent.clone();
+        want[8] = 62;
+        Ipv4Packet::new_unchecked(&mut want[..]).fill_checksum();
+        assert_eq!(&f.data()[14..], &want[..]);
+    }
 }
 
 /// Decap remembers the last next hop of a flush (route, own-address check,

@@ -3,7 +3,7 @@
 use crate::crypto::{AeadOp, TAG_LEN};
 use crate::packet::Packet;
 use crate::wire::{checksum, put16, EspTrailer, IpProtocol, Ipv4Packet, Ipv6Packet, UdpPacket};
-use crate::wire::{ipv4, ipv6, udp, Ecn};
+use crate::wire::{ethernet, ipv4, ipv6, udp, Ecn};
 
 use super::sa::{DfMode, DscpMode, EcnMode, OutboundSa, OutboundState, MAX_OUTER};
 use super::{aad, EspError, BURST, ESP_HDR_IV};
@@ -12,7 +12,7 @@ use super::{aad, EspError, BURST, ESP_HDR_IV};
 /// bytes beyond the inner IP length but is otherwise unchanged.
 pub fn encap<P: Packet>(sa: &OutboundSa, state: &OutboundState, pkt: &mut P) -> Result<(), EspError> {
     let seq = state.reserve(1);
-    let pt_len = prepare(sa, state.limit(), pkt, seq)?;
+    let pt_len = prepare(sa, state.limit(), pkt, seq, Framing::IP)?;
     let (aad, aad_len) = aad(sa.spi, seq, sa.esn);
     let op = seal_op(pkt.data_mut(), sa.template.len, pt_len, seq, &aad[..aad_len])?;
     sa.aead.seal(op);
@@ -30,13 +30,61 @@ pub fn encap_burst<P: Packet>(
     pkts: &mut [P],
     results: &mut [Result<(), EspError>],
 ) {
-    let n = pkts.len().min(results.len());
-    for (pkts, results) in pkts[..n].chunks_mut(BURST).zip(results[..n].chunks_mut(BURST)) {
-        encap_chunk(sa, state, pkts, results);
+    encap_burst_framed(sa, state, pkts, results, Framing::IP);
+}
+
+/// Where the inner packet starts in what [`encap_burst_framed`] is given, and
+/// what goes in front of the outer header it makes.
+#[derive(Debug, Clone, Copy)]
+pub struct Framing<'a> {
+    /// Bytes in front of the inner IP packet (a received frame's link header),
+    /// replaced by `eth` and the outer header; at most the outer header's length.
+    pub l2_in: usize,
+    /// An Ethernet header to leave in the [`ethernet::HEADER_LEN`] bytes of
+    /// headroom right in front of the outer IP header, so that `prepend` of
+    /// that many bytes makes the packet the frame to send, without a copy.
+    pub eth: Option<&'a [u8; ethernet::HEADER_LEN]>,
+}
+
+impl Framing<'_> {
+    /// An IP packet in, an IP packet out.
+    pub const IP: Framing<'static> = Framing { l2_in: 0, eth: None };
+
+    /// Bytes in front of the outer IP header.
+    fn l2_out(&self) -> usize {
+        if self.eth.is_some() {
+            ethernet::HEADER_LEN
+        } else {
+            0
+        }
     }
 }
 
-fn encap_chunk<P: Packet>(sa: &OutboundSa, state: &OutboundState, pkts: &mut [P], results: &mut [Result<(), EspError>]) {
+/// [`encap_burst`] on packets that carry `framing.l2_in` bytes in front of the
+/// inner IP packet, and leave with `framing.eth` in front of the outer one: the
+/// worker's encap path turns a received frame into the frame it sends with two
+/// window changes (five before) and writes both headers in one pass. The packets
+/// start at the outer IP header as with [`encap_burst`].
+pub fn encap_burst_framed<P: Packet>(
+    sa: &OutboundSa,
+    state: &OutboundState,
+    pkts: &mut [P],
+    results: &mut [Result<(), EspError>],
+    framing: Framing<'_>,
+) {
+    let n = pkts.len().min(results.len());
+    for (pkts, results) in pkts[..n].chunks_mut(BURST).zip(results[..n].chunks_mut(BURST)) {
+        encap_chunk(sa, state, pkts, results, framing);
+    }
+}
+
+fn encap_chunk<P: Packet>(
+    sa: &OutboundSa,
+    state: &OutboundState,
+    pkts: &mut [P],
+    results: &mut [Result<(), EspError>],
+    framing: Framing<'_>,
+) {
     let first = state.reserve(pkts.len());
     let limit = state.limit();
     let hdr = sa.template.len;
@@ -56,7 +104,7 @@ fn encap_chunk<P: Packet>(sa: &OutboundSa, state: &OutboundState, pkts: &mut [P]
     let mut count = 0;
     for (i, ((pkt, r), a)) in pkts.iter_mut().zip(results.iter_mut()).zip(aads.iter()).enumerate() {
         let seq = first + i as u64;
-        let op = match prepare(sa, limit, pkt, seq) {
+        let op = match prepare(sa, limit, pkt, seq, framing) {
             Ok(pt_len) => seal_op(pkt.data_mut(), hdr, pt_len, seq, &a[..aad_len]),
             Err(e) => Err(e),
         };
@@ -81,13 +129,16 @@ fn encap_chunk<P: Packet>(sa: &OutboundSa, state: &OutboundState, pkts: &mut [P]
     }
 }
 
-/// Everything but the AEAD: validate the inner header, make room, write the outer
-/// headers and the ESP trailer. Returns the plaintext length (inner + padding + trailer).
-fn prepare<P: Packet>(sa: &OutboundSa, limit: u64, pkt: &mut P, seq: u64) -> Result<usize, EspError> {
+/// Everything but the AEAD: validate the inner header, make room, write the link
+/// and outer headers and the ESP trailer. Returns the plaintext length (inner +
+/// padding + trailer); the packet starts at the outer IP header, `framing.eth`
+/// (if any) is in front of it.
+#[inline(always)]
+fn prepare<P: Packet>(sa: &OutboundSa, limit: u64, pkt: &mut P, seq: u64, framing: Framing<'_>) -> Result<usize, EspError> {
     if seq > limit {
         return Err(EspError::SeqExhausted);
     }
-    let d = pkt.data();
+    let d = pkt.data().get(framing.l2_in..).ok_or(EspError::BadInnerHeader)?;
     let (inner_len, tos, inner_df, next_header) = match d.first().map(|b| b >> 4) {
         Some(4) => {
             let ip = Ipv4Packet::new_checked(d).map_err(|_| EspError::BadInnerHeader)?;
@@ -103,22 +154,23 @@ fn prepare<P: Packet>(sa: &OutboundSa, limit: u64, pkt: &mut P, seq: u64) -> Res
     // RFC 4303 §2.4: inner + padding + 2 trailer bytes must be a multiple of the
     // alignment; pad_align is a power of two.
     let pt_len = (inner_len + 2 + sa.pad_align - 1) & !(sa.pad_align - 1);
-    let tail = pt_len - inner_len + TAG_LEN;
     let outer_len = t.len + pt_len + TAG_LEN;
     let ip_len = if t.ipv6 { ipv6::HEADER_LEN } else { ipv4::HEADER_LEN };
     if outer_len - if t.ipv6 { ip_len } else { 0 } > usize::from(u16::MAX) {
         return Err(EspError::TooBig);
     }
-    let extra = d.len() - inner_len;
-    if pkt.headroom() < t.len || pkt.tailroom() + extra < tail {
-        return Err(EspError::NoBufferRoom);
-    }
-    // Bytes past the inner IP length (Ethernet minimum-frame padding) are not sent.
-    pkt.truncate(inner_len).map_err(|_| EspError::NoBufferRoom)?;
-    pkt.append(tail).map_err(|_| EspError::NoBufferRoom)?;
-    pkt.prepend(t.len).map_err(|_| EspError::NoBufferRoom)?;
+    let l2 = framing.l2_out();
+    // One window change: the link header in front of the inner packet becomes
+    // `l2 + t.len` bytes of headers; bytes past the inner IP length (Ethernet
+    // minimum-frame padding) are not sent, the trailer and ICV take their place.
+    let front = (l2 + t.len).checked_sub(framing.l2_in).ok_or(EspError::NoBufferRoom)?;
+    pkt.reshape(front, l2 + outer_len).map_err(|_| EspError::NoBufferRoom)?;
 
-    let buf = pkt.data_mut();
+    let frame = pkt.data_mut();
+    if let (Some(eth), Some(h)) = (framing.eth, frame.first_chunk_mut::<{ ethernet::HEADER_LEN }>()) {
+        *h = *eth;
+    }
+    let buf = &mut frame[l2..];
     copy_header(&mut buf[..t.len], &t.bytes);
     let cfg = &sa.config;
     let dscp = match cfg.dscp {
@@ -164,6 +216,9 @@ fn prepare<P: Packet>(sa: &OutboundSa, limit: u64, pkt: &mut P, seq: u64) -> Res
     // §3.1, RFC 7634 §2): the 64-bit sequence number is, and costs nothing.
     buf[esp + 8..esp + ESP_HDR_IV].copy_from_slice(&seq.to_be_bytes());
     EspTrailer::write(&mut buf[t.len + inner_len..t.len + pt_len], next_header);
+    // The Ethernet header stays in the headroom: the SA's byte counters count the
+    // ESP packet, and the frame is one `prepend` away.
+    pkt.adj(l2).map_err(|_| EspError::NoBufferRoom)?;
     Ok(pt_len)
 }
 

@@ -16,7 +16,7 @@ pub mod replay;
 pub mod sa;
 
 pub use decap::{decap, decap_burst, decap_burst_classified, parse_outer, Decapped, EspLocation, InboundOuter};
-pub use encap::{encap, encap_burst};
+pub use encap::{encap, encap_burst, encap_burst_framed, Framing};
 pub use error::EspError;
 pub use replay::{ReplayError, ReplayWindow};
 pub use sa::{

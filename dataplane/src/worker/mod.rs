@@ -70,6 +70,11 @@ use crate::wire::{
 /// Neighbour entries per worker.
 const NEIGHBORS: usize = 256;
 
+/// Bytes of the received link header an encap-bound packet keeps in front of
+/// the inner IP packet (an untagged Ethernet header's worth): encap turns them
+/// and the room before them into the outgoing Ethernet and outer headers.
+const ENCAP_L2: usize = ethernet::HEADER_LEN;
+
 /// A fixed-size batch of packets with a group key each (SA index in the burst).
 struct Batch<P> {
     pkts: [Slot<P>; BURST],
@@ -266,12 +271,19 @@ impl TxTally {
     /// Put `eth` in front of an IP packet and queue it on `port`: counted here
     /// when queued, dropped for its reason otherwise.
     #[inline]
-    fn push<P: Packet, I: WorkerIo<P>>(&mut self, out: &Out<'_, P>, port: usize, eth: &[u8; ethernet::HEADER_LEN], mut pkt: P, io: &mut I) {
+    fn push<P: Packet, I: WorkerIo<P>>(&mut self, out: &Out<'_, P>, port: usize, eth: &[u8; ethernet::HEADER_LEN], pkt: P, io: &mut I) {
+        self.push_eth(out, port, Some(eth), pkt, io);
+    }
+
+    /// [`Self::push`]; `eth` `None` when the header is in the headroom already
+    /// (`esp::Framing::eth`).
+    #[inline]
+    fn push_eth<P: Packet, I: WorkerIo<P>>(&mut self, out: &Out<'_, P>, port: usize, eth: Option<&[u8; ethernet::HEADER_LEN]>, mut pkt: P, io: &mut I) {
         if pkt.prepend(ethernet::HEADER_LEN).is_err() {
             out.drop(DropReason::NoBufferRoom);
             return;
         }
-        if let Some(h) = pkt.data_mut().first_chunk_mut::<{ ethernet::HEADER_LEN }>() {
+        if let (Some(eth), Some(h)) = (eth, pkt.data_mut().first_chunk_mut::<{ ethernet::HEADER_LEN }>()) {
             *h = *eth;
         }
         let len = pkt.len() as u64;
@@ -331,7 +343,8 @@ enum Class<'t, P> {
     Done,
     /// ESP for this inbound SA; the Ethernet header is stripped.
     Decap(&'t SaRef<InboundTunnel>, P),
-    /// Plaintext for this outbound SA; the Ethernet header is stripped, TTL decremented.
+    /// Plaintext for this outbound SA behind [`ENCAP_L2`] bytes of its link header
+    /// (a VLAN tag is stripped), TTL decremented.
     Encap(&'t SaRef<OutboundTunnel>, P),
 }
 
@@ -516,15 +529,18 @@ fn flush_encap<P: Packet, I: WorkerIo<P>>(
         for slot in &mut b.pkts[s..e] {
             // RFC 4301 §8.2.1 / RFC 1191: a packet that would not fit after
             // encapsulation is refused (with "fragmentation needed" when DF is set).
-            if slot.len() + overhead > usize::from(mtu) {
-                if let Some(pkt) = slot.0.take() {
+            if slot.len().saturating_sub(ENCAP_L2) + overhead > usize::from(mtu) {
+                if let Some(mut pkt) = slot.0.take() {
                     out.stats.sa_drops(sa.id(), 1);
-                    out.too_big(&pkt, mtu.saturating_sub(overhead as u16), io);
+                    if pkt.adj(ENCAP_L2).is_ok() {
+                        out.too_big(&pkt, mtu.saturating_sub(overhead as u16), io);
+                    }
                 }
             }
         }
-        esp::encap_burst(&sa.sa, &sa.state, &mut b.pkts[s..e], &mut results[s..e]);
-        // One neighbour lookup per SA and burst too, when the peer is resolved.
+        // One neighbour lookup per SA and burst, before sealing: when the peer is
+        // resolved, encap writes its Ethernet header in the same pass as the outer
+        // header and the frames only need queueing.
         let mac = match out.neighbors.resolve(hop.port, hop.next_hop, out.now_ms) {
             Some((mac, refresh)) => {
                 if refresh {
@@ -534,19 +550,21 @@ fn flush_encap<P: Packet, I: WorkerIo<P>>(
             }
             None => None,
         };
-        // The Ethernet header is the same for the whole run: built once; the
-        // port's tx counters are added once per run too.
         let eth = mac.zip(out.ifaces.get(hop.port)).map(|(mac, iface)| {
             let ethertype = if sa.sa.config().dst.is_ipv6() { EtherType::Ipv6 } else { EtherType::Ipv4 };
             ethernet::header(mac, iface.mac, ethertype)
         });
+        let framing = esp::Framing { l2_in: ENCAP_L2, eth: eth.as_ref() };
+        esp::encap_burst_framed(&sa.sa, &sa.state, &mut b.pkts[s..e], &mut results[s..e], framing);
+        // The port's tx counters are added once per run.
         let mut sent = TxTally::default();
         deliver_run(&mut b.pkts[s..e], &results[s..e], sa.id(), out, io, |out, io, pkt, ()| {
-            match &eth {
-                Some(eth) => sent.push(out, hop.port, eth, pkt, io),
-                None => {
-                    out.send(hop, pkt, io);
-                }
+            if eth.is_some() {
+                // encap left the header in front of the packet.
+                sent.push_eth(out, hop.port, None, pkt, io);
+            } else {
+                // Unresolved: encap made an IP packet; held while ARP/ND runs.
+                out.send(hop, pkt, io);
             }
             Ok(())
         });
@@ -904,9 +922,12 @@ impl<P: Packet> Out<'_, P> {
             Decision::NoPolicy => DropReason::NoPolicy,
             Decision::Trap(t) => trap::held(self.stats, t, self.now_ms),
             Decision::Protect(sa) => {
-                if pkt.adj(l2).is_err() {
+                // The encap batch keeps ENCAP_L2 bytes of the link header: encap
+                // writes the outgoing Ethernet header there (one window change per
+                // packet); a VLAN tag is stripped here.
+                if pkt.adj(l2.saturating_sub(ENCAP_L2)).is_err() {
                     DropReason::Truncated
-                } else if !decrement_ttl(pkt.data_mut()) {
+                } else if !pkt.data_mut().get_mut(ENCAP_L2..).is_some_and(decrement_ttl) {
                     DropReason::TtlExpired
                 } else {
                     return Class::Encap(sa, pkt);
