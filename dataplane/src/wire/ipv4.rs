@@ -130,15 +130,18 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     }
 
     /// Whether the header checksum verifies.
-    #[inline]
+    ///
+    /// Always inlined, with the options case out of line: the 64 B encap profile
+    /// had this as a call of its own (1.5-3% of the worker) for what is five
+    /// 32-bit loads and adds on a header without options.
+    #[inline(always)]
     pub fn verify_checksum(&self) -> bool {
         let b = self.buffer.as_ref();
-        let sum = match b.first_chunk::<HEADER_LEN>() {
+        match b.first_chunk::<HEADER_LEN>() {
             // No options (nearly every packet): five fixed 32-bit words, no loop.
-            Some(h) if self.header_len() == HEADER_LEN => checksum::sum_header(h),
-            _ => checksum::sum(0, &b[..self.header_len()]),
-        };
-        checksum::fold(sum) == 0xffff
+            Some(h) if h[0] & 0x0f == 5 => checksum::fold(checksum::sum_header(h)) == 0xffff,
+            _ => verify_with_options(b, self.header_len()),
+        }
     }
 
     /// The payload: from the end of the header to `total_len`.
@@ -218,6 +221,14 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     }
 }
 
+/// [`Ipv4Packet::verify_checksum`] of a header with options (or a short buffer:
+/// false).
+#[cold]
+#[inline(never)]
+fn verify_with_options(b: &[u8], header_len: usize) -> bool {
+    b.get(..header_len).is_some_and(|h| checksum::fold(checksum::sum(0, h)) == 0xffff)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,6 +285,23 @@ mod tests {
         p[9] = 17;
         let ip = Ipv4Packet::new_checked(&p[..]).expect("valid");
         assert_eq!((ip.header_len(), ip.payload().len()), (24, 8));
+    }
+
+    #[test]
+    fn checksum_with_options_covers_them() {
+        // IHL 6: the option word (a NOP padded router alert, RFC 2113) is summed too.
+        let mut p = [0u8; 32];
+        p[..4].copy_from_slice(&[0x46, 0, 0, 32]);
+        p[8..10].copy_from_slice(&[64, 17]);
+        p[20..24].copy_from_slice(&[0x94, 0x04, 0x00, 0x00]);
+        Ipv4Packet::new_unchecked(&mut p[..]).fill_checksum();
+        assert!(Ipv4Packet::new_checked(&p[..]).expect("valid").verify_checksum());
+        p[22] = 1;
+        assert!(!Ipv4Packet::new_checked(&p[..]).expect("valid").verify_checksum(), "an option byte changed");
+        // The same 20 bytes read as IHL 5 are summed without the option word.
+        let mut q = PING;
+        q[11] ^= 1;
+        assert!(!Ipv4Packet::new_unchecked(&q[..]).verify_checksum());
     }
 
     #[test]
