@@ -27,8 +27,9 @@ pub trait BurstProcessor: Send {
     /// left in `pkts` afterwards is dropped (and counted) by the worker.
     fn process(&mut self, rx_port: usize, pkts: &mut Burst<BURST>, tx: &mut [Burst<BURST>]);
 
-    /// Called once per poll, with or without received packets: packets the
-    /// processor originates (IKE from the control plane) go into `tx`.
+    /// Called once per poll, with or without received packets, before that poll's
+    /// rx bursts reach [`Self::process`] (a processor may read its clock here for
+    /// them): packets the processor originates (IKE from the control plane) go into `tx`.
     /// Returns how many it produced (a busy poll: no idle back-off).
     fn poll(&mut self, _tx: &mut [Burst<BURST>]) -> usize {
         0
