@@ -215,7 +215,8 @@ fn prepare<P: Packet>(sa: &OutboundSa, limit: u64, pkt: &mut P, seq: u64, framin
     // The IV only has to be unique per key for GCM and ChaCha20-Poly1305 (RFC 4106
     // §3.1, RFC 7634 §2): the 64-bit sequence number is, and costs nothing.
     buf[esp + 8..esp + ESP_HDR_IV].copy_from_slice(&seq.to_be_bytes());
-    EspTrailer::write(&mut buf[t.len + inner_len..t.len + pt_len], next_header);
+    // The ICV's TAG_LEN bytes follow the trailer in `buf`.
+    EspTrailer::write_before_icv(&mut buf[t.len + inner_len..], pt_len - inner_len, next_header);
     // The Ethernet header stays in the headroom: the SA's byte counters count the
     // ESP packet, and the frame is one `prepend` away.
     pkt.adj(l2).map_err(|_| EspError::NoBufferRoom)?;

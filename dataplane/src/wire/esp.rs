@@ -159,6 +159,31 @@ impl EspTrailer {
         out[n - 2] = (n - TRAILER_LEN) as u8;
         out[n - 1] = next_header.into();
     }
+
+    /// [`Self::write`] of a trailer of `len` bytes (padding + 2) at the start of
+    /// `out`, where `out` goes on past the trailer for at least 16 bytes (the
+    /// ICV's room, written after this): the padding of up to 16 bytes is then one
+    /// 16-byte store of the 1, 2, 3... pattern, whose bytes past the padding are
+    /// overwritten by the trailer and the ICV. With the 16-byte alignment of
+    /// AES-GCM the padding is 0..=15 bytes; `write`'s loop for it was 6% of
+    /// `encap_burst`'s samples at 64 B.
+    #[inline]
+    pub fn write_before_icv(out: &mut [u8], len: usize, next_header: IpProtocol) {
+        const PATTERN: [u8; 16] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16];
+        let room = len + PATTERN.len() <= out.len();
+        match (len.checked_sub(TRAILER_LEN), out.first_chunk_mut::<16>()) {
+            (Some(pad), Some(head)) if pad <= PATTERN.len() && room => {
+                *head = PATTERN;
+                out[len - 2] = pad as u8;
+                out[len - 1] = next_header.into();
+            }
+            _ => {
+                if let Some(t) = out.get_mut(..len) {
+                    Self::write(t, next_header);
+                }
+            }
+        }
+    }
 }
 
 /// IKE and NAT-T port (RFC 3948 §2, RFC 7296 §2.23).
@@ -211,6 +236,23 @@ mod tests {
         assert_eq!(EspTrailer::parse(&[0xaa, 1, 2, 9, 4, 5, 5, 4]), Err(Error::Malformed));
         assert_eq!(EspTrailer::parse(&[1, 2, 3, 4]), Err(Error::Truncated));
         assert_eq!(EspTrailer::parse(&[4]), Err(Error::Truncated));
+    }
+
+    #[test]
+    fn trailer_before_the_icv_is_the_same_trailer() {
+        // Every padding length, with the ICV's room after it and with less (the
+        // loop then writes it): the trailer bytes equal write()'s, parse() reads it.
+        for pad in 0..=40usize {
+            for room in [16, 15, 0] {
+                let len = pad + 2;
+                let mut want = vec![0xaa; len];
+                EspTrailer::write(&mut want, IpProtocol::Ipv4);
+                let mut out = vec![0xaa; len + room];
+                EspTrailer::write_before_icv(&mut out, len, IpProtocol::Ipv4);
+                assert_eq!(&out[..len], &want[..], "pad {pad} room {room}");
+                assert_eq!(EspTrailer::parse(&out[..len]).map(|t| t.len()), Ok(len));
+            }
+        }
     }
 
     #[test]

@@ -102,6 +102,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     }
 
     /// Protocol.
+    #[inline]
     pub fn protocol(&self) -> IpProtocol {
         self.buffer.as_ref()[9].into()
     }
@@ -145,6 +146,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     }
 
     /// The payload: from the end of the header to `total_len`.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[self.header_len()..usize::from(self.total_len())]
     }

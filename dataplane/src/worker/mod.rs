@@ -573,6 +573,8 @@ fn flush_encap<P: Packet, I: WorkerIo<P>>(
 }
 
 /// Ports of a TCP/UDP/SCTP header, or ICMP type/code (RFC 4301 §4.4.1.3).
+/// Inlined: a call of its own per transit packet in the 64 B encap profile.
+#[inline]
 fn l4_ports(proto: u8, l4: &[u8]) -> (u16, u16) {
     match proto {
         6 | 17 | 132 if l4.len() >= 4 => (u16::from_be_bytes([l4[0], l4[1]]), u16::from_be_bytes([l4[2], l4[3]])),
@@ -925,7 +927,7 @@ impl<P: Packet> Out<'_, P> {
                 // The encap batch keeps ENCAP_L2 bytes of the link header: encap
                 // writes the outgoing Ethernet header there (one window change per
                 // packet); a VLAN tag is stripped here.
-                if pkt.adj(l2.saturating_sub(ENCAP_L2)).is_err() {
+                if l2 != ENCAP_L2 && pkt.adj(l2.saturating_sub(ENCAP_L2)).is_err() {
                     DropReason::Truncated
                 } else if !pkt.data_mut().get_mut(ENCAP_L2..).is_some_and(decrement_ttl) {
                     DropReason::TtlExpired
