@@ -487,8 +487,20 @@ impl<W: AddrWord> Family<W> {
         Self { groups, linear }
     }
 
-    #[inline]
+    /// The first matching policy's index. A linear SPD (up to [`LINEAR_MAX`]
+    /// policies, the common case) is scanned inline; the tuple-space search is a
+    /// call: inlining all of it kept the whole lookup out of line, a call per
+    /// transit packet (3-6% of the 64 B encap worker with one policy).
+    #[inline(always)]
     fn lookup(&self, f: &FlowKey<W>) -> Option<u32> {
+        if self.groups.is_empty() {
+            return Self::scan(&self.linear, f, u32::MAX);
+        }
+        self.lookup_groups(f)
+    }
+
+    #[inline(never)]
+    fn lookup_groups(&self, f: &FlowKey<W>) -> Option<u32> {
         let mut best = u32::MAX;
         for g in &self.groups {
             if g.min_index >= best {
@@ -498,7 +510,14 @@ impl<W: AddrWord> Family<W> {
                 best = best.min(i);
             }
         }
-        for p in &self.linear {
+        Self::scan(&self.linear, f, best)
+    }
+
+    /// The first of `linear` that matches `f`, if it comes before `best`; else
+    /// `best` (`None` for `u32::MAX`).
+    #[inline(always)]
+    fn scan(linear: &[Masked<W>], f: &FlowKey<W>, mut best: u32) -> Option<u32> {
+        for p in linear {
             if p.index >= best {
                 break;
             }

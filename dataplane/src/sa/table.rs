@@ -129,7 +129,7 @@ impl<I, O> SaTable<I, O> {
     }
 
     /// Outbound decision for an IPv4 inner packet.
-    #[inline]
+    #[inline(always)]
     pub fn outbound_v4(&self, flow: &FlowV4) -> Decision<'_, O> {
         decide(self.spd.lookup_v4(flow))
     }
