@@ -575,7 +575,7 @@ fn l4_ports(proto: u8, l4: &[u8]) -> (u16, u16) {
 #[inline(always)]
 fn inner_allowed(sa: &InboundTunnel, d: &[u8]) -> bool {
     match d.first().map(|b| b >> 4) {
-        Some(4) => inner_flow_v4(d).is_some_and(|f| sa.allows(&Flow::V4(f))),
+        Some(4) => inner_flow_v4(d).is_some_and(|f| sa.allows_v4(&f)),
         Some(6) => inner_flow_v6(d).is_some_and(|f| sa.allows(&Flow::V6(f))),
         _ => false,
     }
