@@ -18,6 +18,15 @@ pub struct NextHop {
     pub next_hop: IpAddr,
 }
 
+/// An IPv4 route of a [`RouteTable`], as [`RouteTable::route_v4`] found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteV4 {
+    index: usize,
+    /// Through a gateway: the next hop is the same for every destination of the
+    /// route (on a connected prefix it is the destination itself).
+    pub gateway: bool,
+}
+
 /// One route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Route {
@@ -123,8 +132,22 @@ impl RouteTable {
     /// Longest-prefix match for an IPv4 destination.
     #[inline]
     pub fn lookup_v4(&self, dst: Ipv4Addr) -> Option<NextHop> {
+        self.route_v4(dst).and_then(|r| self.next_hop_v4(r, dst))
+    }
+
+    /// The route [`Self::lookup_v4`] takes for `dst`, without building its next
+    /// hop: a key for callers that remember the next hop of the last route.
+    #[inline]
+    pub fn route_v4(&self, dst: Ipv4Addr) -> Option<RouteV4> {
         let d = u32::from(dst);
-        let e = self.v4.iter().find(|e| d & e.mask == e.net)?;
+        let i = self.v4.iter().position(|e| d & e.mask == e.net)?;
+        Some(RouteV4 { index: i, gateway: self.v4[i].via.is_some() })
+    }
+
+    /// The next hop of route `r` (from [`Self::route_v4`] on this table) for `dst`.
+    #[inline]
+    pub fn next_hop_v4(&self, r: RouteV4, dst: Ipv4Addr) -> Option<NextHop> {
+        let e = self.v4.get(r.index)?;
         Some(NextHop { port: e.port, next_hop: e.via.unwrap_or(IpAddr::V4(dst)) })
     }
 
@@ -187,6 +210,28 @@ mod tests {
         assert_eq!(hop("203.0.113.9"), Some(NextHop { port: 0, next_hop: "198.51.100.254".parse().expect("a") }));
         assert_eq!(hop("2001:db8::1").map(|h| h.port), Some(1));
         assert_eq!(hop("2001:db9::1"), None, "no IPv6 default route");
+    }
+
+    /// `route_v4` + `next_hop_v4` is `lookup_v4`, and a gateway route's next
+    /// hop does not depend on the destination (what a next-hop memo relies on).
+    #[test]
+    fn route_v4_then_next_hop_is_lookup_v4() {
+        let t = RouteTable::build([
+            r("0.0.0.0", 0, Some("198.51.100.254"), 0),
+            r("10.2.0.0", 16, Some("10.9.0.1"), 1),
+            r("10.2.3.0", 24, None, 2),
+        ])
+        .expect("valid");
+        for a in ["10.2.3.4", "10.2.3.5", "10.2.4.4", "10.2.9.9", "203.0.113.9", "0.0.0.0"] {
+            let dst: Ipv4Addr = a.parse().expect("addr");
+            let r = t.route_v4(dst).expect("a default route");
+            assert_eq!(t.next_hop_v4(r, dst), t.lookup_v4(dst), "{a}");
+            assert_eq!(r.gateway, !a.starts_with("10.2.3."), "{a}");
+        }
+        let (a, b) = (Ipv4Addr::new(10, 2, 4, 4), Ipv4Addr::new(10, 2, 9, 9));
+        assert_eq!(t.route_v4(a), t.route_v4(b));
+        assert_ne!(t.route_v4(Ipv4Addr::new(10, 2, 3, 4)), t.route_v4(a));
+        assert_eq!(RouteTable::new().route_v4(a), None);
     }
 
     #[test]

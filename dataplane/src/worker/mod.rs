@@ -58,7 +58,7 @@ use crate::drop::DropReason;
 use crate::esp::{self, EspError, InboundOuter, BURST};
 use crate::neighbor::NeighborTable;
 use crate::packet::Packet;
-use crate::route::{NextHop, RouteTable};
+use crate::route::{NextHop, RouteTable, RouteV4};
 use crate::sa::{Decision, Reader, SaRef};
 use crate::spd::{Flow, FlowV4, FlowV6};
 use crate::stats::CoreStats;
@@ -245,6 +245,9 @@ struct Out<'a, P> {
 #[derive(Debug, Clone, Copy)]
 struct HopMemo {
     hop: NextHop,
+    /// The IPv4 gateway route that led to `hop`, if that is how it was found:
+    /// a packet taking the same route goes to `hop` without building its next hop.
+    route4: Option<RouteV4>,
     /// The next hop is one of the port's own addresses (punted, not sent).
     own: bool,
     mtu: u16,
@@ -592,7 +595,7 @@ fn l4_ports(proto: u8, l4: &[u8]) -> (u16, u16) {
 #[inline(always)]
 fn inner_allowed(sa: &InboundTunnel, d: &[u8]) -> bool {
     match d.first().map(|b| b >> 4) {
-        Some(4) => inner_flow_v4(d).is_some_and(|f| sa.allows(&Flow::V4(f))),
+        Some(4) => inner_flow_v4(d).is_some_and(|f| sa.allows_v4(&f)),
         Some(6) => inner_flow_v6(d).is_some_and(|f| sa.allows(&Flow::V6(f))),
         _ => false,
     }
@@ -975,20 +978,31 @@ impl<P: Packet> Out<'_, P> {
         }
         // `decrement_ttl` accepted a whole IPv4 or IPv6 header.
         let d = pkt.data();
-        let hop = match d[0] >> 4 {
-            4 => self.routes.lookup_v4(Ipv4Packet::new_unchecked(d).dst_addr()),
-            _ => self.routes.lookup_v6(Ipv6Packet::new_unchecked(d).dst_addr()),
-        };
-        let Some(hop) = hop else {
-            self.drop(DropReason::NoRoute);
-            return;
-        };
-        let m = match memo {
-            Some(m) if m.hop == hop => m,
-            _ => {
-                self.hop_done(memo.take());
-                let mtu = self.ifaces.get(hop.port).map_or(DEFAULT_MTU, |i| i.mtu);
-                memo.insert(HopMemo { hop, own: self.is_own_hop(hop), mtu, eth: None, sent: TxTally::default() })
+        let m = if d[0] >> 4 == 4 {
+            let dst = Ipv4Packet::new_unchecked(d).dst_addr();
+            let Some(route) = self.routes.route_v4(dst) else {
+                self.drop(DropReason::NoRoute);
+                return;
+            };
+            match memo {
+                // Every destination of a gateway route has the memo's next hop:
+                // no next hop built and compared per packet.
+                Some(m) if m.route4 == Some(route) => m,
+                _ => match self.routes.next_hop_v4(route, dst) {
+                    Some(hop) => self.memo_for(memo, hop, Some(route).filter(|r| r.gateway)),
+                    None => {
+                        self.drop(DropReason::NoRoute);
+                        return;
+                    }
+                },
+            }
+        } else {
+            match self.routes.lookup_v6(Ipv6Packet::new_unchecked(d).dst_addr()) {
+                Some(hop) => self.memo_for(memo, hop, None),
+                None => {
+                    self.drop(DropReason::NoRoute);
+                    return;
+                }
             }
         };
         if m.own {
@@ -1012,6 +1026,24 @@ impl<P: Packet> Out<'_, P> {
                 m.eth = mac.zip(self.ifaces.get(hop.port)).map(|(mac, iface)| {
                     [EtherType::Ipv4, EtherType::Ipv6].map(|t| ethernet::header(mac, iface.mac, t))
                 });
+            }
+        }
+    }
+
+    /// The memo for `hop` (the current one, or a new one after the current one
+    /// is finished); `route4` is the IPv4 gateway route that led to it, if any.
+    fn memo_for<'m>(&self, memo: &'m mut Option<HopMemo>, hop: NextHop, route4: Option<RouteV4>) -> &'m mut HopMemo {
+        if !memo.as_ref().is_some_and(|m| m.hop == hop) {
+            self.hop_done(memo.take());
+        }
+        match memo {
+            Some(m) => {
+                m.route4 = route4;
+                m
+            }
+            None => {
+                let mtu = self.ifaces.get(hop.port).map_or(DEFAULT_MTU, |i| i.mtu);
+                memo.insert(HopMemo { hop, route4, own: self.is_own_hop(hop), mtu, eth: None, sent: TxTally::default() })
             }
         }
     }

@@ -13,7 +13,7 @@ use zeroize::Zeroizing;
 use crate::crypto::{new_aead, Algorithm, Backend, KeyError};
 use crate::esp::{self, InboundConfig, OutboundConfig, SaConfigError, UdpEncap};
 use crate::sa::{PolicyAction, PolicyId, PolicySpec, SaControl, SaError, SaId, SaTable, Spi};
-use crate::spd::{Flow, IpPrefix, PortRange, Selector};
+use crate::spd::{Flow, FlowV4, IpPrefix, PortRange, Selector, SelectorV4};
 
 /// An inbound SA as installed for the worker.
 #[derive(Debug)]
@@ -24,7 +24,10 @@ pub struct InboundTunnel {
     /// [`super`]).
     pub state: Arc<esp::InboundState>,
     /// What decrypted packets may be (remote → local, RFC 4301 §5.2 step 4).
-    pub selectors: Box<[Selector]>,
+    selectors: Box<[Selector]>,
+    /// The IPv4 ones among them with their masks computed once, for the
+    /// per-packet check of [`Self::allows_v4`].
+    selectors_v4: Box<[SelectorV4]>,
     /// Name for counters and logs.
     pub name: Arc<str>,
 }
@@ -34,13 +37,28 @@ impl InboundTunnel {
     /// remote → local (what decrypted packets may be).
     pub fn new(sa: esp::InboundSa, selectors: Vec<Selector>, name: &str) -> Result<Self, SaConfigError> {
         let state = Arc::new(sa.new_state()?);
-        Ok(InboundTunnel { sa, state, selectors: selectors.into(), name: Arc::from(name) })
+        let selectors_v4 = selectors.iter().filter_map(Selector::compile_v4).collect();
+        Ok(InboundTunnel { sa, state, selectors: selectors.into(), selectors_v4, name: Arc::from(name) })
+    }
+
+    /// What decrypted packets may be (remote → local).
+    pub fn selectors(&self) -> &[Selector] {
+        &self.selectors
     }
 
     /// Whether a decrypted packet's flow is allowed through this SA.
     #[inline]
     pub fn allows(&self, flow: &Flow) -> bool {
-        self.selectors.iter().any(|s| s.matches(flow))
+        match flow {
+            Flow::V4(f) => self.allows_v4(f),
+            Flow::V6(_) => self.selectors.iter().any(|s| s.matches(flow)),
+        }
+    }
+
+    /// [`Self::allows`] for an IPv4 flow.
+    #[inline]
+    pub fn allows_v4(&self, flow: &FlowV4) -> bool {
+        self.selectors_v4.iter().any(|s| s.matches(flow))
     }
 }
 
