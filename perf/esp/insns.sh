@@ -30,6 +30,10 @@
 # AVX-512), so the AEAD libraries take that path, whatever the host: their counts are
 # for that code, comparable between builds but not the native path's.
 set -euo pipefail
+# Binaries named relative to the caller's directory stay valid after the cd below.
+args=()
+for a in "$@"; do if [[ -e $a ]]; then args+=("$(realpath "$a")"); else args+=("$a"); fi; done
+set -- "${args[@]}"
 cd "$(dirname "$0")/../.."
 
 usage() { echo "usage: perf/esp/insns.sh encap|decap SIZE [BIN...]" >&2; exit 2; }
