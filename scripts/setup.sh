@@ -4,7 +4,7 @@ set -euo pipefail
 PKGS=(dpdk libdpdk-dev clang libclang-dev pkg-config build-essential libipsec-mb-dev
       strongswan-swanctl strongswan-charon charon-systemd libcharon-extra-plugins
       libstrongswan-extra-plugins tcpdump python3-scapy python3-cryptography iproute2
-      iputils-ping lua5.4 dpdk-dev)
+      iputils-ping lua5.4 dpdk-dev valgrind)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

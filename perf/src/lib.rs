@@ -3,3 +3,4 @@
 
 pub mod aead;
 pub mod sa_tables;
+pub mod worker_traffic;

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Instructions per packet of the ESP worker (perf/run.sh's gateway and traffic), counted
+# by valgrind's callgrind: deterministic, so it can compare builds whose difference is
+# too small for the timing harness on a noisy machine (perf/README.md, "Instructions per
+# packet (callgrind)").
+#
+#   perf/esp/insns.sh DIR SIZE [BIN...]
+#       DIR encap|decap, SIZE the plaintext frame size (64, 512, 1400, ...)
+#       BIN  worker_insns binaries (perf/src/bin/worker_insns.rs) built from the commits
+#            to compare; none: build this tree's (cargo build --release -p perf --bin
+#            worker_insns, under nice) and use it. With two, prints both and B/A.
+#   env: BURSTS=100 (bursts of 32 frames), ALG=aes128gcm, TOP=15 (functions listed),
+#        KEEP=DIR (keep the callgrind.out files, for callgrind_annotate --auto=yes),
+#        INSNS_LOCK=/tmp/ipsecgw-perf.lock (taken around each valgrind run so it never
+#        runs during a timing run; "none" to skip: do not wrap this script in flock on
+#        the same file, it would wait for itself).
+#
+# Time: ~5-10 s per binary at BURSTS=100 on the 2-core EPYC (valgrind starts ~1 s, the
+# setup and the checks run under it too, the measured loop ~50x slower than native),
+# plus the wait for the lock and, without BIN, the build (~1 min after a dataplane change).
+#
+# Counted: only perf::worker_traffic::measured_bursts (valgrind --collect-atstart=no
+# --toggle-collect), i.e. the worker's quiescent point and Worker::process per burst, on
+# frames copied before it: not the setup, the copies or the checks. Divided by the
+# packets (BURSTS x 32). One-time work inside the loop (the first burst) is spread over
+# BURSTS bursts: ~0.1 instructions per packet at 100.
+# Columns: total; aead = libIPSec_MB + ring; libc = memcpy/memset called by our code;
+# ours = total - aead (our crates, the Rust library code inlined into them, and libc).
+# Under valgrind the CPU looks like a Haswell (AVX2, AES-NI, PCLMULQDQ, no VAES, no
+# AVX-512), so the AEAD libraries take that path, whatever the host: their counts are
+# for that code, comparable between builds but not the native path's.
+set -euo pipefail
+# Binaries named relative to the caller's directory stay valid after the cd below.
+args=()
+for a in "$@"; do if [[ -e $a ]]; then args+=("$(realpath "$a")"); else args+=("$a"); fi; done
+set -- "${args[@]}"
+cd "$(dirname "$0")/../.."
+
+usage() { echo "usage: perf/esp/insns.sh encap|decap SIZE [BIN...]" >&2; exit 2; }
+(($# >= 2)) || usage
+dir=$1 size=$2; shift 2
+[[ $dir == encap || $dir == decap ]] || usage
+[[ $size =~ ^[0-9]+$ ]] || usage
+BURSTS=${BURSTS:-100} ALG=${ALG:-aes128gcm} TOP=${TOP:-15}
+lock=${INSNS_LOCK:-/tmp/ipsecgw-perf.lock}
+
+if ! command -v valgrind >/dev/null; then
+    echo "insns.sh: installing valgrind" >&2
+    apt-get update -qq && apt-get install -y -qq valgrind >/dev/null
+fi
+
+bins=("$@")
+if ((${#bins[@]} == 0)); then
+    export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
+    nice cargo build --release -q -p perf --bin worker_insns
+    bins=("$CARGO_TARGET_DIR/release/worker_insns")
+fi
+((${#bins[@]} <= 2)) || { echo "insns.sh: at most two binaries" >&2; exit 2; }
+
+work=$(mktemp -d /tmp/ipsecgw-insns.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+outs=()
+for i in "${!bins[@]}"; do
+    bin=${bins[$i]}
+    [[ -x $bin ]] || { echo "insns.sh: $bin is not an executable" >&2; exit 2; }
+    out=$work/callgrind.$i.out
+    run=(valgrind --tool=callgrind --collect-atstart=no --toggle-collect='perf::worker_traffic::measured_bursts'
+        --callgrind-out-file="$out" "$bin" "$dir" "$size" "$BURSTS" "$ALG")
+    if [[ $lock != none ]]; then run=(flock "$lock" "${run[@]}"); fi
+    if ! "${run[@]}" >"$work/run.$i.log" 2>&1; then
+        cat "$work/run.$i.log" >&2
+        echo "insns.sh: $bin $dir $size failed (its check or valgrind)" >&2
+        exit 1
+    fi
+    name=A; ((i == 0)) || name=B
+    echo "# $name = $bin: $(sed -n 's/^worker_insns: //p' "$work/run.$i.log")"
+    outs+=("$out")
+    if [[ -n ${KEEP:-} ]]; then mkdir -p "$KEEP" && cp "$out" "$KEEP/callgrind.$dir.$size.$(basename "$bin").out"; fi
+done
+
+packets=$((BURSTS * 32))
+python3 perf/esp/callgrind_sum.py "$packets" "$TOP" "${outs[@]}" >"$work/sum"
+# Guard against a toggle that matched nothing (a renamed function): no count at all.
+if ! awk '$1 == "total0" && $2 > 0 { ok = 1 } END { exit !ok }' "$work/sum"; then
+    echo "insns.sh: nothing counted: is perf::worker_traffic::measured_bursts still a function of its own?" >&2
+    exit 1
+fi
+
+echo "# instructions per packet, $dir $ALG $size B, $BURSTS bursts x 32 frames (valgrind callgrind, Ir)"
+awk -v n="${#outs[@]}" -v a="$(basename "${bins[0]}")" -v b="$(basename "${bins[1]:-}")" '
+    /^(total|aead|libc|ours)[01] / { k = substr($1, 1, length($1) - 1); v[k, substr($1, length($1))] = $2; next }
+    /^fn / { f[++nf] = $0; next }
+    END {
+        split("total aead libc ours", keys, " ")
+        label["total"] = "total"; label["aead"] = "AEAD (libIPSec_MB, ring)"
+        label["libc"] = "  libc (memcpy, memset)"; label["ours"] = "ours (total - AEAD, with libc)"
+        v["ours", 0] += v["libc", 0]; v["ours", 1] += v["libc", 1]
+        if (n == 1) printf "| %-32s | %10s |\n|---|---:|\n", "", a
+        else printf "| %-32s | %10s | %10s | B/A |\n|---|---:|---:|---:|\n", "", "A " a, "B " b
+        for (i = 1; i <= 4; i++) {
+            k = keys[i]
+            if (n == 1) printf "| %-32s | %10.1f |\n", label[k], v[k, 0]
+            else printf "| %-32s | %10.1f | %10.1f | %.4f |\n", label[k], v[k, 0], v[k, 1], v[k, 0] ? v[k, 1] / v[k, 0] : 0
+        }
+        printf "\n# top functions, self instructions per packet\n"
+        for (i = 1; i <= nf; i++) {
+            split(f[i], w, " ")
+            name = f[i]; sub(/^fn [^ ]+ /, "", name)
+            if (n == 1) printf "%10.1f  %s\n", w[2], name
+            else { sub(/^[^ ]+ /, "", name); printf "%10.1f %10.1f  %s\n", w[2], w[3], name }
+        }
+    }' "$work/sum"

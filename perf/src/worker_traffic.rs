@@ -1,0 +1,367 @@
+//! The one-tunnel ESP gateway of perf/run.sh as a `dataplane::worker::Worker`
+//! on heap packets, with the same traffic, for offline measurements of the
+//! worker's own code (perf/esp/insns.sh counts its instructions per packet).
+//!
+//! The gateway is configured as perf/esp/config.sh configures `ipsecgw run`
+//! (same ports, addresses, MACs, SPIs, keys, selectors, route and neighbours),
+//! the plaintext frames are perf/esp/esp_pcap.py's `plain` frames (64 flows
+//! 10.1.0.x -> 10.2.0.x UDP), and the ESP frames for decap are made by a peer:
+//! a second worker configured as the other end of the tunnel, encapsulating
+//! those plaintext frames with the library's own encap. The same peer checks
+//! the gateway's ESP output by decapsulating it.
+#![forbid(unsafe_code)]
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+use std::str::FromStr;
+
+use dataplane::crypto::{Algorithm, Backend};
+use dataplane::packet::{HeapPacket, Packet};
+use dataplane::route::{Route, RouteTable};
+use dataplane::sa::Spi;
+use dataplane::spd::IpPrefix;
+use dataplane::stats::Stats;
+use dataplane::wire::{ethernet, EtherType, Ipv4Packet, MacAddr, UdpPacket};
+use dataplane::worker::{
+    connected_routes, install_static, Interface, RecordingIo, StaticTunnel, TsSpec, TunnelControl, Worker, WorkerConfig,
+};
+use zeroize::Zeroizing;
+
+/// Frames per burst (the gateway's rx burst).
+pub const BURST: usize = 32;
+/// Distinct flows (frames) in the traffic, as perf/run.sh's pcaps (`--count 64`).
+pub const FLOWS: usize = 64;
+
+/// perf/esp/esp_pcap.py: the gateway's MAC (both ports), the peer's, the inner host's.
+const GW_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
+const PEER_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 2]);
+const HOST_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 3]);
+const GW_OUT: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
+const PEER_OUT: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
+/// The inner next hop of decapsulated traffic (config.sh's route via 10.9.0.254).
+const INNER_HOP: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 254);
+/// config.sh's ESP_SPI_IN / ESP_SPI_OUT (the gateway's view).
+const SPI_IN: u32 = 0x1001;
+const SPI_OUT: u32 = 0x2002;
+
+/// Which way the gateway's traffic goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dir {
+    /// Plaintext in on "inside" (port 0), ESP out on "outside" (port 1).
+    Encap,
+    /// ESP in on "outside" (port 0), plaintext out on "inside" (port 1).
+    Decap,
+}
+
+impl FromStr for Dir {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "encap" => Ok(Dir::Encap),
+            "decap" => Ok(Dir::Decap),
+            _ => Err(format!("direction {s:?}: use encap or decap")),
+        }
+    }
+}
+
+impl fmt::Display for Dir {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Dir::Encap => "encap",
+            Dir::Decap => "decap",
+        })
+    }
+}
+
+/// Algorithm by perf/run.sh's name.
+pub fn algorithm(name: &str) -> Result<Algorithm, String> {
+    match name {
+        "aes128gcm" => Ok(Algorithm::Aes128Gcm),
+        "aes256gcm" => Ok(Algorithm::Aes256Gcm),
+        "chacha20poly1305" => Ok(Algorithm::ChaCha20Poly1305),
+        _ => Err(format!("algorithm {name:?}: use aes128gcm, aes256gcm or chacha20poly1305")),
+    }
+}
+
+/// config.sh's `esp_key ALG N`: key || salt, first byte 0x40 + N (0: the
+/// gateway's inbound key, 1: its outbound key), then 1, 2, 3...
+fn esp_key(alg: Algorithm, n: u8) -> Zeroizing<Vec<u8>> {
+    Zeroizing::new((0..alg.keymat_len()).map(|i| if i == 0 { 0x40 + n } else { i as u8 }).collect())
+}
+
+fn prefix(a: [u8; 4], len: u8) -> IpPrefix {
+    // Constant, valid prefixes only.
+    IpPrefix::new(IpAddr::V4(Ipv4Addr::from(a)), len).unwrap_or_else(|e| panic!("prefix {a:?}/{len}: {e}"))
+}
+
+/// esp_pcap.py's `plain` frames: Ethernet (host -> gateway) / IPv4 10.1.0.{2 + i % 200}
+/// -> 10.2.0.{2 + i % 100}, TTL 64, ID i / UDP 1024 + i -> 9, payload bytes (i + j) & 0xff,
+/// `size` bytes without FCS (at least the 42 bytes of headers).
+pub fn plain_frames(size: usize, count: usize) -> Vec<Vec<u8>> {
+    (0..count)
+        .map(|i| {
+            let total = size.max(42);
+            let mut f = vec![0u8; total];
+            f[..14].copy_from_slice(&ethernet::header(GW_MAC, HOST_MAC, EtherType::Ipv4));
+            let (src, dst) = (Ipv4Addr::new(10, 1, 0, 2 + (i % 200) as u8), Ipv4Addr::new(10, 2, 0, 2 + (i % 100) as u8));
+            for (j, b) in f[42..].iter_mut().enumerate() {
+                *b = (i + j) as u8;
+            }
+            let mut udp = UdpPacket::new_unchecked(&mut f[34..]);
+            udp.set_ports(1024 + (i % 1000) as u16, 9);
+            udp.set_len((total - 34) as u16);
+            udp.fill_checksum_v4(src, dst);
+            let mut ip = Ipv4Packet::new_unchecked(&mut f[14..]);
+            ip.set_version_and_ihl();
+            ip.set_total_len((total - 14) as u16);
+            ip.set_ident(i as u16);
+            ip.set_unfragmented(false);
+            ip.set_ttl(64);
+            ip.set_protocol(17.into());
+            ip.set_src_addr(src);
+            ip.set_dst_addr(dst);
+            ip.fill_checksum();
+            f
+        })
+        .collect()
+}
+
+/// One end of the tunnel: a worker with its tables and counters.
+pub struct Site {
+    /// The worker under test (or the peer's).
+    pub worker: Worker<HeapPacket>,
+    /// Its counters (drops must stay zero).
+    pub stats: Stats,
+    _ctl: TunnelControl,
+}
+
+impl fmt::Debug for Site {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Site").finish_non_exhaustive()
+    }
+}
+
+impl Site {
+    /// The gateway `ipsecgw run` is in perf/run.sh for `dir` (config.sh's `esp_config`).
+    pub fn gateway(dir: Dir, alg: Algorithm, replay_window: u32) -> Site {
+        Site::new(true, dir, alg, replay_window)
+    }
+
+    /// The other end of the gateway's tunnel for `dir`: for decap it
+    /// encapsulates the plaintext frames (inside port 0, ESP out on port 1),
+    /// for encap it decapsulates the gateway's output (outside port 1,
+    /// plaintext out on port 0 via 10.9.0.254).
+    pub fn peer(dir: Dir, alg: Algorithm) -> Site {
+        Site::new(false, dir, alg, 0)
+    }
+
+    /// The gateway (`gw`) or its peer. The end that seals (the gateway for
+    /// encap, the peer for decap) has the plaintext hosts 10.1.0.0/24 on its
+    /// inside port; the end that opens sends 10.2.0.0/16 via 10.9.0.254.
+    fn new(gw: bool, dir: Dir, alg: Algorithm, replay_window: u32) -> Site {
+        let seals = gw == (dir == Dir::Encap);
+        // config.sh: the receiving port is 0 on the gateway; the peer keeps ESP on port 1.
+        let outside_port = if gw && dir == Dir::Decap { 0 } else { 1 };
+        let (own, own_mac, other, other_mac) =
+            if gw { (GW_OUT, GW_MAC, PEER_OUT, PEER_MAC) } else { (PEER_OUT, PEER_MAC, GW_OUT, GW_MAC) };
+        let (inside_addr, local_ts, remote_ts) = if seals {
+            (Ipv4Addr::new(10, 1, 0, 1), [10, 1, 0, 0], [10, 2, 0, 0])
+        } else {
+            (Ipv4Addr::new(10, 9, 0, 1), [10, 2, 0, 0], [10, 1, 0, 0])
+        };
+        // The inside port takes esp_pcap.py's plaintext frames (sent to the gateway's MAC) as they are.
+        let inside = Interface::new(GW_MAC).with_address(IpAddr::V4(inside_addr), 24);
+        let outside = Interface::new(own_mac).with_address(IpAddr::V4(own), 24);
+        let interfaces = if outside_port == 0 { vec![outside, inside] } else { vec![inside, outside] };
+        let mut routes = connected_routes(&interfaces);
+        if !seals {
+            routes.push(Route { dst: IpAddr::V4(Ipv4Addr::new(10, 2, 0, 0)), len: 16, via: Some(IpAddr::V4(INNER_HOP)), port: 1 - outside_port });
+        }
+        let routes = RouteTable::build(routes).unwrap_or_else(|e| panic!("routes: {e}"));
+        // `--neighbor` flags, each resolved on the port whose route covers it (as ipsecgw does).
+        let static_neighbors = [(other, other_mac), (INNER_HOP, HOST_MAC)]
+            .iter()
+            .filter_map(|&(ip, mac)| routes.lookup_v4(ip).map(|hop| (hop.port, IpAddr::V4(ip), mac)))
+            .collect();
+        let config = WorkerConfig { interfaces, routes, static_neighbors };
+        let mut ctl = TunnelControl::new(64);
+        let t = tunnel(gw, alg, replay_window, local_ts, remote_ts);
+        install_static(&mut ctl, &[t], Backend::Auto).unwrap_or_else(|e| panic!("install: {e}"));
+        let stats = Stats::new(1, 2, 64);
+        let core = stats.core(0).unwrap_or_else(|| panic!("no counters for worker 0"));
+        Site { worker: Worker::new(&config, ctl.reader(), core), stats, _ctl: ctl }
+    }
+
+    /// Frames in, frames out (all ports), one burst of `BURST` at a time.
+    pub fn pass(&mut self, rx_port: usize, frames: &[Vec<u8>]) -> Vec<(usize, HeapPacket)> {
+        let mut io = RecordingIo::new(heap);
+        for burst in frames.chunks(BURST) {
+            self.worker.process(rx_port, burst.iter().map(|f| HeapPacket::from_slice(f)), &mut io, 0);
+        }
+        io.sent
+    }
+
+    /// Drop reasons counted so far, as "reason=n" (empty: none).
+    pub fn drops(&self) -> Vec<String> {
+        self.stats.snapshot().nonzero_drops().map(|(r, n)| format!("{r}={n}")).collect()
+    }
+}
+
+/// The tunnel of config.sh from the gateway's side (`gw`) or the peer's.
+fn tunnel(gw: bool, alg: Algorithm, replay_window: u32, local_ts: [u8; 4], remote_ts: [u8; 4]) -> StaticTunnel {
+    let (gw_ip, peer_ip) = (IpAddr::V4(GW_OUT), IpAddr::V4(PEER_OUT));
+    StaticTunnel {
+        name: "bench".into(),
+        algorithm: alg,
+        local: if gw { gw_ip } else { peer_ip },
+        remote: if gw { peer_ip } else { gw_ip },
+        udp: false,
+        spi_in: Spi(if gw { SPI_IN } else { SPI_OUT }),
+        spi_out: Spi(if gw { SPI_OUT } else { SPI_IN }),
+        key_in: esp_key(alg, if gw { 0 } else { 1 }),
+        key_out: esp_key(alg, if gw { 1 } else { 0 }),
+        local_ts: vec![TsSpec::prefix(prefix(local_ts, 16))],
+        remote_ts: vec![TsSpec::prefix(prefix(remote_ts, 16))],
+        esn: false,
+        replay_window,
+    }
+}
+
+/// An empty heap packet with the gateway's usual room.
+pub fn heap() -> HeapPacket {
+    HeapPacket::with_room(HeapPacket::DEFAULT_HEADROOM, 2048)
+}
+
+/// perf/run.sh's timing run as a worker and its input: the gateway, the
+/// frames it receives (one copy per flow), the port they arrive on and the
+/// port the results leave by.
+#[derive(Debug)]
+pub struct Traffic {
+    /// Direction.
+    pub dir: Dir,
+    /// Algorithm.
+    pub alg: Algorithm,
+    /// The worker under test.
+    pub gateway: Site,
+    /// What it receives, one frame per flow.
+    pub input: Vec<Vec<u8>>,
+    /// The plaintext frames (the encap input, the decap input before the peer sealed it).
+    pub plain: Vec<Vec<u8>>,
+    /// Port the input arrives on.
+    pub rx_port: usize,
+    /// Port the output must leave by.
+    pub tx_port: usize,
+}
+
+impl Traffic {
+    /// `size`: the plaintext frame size (as perf/run.sh's SIZE). The gateway's
+    /// replay window is 0, as in perf/run.sh, so the same ESP frames can be
+    /// received again and again.
+    pub fn new(dir: Dir, alg: Algorithm, size: usize) -> Result<Traffic, String> {
+        let plain = plain_frames(size, FLOWS);
+        let input = match dir {
+            Dir::Encap => plain.clone(),
+            Dir::Decap => {
+                let mut peer = Site::peer(dir, alg);
+                let esp = peer.pass(0, &plain);
+                if esp.len() != plain.len() || esp.iter().any(|(port, _)| *port != 1) || !peer.drops().is_empty() {
+                    return Err(format!(
+                        "the peer sealed {} of {} frames (drops: {:?})",
+                        esp.len(),
+                        plain.len(),
+                        peer.drops()
+                    ));
+                }
+                esp.into_iter().map(|(_, p)| p.data().to_vec()).collect()
+            }
+        };
+        // config.sh puts the receiving side on port 0 in both directions.
+        Ok(Traffic { dir, alg, gateway: Site::gateway(dir, alg, 0), input, plain, rx_port: 0, tx_port: 1 })
+    }
+
+    /// `n` bursts of fresh copies of the input, flow after flow, made before
+    /// the measured part so that it does only the gateway's work.
+    pub fn bursts(&self, n: usize) -> Vec<Vec<HeapPacket>> {
+        (0..n)
+            .map(|b| {
+                (0..BURST).map(|k| HeapPacket::from_slice(&self.input[(b * BURST + k) % self.input.len()])).collect()
+            })
+            .collect()
+    }
+
+    /// Check the gateway's output of `bursts` bursts: every frame came out on
+    /// the tx port with the right link header, no drop was counted, and the
+    /// first and last bursts carry the plaintext they should (for encap
+    /// after the peer opened them): IP header with TTL one lower per hop,
+    /// checksum aside, and every byte after it.
+    pub fn check(&self, sent: &[(usize, HeapPacket)], bursts: usize) -> Result<(), String> {
+        let want = bursts * BURST;
+        if sent.len() != want {
+            return Err(format!("{} frames out for {want} in (drops: {:?})", sent.len(), self.gateway.drops()));
+        }
+        if let Some((port, _)) = sent.iter().find(|(port, _)| *port != self.tx_port) {
+            return Err(format!("a frame left by port {port}, not {}", self.tx_port));
+        }
+        if !self.gateway.drops().is_empty() {
+            return Err(format!("drops counted: {:?}", self.gateway.drops()));
+        }
+        let (dst, src) = if self.dir == Dir::Encap { (PEER_MAC, GW_MAC) } else { (HOST_MAC, GW_MAC) };
+        let link = ethernet::header(dst, src, EtherType::Ipv4);
+        if let Some(i) = sent.iter().position(|(_, p)| p.data().get(..14) != Some(&link[..])) {
+            return Err(format!("frame {i}: Ethernet header {:02x?}, want {link:02x?}", &sent[i].1.data()[..14.min(sent[i].1.len())]));
+        }
+        // Flow index of output frame i is i % FLOWS (one SA: the order is kept).
+        let spots: Vec<usize> = (0..BURST).chain(want.saturating_sub(BURST)..want).collect();
+        let frames: Vec<Vec<u8>> = spots.iter().map(|&i| sent[i].1.data().to_vec()).collect();
+        let opened = match self.dir {
+            Dir::Decap => frames,
+            Dir::Encap => {
+                let mut peer = Site::peer(self.dir, self.alg);
+                let out = peer.pass(1, &frames);
+                if out.len() != frames.len() {
+                    return Err(format!("the peer opened {} of {} ESP frames (drops: {:?})", out.len(), frames.len(), peer.drops()));
+                }
+                out.into_iter().map(|(_, p)| p.data().to_vec()).collect()
+            }
+        };
+        for (&i, got) in spots.iter().zip(&opened) {
+            let plain = &self.plain[i % FLOWS];
+            let masked = |f: &[u8]| -> Vec<u8> {
+                let mut m = f.get(14..).unwrap_or_default().to_vec();
+                if m.len() >= 12 {
+                    m[8] = 0; // TTL
+                    m[10..12].fill(0); // header checksum
+                }
+                m
+            };
+            // Two hops in both directions: gateway and peer.
+            let ttl_ok = got.get(22) == Some(&62);
+            if masked(got) != masked(plain) || !ttl_ok {
+                return Err(format!(
+                    "output frame {i} (flow {}) differs from its plaintext:\n  got  {:02x?}\n  want {:02x?} (TTL 62)",
+                    i % FLOWS,
+                    got.get(14..).unwrap_or_default(),
+                    &plain[14..]
+                ));
+            }
+            let ip = Ipv4Packet::new_checked(&got[14..]).map_err(|e| format!("output frame {i}: {e}"))?;
+            if !ip.verify_checksum() {
+                return Err(format!("output frame {i}: bad IPv4 header checksum"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The measured part: each burst as the gateway's poll loop hands it over
+/// (quiescent point, then the burst), everything the worker sends recorded
+/// in `io` (which has room for all of it, so recording is a move).
+/// perf/esp/insns.sh counts instructions from entry to exit of this function
+/// (callgrind `--toggle-collect`), so it must stay a call of its own.
+#[inline(never)]
+pub fn measured_bursts(worker: &mut Worker<HeapPacket>, rx_port: usize, bursts: &mut [Vec<HeapPacket>], io: &mut RecordingIo<HeapPacket>) {
+    for burst in bursts {
+        worker.quiesce();
+        worker.process(rx_port, burst.drain(..), io, 0);
+    }
+}
