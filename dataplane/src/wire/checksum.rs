@@ -33,6 +33,20 @@ pub fn sum_header(h: &[u8; 20]) -> u64 {
     w(0) + w(4) + w(8) + w(12) + w(16)
 }
 
+/// Whether an IPv4 header without options sums to 0xffff (RFC 791 §3.1: its
+/// checksum is right), without folding. The ones' complement sum does not depend
+/// on byte order (RFC 1071 §2(B)) and 0xffff is the same both ways round, so the
+/// words are loaded in native order (no byte swaps); and a sum folds to 0xffff
+/// exactly when it is a non-zero multiple of 0xffff (2^16 is 1 modulo 0xffff, and
+/// the fold of a non-zero sum is never 0), one multiply-based remainder instead of
+/// four folds (5 of the ~28 instructions of the check in `Out::classify`, x86-64).
+#[inline(always)]
+pub fn header_sum_ok(h: &[u8; 20]) -> bool {
+    let w = |i: usize| u64::from(u32::from_ne_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]));
+    let acc = w(0) + w(4) + w(8) + w(12) + w(16);
+    acc != 0 && acc % 0xffff == 0
+}
+
 /// Fold a sum to 16 bits (not complemented).
 ///
 /// Four end-around-carry steps without a loop (2^32 and 2^16 are both 1 modulo
@@ -122,6 +136,41 @@ mod tests {
         let mut zeroed = hdr;
         zeroed[10..12].fill(0);
         assert_eq!(checksum(&zeroed), 0xb861);
+    }
+
+    #[test]
+    fn header_sum_ok_agrees_with_the_folded_sum() {
+        // Against the RFC 1071 fold of the big-endian sum, on headers whose
+        // checksum is right, off by one bit, or all zeros/ones (the edges of the
+        // remainder test: a zero sum, and sums that are multiples of 0xffff).
+        let base = [0x45u8, 0, 0, 0x73, 0, 0, 0x40, 0, 0x40, 0x11, 0xb8, 0x61, 0xc0, 0xa8, 0, 1, 0xc0, 0xa8, 0, 0xc7];
+        let mut cases = vec![base, [0; 20], [0xff; 20]];
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for i in 0..3000 {
+            let mut h = [0u8; 20];
+            for b in &mut h {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *b = x as u8;
+            }
+            if i % 2 == 0 {
+                h[10..12].fill(0);
+                let c = checksum(&h);
+                h[10..12].copy_from_slice(&c.to_be_bytes());
+            }
+            if i % 7 == 0 {
+                h[(i / 7) % 20] ^= 1 << (i % 8);
+            }
+            cases.push(h);
+        }
+        let mut right = 0;
+        for h in cases {
+            let reference = fold(sum(0, &h)) == 0xffff;
+            right += usize::from(reference);
+            assert_eq!(header_sum_ok(&h), reference, "{h:02x?}");
+        }
+        assert!(right > 1000, "the cases must include right checksums: {right}");
     }
 
     #[test]
