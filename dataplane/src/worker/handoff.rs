@@ -416,9 +416,9 @@ impl<P: Packet> Worker<P> {
     /// [`DropReason::NoSa`]. Receive counters were kept by the worker that
     /// received the frames.
     pub fn process_handoff<I: WorkerIo<P>>(&mut self, pkts: impl IntoIterator<Item = P>, io: &mut I, now_ms: u64) {
-        let Worker { ifaces, routes, neighbors, tables, stats, decap, icmp_limit, .. } = self;
+        let Worker { ifaces, local4, routes, neighbors, tables, stats, decap, icmp_limit, .. } = self;
         let table = tables.load();
-        let mut out = Out { ifaces, routes, neighbors, stats, now_ms, icmp_limit };
+        let mut out = Out { ifaces, local4, routes, neighbors, stats, now_ms, icmp_limit };
         let mut groups = Groups::new();
         for pkt in pkts {
             // Only ESP is handed over, so `esp` never punts (port 0 is unused).
