@@ -62,9 +62,11 @@ impl Framing<'_> {
 
 /// [`encap_burst`] on packets that carry `framing.l2_in` bytes in front of the
 /// inner IP packet, and leave with `framing.eth` in front of the outer one: the
-/// worker's encap path turns a received frame into the frame it sends with two
-/// window changes (five before) and writes both headers in one pass. The packets
-/// start at the outer IP header as with [`encap_burst`].
+/// worker's encap path turns a received frame into the frame it sends with one
+/// `reshape` (a truncate, an append and two prepends before) and writes both
+/// headers in one pass. The packets start at the outer IP header as with
+/// [`encap_burst`]: the Ethernet header is stepped over (`adj`) so the SA counts
+/// ESP bytes, and delivery steps back onto it (`prepend`).
 pub fn encap_burst_framed<P: Packet>(
     sa: &OutboundSa,
     state: &OutboundState,

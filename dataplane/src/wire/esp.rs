@@ -92,11 +92,20 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> EspPacket<T> {
 
 /// Pad bytes [`EspTrailer::parse`] checks as one word.
 const PAD_WORD: usize = 16;
-/// 16 zeros then the RFC 4303 §2.4 pattern 1..=16: the 16-byte window starting at
-/// `pad_len` ends in 1..=pad_len.
-const PAD_WINDOWS: [u8; 2 * PAD_WORD] = [
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
-];
+/// The RFC 4303 §2.4 padding pattern, 1..=16: what [`EspTrailer::write_before_icv`]
+/// stores and the second half of [`PAD_WINDOWS`].
+const PAD_PATTERN: [u8; PAD_WORD] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16];
+/// 16 zeros then [`PAD_PATTERN`]: the 16-byte window starting at `pad_len` ends in
+/// 1..=pad_len.
+const PAD_WINDOWS: [u8; 2 * PAD_WORD] = {
+    let mut w = [0u8; 2 * PAD_WORD];
+    let mut i = 0;
+    while i < PAD_WORD {
+        w[PAD_WORD + i] = PAD_PATTERN[i];
+        i += 1;
+    }
+    w
+};
 /// 16 zeros then 16 0xff: the window starting at `pad_len` selects its last
 /// `pad_len` bytes, the padding (the bytes before it are the payload's).
 const PAD_MASKS: [u8; 2 * PAD_WORD] = [
@@ -195,11 +204,10 @@ impl EspTrailer {
     /// `encap_burst`'s samples at 64 B.
     #[inline]
     pub fn write_before_icv(out: &mut [u8], len: usize, next_header: IpProtocol) {
-        const PATTERN: [u8; 16] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16];
-        let room = len + PATTERN.len() <= out.len();
-        match (len.checked_sub(TRAILER_LEN), out.first_chunk_mut::<16>()) {
-            (Some(pad), Some(head)) if pad <= PATTERN.len() && room => {
-                *head = PATTERN;
+        let room = len + PAD_WORD <= out.len();
+        match (len.checked_sub(TRAILER_LEN), out.first_chunk_mut::<PAD_WORD>()) {
+            (Some(pad), Some(head)) if pad <= PAD_WORD && room => {
+                *head = PAD_PATTERN;
                 out[len - 2] = pad as u8;
                 out[len - 1] = next_header.into();
             }

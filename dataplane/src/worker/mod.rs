@@ -1011,30 +1011,21 @@ impl<P: Packet> Out<'_, P> {
         let d = pkt.data();
         let m = if d[0] >> 4 == 4 {
             let dst = Ipv4Packet::new_unchecked(d).dst_addr();
-            let Some(route) = self.routes.route_v4(dst) else {
-                self.drop(DropReason::NoRoute);
-                return;
-            };
-            match memo {
+            match (self.routes.route_v4(dst), memo) {
                 // Every destination of a gateway route has the memo's next hop:
                 // no next hop built and compared per packet.
-                Some(m) if m.route4 == Some(route) => m,
-                _ => match self.routes.next_hop_v4(route, dst) {
-                    Some(hop) => self.memo_for(memo, hop, Some(route).filter(|r| r.gateway)),
-                    None => {
-                        self.drop(DropReason::NoRoute);
-                        return;
-                    }
-                },
+                (Some(route), Some(m)) if m.route4 == Some(route) => Some(m),
+                (Some(route), memo) => {
+                    self.routes.next_hop_v4(route, dst).map(|hop| self.memo_for(memo, hop, Some(route).filter(|r| r.gateway)))
+                }
+                (None, _) => None,
             }
         } else {
-            match self.routes.lookup_v6(Ipv6Packet::new_unchecked(d).dst_addr()) {
-                Some(hop) => self.memo_for(memo, hop, None),
-                None => {
-                    self.drop(DropReason::NoRoute);
-                    return;
-                }
-            }
+            self.routes.lookup_v6(Ipv6Packet::new_unchecked(d).dst_addr()).map(|hop| self.memo_for(memo, hop, None))
+        };
+        let Some(m) = m else {
+            self.drop(DropReason::NoRoute);
+            return;
         };
         if m.own {
             let port = m.hop.port;
