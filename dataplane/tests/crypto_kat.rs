@@ -458,7 +458,7 @@ mod agreement {
             iv in any::<[u8; IV_LEN]>(),
             esn in any::<bool>(),
             aad_bytes in any::<[u8; 12]>(),
-            len in prop_oneof![0usize..300, 1300usize..1600, 8990usize..9010],
+            len in prop_oneof![0usize..700, 1300usize..1600, 8990usize..9010],
             seed in any::<u8>(),
         ) {
             let alg = [Algorithm::Aes128Gcm, Algorithm::Aes256Gcm, Algorithm::ChaCha20Poly1305][alg_ix];

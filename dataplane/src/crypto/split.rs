@@ -3,29 +3,22 @@
 //! say so (intel-ipsec-mb below a threshold, ring above, on AVX2 CPUs; see
 //! perf/README.md). Both instances hold the same key and wipe it on drop.
 
-use super::{Aead, AeadOp, Algorithm, AuthError};
+use super::{Aead, AeadOp, Algorithm, AuthError, AutoChoice};
 
 pub(super) struct Split {
     small: Box<dyn Aead>,
     large: Box<dyn Aead>,
-    /// Packets with fewer plaintext bytes than this go to `small`.
-    threshold: usize,
-    name: &'static str,
+    /// Which packets go to `small` (by plaintext length).
+    choice: AutoChoice,
 }
 
 impl Split {
     pub(super) fn new(
         small: Box<dyn Aead>,
         large: Box<dyn Aead>,
-        threshold: usize,
-        name: &'static str,
+        choice: AutoChoice,
     ) -> Self {
-        Split {
-            small,
-            large,
-            threshold,
-            name,
-        }
+        Split { small, large, choice }
     }
 
     /// Call `f(backend, run, offset)` for each maximal run of consecutive ops of the
@@ -37,10 +30,10 @@ impl Split {
     ) {
         let mut offset = 0;
         while let Some(first) = ops.first() {
-            let small = first.data.len() < self.threshold;
+            let small = self.choice.is_small(first.data.len());
             let len = ops
                 .iter()
-                .take_while(|op| (op.data.len() < self.threshold) == small)
+                .take_while(|op| self.choice.is_small(op.data.len()) == small)
                 .count();
             let (run, rest) = ops.split_at_mut(len);
             f(if small { &*self.small } else { &*self.large }, run, offset);
@@ -55,7 +48,7 @@ impl core::fmt::Debug for Split {
         f.debug_struct("Split")
             .field("small", &self.small)
             .field("large", &self.large)
-            .field("threshold", &self.threshold)
+            .field("choice", &self.choice)
             .finish()
     }
 }
@@ -66,7 +59,7 @@ impl Aead for Split {
     }
 
     fn backend(&self) -> &'static str {
-        self.name
+        self.choice.name()
     }
 
     fn seal_burst(&self, ops: &mut [AeadOp<'_>]) {
