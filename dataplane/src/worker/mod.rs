@@ -663,18 +663,7 @@ fn inner_flow_v6(d: &[u8]) -> Option<FlowV6> {
 /// §3); `false` if it would reach zero.
 fn decrement_ttl(d: &mut [u8]) -> bool {
     match d.first().map(|b| b >> 4) {
-        Some(4) if d.len() >= ipv4::HEADER_LEN => {
-            let ttl = d[8];
-            if ttl <= 1 {
-                return false;
-            }
-            let old = u16::from_be_bytes([ttl, d[9]]);
-            d[8] = ttl - 1;
-            let new = u16::from_be_bytes([d[8], d[9]]);
-            let sum = checksum::update(u16::from_be_bytes([d[10], d[11]]), old, new);
-            d[10..12].copy_from_slice(&sum.to_be_bytes());
-            true
-        }
+        Some(4) => d.first_chunk_mut().is_some_and(decrement_ttl_v4),
         Some(6) if d.len() >= ipv6::HEADER_LEN => {
             if d[7] <= 1 {
                 return false;
@@ -684,6 +673,21 @@ fn decrement_ttl(d: &mut [u8]) -> bool {
         }
         _ => false,
     }
+}
+
+/// [`decrement_ttl`] of an IPv4 header (no version check). The TTL and protocol
+/// word goes from `m` to `m - 0x100`: in one's complement arithmetic the same
+/// change as a word going from 0x0100 to 0, so RFC 1624 eqn. 3 needs neither
+/// word (it folds to a constant add).
+#[inline(always)]
+fn decrement_ttl_v4(h: &mut [u8; ipv4::HEADER_LEN]) -> bool {
+    if h[8] <= 1 {
+        return false;
+    }
+    h[8] -= 1;
+    let sum = checksum::update(u16::from_be_bytes([h[10], h[11]]), 0x0100, 0);
+    h[10..12].copy_from_slice(&sum.to_be_bytes());
+    true
 }
 
 impl<P: Packet> Out<'_, P> {
@@ -741,18 +745,29 @@ impl<P: Packet> Out<'_, P> {
             return Class::Done;
         };
         let mac = iface.mac;
-        let (l2, ethertype) = match EthernetFrame::new_checked(pkt.data()) {
-            Ok(eth) => {
-                let dst = eth.dst_addr();
-                if dst != mac && !dst.is_multicast() {
-                    self.drop(DropReason::NotForUs);
+        // Untagged IPv4 to our MAC (transit and ESP): one look at the 14 bytes
+        // instead of the general parse's tag loop and second EtherType read (one
+        // `ipv4` call site, so that it stays inlined).
+        let untagged_v4 = pkt
+            .data()
+            .first_chunk::<{ ethernet::HEADER_LEN }>()
+            .is_some_and(|h| h[12..] == u16::from(EtherType::Ipv4).to_be_bytes() && h[..6] == mac.0);
+        let (l2, ethertype) = if untagged_v4 {
+            (ethernet::HEADER_LEN, EtherType::Ipv4)
+        } else {
+            match EthernetFrame::new_checked(pkt.data()) {
+                Ok(eth) => {
+                    let dst = eth.dst_addr();
+                    if dst != mac && !dst.is_multicast() {
+                        self.drop(DropReason::NotForUs);
+                        return Class::Done;
+                    }
+                    (eth.header_len(), eth.ethertype())
+                }
+                Err(_) => {
+                    self.drop(DropReason::Truncated);
                     return Class::Done;
                 }
-                (eth.header_len(), eth.ethertype())
-            }
-            Err(_) => {
-                self.drop(DropReason::Truncated);
-                return Class::Done;
             }
         };
         match ethertype {
@@ -792,7 +807,7 @@ impl<P: Packet> Out<'_, P> {
         // Replies and other ARP traffic are consumed (learned from), not dropped.
     }
 
-    fn ipv4<'t, I: WorkerIo<P>>(&mut self, table: &'t TunnelTable, port: usize, mac: MacAddr, l2: usize, pkt: P, io: &mut I) -> Class<'t, P> {
+    fn ipv4<'t, I: WorkerIo<P>>(&mut self, table: &'t TunnelTable, port: usize, mac: MacAddr, l2: usize, mut pkt: P, io: &mut I) -> Class<'t, P> {
         let d = &pkt.data()[l2..];
         let ip = match Ipv4Packet::new_checked(d) {
             Ok(ip) if ip.verify_checksum() => ip,
@@ -823,8 +838,18 @@ impl<P: Packet> Out<'_, P> {
             let (sp, dp) = if ip.frag_offset() == 0 { l4_ports(proto, ip.payload()) } else { (0, 0) };
             FlowV4::v4(ip.src_addr(), dst, proto, sp, dp)
         };
-        let decision = table.outbound_v4(&flow);
-        self.transit(decision, l2, pkt, io)
+        match table.outbound_v4(&flow) {
+            // `transit`'s PROTECT case in line for an untagged frame, whose IPv4
+            // header was checked above: no version or length check again, no call.
+            Decision::Protect(sa) if l2 == ENCAP_L2 => {
+                if pkt.data_mut().get_mut(ENCAP_L2..).and_then(|d| d.first_chunk_mut()).is_some_and(decrement_ttl_v4) {
+                    return Class::Encap(sa, pkt);
+                }
+                self.drop(DropReason::TtlExpired);
+                Class::Done
+            }
+            decision => self.transit(decision, l2, pkt, io),
+        }
     }
 
     /// A packet to one of our addresses, IPv4 or IPv6: ESP and UDP 4500 (RFC 3948) go to
@@ -1177,6 +1202,35 @@ mod tests {
         h[8] = 1;
         Ipv4Packet::new_unchecked(&mut h[..]).fill_checksum();
         assert!(!decrement_ttl(&mut h), "TTL 1 is not forwarded");
+    }
+
+    /// The constant-word RFC 1624 update of `decrement_ttl_v4` against the
+    /// header checksum computed anew (RFC 1071), over every TTL and a spread of
+    /// other header words.
+    #[test]
+    fn ttl_decrement_v4_matches_a_full_checksum() {
+        let mut x: u32 = 0x1234_5678;
+        for ttl in 0..=255u8 {
+            for _ in 0..64 {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                let w = x.to_be_bytes();
+                let mut h = [0x45u8, w[0], 0, 60, w[1], w[2], w[3] & 0x5f, w[0], ttl, w[3], 0, 0, 10, w[1], 0, 1, 192, 0, w[2], 2];
+                Ipv4Packet::new_unchecked(&mut h[..]).fill_checksum();
+                let before = h;
+                if ttl <= 1 {
+                    assert!(!decrement_ttl_v4(&mut h));
+                    assert_eq!(h, before, "a refused header is left alone");
+                    continue;
+                }
+                assert!(decrement_ttl_v4(&mut h));
+                let mut want = before;
+                want[8] = ttl - 1;
+                Ipv4Packet::new_unchecked(&mut want[..]).fill_checksum();
+                assert_eq!(h, want, "TTL {ttl}, header {before:02x?}");
+            }
+        }
     }
 
     /// Push packets 0, 1, 2... with `keys` into `b` (emptied first), group, and
