@@ -354,19 +354,41 @@ enum LocalV4 {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct AddrV4 {
     addr: u32,
-    /// Host bits of the prefix (0 for /31 and /32: no directed broadcast).
-    host: u32,
+    /// The subnet's directed broadcast address (`addr` with the host bits set);
+    /// `addr` itself for /31 and /32, which have none: `local_v4` has answered
+    /// "ours" for that address before it looks at this.
+    bcast: u32,
     port: usize,
 }
 
 impl AddrV4 {
+    /// [`Out::local_v4`] over `addrs`.
+    #[inline(always)]
+    fn local(addrs: &[AddrV4], port: usize, dst: Ipv4Addr) -> LocalV4 {
+        let dst = u32::from(dst);
+        let mut broadcast = false;
+        for a in addrs {
+            if a.addr == dst {
+                return LocalV4::Ours;
+            }
+            // Same network bits as `addr` and all host bits set. For /31 and /32
+            // `bcast` is `addr`, which returned above.
+            broadcast |= a.port == port && dst == a.bcast;
+        }
+        if broadcast {
+            LocalV4::Broadcast
+        } else {
+            LocalV4::Other
+        }
+    }
+
     fn of(ifaces: &[Interface]) -> Vec<AddrV4> {
         let mut v = Vec::new();
         for (port, iface) in ifaces.iter().enumerate() {
             for &(a, len) in &iface.addresses {
                 if let IpAddr::V4(a) = a {
                     let host = if len < 31 { u32::MAX >> len } else { 0 };
-                    v.push(AddrV4 { addr: u32::from(a), host, port });
+                    v.push(AddrV4 { addr: u32::from(a), bcast: u32::from(a) | host, port });
                 }
             }
         }
@@ -697,20 +719,7 @@ impl<P: Packet> Out<'_, P> {
     /// 2644 makes not forwarding them the default), or neither.
     #[inline]
     fn local_v4(&self, port: usize, dst: Ipv4Addr) -> LocalV4 {
-        let dst = u32::from(dst);
-        let mut broadcast = false;
-        for a in self.local4 {
-            if a.addr == dst {
-                return LocalV4::Ours;
-            }
-            // `host` is 0 for /31 and /32, which have no broadcast address.
-            broadcast |= a.port == port && a.host != 0 && dst & !a.host == a.addr & !a.host && dst & a.host == a.host;
-        }
-        if broadcast {
-            LocalV4::Broadcast
-        } else {
-            LocalV4::Other
-        }
+        AddrV4::local(self.local4, port, dst)
     }
 
     fn is_ours_v6(&self, a: Ipv6Addr) -> bool {
@@ -1202,6 +1211,56 @@ mod tests {
         h[8] = 1;
         Ipv4Packet::new_unchecked(&mut h[..]).fill_checksum();
         assert!(!decrement_ttl(&mut h), "TTL 1 is not forwarded");
+    }
+
+    /// `AddrV4::local` against the definition over the ports' address lists: one
+    /// of our addresses (any port), else the directed broadcast (network bits of
+    /// a prefix shorter than /31, all host bits set) of a subnet of the receiving
+    /// port, else neither.
+    #[test]
+    fn local_v4_matches_the_address_lists() {
+        let mac = MacAddr([2, 0, 0, 0, 0, 1]);
+        let mut a = Interface::new(mac);
+        a.addresses = vec![
+            (IpAddr::V4(Ipv4Addr::new(10, 1, 0, 1)), 24),
+            (IpAddr::V4(Ipv4Addr::new(10, 1, 0, 255)), 32),
+            (IpAddr::V4(Ipv4Addr::new(192, 0, 2, 9)), 30),
+            (IpAddr::V6(Ipv6Addr::LOCALHOST), 128),
+        ];
+        let mut b = Interface::new(mac);
+        b.addresses = vec![(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1)), 24), (IpAddr::V4(Ipv4Addr::new(203, 0, 113, 4)), 31)];
+        let ifaces = [a, b];
+        let addrs = AddrV4::of(&ifaces);
+        let want = |port: usize, dst: Ipv4Addr| {
+            let v4 = |i: &Interface| {
+                i.addresses.iter().filter_map(|&(a, l)| if let IpAddr::V4(a) = a { Some((u32::from(a), l)) } else { None }).collect::<Vec<_>>()
+            };
+            if ifaces.iter().any(|i| v4(i).iter().any(|&(a, _)| a == u32::from(dst))) {
+                return LocalV4::Ours;
+            }
+            let d = u32::from(dst);
+            let bcast = v4(&ifaces[port]).iter().any(|&(a, l)| l < 31 && d & !(u32::MAX >> l) == a & !(u32::MAX >> l) && d | !(u32::MAX >> l) == u32::MAX);
+            if bcast {
+                LocalV4::Broadcast
+            } else {
+                LocalV4::Other
+            }
+        };
+        let mut dsts: Vec<Ipv4Addr> = Vec::new();
+        for base in [[10, 1, 0, 0], [192, 0, 2, 8], [198, 51, 100, 0], [203, 0, 113, 4], [10, 1, 1, 0]] {
+            for last in [0u8, 1, 2, 3, 4, 5, 9, 10, 11, 12, 254, 255] {
+                dsts.push(Ipv4Addr::new(base[0], base[1], base[2], base[3] | last));
+            }
+        }
+        let mut seen = [0usize; 3];
+        for port in 0..2 {
+            for &dst in &dsts {
+                let got = AddrV4::local(&addrs, port, dst);
+                assert_eq!(got, want(port, dst), "port {port} dst {dst}");
+                seen[got as usize] += 1;
+            }
+        }
+        assert!(seen.iter().all(|&n| n > 0), "every answer occurs: {seen:?}");
     }
 
     /// The constant-word RFC 1624 update of `decrement_ttl_v4` against the
