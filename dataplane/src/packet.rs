@@ -63,8 +63,17 @@ pub trait Packet {
     /// `append`/`trim` to `len` as one operation, unchanged on [`NoRoom`]. Turning a
     /// received frame into an ESP frame needs this one window change instead of four.
     fn reshape(&mut self, front: usize, len: usize) -> Result<(), NoRoom> {
-        reshape_by_steps(self, front, len)
+        self.reshape_behind(0, front, len).map(|_| ())
     }
+
+    /// [`Self::reshape`], then the last `head` bytes of the headroom and the
+    /// packet's bytes after them, writable (`head + len` bytes; only the first
+    /// segment's on a chain). Refused, the packet unchanged, when fewer than `head`
+    /// bytes of headroom would be left. The ESP encap path builds a frame this
+    /// way: the Ethernet header in the headroom, the ESP packet as the packet,
+    /// written through the one slice the window change returns, without reading
+    /// the buffer's fields again.
+    fn reshape_behind(&mut self, head: usize, front: usize, len: usize) -> Result<&mut [u8], NoRoom>;
 
     /// Shorten the packet to `len` bytes (no-op when it is already that short).
     fn truncate(&mut self, len: usize) -> Result<(), NoRoom> {
@@ -76,8 +85,8 @@ pub trait Packet {
 }
 
 /// [`Packet::reshape`] as `prepend(front)` then `append`/`truncate` to `len`, the
-/// packet unchanged if either refuses (the default, and the fallback of
-/// implementations with a one-step version for the common case).
+/// packet unchanged if either refuses (the fallback of implementations with a
+/// one-step version for the common case, such as a DPDK mbuf chain).
 pub fn reshape_by_steps<P: Packet + ?Sized>(pkt: &mut P, front: usize, len: usize) -> Result<(), NoRoom> {
     pkt.prepend(front)?;
     let r = match len.checked_sub(pkt.len()) {
@@ -214,6 +223,21 @@ impl Packet for HeapPacket {
         self.end -= n;
         Ok(())
     }
+
+    fn reshape_behind(&mut self, head: usize, front: usize, len: usize) -> Result<&mut [u8], NoRoom> {
+        let wanted = front.saturating_add(head);
+        if wanted > self.start {
+            return Err(NoRoom { wanted, available: self.start });
+        }
+        let start = self.start - front;
+        let room = self.buf.len() - start;
+        if len > room {
+            return Err(NoRoom { wanted: len, available: room });
+        }
+        self.start = start;
+        self.end = start + len;
+        Ok(&mut self.buf[start - head..start + len])
+    }
 }
 
 #[cfg(test)]
@@ -253,5 +277,25 @@ mod tests {
         assert!(p.reshape(1, 1).is_err(), "no headroom left");
         assert!(p.reshape(0, 11).is_err(), "past the buffer");
         assert_eq!(p, before, "a refused reshape leaves the packet alone");
+    }
+
+    #[test]
+    fn reshape_behind_returns_the_head_and_the_new_window() {
+        let mut p = HeapPacket::from_slice_with_room(&[1, 2, 3, 4], 6, 4);
+        let mut q = p.clone();
+        let got = p.reshape_behind(2, 3, 6).expect("room");
+        assert_eq!(got.len(), 2 + 6);
+        got[..2].copy_from_slice(&[7, 7]);
+        assert_eq!(got[2 + 3..2 + 6], [1, 2, 3]);
+        q.reshape(3, 6).expect("room");
+        assert_eq!((p.headroom(), p.len(), p.tailroom()), (q.headroom(), q.len(), q.tailroom()), "same window as reshape");
+        p.prepend(2).expect("the head is headroom");
+        assert_eq!(p.data()[..2], [7, 7]);
+        let mut p = HeapPacket::from_slice_with_room(&[1, 2, 3, 4], 6, 4);
+        let before = p.clone();
+        assert!(p.reshape_behind(4, 3, 6).is_err(), "head + front past the headroom");
+        assert!(p.reshape_behind(0, 3, 14).is_err(), "past the buffer");
+        assert_eq!(p, before, "a refused reshape_behind leaves the packet alone");
+        assert_eq!(p.reshape_behind(3, 3, 11).map(|b| b.len()), Ok(14), "exactly all of the buffer");
     }
 }

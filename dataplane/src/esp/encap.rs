@@ -12,9 +12,8 @@ use super::{aad, EspError, BURST, ESP_HDR_IV};
 /// bytes beyond the inner IP length but is otherwise unchanged.
 pub fn encap<P: Packet>(sa: &OutboundSa, state: &OutboundState, pkt: &mut P) -> Result<(), EspError> {
     let seq = state.reserve(1);
-    let pt_len = prepare(sa, state.limit(), pkt, seq, Framing::IP)?;
     let (aad, aad_len) = aad(sa.spi, seq, sa.esn);
-    let op = seal_op(pkt.data_mut(), sa.template.len, pt_len, seq, &aad[..aad_len])?;
+    let op = prepare(sa, state.limit(), pkt, seq, Framing::IP, sa.esn.then_some(&aad[..aad_len]))?;
     sa.aead.seal(op);
     finish(sa, pkt);
     Ok(())
@@ -63,10 +62,10 @@ impl Framing<'_> {
 /// [`encap_burst`] on packets that carry `framing.l2_in` bytes in front of the
 /// inner IP packet, and leave with `framing.eth` in front of the outer one: the
 /// worker's encap path turns a received frame into the frame it sends with one
-/// `reshape` (a truncate, an append and two prepends before) and writes both
-/// headers in one pass. The packets start at the outer IP header as with
-/// [`encap_burst`]: the Ethernet header is stepped over (`adj`) so the SA counts
-/// ESP bytes, and delivery steps back onto it (`prepend`).
+/// window change (`Packet::reshape_behind`: a truncate or an append and a
+/// prepend) and writes both headers in one pass. The packets start at the outer
+/// IP header as with [`encap_burst`]: the Ethernet header is in the headroom so
+/// the SA counts ESP bytes, and delivery steps onto it (`prepend`).
 pub fn encap_burst_framed<P: Packet>(
     sa: &OutboundSa,
     state: &OutboundState,
@@ -89,13 +88,16 @@ fn encap_chunk<P: Packet>(
 ) {
     let first = state.reserve(pkts.len());
     let limit = state.limit();
-    let hdr = sa.template.len;
-    // The AADs live here while the ops borrow them; the AAD is a function of the
-    // sequence number alone, so all of them are written before any op exists.
+    // With ESN the AAD (SPI, high and low sequence number halves: RFC 4106 §5)
+    // is not in the packet: those AADs live here while the ops borrow them, all
+    // written before any op exists. Without ESN each op's AAD is its packet's
+    // own SPI and sequence number (`prepare`).
     let mut aads = [[0u8; 12]; BURST];
     let mut aad_len = 0;
-    for (i, a) in aads.iter_mut().enumerate().take(pkts.len()) {
-        (*a, aad_len) = aad(sa.spi, first + i as u64, sa.esn);
+    if sa.esn {
+        for (i, a) in aads.iter_mut().enumerate().take(pkts.len()) {
+            (*a, aad_len) = aad(sa.spi, first + i as u64, sa.esn);
+        }
     }
     let mut spare_tags = [[0u8; TAG_LEN]; BURST];
     // A fixed array of ops without allocation: placeholders (never passed to the
@@ -106,11 +108,7 @@ fn encap_chunk<P: Packet>(
     let mut count = 0;
     for (i, ((pkt, r), a)) in pkts.iter_mut().zip(results.iter_mut()).zip(aads.iter()).enumerate() {
         let seq = first + i as u64;
-        let op = match prepare(sa, limit, pkt, seq, framing) {
-            Ok(pt_len) => seal_op(pkt.data_mut(), hdr, pt_len, seq, &a[..aad_len]),
-            Err(e) => Err(e),
-        };
-        match op {
+        match prepare(sa, limit, pkt, seq, framing, sa.esn.then(|| &a[..aad_len])) {
             Ok(op) => {
                 *r = Ok(());
                 if let Some(slot) = ops.get_mut(count) {
@@ -132,11 +130,20 @@ fn encap_chunk<P: Packet>(
 }
 
 /// Everything but the AEAD: validate the inner header, make room, write the link
-/// and outer headers and the ESP trailer. Returns the plaintext length (inner +
-/// padding + trailer); the packet starts at the outer IP header, `framing.eth`
-/// (if any) is in front of it.
+/// and outer headers and the ESP trailer, and return the AEAD op over the packet
+/// (plaintext after the header, tag after it). `aad` is the ESN AAD; `None`
+/// without ESN, where the AAD is the SPI and sequence number just written in the
+/// ESP header. The packet starts at the outer IP header, `framing.eth` (if any)
+/// is in the headroom in front of it.
 #[inline(always)]
-fn prepare<P: Packet>(sa: &OutboundSa, limit: u64, pkt: &mut P, seq: u64, framing: Framing<'_>) -> Result<usize, EspError> {
+fn prepare<'p, P: Packet>(
+    sa: &OutboundSa,
+    limit: u64,
+    pkt: &'p mut P,
+    seq: u64,
+    framing: Framing<'_>,
+    aad: Option<&'p [u8]>,
+) -> Result<AeadOp<'p>, EspError> {
     if seq > limit {
         return Err(EspError::SeqExhausted);
     }
@@ -163,17 +170,20 @@ fn prepare<P: Packet>(sa: &OutboundSa, limit: u64, pkt: &mut P, seq: u64, framin
     }
     let l2 = framing.l2_out();
     // One window change: the link header in front of the inner packet becomes
-    // `l2 + t.len` bytes of headers; bytes past the inner IP length (Ethernet
+    // the `t.len` bytes of the outer header, with `l2` bytes of headroom for the
+    // Ethernet header in front; bytes past the inner IP length (Ethernet
     // minimum-frame padding) are not sent, the trailer and ICV take their place.
-    let front = (l2 + t.len).checked_sub(framing.l2_in).ok_or(EspError::NoBufferRoom)?;
-    pkt.reshape(front, l2 + outer_len).map_err(|_| EspError::NoBufferRoom)?;
-
-    let frame = pkt.data_mut();
-    if let (Some(eth), Some(h)) = (framing.eth, frame.first_chunk_mut::<{ ethernet::HEADER_LEN }>()) {
+    // The SA's byte counters count the ESP packet, and the frame is one
+    // `prepend` away. Everything below is written through the slice it returns,
+    // cut once into its parts (fixed-size pieces need no bounds check per field).
+    let front = t.len.checked_sub(framing.l2_in).ok_or(EspError::NoBufferRoom)?;
+    let frame = pkt.reshape_behind(l2, front, outer_len).map_err(|_| EspError::NoBufferRoom)?;
+    let (eth_room, buf) = frame.split_at_mut_checked(l2).ok_or(EspError::NoBufferRoom)?;
+    if let (Some(eth), Some(h)) = (framing.eth, eth_room.first_chunk_mut::<{ ethernet::HEADER_LEN }>()) {
         *h = *eth;
     }
-    let buf = &mut frame[l2..];
-    copy_header(&mut buf[..t.len], &t.bytes);
+    let (hdr, body) = buf.split_at_mut_checked(t.len).ok_or(EspError::NoBufferRoom)?;
+    copy_header(hdr, &t.bytes);
     let cfg = &sa.config;
     let dscp = match cfg.dscp {
         DscpMode::Copy => tos >> 2,
@@ -186,9 +196,9 @@ fn prepare<P: Packet>(sa: &OutboundSa, limit: u64, pkt: &mut P, seq: u64, framin
     };
     let tos_out = (dscp << 2) | ecn;
     if t.ipv6 {
-        Ipv6Packet::new_unchecked(&mut buf[..ip_len]).set_version_tc_flow(tos_out, cfg.flow_label);
-        put16(buf, 4, (outer_len - ip_len) as u16);
-    } else {
+        Ipv6Packet::new_unchecked(&mut hdr[..ip_len]).set_version_tc_flow(tos_out, cfg.flow_label);
+        put16(hdr, 4, (outer_len - ip_len) as u16);
+    } else if let Some(h) = hdr.first_chunk_mut::<{ ipv4::HEADER_LEN }>() {
         let df = match cfg.df {
             DfMode::Copy => inner_df,
             DfMode::Set => true,
@@ -197,58 +207,61 @@ fn prepare<P: Packet>(sa: &OutboundSa, limit: u64, pkt: &mut P, seq: u64, framin
         // RFC 6864 §4.1: the ID only has to be unique per (src, dst, proto) within
         // the reassembly lifetime; the low bits of the sequence number are that.
         let ident = seq as u16;
-        let flags = if df { 0x4000 } else { 0 };
+        let flags: u16 = if df { 0x4000 } else { 0 };
         let total = outer_len as u16;
-        buf[1] = tos_out;
-        put16(buf, 2, total);
-        put16(buf, 4, ident);
-        put16(buf, 6, flags);
+        h[1] = tos_out;
+        h[2..4].copy_from_slice(&total.to_be_bytes());
+        h[4..6].copy_from_slice(&ident.to_be_bytes());
+        h[6..8].copy_from_slice(&flags.to_be_bytes());
         let sum = t.ip_sum + u64::from(tos_out) + u64::from(total) + u64::from(ident) + u64::from(flags);
-        put16(buf, 10, !checksum::fold(sum));
+        h[10..12].copy_from_slice(&(!checksum::fold(sum)).to_be_bytes());
     }
     if t.udp {
         // RFC 3948 §2.1: UDP checksum zero over IPv4; IPv6 filled in after sealing.
-        let mut u = UdpPacket::new_unchecked(&mut buf[ip_len..ip_len + udp::HEADER_LEN]);
+        let mut u = UdpPacket::new_unchecked(&mut hdr[ip_len..ip_len + udp::HEADER_LEN]);
         u.set_len((outer_len - ip_len) as u16);
         u.set_checksum(0);
     }
-    let esp = t.esp_off;
-    buf[esp + 4..esp + 8].copy_from_slice(&(seq as u32).to_be_bytes());
-    // The IV only has to be unique per key for GCM and ChaCha20-Poly1305 (RFC 4106
-    // §3.1, RFC 7634 §2): the 64-bit sequence number is, and costs nothing.
-    buf[esp + 8..esp + ESP_HDR_IV].copy_from_slice(&seq.to_be_bytes());
-    // The ICV's TAG_LEN bytes follow the trailer in `buf`.
-    EspTrailer::write_before_icv(&mut buf[t.len + inner_len..], pt_len - inner_len, next_header);
-    // The Ethernet header stays in the headroom: the SA's byte counters count the
-    // ESP packet, and the frame is one `prepend` away.
-    pkt.adj(l2).map_err(|_| EspError::NoBufferRoom)?;
-    Ok(pt_len)
+    // The header ends with the ESP header's sequence number and the IV. The IV
+    // only has to be unique per key for GCM and ChaCha20-Poly1305 (RFC 4106 §3.1,
+    // RFC 7634 §2): the 64-bit sequence number is, and costs nothing.
+    if let Some(s) = hdr.last_chunk_mut::<{ ESP_HDR_IV - 4 }>() {
+        s[..4].copy_from_slice(&(seq as u32).to_be_bytes());
+        s[4..].copy_from_slice(&seq.to_be_bytes());
+    }
+    // The ICV's TAG_LEN bytes follow the trailer in `body`.
+    EspTrailer::write_before_icv(body.get_mut(inner_len..).ok_or(EspError::NoBufferRoom)?, pt_len - inner_len, next_header);
+    let (data, rest) = body.split_at_mut_checked(pt_len).ok_or(EspError::NoBufferRoom)?;
+    let tag = rest.first_chunk_mut::<TAG_LEN>().ok_or(EspError::NoBufferRoom)?;
+    // RFC 4106 §5: without ESN the AAD is the SPI and the 32-bit sequence number,
+    // the ESP header's first 8 bytes.
+    let hdr: &'p [u8] = hdr;
+    let aad = match aad {
+        Some(a) => a,
+        None => hdr.get(t.esp_off..t.esp_off + 8).ok_or(EspError::NoBufferRoom)?,
+    };
+    Ok(AeadOp { iv: seq.to_be_bytes(), aad, data, tag })
 }
 
-/// Copy the SA's prebuilt outer header. The four header sizes get fixed-size
-/// copies (a few vector moves) instead of a `memcpy` call of variable length,
-/// which showed in the 64 B encap profile.
+/// Copy the SA's prebuilt outer header (36 to [`MAX_OUTER`] bytes) as two
+/// overlapping fixed 32-byte copies, a few vector moves. A `match` on the four
+/// header sizes with a fixed-size copy each was merged back by the compiler into
+/// one `memcpy` call of variable length (seen in `perf annotate` of the 64 B
+/// encap profile: a call, its register spills and glibc's size dispatch).
 #[inline(always)]
 fn copy_header(dst: &mut [u8], src: &[u8; MAX_OUTER]) {
-    const V4: usize = ipv4::HEADER_LEN + ESP_HDR_IV;
-    const V4_UDP: usize = V4 + udp::HEADER_LEN;
-    const V6: usize = ipv6::HEADER_LEN + ESP_HDR_IV;
-    const V6_UDP: usize = V6 + udp::HEADER_LEN;
-    match dst.len() {
-        V4 => dst.copy_from_slice(&src[..V4]),
-        V4_UDP => dst.copy_from_slice(&src[..V4_UDP]),
-        V6 => dst.copy_from_slice(&src[..V6]),
-        V6_UDP => dst.copy_from_slice(&src[..V6_UDP]),
-        n => dst.copy_from_slice(&src[..n]),
+    const HALF: usize = 32;
+    let n = dst.len();
+    match (dst.first_chunk_mut::<HALF>(), src.first_chunk::<HALF>()) {
+        (Some(d), Some(s)) if n <= MAX_OUTER => {
+            *d = *s;
+            // n >= HALF: the second copy ends where the header does.
+            if let (Some(d), Some(s)) = (dst.last_chunk_mut::<HALF>(), src[..n].last_chunk::<HALF>()) {
+                *d = *s;
+            }
+        }
+        _ => dst.copy_from_slice(&src[..n]),
     }
-}
-
-/// The AEAD op over a prepared packet: plaintext after the header, tag after it.
-fn seal_op<'a>(buf: &'a mut [u8], hdr: usize, pt_len: usize, seq: u64, aad: &'a [u8]) -> Result<AeadOp<'a>, EspError> {
-    let rest = buf.get_mut(hdr..).ok_or(EspError::NoBufferRoom)?;
-    let (data, rest) = rest.split_at_mut_checked(pt_len).ok_or(EspError::NoBufferRoom)?;
-    let tag = rest.first_chunk_mut::<TAG_LEN>().ok_or(EspError::NoBufferRoom)?;
-    Ok(AeadOp { iv: seq.to_be_bytes(), aad, data, tag })
 }
 
 /// After sealing: the IPv6 UDP checksum covers the ciphertext.

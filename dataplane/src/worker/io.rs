@@ -61,6 +61,17 @@ impl<P: Packet> Packet for Slot<P> {
     fn trim(&mut self, n: usize) -> Result<(), NoRoom> {
         self.0.as_mut().map_or(Err(NoRoom { wanted: n, available: 0 }), |p| p.trim(n))
     }
+    // The packet's own one-step versions: the defaults would go through the
+    // separate operations above (ESP encap runs on slots).
+    fn reshape(&mut self, front: usize, len: usize) -> Result<(), NoRoom> {
+        self.0.as_mut().map_or(Err(NoRoom { wanted: front, available: 0 }), |p| p.reshape(front, len))
+    }
+    fn reshape_behind(&mut self, head: usize, front: usize, len: usize) -> Result<&mut [u8], NoRoom> {
+        self.0.as_mut().map_or(Err(NoRoom { wanted: front.saturating_add(head), available: 0 }), |p| p.reshape_behind(head, front, len))
+    }
+    fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, |p| p.len())
+    }
 }
 
 /// Packets recorded per output, for tests, examples and offline tools.

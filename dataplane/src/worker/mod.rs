@@ -354,19 +354,41 @@ enum LocalV4 {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct AddrV4 {
     addr: u32,
-    /// Host bits of the prefix (0 for /31 and /32: no directed broadcast).
-    host: u32,
+    /// The subnet's directed broadcast address (`addr` with the host bits set);
+    /// `addr` itself for /31 and /32, which have none: `local_v4` has answered
+    /// "ours" for that address before it looks at this.
+    bcast: u32,
     port: usize,
 }
 
 impl AddrV4 {
+    /// [`Out::local_v4`] over `addrs`.
+    #[inline(always)]
+    fn local(addrs: &[AddrV4], port: usize, dst: Ipv4Addr) -> LocalV4 {
+        let dst = u32::from(dst);
+        let mut broadcast = false;
+        for a in addrs {
+            if a.addr == dst {
+                return LocalV4::Ours;
+            }
+            // Same network bits as `addr` and all host bits set. For /31 and /32
+            // `bcast` is `addr`, which returned above.
+            broadcast |= a.port == port && dst == a.bcast;
+        }
+        if broadcast {
+            LocalV4::Broadcast
+        } else {
+            LocalV4::Other
+        }
+    }
+
     fn of(ifaces: &[Interface]) -> Vec<AddrV4> {
         let mut v = Vec::new();
         for (port, iface) in ifaces.iter().enumerate() {
             for &(a, len) in &iface.addresses {
                 if let IpAddr::V4(a) = a {
                     let host = if len < 31 { u32::MAX >> len } else { 0 };
-                    v.push(AddrV4 { addr: u32::from(a), host, port });
+                    v.push(AddrV4 { addr: u32::from(a), bcast: u32::from(a) | host, port });
                 }
             }
         }
@@ -663,18 +685,7 @@ fn inner_flow_v6(d: &[u8]) -> Option<FlowV6> {
 /// §3); `false` if it would reach zero.
 fn decrement_ttl(d: &mut [u8]) -> bool {
     match d.first().map(|b| b >> 4) {
-        Some(4) if d.len() >= ipv4::HEADER_LEN => {
-            let ttl = d[8];
-            if ttl <= 1 {
-                return false;
-            }
-            let old = u16::from_be_bytes([ttl, d[9]]);
-            d[8] = ttl - 1;
-            let new = u16::from_be_bytes([d[8], d[9]]);
-            let sum = checksum::update(u16::from_be_bytes([d[10], d[11]]), old, new);
-            d[10..12].copy_from_slice(&sum.to_be_bytes());
-            true
-        }
+        Some(4) => d.first_chunk_mut().is_some_and(decrement_ttl_v4),
         Some(6) if d.len() >= ipv6::HEADER_LEN => {
             if d[7] <= 1 {
                 return false;
@@ -686,6 +697,21 @@ fn decrement_ttl(d: &mut [u8]) -> bool {
     }
 }
 
+/// [`decrement_ttl`] of an IPv4 header (no version check). The TTL and protocol
+/// word goes from `m` to `m - 0x100`: in one's complement arithmetic the same
+/// change as a word going from 0x0100 to 0, so RFC 1624 eqn. 3 needs neither
+/// word (it folds to a constant add).
+#[inline(always)]
+fn decrement_ttl_v4(h: &mut [u8; ipv4::HEADER_LEN]) -> bool {
+    if h[8] <= 1 {
+        return false;
+    }
+    h[8] -= 1;
+    let sum = checksum::update(u16::from_be_bytes([h[10], h[11]]), 0x0100, 0);
+    h[10..12].copy_from_slice(&sum.to_be_bytes());
+    true
+}
+
 impl<P: Packet> Out<'_, P> {
     /// What `dst` is to a packet received on `port`, in one pass over the
     /// addresses (every transit packet asks): one of ours (any port), the
@@ -693,20 +719,7 @@ impl<P: Packet> Out<'_, P> {
     /// 2644 makes not forwarding them the default), or neither.
     #[inline]
     fn local_v4(&self, port: usize, dst: Ipv4Addr) -> LocalV4 {
-        let dst = u32::from(dst);
-        let mut broadcast = false;
-        for a in self.local4 {
-            if a.addr == dst {
-                return LocalV4::Ours;
-            }
-            // `host` is 0 for /31 and /32, which have no broadcast address.
-            broadcast |= a.port == port && a.host != 0 && dst & !a.host == a.addr & !a.host && dst & a.host == a.host;
-        }
-        if broadcast {
-            LocalV4::Broadcast
-        } else {
-            LocalV4::Other
-        }
+        AddrV4::local(self.local4, port, dst)
     }
 
     fn is_ours_v6(&self, a: Ipv6Addr) -> bool {
@@ -741,18 +754,29 @@ impl<P: Packet> Out<'_, P> {
             return Class::Done;
         };
         let mac = iface.mac;
-        let (l2, ethertype) = match EthernetFrame::new_checked(pkt.data()) {
-            Ok(eth) => {
-                let dst = eth.dst_addr();
-                if dst != mac && !dst.is_multicast() {
-                    self.drop(DropReason::NotForUs);
+        // Untagged IPv4 to our MAC (transit and ESP): one look at the 14 bytes
+        // instead of the general parse's tag loop and second EtherType read (one
+        // `ipv4` call site, so that it stays inlined).
+        let untagged_v4 = pkt
+            .data()
+            .first_chunk::<{ ethernet::HEADER_LEN }>()
+            .is_some_and(|h| h[12..] == u16::from(EtherType::Ipv4).to_be_bytes() && h[..6] == mac.0);
+        let (l2, ethertype) = if untagged_v4 {
+            (ethernet::HEADER_LEN, EtherType::Ipv4)
+        } else {
+            match EthernetFrame::new_checked(pkt.data()) {
+                Ok(eth) => {
+                    let dst = eth.dst_addr();
+                    if dst != mac && !dst.is_multicast() {
+                        self.drop(DropReason::NotForUs);
+                        return Class::Done;
+                    }
+                    (eth.header_len(), eth.ethertype())
+                }
+                Err(_) => {
+                    self.drop(DropReason::Truncated);
                     return Class::Done;
                 }
-                (eth.header_len(), eth.ethertype())
-            }
-            Err(_) => {
-                self.drop(DropReason::Truncated);
-                return Class::Done;
             }
         };
         match ethertype {
@@ -792,7 +816,7 @@ impl<P: Packet> Out<'_, P> {
         // Replies and other ARP traffic are consumed (learned from), not dropped.
     }
 
-    fn ipv4<'t, I: WorkerIo<P>>(&mut self, table: &'t TunnelTable, port: usize, mac: MacAddr, l2: usize, pkt: P, io: &mut I) -> Class<'t, P> {
+    fn ipv4<'t, I: WorkerIo<P>>(&mut self, table: &'t TunnelTable, port: usize, mac: MacAddr, l2: usize, mut pkt: P, io: &mut I) -> Class<'t, P> {
         let d = &pkt.data()[l2..];
         let ip = match Ipv4Packet::new_checked(d) {
             Ok(ip) if ip.verify_checksum() => ip,
@@ -823,8 +847,18 @@ impl<P: Packet> Out<'_, P> {
             let (sp, dp) = if ip.frag_offset() == 0 { l4_ports(proto, ip.payload()) } else { (0, 0) };
             FlowV4::v4(ip.src_addr(), dst, proto, sp, dp)
         };
-        let decision = table.outbound_v4(&flow);
-        self.transit(decision, l2, pkt, io)
+        match table.outbound_v4(&flow) {
+            // `transit`'s PROTECT case in line for an untagged frame, whose IPv4
+            // header was checked above: no version or length check again, no call.
+            Decision::Protect(sa) if l2 == ENCAP_L2 => {
+                if pkt.data_mut().get_mut(ENCAP_L2..).and_then(|d| d.first_chunk_mut()).is_some_and(decrement_ttl_v4) {
+                    return Class::Encap(sa, pkt);
+                }
+                self.drop(DropReason::TtlExpired);
+                Class::Done
+            }
+            decision => self.transit(decision, l2, pkt, io),
+        }
     }
 
     /// A packet to one of our addresses, IPv4 or IPv6: ESP and UDP 4500 (RFC 3948) go to
@@ -1177,6 +1211,85 @@ mod tests {
         h[8] = 1;
         Ipv4Packet::new_unchecked(&mut h[..]).fill_checksum();
         assert!(!decrement_ttl(&mut h), "TTL 1 is not forwarded");
+    }
+
+    /// `AddrV4::local` against the definition over the ports' address lists: one
+    /// of our addresses (any port), else the directed broadcast (network bits of
+    /// a prefix shorter than /31, all host bits set) of a subnet of the receiving
+    /// port, else neither.
+    #[test]
+    fn local_v4_matches_the_address_lists() {
+        let mac = MacAddr([2, 0, 0, 0, 0, 1]);
+        let mut a = Interface::new(mac);
+        a.addresses = vec![
+            (IpAddr::V4(Ipv4Addr::new(10, 1, 0, 1)), 24),
+            (IpAddr::V4(Ipv4Addr::new(10, 1, 0, 255)), 32),
+            (IpAddr::V4(Ipv4Addr::new(192, 0, 2, 9)), 30),
+            (IpAddr::V6(Ipv6Addr::LOCALHOST), 128),
+        ];
+        let mut b = Interface::new(mac);
+        b.addresses = vec![(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1)), 24), (IpAddr::V4(Ipv4Addr::new(203, 0, 113, 4)), 31)];
+        let ifaces = [a, b];
+        let addrs = AddrV4::of(&ifaces);
+        let want = |port: usize, dst: Ipv4Addr| {
+            let v4 = |i: &Interface| {
+                i.addresses.iter().filter_map(|&(a, l)| if let IpAddr::V4(a) = a { Some((u32::from(a), l)) } else { None }).collect::<Vec<_>>()
+            };
+            if ifaces.iter().any(|i| v4(i).iter().any(|&(a, _)| a == u32::from(dst))) {
+                return LocalV4::Ours;
+            }
+            let d = u32::from(dst);
+            let bcast = v4(&ifaces[port]).iter().any(|&(a, l)| l < 31 && d & !(u32::MAX >> l) == a & !(u32::MAX >> l) && d | !(u32::MAX >> l) == u32::MAX);
+            if bcast {
+                LocalV4::Broadcast
+            } else {
+                LocalV4::Other
+            }
+        };
+        let mut dsts: Vec<Ipv4Addr> = Vec::new();
+        for base in [[10, 1, 0, 0], [192, 0, 2, 8], [198, 51, 100, 0], [203, 0, 113, 4], [10, 1, 1, 0]] {
+            for last in [0u8, 1, 2, 3, 4, 5, 9, 10, 11, 12, 254, 255] {
+                dsts.push(Ipv4Addr::new(base[0], base[1], base[2], base[3] | last));
+            }
+        }
+        let mut seen = [0usize; 3];
+        for port in 0..2 {
+            for &dst in &dsts {
+                let got = AddrV4::local(&addrs, port, dst);
+                assert_eq!(got, want(port, dst), "port {port} dst {dst}");
+                seen[got as usize] += 1;
+            }
+        }
+        assert!(seen.iter().all(|&n| n > 0), "every answer occurs: {seen:?}");
+    }
+
+    /// The constant-word RFC 1624 update of `decrement_ttl_v4` against the
+    /// header checksum computed anew (RFC 1071), over every TTL and a spread of
+    /// other header words.
+    #[test]
+    fn ttl_decrement_v4_matches_a_full_checksum() {
+        let mut x: u32 = 0x1234_5678;
+        for ttl in 0..=255u8 {
+            for _ in 0..64 {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                let w = x.to_be_bytes();
+                let mut h = [0x45u8, w[0], 0, 60, w[1], w[2], w[3] & 0x5f, w[0], ttl, w[3], 0, 0, 10, w[1], 0, 1, 192, 0, w[2], 2];
+                Ipv4Packet::new_unchecked(&mut h[..]).fill_checksum();
+                let before = h;
+                if ttl <= 1 {
+                    assert!(!decrement_ttl_v4(&mut h));
+                    assert_eq!(h, before, "a refused header is left alone");
+                    continue;
+                }
+                assert!(decrement_ttl_v4(&mut h));
+                let mut want = before;
+                want[8] = ttl - 1;
+                Ipv4Packet::new_unchecked(&mut want[..]).fill_checksum();
+                assert_eq!(h, want, "TTL {ttl}, header {before:02x?}");
+            }
+        }
     }
 
     /// Push packets 0, 1, 2... with `keys` into `b` (emptied first), group, and

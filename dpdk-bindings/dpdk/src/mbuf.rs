@@ -275,6 +275,23 @@ impl Mbuf {
         true
     }
 
+    /// The last `head` bytes of the headroom followed by the first segment's data,
+    /// writable; `None` if the headroom is shorter than `head`. The ESP encap path
+    /// writes the Ethernet header in front of the packet this way right after
+    /// [`Self::reshape`], through one slice.
+    #[inline]
+    pub fn data_behind(&mut self, head: usize) -> Option<&mut [u8]> {
+        let off = usize::from(self.field_u16(DATA_OFF_OFF));
+        let start = off.checked_sub(head)?;
+        // SAFETY: buf_addr is the first field of a valid mbuf; `start..off + data_len`
+        // lies in the buffer self owns (head <= data_off, and data_off + data_len is
+        // within it by the DPDK invariant); &mut self gives exclusive access.
+        unsafe {
+            let buf = self.as_ptr().cast::<*mut u8>().read();
+            Some(std::slice::from_raw_parts_mut(buf.add(start), head + self.data_len()))
+        }
+    }
+
     /// Resets the mbuf to an empty single-segment packet with the default headroom.
     #[inline]
     pub fn reset(&mut self) {

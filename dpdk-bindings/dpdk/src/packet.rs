@@ -60,6 +60,20 @@ impl Packet for Mbuf {
     }
 
     #[inline]
+    fn reshape_behind(&mut self, head: usize, front: usize, len: usize) -> Result<&mut [u8], NoRoom> {
+        let available = Mbuf::headroom(self);
+        let wanted = front.saturating_add(head);
+        if wanted > available {
+            return Err(NoRoom { wanted, available });
+        }
+        if !Mbuf::reshape(self, front, len) {
+            reshape_by_steps(self, front, len)?;
+        }
+        // Not refused: `head` bytes of headroom are left (checked above).
+        Mbuf::data_behind(self, head).ok_or(NoRoom { wanted, available })
+    }
+
+    #[inline]
     fn len(&self) -> usize {
         self.data_len()
     }

@@ -107,10 +107,28 @@ fn reshape_matches_prepend_then_append_or_trim() {
             }
             ok
         };
-        let got = a.reshape(usize::from(front), usize::from(len));
+        // Every other step through `Packet::reshape_behind` (the ESP encap path's
+        // call; no head here, `data_behind` below covers that part).
+        let got = if x & 8 == 0 {
+            a.reshape(usize::from(front), usize::from(len))
+        } else {
+            dataplane::packet::Packet::reshape_behind(&mut a, 0, usize::from(front), usize::from(len))
+                .is_ok_and(|s| s.len() == usize::from(len))
+        };
         assert_eq!(got, want, "step {step}: front {front} len {len} from {:?}", fields(&a));
         assert_eq!(fields(&a), fields(&b), "step {step}: front {front} len {len}");
         refused += usize::from(!want);
+        // `data_behind`: the last `head` bytes of the headroom, then the data.
+        let head = (x >> 24) as usize % 160;
+        let (off, data_len, data) = (a.headroom(), a.data_len(), a.data().as_ptr());
+        match a.data_behind(head) {
+            Some(s) => {
+                assert!(head <= off, "step {step}: head {head} past the headroom {off}");
+                assert_eq!(s.len(), head + data_len);
+                assert_eq!(s[head..].as_ptr(), data, "step {step}: the data follows the head");
+            }
+            None => assert!(head > off, "step {step}: head {head} refused with headroom {off}"),
+        }
     }
     assert!(refused > 0 && refused < 20_000, "both outcomes must occur: {refused} refused");
 }
