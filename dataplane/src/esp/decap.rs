@@ -176,7 +176,7 @@ pub struct Decapped {
 }
 
 /// Checked and ready to open.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 struct Layout {
     /// Offset of the ciphertext (after the ESP header and IV).
     ct_off: usize,
@@ -207,47 +207,61 @@ pub fn decap_burst<P: Packet>(
     pkts: &mut [P],
     results: &mut [Result<Decapped, EspError>],
 ) {
-    decap_burst_with(sa, state, pkts, results, Checksum::Verify);
+    let n = pkts.len().min(results.len());
+    decap_each(sa, state, &mut pkts[..n], Checksum::Verify, |i, _, r| {
+        if let Some(slot) = results.get_mut(i) {
+            *slot = r;
+        }
+    });
 }
 
 /// [`decap_burst`] for packets whose outer header [`parse_outer`] has already
 /// accepted (the worker classifies every packet before batching it): the
 /// header is parsed again for its offsets, but its IPv4 checksum is not summed
 /// a second time. Any other packet must go through [`decap_burst`].
+///
+/// Each packet is handed to `each(pkt, outcome)` in packet order as soon as it
+/// is finished (its replay window update done), instead of through a results
+/// array: the worker delivers it there and then, and what it does not read of
+/// the [`Decapped`] is never written (a results array of them, and the pass
+/// over it, were ~40 instructions a packet at 64 B under callgrind).
+#[inline]
 pub fn decap_burst_classified<P: Packet>(
     sa: &InboundSa,
     state: &InboundState,
     pkts: &mut [P],
-    results: &mut [Result<Decapped, EspError>],
+    mut each: impl FnMut(&mut P, Result<Decapped, EspError>),
 ) {
-    decap_burst_with(sa, state, pkts, results, Checksum::Verified);
+    decap_each(sa, state, pkts, Checksum::Verified, |_, pkt, r| each(pkt, r));
 }
 
+/// `each(i, pkts[i], outcome)` for every packet, in order, [`BURST`] at a time.
 #[inline]
-fn decap_burst_with<P: Packet>(
+fn decap_each<P: Packet>(
     sa: &InboundSa,
     state: &InboundState,
     pkts: &mut [P],
-    results: &mut [Result<Decapped, EspError>],
     checksum: Checksum,
+    mut each: impl FnMut(usize, &mut P, Result<Decapped, EspError>),
 ) {
-    let n = pkts.len().min(results.len());
-    for (pkts, results) in pkts[..n].chunks_mut(BURST).zip(results[..n].chunks_mut(BURST)) {
-        decap_chunk(sa, state, pkts, results, checksum);
+    for (c, pkts) in pkts.chunks_mut(BURST).enumerate() {
+        decap_chunk(sa, state, pkts, checksum, |i, pkt, r| each(c * BURST + i, pkt, r));
     }
 }
 
+#[inline]
 fn decap_chunk<P: Packet>(
     sa: &InboundSa,
     state: &InboundState,
     pkts: &mut [P],
-    results: &mut [Result<Decapped, EspError>],
     checksum: Checksum,
+    mut each: impl FnMut(usize, &mut P, Result<Decapped, EspError>),
 ) {
-    let mut layouts = [Layout::default(); BURST];
-    let mut aads = [([0u8; 12], 0usize); BURST];
+    // Per packet: its layout, or why it was refused before the AEAD.
     let mut prepared = [Err(EspError::Truncated); BURST];
-    // Which op index each packet got, so results can be matched after the call.
+    // The AAD bytes (8, or 12 with ESN) the ops point to.
+    let mut aads = [[0u8; 12]; BURST];
+    // The AEAD's verdicts, in op order (the packets refused before it have no op).
     let mut auth = [Err(AuthError); BURST];
     let mut count = 0;
     {
@@ -258,23 +272,24 @@ fn decap_chunk<P: Packet>(
         let mut spare_tags = [[0u8; TAG_LEN]; BURST];
         let mut ops = AeadOp::placeholders(&mut spare_tags);
         // One pass: checks, AAD and op per packet.
-        let each = pkts.iter_mut().zip(prepared.iter_mut()).zip(layouts.iter_mut()).zip(aads.iter_mut());
-        for (((pkt, p), layout), aad_slot) in each {
-            let l = match prepare(sa, state, pkt.data(), checksum) {
+        for ((pkt, p), aad_slot) in pkts.iter_mut().zip(prepared.iter_mut()).zip(aads.iter_mut()) {
+            // One look at the packet's window for the checks and the op.
+            let d = pkt.data_mut();
+            let l = match prepare(sa, state, d, checksum) {
                 Ok(l) => l,
                 Err(e) => {
                     *p = Err(e);
                     continue;
                 }
             };
-            *layout = l;
-            *aad_slot = aad(sa.config.spi, l.seq, sa.config.esn);
-            let (aad, aad_len) = &*aad_slot;
-            *p = match (open_op(pkt.data_mut(), &l, &aad[..*aad_len]), ops.get_mut(count)) {
+            let (aad, aad_len) = aad(sa.config.spi, l.seq, sa.config.esn);
+            *aad_slot = aad;
+            let aad: &[u8; 12] = aad_slot;
+            *p = match (open_op(d, &l, &aad[..aad_len]), ops.get_mut(count)) {
                 (Ok(op), Some(slot)) => {
                     *slot = op;
                     count += 1;
-                    Ok(())
+                    Ok(l)
                 }
                 (Err(e), _) => Err(e),
                 // Not reachable: a chunk has at most BURST packets.
@@ -284,16 +299,13 @@ fn decap_chunk<P: Packet>(
         sa.aead.open_burst(&mut ops[..count], &mut auth[..count]);
     }
     // Replay updates happen in packet order, after authentication.
-    let mut op_index = 0;
-    for ((pkt, r), (p, l)) in pkts.iter_mut().zip(results.iter_mut()).zip(prepared.iter().zip(layouts.iter())) {
-        *r = match p {
-            Ok(()) => {
-                let a = auth[op_index];
-                op_index += 1;
-                finish(state, pkt, l, a)
-            }
+    let mut verdicts = auth.iter();
+    for (i, (pkt, p)) in pkts.iter_mut().zip(prepared.iter()).enumerate() {
+        let r = match p {
+            Ok(l) => finish(state, pkt, l, verdicts.next().copied().unwrap_or(Err(AuthError))),
             Err(e) => Err(*e),
         };
+        each(i, pkt, r);
     }
 }
 
