@@ -1047,14 +1047,19 @@ impl<P: Packet> Out<'_, P> {
         let d = pkt.data();
         let m = if d[0] >> 4 == 4 {
             let dst = Ipv4Packet::new_unchecked(d).dst_addr();
-            match (self.routes.route_v4(dst), memo) {
-                // Every destination of a gateway route has the memo's next hop:
-                // no next hop built and compared per packet.
-                (Some(route), Some(m)) if m.route4 == Some(route) => Some(m),
-                (Some(route), memo) => {
-                    self.routes.next_hop_v4(route, dst).map(|hop| self.memo_for(memo, hop, Some(route).filter(|r| r.gateway)))
-                }
-                (None, _) => None,
+            match memo {
+                // The memo's gateway route takes `dst` for certain (no more
+                // specific route overlaps it): no scan of the routes either.
+                Some(m) if m.route4.is_some_and(|r| r.covers(dst)) => Some(m),
+                memo => match (self.routes.route_v4(dst), memo) {
+                    // Every destination of a gateway route has the memo's next hop:
+                    // no next hop built and compared per packet.
+                    (Some(route), Some(m)) if m.route4 == Some(route) => Some(m),
+                    (Some(route), memo) => {
+                        self.routes.next_hop_v4(route, dst).map(|hop| self.memo_for(memo, hop, Some(route).filter(|r| r.gateway)))
+                    }
+                    (None, _) => None,
+                },
             }
         } else {
             self.routes.lookup_v6(Ipv6Packet::new_unchecked(d).dst_addr()).map(|hop| self.memo_for(memo, hop, None))
