@@ -956,36 +956,43 @@ impl<P: Packet> Out<'_, P> {
         }
     }
 
-    /// ESP or UDP 4500 to one of our addresses.
+    /// ESP or UDP 4500 to one of our addresses. The common case, ESP of a
+    /// known SA, is inlined into classify; anything else takes [`Self::esp_other`]
+    /// (out of line, it was a call with the packet moved in and the `Class`
+    /// moved out: ~30 of `Out::esp`'s 116 instructions a 64 B packet).
+    #[inline(always)]
     fn esp<'t, I: WorkerIo<P>>(&mut self, table: &'t TunnelTable, port: usize, l2: usize, mut pkt: P, io: &mut I) -> Class<'t, P> {
         // `ipv4()` verified the header checksum already (IPv6 has none).
-        match esp::decap::parse_outer_verified(&pkt.data()[l2..]) {
-            Ok(InboundOuter::Esp(loc)) => match table.inbound(loc.spi) {
-                Some(sa) => {
-                    if pkt.adj(l2).is_err() {
-                        self.drop(DropReason::Truncated);
-                        return Class::Done;
-                    }
-                    Class::Decap(sa, pkt)
+        if let Some(Ok(InboundOuter::Esp(loc))) = pkt.data().get(l2..).map(esp::decap::parse_outer_verified) {
+            if let Some(sa) = table.inbound(loc.spi) {
+                if pkt.adj(l2).is_ok() {
+                    return Class::Decap(sa, pkt);
                 }
-                None => {
-                    unknown_spi::missed(table, self.stats, &pkt.data()[l2..], loc.spi, self.now_ms);
-                    Class::Done
-                }
-            },
-            Ok(InboundOuter::Ike { .. }) => {
-                self.punt(port, pkt, io);
-                Class::Done
-            }
-            Ok(InboundOuter::NatKeepalive) => {
-                self.drop(DropReason::NatKeepalive);
-                Class::Done
-            }
-            Err(e) => {
-                self.drop(e.drop_reason());
-                Class::Done
             }
         }
+        self.esp_other(table, port, l2, pkt, io)
+    }
+
+    /// [`Self::esp`] for everything but ESP of a known SA: IKE and NAT-keepalives
+    /// on UDP 4500, unknown SPIs, malformed packets.
+    #[cold]
+    #[inline(never)]
+    fn esp_other<'t, I: WorkerIo<P>>(&mut self, table: &'t TunnelTable, port: usize, l2: usize, pkt: P, io: &mut I) -> Class<'t, P> {
+        let Some(ip) = pkt.data().get(l2..) else {
+            self.drop(DropReason::Truncated);
+            return Class::Done;
+        };
+        match esp::decap::parse_outer_verified(ip) {
+            Ok(InboundOuter::Esp(loc)) => match table.inbound(loc.spi) {
+                // Known SA: `esp` returned it unless the adj failed.
+                Some(_) => self.drop(DropReason::Truncated),
+                None => unknown_spi::missed(table, self.stats, ip, loc.spi, self.now_ms),
+            },
+            Ok(InboundOuter::Ike { .. }) => self.punt(port, pkt, io),
+            Ok(InboundOuter::NatKeepalive) => self.drop(DropReason::NatKeepalive),
+            Err(e) => self.drop(e.drop_reason()),
+        }
+        Class::Done
     }
 
     fn transit<'t, I: WorkerIo<P>>(&mut self, decision: Decision<'t, OutboundTunnel>, l2: usize, mut pkt: P, io: &mut I) -> Class<'t, P> {
