@@ -344,8 +344,10 @@ fn open_op<'a>(buf: &'a mut [u8], l: &Layout, aad: &'a [u8]) -> Result<AeadOp<'a
     Ok(AeadOp { iv, aad, data, tag })
 }
 
-/// After the AEAD: replay update, trailer, inner header, strip.
-#[inline]
+/// After the AEAD: replay update, trailer, inner header, strip. Always inlined:
+/// on the gateway's mbufs it stayed a call per packet (7% of a 64 B decap's
+/// samples, with its own spills).
+#[inline(always)]
 fn finish<P: Packet>(state: &InboundState, pkt: &mut P, l: &Layout, auth: Result<(), AuthError>) -> Result<Decapped, EspError> {
     auth.map_err(|_| EspError::AuthFailed)?;
     state.replay.update(l.seq)?;
