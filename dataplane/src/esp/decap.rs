@@ -356,16 +356,19 @@ fn finish<P: Packet>(state: &InboundState, pkt: &mut P, l: &Layout, auth: Result
     let pt = d.get(l.ct_off..l.ct_off + l.ct_len).ok_or(EspError::Truncated)?;
     let trailer = EspTrailer::parse(pt).map_err(|_| EspError::BadPadding)?;
     let inner = &pt[..pt.len() - trailer.len()];
+    // The Next Header byte as it is (the trailer's last): `IpProtocol::from` is a
+    // jump table and an indirect branch, per packet, for the one value we expect.
+    let next = pt.last().copied().unwrap_or(0);
     // Tunnel mode carries whole IP packets (RFC 4303 §3.1.2); the inner length
     // field, not the ESP payload, gives its size (TFC padding may follow, §2.7).
-    let (inner_len, inner_ecn) = match trailer.next_header {
-        IpProtocol::Ipv4 => inner_v4(inner).ok_or(EspError::BadInnerHeader)?,
-        IpProtocol::Ipv6 => {
+    let (next_header, (inner_len, inner_ecn)) = match next {
+        4 => (IpProtocol::Ipv4, inner_v4(inner).ok_or(EspError::BadInnerHeader)?),
+        41 => {
             let ip = Ipv6Packet::new_checked(inner).map_err(|_| EspError::BadInnerHeader)?;
-            (ip.total_len(), ip.ecn())
+            (IpProtocol::Ipv6, (ip.total_len(), ip.ecn()))
         }
-        IpProtocol::Ipv6NoNxt => return Err(EspError::DummyPacket),
-        other => return Err(EspError::BadNextHeader(other)),
+        59 => return Err(EspError::DummyPacket),
+        other => return Err(EspError::BadNextHeader(IpProtocol::from(other))),
     };
     let new_ecn = decap_ecn(Ecn::from_tos(l.outer_ecn), inner_ecn)?;
     pkt.adj(l.ct_off).map_err(|_| EspError::Truncated)?;
@@ -374,13 +377,13 @@ fn finish<P: Packet>(state: &InboundState, pkt: &mut P, l: &Layout, auth: Result
     pkt.trim(total - l.ct_off - inner_len).map_err(|_| EspError::Truncated)?;
     if new_ecn != inner_ecn {
         let d = pkt.data_mut();
-        if trailer.next_header == IpProtocol::Ipv4 {
+        if next_header == IpProtocol::Ipv4 {
             Ipv4Packet::new_unchecked(d).set_ecn_update_checksum(new_ecn);
         } else {
             Ipv6Packet::new_unchecked(d).set_ecn(new_ecn);
         }
     }
-    Ok(Decapped { next_header: trailer.next_header, seq: l.seq, udp_encap: l.udp_encap })
+    Ok(Decapped { next_header, seq: l.seq, udp_encap: l.udp_encap })
 }
 
 /// Total length and ECN of the IPv4 packet at the start of `inner`, if
