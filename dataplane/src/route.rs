@@ -25,6 +25,22 @@ pub struct RouteV4 {
     /// Through a gateway: the next hop is the same for every destination of the
     /// route (on a connected prefix it is the destination itself).
     pub gateway: bool,
+    net: u32,
+    mask: u32,
+    /// No route before it in the table (as specific or more) overlaps its prefix.
+    alone: bool,
+}
+
+impl RouteV4 {
+    /// Whether `dst` takes this route for certain, known without the table's
+    /// scan: `dst` is in the route's prefix and no more specific route overlaps
+    /// that prefix. `false` says nothing: ask [`RouteTable::route_v4`]. A caller
+    /// that remembers the last route (the decap next-hop memo) skips the scan
+    /// for every packet it covers (the scan was ~30 instructions a 64 B packet).
+    #[inline]
+    pub fn covers(&self, dst: Ipv4Addr) -> bool {
+        self.alone && u32::from(dst) & self.mask == self.net
+    }
 }
 
 /// One route.
@@ -70,6 +86,19 @@ struct Entry<W> {
     len: u8,
     via: Option<IpAddr>,
     port: usize,
+    /// No entry before this one overlaps its prefix ([`RouteV4::covers`]).
+    alone: bool,
+}
+
+/// Set every entry's `alone` (after a sort): an entry before it, whose prefix is
+/// as long or longer, overlaps it when its network lies inside this prefix.
+fn mark_alone<W: Copy + Eq + core::ops::BitAnd<Output = W>>(v: &mut [Entry<W>]) {
+    for i in 0..v.len() {
+        let (before, rest) = v.split_at_mut(i);
+        if let Some(e) = rest.first_mut() {
+            e.alone = !before.iter().any(|b| b.net & e.mask == e.net);
+        }
+    }
 }
 
 /// The routing table.
@@ -113,17 +142,19 @@ impl RouteTable {
                     return Err(RouteError::PrefixLength { dst: r.dst, len: r.len });
                 }
                 let mask = mask4(r.len);
-                self.v4.push(Entry { net: u32::from(a) & mask, mask, len: r.len, via: r.via, port: r.port });
+                self.v4.push(Entry { net: u32::from(a) & mask, mask, len: r.len, via: r.via, port: r.port, alone: false });
                 // Stable: among equal lengths, earlier routes stay first.
                 self.v4.sort_by_key(|e| core::cmp::Reverse(e.len));
+                mark_alone(&mut self.v4);
             }
             IpAddr::V6(a) => {
                 if r.len > 128 {
                     return Err(RouteError::PrefixLength { dst: r.dst, len: r.len });
                 }
                 let mask = mask6(r.len);
-                self.v6.push(Entry { net: u128::from(a) & mask, mask, len: r.len, via: r.via, port: r.port });
+                self.v6.push(Entry { net: u128::from(a) & mask, mask, len: r.len, via: r.via, port: r.port, alone: false });
                 self.v6.sort_by_key(|e| core::cmp::Reverse(e.len));
+                mark_alone(&mut self.v6);
             }
         }
         Ok(())
@@ -140,8 +171,8 @@ impl RouteTable {
     #[inline]
     pub fn route_v4(&self, dst: Ipv4Addr) -> Option<RouteV4> {
         let d = u32::from(dst);
-        let i = self.v4.iter().position(|e| d & e.mask == e.net)?;
-        Some(RouteV4 { index: i, gateway: self.v4[i].via.is_some() })
+        let (index, e) = self.v4.iter().enumerate().find(|(_, e)| d & e.mask == e.net)?;
+        Some(RouteV4 { index, gateway: e.via.is_some(), net: e.net, mask: e.mask, alone: e.alone })
     }
 
     /// The next hop of route `r` (from [`Self::route_v4`] on this table) for `dst`.
@@ -232,6 +263,40 @@ mod tests {
         assert_eq!(t.route_v4(a), t.route_v4(b));
         assert_ne!(t.route_v4(Ipv4Addr::new(10, 2, 3, 4)), t.route_v4(a));
         assert_eq!(RouteTable::new().route_v4(a), None);
+    }
+
+    /// `covers` is only ever true for the route `route_v4` takes: over tables
+    /// with nested, equal and disjoint prefixes, every destination of a grid.
+    #[test]
+    fn covers_only_the_route_lookup_takes() {
+        let tables = [
+            vec![r("0.0.0.0", 0, Some("198.51.100.254"), 0), r("10.2.0.0", 16, Some("10.9.0.1"), 1), r("10.2.3.0", 24, None, 2)],
+            vec![r("10.0.0.0", 8, Some("10.9.0.1"), 1), r("198.51.100.0", 24, None, 0), r("10.0.0.0", 8, Some("10.9.0.2"), 2)],
+            vec![r("10.2.3.128", 25, None, 2), r("10.2.3.0", 24, Some("10.9.0.1"), 1), r("10.2.0.0", 16, Some("10.9.0.3"), 0)],
+        ];
+        for routes in tables {
+            let t = RouteTable::build(routes.clone()).expect("valid");
+            let all: Vec<RouteV4> = routes.iter().filter_map(|r| match r.dst {
+                IpAddr::V4(a) => t.route_v4(a),
+                IpAddr::V6(_) => None,
+            }).collect();
+            let mut covered = 0;
+            for a in [0u32, 0x0a00_0001, 0x0a02_0001, 0x0a02_0301, 0x0a02_0381, 0x0a02_03ff, 0x0a02_0401, 0x0aff_ffff, 0xc633_6401, 0xcb00_7109] {
+                let dst = Ipv4Addr::from(a);
+                for r in &all {
+                    if r.covers(dst) {
+                        covered += 1;
+                        assert_eq!(t.route_v4(dst), Some(*r), "{routes:?} {dst}");
+                    }
+                }
+            }
+            assert!(covered > 0, "{routes:?}");
+        }
+        // A prefix with a more specific route inside it covers nothing.
+        let t = RouteTable::build([r("10.2.0.0", 16, Some("10.9.0.1"), 1), r("10.2.3.0", 24, None, 2)]).expect("valid");
+        let wide = t.route_v4(Ipv4Addr::new(10, 2, 4, 4)).expect("route");
+        assert!(!wide.covers(Ipv4Addr::new(10, 2, 4, 4)));
+        assert!(t.route_v4(Ipv4Addr::new(10, 2, 3, 4)).expect("route").covers(Ipv4Addr::new(10, 2, 3, 4)));
     }
 
     #[test]

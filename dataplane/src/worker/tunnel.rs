@@ -58,7 +58,11 @@ impl InboundTunnel {
     /// [`Self::allows`] for an IPv4 flow.
     #[inline]
     pub fn allows_v4(&self, flow: &FlowV4) -> bool {
-        self.selectors_v4.iter().any(|s| s.matches(flow))
+        match &*self.selectors_v4 {
+            // The usual SA has one selector: no loop around it.
+            [one] => one.matches(flow),
+            all => all.iter().any(|s| s.matches(flow)),
+        }
     }
 }
 
@@ -276,4 +280,37 @@ pub fn install_static(
     }
     tx.commit().map_err(|source| TunnelError::Table { name: "(commit)".into(), source })?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::net::Ipv4Addr;
+
+    /// `allows_v4` (one selector without a loop, several with one) says what
+    /// `Selector::matches` says of any of the SA's selectors, for none, one and
+    /// two selectors in either order.
+    #[test]
+    fn allows_v4_is_any_selector_matching() {
+        let v4 = |a: [u8; 4], len| IpPrefix::V4(Ipv4Addr::from(a), len);
+        let a = Selector::subnets(v4([10, 2, 0, 0], 16), v4([10, 1, 0, 0], 16));
+        let b = Selector { proto: Some(17), ..Selector::subnets(v4([10, 3, 0, 0], 24), v4([10, 1, 0, 7], 32)) };
+        let aead = Arc::from(new_aead(Algorithm::Aes128Gcm, &[7; 20], Backend::RustCrypto).expect("key"));
+        let sa = esp::InboundSa::new(InboundConfig::new(Spi(0x1001)), aead).expect("SA");
+        let mut hits = 0;
+        for sels in [vec![], vec![a], vec![b], vec![a, b], vec![b, a]] {
+            let t = InboundTunnel::new(sa.clone(), sels.clone(), "t").expect("tunnel");
+            for src in [[10, 2, 9, 9], [10, 3, 0, 1], [10, 4, 0, 1]] {
+                for dst in [[10, 1, 0, 7], [10, 1, 2, 3], [10, 9, 0, 1]] {
+                    for proto in [6, 17] {
+                        let f = FlowV4::v4(Ipv4Addr::from(src), Ipv4Addr::from(dst), proto, 1000, 53);
+                        let want = sels.iter().any(|s| s.matches(&Flow::V4(f)));
+                        hits += usize::from(want);
+                        assert_eq!(t.allows_v4(&f), want, "{sels:?} {f:?}");
+                    }
+                }
+            }
+        }
+        assert!(hits > 0, "{hits}");
+    }
 }
