@@ -66,9 +66,7 @@ impl Packet for Mbuf {
         if wanted > available {
             return Err(NoRoom { wanted, available });
         }
-        if !Mbuf::reshape(self, front, len) {
-            reshape_by_steps(self, front, len)?;
-        }
+        Packet::reshape(self, front, len)?;
         // Not refused: `head` bytes of headroom are left (checked above).
         Mbuf::data_behind(self, head).ok_or(NoRoom { wanted, available })
     }
