@@ -86,13 +86,14 @@ struct Entry<W> {
     len: u8,
     via: Option<IpAddr>,
     port: usize,
-    /// No entry before this one overlaps its prefix ([`RouteV4::covers`]).
+    /// No entry before this one overlaps its prefix ([`RouteV4::covers`]). Kept
+    /// for IPv4 entries only (nothing asks of an IPv6 route); `false` on IPv6 ones.
     alone: bool,
 }
 
 /// Set every entry's `alone` (after a sort): an entry before it, whose prefix is
 /// as long or longer, overlaps it when its network lies inside this prefix.
-fn mark_alone<W: Copy + Eq + core::ops::BitAnd<Output = W>>(v: &mut [Entry<W>]) {
+fn mark_alone(v: &mut [Entry<u32>]) {
     for i in 0..v.len() {
         let (before, rest) = v.split_at_mut(i);
         if let Some(e) = rest.first_mut() {
@@ -154,7 +155,6 @@ impl RouteTable {
                 let mask = mask6(r.len);
                 self.v6.push(Entry { net: u128::from(a) & mask, mask, len: r.len, via: r.via, port: r.port, alone: false });
                 self.v6.sort_by_key(|e| core::cmp::Reverse(e.len));
-                mark_alone(&mut self.v6);
             }
         }
         Ok(())
