@@ -27,8 +27,10 @@ use dataplane::worker::{
 };
 use zeroize::Zeroizing;
 
+use crate::aead::ALGS;
+
 /// Frames per burst (the gateway's rx burst).
-pub const BURST: usize = 32;
+pub use crate::aead::BURST;
 /// Distinct flows (frames) in the traffic, as perf/run.sh's pcaps (`--count 64`).
 pub const FLOWS: usize = 64;
 
@@ -73,14 +75,12 @@ impl fmt::Display for Dir {
     }
 }
 
-/// Algorithm by perf/run.sh's name.
+/// Algorithm by perf/run.sh's name (the names of [`ALGS`]).
 pub fn algorithm(name: &str) -> Result<Algorithm, String> {
-    match name {
-        "aes128gcm" => Ok(Algorithm::Aes128Gcm),
-        "aes256gcm" => Ok(Algorithm::Aes256Gcm),
-        "chacha20poly1305" => Ok(Algorithm::ChaCha20Poly1305),
-        _ => Err(format!("algorithm {name:?}: use aes128gcm, aes256gcm or chacha20poly1305")),
-    }
+    ALGS.iter()
+        .find(|(_, n)| *n == name)
+        .map(|&(alg, _)| alg)
+        .ok_or_else(|| format!("algorithm {name:?}: use aes128gcm, aes256gcm or chacha20poly1305"))
 }
 
 /// config.sh's `esp_key ALG N`: key || salt, first byte 0x40 + N (0: the
