@@ -13,8 +13,9 @@ per function instead, reading the output format directly
 that function, except the line right after "calls=", which is the callee's inclusive
 cost.
 
-Groups: aead = libIPSec_MB (the object) and ring (functions whose own source file is
-in the ring crate: its Rust code and its pregenerated assembly); libc = libc.so (memcpy, memset, malloc called by our code); ours =
+Groups: aead = libIPSec_MB (the object), ring (functions whose own source file is
+in the ring crate: its Rust code and its pregenerated assembly) and aesni-gcm (its
+functions, aesni_gcm::*); libc = libc.so (memcpy, memset, malloc called by our code); ours =
 everything else (our crates and the Rust standard library code inlined into them).
 """
 import re
@@ -71,8 +72,10 @@ def parse(path):
 
 
 def group(ob, fn, fl):
-    # ring's Rust code and its assembly (pregenerated/*.S) both come from the crate's sources.
-    if "libIPSec_MB" in ob or "/ring-0." in fl or fn.startswith("ring_core_"):
+    # ring's Rust code and its assembly (pregenerated/*.S) both come from the crate's
+    # sources; our own AES-GCM (dpdk-bindings/aesni-gcm) by its functions' names.
+    if ("libIPSec_MB" in ob or "/ring-0." in fl or fn.startswith("ring_core_")
+            or fn.startswith("aesni_gcm::")):
         return "aead"
     if "/libc.so" in ob or "/libc-" in ob:
         return "libc"

@@ -24,7 +24,7 @@
 # frames copied before it: not the setup, the copies or the checks. Divided by the
 # packets (BURSTS x 32). One-time work inside the loop (the first burst) is spread over
 # BURSTS bursts: ~0.1 instructions per packet at 100.
-# Columns: total; aead = libIPSec_MB + ring; libc = memcpy/memset called by our code;
+# Columns: total; aead = libIPSec_MB + ring + aesni-gcm; libc = memcpy/memset called by our code;
 # ours = total - aead (our crates, the Rust library code inlined into them, and libc).
 # Under valgrind the CPU looks like a Haswell (AVX2, AES-NI, PCLMULQDQ, no VAES, no
 # AVX-512), so the AEAD libraries take that path, whatever the host: their counts are
@@ -92,7 +92,7 @@ awk -v n="${#outs[@]}" -v a="$(basename "${bins[0]}")" -v b="$(basename "${bins[
     /^fn / { f[++nf] = $0; next }
     END {
         split("total aead libc ours", keys, " ")
-        label["total"] = "total"; label["aead"] = "AEAD (libIPSec_MB, ring)"
+        label["total"] = "total"; label["aead"] = "AEAD (ipsec-mb, ring, aesni)"
         label["libc"] = "  libc (memcpy, memset)"; label["ours"] = "ours (total - AEAD, with libc)"
         v["ours", 0] += v["libc", 0]; v["ours", 1] += v["libc", 1]
         if (n == 1) printf "| %-32s | %10s |\n|---|---:|\n", "", a

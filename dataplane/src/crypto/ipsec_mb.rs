@@ -57,16 +57,7 @@ pub(super) fn new(
     key: &[u8],
     salt: [u8; SALT_LEN],
 ) -> Result<Box<dyn Aead>, KeyError> {
-    let err = |e| match e {
-        ipsec_mb_sys::Error::KeyLength(_) => KeyError::Rejected {
-            backend: Backend::IpsecMb,
-            alg,
-        },
-        _ => KeyError::Unavailable {
-            backend: Backend::IpsecMb,
-            alg,
-        },
-    };
+    let err = |e| KeyError::keying(Backend::IpsecMb, alg, matches!(e, ipsec_mb_sys::Error::KeyLength(_)));
     let key = match alg {
         Algorithm::Aes128Gcm | Algorithm::Aes256Gcm => {
             Key::Gcm(GcmKey::new(key, salt).map_err(err)?)

@@ -16,6 +16,7 @@
 //! material on drop and never prints it. Worker threads should call
 //! [`prepare_thread`] once at start.
 
+mod aesni;
 mod backend;
 mod ipsec_mb;
 mod keyed;
@@ -23,7 +24,7 @@ mod ring;
 mod rustcrypto;
 mod split;
 
-pub use backend::{new_aead, AutoChoice, Backend, KeyError, UnknownBackend};
+pub use backend::{new_aead, AutoChoice, Backend, KeyError, SizeClass, UnknownBackend};
 pub use ipsec_mb::{ipsec_mb_arch, prepare_thread};
 pub use ipsec_mb_sys::Arch as IpsecMbArch;
 

@@ -3,22 +3,35 @@
 //! say so (intel-ipsec-mb below a threshold, ring above, on AVX2 CPUs; see
 //! perf/README.md). Both instances hold the same key and wipe it on drop.
 
-use super::{Aead, AeadOp, Algorithm, AuthError, AutoChoice};
+use super::{Aead, AeadOp, Algorithm, AuthError, AutoChoice, SizeClass};
 
 pub(super) struct Split {
-    small: Box<dyn Aead>,
+    /// For `SizeClass::Tiny` packets (`small` without it).
+    tiny: Option<Box<dyn Aead>>,
+    /// For `SizeClass::Small` packets (`large` without it).
+    small: Option<Box<dyn Aead>>,
     large: Box<dyn Aead>,
-    /// Which packets go to `small` (by plaintext length).
+    /// Which packets go where (by plaintext length).
     choice: AutoChoice,
 }
 
 impl Split {
     pub(super) fn new(
-        small: Box<dyn Aead>,
+        tiny: Option<Box<dyn Aead>>,
+        small: Option<Box<dyn Aead>>,
         large: Box<dyn Aead>,
         choice: AutoChoice,
     ) -> Self {
-        Split { small, large, choice }
+        Split { tiny, small, large, choice }
+    }
+
+    fn backend(&self, class: SizeClass) -> &dyn Aead {
+        let (tiny, small) = (self.tiny.as_deref(), self.small.as_deref());
+        match class {
+            SizeClass::Tiny => tiny.or(small).unwrap_or(&*self.large),
+            SizeClass::Small => small.unwrap_or(&*self.large),
+            SizeClass::Large => &*self.large,
+        }
     }
 
     /// Call `f(backend, run, offset)` for each maximal run of consecutive ops of the
@@ -30,13 +43,13 @@ impl Split {
     ) {
         let mut offset = 0;
         while let Some(first) = ops.first() {
-            let small = self.choice.is_small(first.data.len());
+            let class = self.choice.class(first.data.len());
             let len = ops
                 .iter()
-                .take_while(|op| self.choice.is_small(op.data.len()) == small)
+                .take_while(|op| self.choice.class(op.data.len()) == class)
                 .count();
             let (run, rest) = ops.split_at_mut(len);
-            f(if small { &*self.small } else { &*self.large }, run, offset);
+            f(self.backend(class), run, offset);
             offset += len;
             ops = rest;
         }
@@ -46,6 +59,7 @@ impl Split {
 impl core::fmt::Debug for Split {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Split")
+            .field("tiny", &self.tiny)
             .field("small", &self.small)
             .field("large", &self.large)
             .field("choice", &self.choice)

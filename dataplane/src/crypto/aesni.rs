@@ -1,0 +1,100 @@
+//! Our own AES-GCM for x86-64 (`aesni-gcm`, under dpdk-bindings/ because it holds
+//! the `unsafe` of its intrinsics): AES-NI rounds for up to 8 blocks side by side
+//! and GHASH with one PCLMULQDQ reduction per 8 blocks, one call per packet. It is
+//! written for ESP's short packets, where the libraries' per-call set-up dominates
+//! (perf/README.md, "AEAD backends"). AES-GCM only; the key schedule is wiped on
+//! drop by the crate, the salt by `Keyed`.
+
+use aesni_gcm::GcmKey;
+
+use super::keyed::Keyed;
+use super::{Aead, AeadOp, Algorithm, AuthError, Backend, KeyError, SALT_LEN};
+
+struct AesNi(Keyed<GcmKey>);
+
+/// Whether this CPU has what the backend needs (AES-NI, PCLMULQDQ, SSE4.1, AVX).
+pub(super) fn available() -> bool {
+    aesni_gcm::available()
+}
+
+pub(super) fn new(
+    alg: Algorithm,
+    key: &[u8],
+    salt: [u8; SALT_LEN],
+) -> Result<Box<dyn Aead>, KeyError> {
+    let err = |e| KeyError::keying(Backend::AesNi, alg, matches!(e, aesni_gcm::Error::KeyLength(_)));
+    if alg == Algorithm::ChaCha20Poly1305 {
+        return Err(KeyError::Unavailable {
+            backend: Backend::AesNi,
+            alg,
+        });
+    }
+    let key = GcmKey::new(key).map_err(err)?;
+    Ok(Box::new(AesNi(Keyed::new(
+        key,
+        salt,
+        alg,
+        Backend::AesNi.name(),
+    ))))
+}
+
+impl core::fmt::Debug for AesNi {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl Aead for AesNi {
+    fn algorithm(&self) -> Algorithm {
+        self.0.alg
+    }
+
+    fn backend(&self) -> &'static str {
+        Backend::AesNi.name()
+    }
+
+    /// Packets go through in pairs ([`GcmKey::seal2`]): two short ones run their
+    /// AES rounds side by side.
+    fn seal_burst(&self, ops: &mut [AeadOp<'_>]) {
+        let mut pairs = ops.chunks_exact_mut(2);
+        for pair in pairs.by_ref() {
+            if let [a, b] = pair {
+                let nonce = [self.0.nonce(&a.iv), self.0.nonce(&b.iv)];
+                [*a.tag, *b.tag] = self.0.cipher.seal2(
+                    [&nonce[0], &nonce[1]],
+                    [a.aad, b.aad],
+                    [&mut *a.data, &mut *b.data],
+                );
+            }
+        }
+        self.0
+            .seal_each(pairs.into_remainder(), |key, nonce, aad, data| {
+                Ok::<_, core::convert::Infallible>(key.seal(&nonce, aad, data))
+            });
+    }
+
+    fn open_burst(&self, ops: &mut [AeadOp<'_>], results: &mut [Result<(), AuthError>]) {
+        let n = ops.len().min(results.len());
+        let (ops, results) = (&mut ops[..n], &mut results[..n]);
+        let mut pairs = ops.chunks_exact_mut(2);
+        let mut verdicts = results.chunks_exact_mut(2);
+        for (pair, verdict) in pairs.by_ref().zip(verdicts.by_ref()) {
+            if let ([a, b], [ra, rb]) = (pair, verdict) {
+                let nonce = [self.0.nonce(&a.iv), self.0.nonce(&b.iv)];
+                let ok = self.0.cipher.open2(
+                    [&nonce[0], &nonce[1]],
+                    [a.aad, b.aad],
+                    [&mut *a.data, &mut *b.data],
+                    [&*a.tag, &*b.tag],
+                );
+                *ra = if ok[0] { Ok(()) } else { Err(AuthError) };
+                *rb = if ok[1] { Ok(()) } else { Err(AuthError) };
+            }
+        }
+        self.0.open_each(
+            pairs.into_remainder(),
+            verdicts.into_remainder(),
+            |key, nonce, aad, data, tag| key.open(&nonce, aad, data, tag),
+        );
+    }
+}

@@ -1,0 +1,631 @@
+//! The x86-64 code: AES-NI rounds, GHASH in POLYVAL form with PCLMULQDQ.
+//!
+//! GHASH(H, X₁…Xₙ) = ByteReverse(POLYVAL(mulX_POLYVAL(ByteReverse(H)),
+//! ByteReverse(X₁)…ByteReverse(Xₙ))) (RFC 8452, Appendix A). A 16-byte string
+//! byte-reversed and loaded little-endian is the block read big-endian, so one
+//! `pshufb` turns a GCM block into a POLYVAL field element, where the 128×128-bit
+//! carry-less product needs no shift and reduces modulo
+//! x¹²⁸ + x¹²⁷ + x¹²⁶ + x¹²¹ + 1 with two multiplications by 0xC2·2⁵⁶.
+
+use core::arch::x86_64::*;
+
+use crate::{Error, NONCE_LEN, TAG_LEN};
+
+/// Every feature the code below is compiled for; `available` checks the same list.
+macro_rules! cpu {
+    ($($item:item)*) => {
+        $(#[target_feature(enable = "aes,pclmulqdq,ssse3,sse4.1,avx")] $item)*
+    };
+}
+
+pub(crate) fn available() -> bool {
+    std::arch::is_x86_feature_detected!("aes")
+        && std::arch::is_x86_feature_detected!("pclmulqdq")
+        && std::arch::is_x86_feature_detected!("ssse3")
+        && std::arch::is_x86_feature_detected!("sse4.1")
+        && std::arch::is_x86_feature_detected!("avx")
+}
+
+/// Blocks whose GHASH products are summed before one reduction (and whose AES
+/// rounds run side by side in the main loop).
+const LANES: usize = 8;
+
+/// Most data bytes a packet may have to go through the two-packet path.
+pub(crate) const PAIR_DATA: usize = 64;
+
+pub(crate) struct Key {
+    /// AES round keys: 11 used by AES-128, 15 by AES-256.
+    rk: [__m128i; 15],
+    /// H, H², …, H⁸ as POLYVAL elements (H = mulX_POLYVAL(ByteReverse(AES_K(0)))).
+    h: [__m128i; LANES],
+    aes256: bool,
+}
+
+impl Key {
+    /// `key` is 16 or 32 bytes (checked by the caller).
+    pub(crate) fn new(key: &[u8]) -> Result<Key, Error> {
+        if !available() {
+            return Err(Error::Unsupported);
+        }
+        // SAFETY: the CPU has every feature `setup` is compiled for (checked above).
+        Ok(unsafe { setup(key) })
+    }
+
+    pub(crate) fn key_len(&self) -> usize {
+        if self.aes256 {
+            32
+        } else {
+            16
+        }
+    }
+
+    pub(crate) fn seal(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        data: &mut [u8],
+    ) -> [u8; TAG_LEN] {
+        // SAFETY: a `Key` exists only where `available()` held (`Key::new`).
+        unsafe {
+            if self.aes256 {
+                seal::<14>(self, nonce, aad, data)
+            } else {
+                seal::<10>(self, nonce, aad, data)
+            }
+        }
+    }
+
+    /// Two packets with at most [`PAIR_DATA`] bytes of data and 16 of AAD each
+    /// (checked by the caller).
+    pub(crate) fn seal_pair(
+        &self,
+        nonce: [&[u8; NONCE_LEN]; 2],
+        aad: [&[u8]; 2],
+        data: [&mut [u8]; 2],
+    ) -> [[u8; TAG_LEN]; 2] {
+        // SAFETY: a `Key` exists only where `available()` held (`Key::new`).
+        unsafe {
+            if self.aes256 {
+                seal_pair::<14>(self, nonce, aad, data)
+            } else {
+                seal_pair::<10>(self, nonce, aad, data)
+            }
+        }
+    }
+
+    /// As [`Key::seal_pair`], opening.
+    pub(crate) fn open_pair(
+        &self,
+        nonce: [&[u8; NONCE_LEN]; 2],
+        aad: [&[u8]; 2],
+        data: [&mut [u8]; 2],
+        tag: [&[u8; TAG_LEN]; 2],
+    ) -> [bool; 2] {
+        // SAFETY: a `Key` exists only where `available()` held (`Key::new`).
+        unsafe {
+            if self.aes256 {
+                open_pair::<14>(self, nonce, aad, data, tag)
+            } else {
+                open_pair::<10>(self, nonce, aad, data, tag)
+            }
+        }
+    }
+
+    pub(crate) fn open(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        data: &mut [u8],
+        tag: &[u8; TAG_LEN],
+    ) -> bool {
+        // SAFETY: a `Key` exists only where `available()` held (`Key::new`).
+        unsafe {
+            if self.aes256 {
+                open::<14>(self, nonce, aad, data, tag)
+            } else {
+                open::<10>(self, nonce, aad, data, tag)
+            }
+        }
+    }
+}
+
+impl Drop for Key {
+    fn drop(&mut self) {
+        let zero = load(&[0; 16]);
+        for r in self.rk.iter_mut().chain(self.h.iter_mut()) {
+            // SAFETY: `r` is a valid, aligned, exclusive reference; volatile so the
+            // wipe is not optimised away as a dead store.
+            unsafe { core::ptr::write_volatile(r, zero) };
+        }
+        core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[inline(always)]
+fn load(b: &[u8; 16]) -> __m128i {
+    // SAFETY: `b` is 16 readable bytes and `movdqu` has no alignment requirement.
+    unsafe { _mm_loadu_si128(b.as_ptr().cast()) }
+}
+
+#[inline(always)]
+fn store(b: &mut [u8; 16], v: __m128i) {
+    // SAFETY: `b` is 16 writable bytes and `movdqu` has no alignment requirement.
+    unsafe { _mm_storeu_si128(b.as_mut_ptr().cast(), v) }
+}
+
+/// Up to 8 bytes as a little-endian integer, in at most two overlapping loads
+/// (no byte loop, and no store to a buffer that a wider load would then stall on).
+#[inline(always)]
+fn read_le(b: &[u8]) -> u64 {
+    let n = b.len();
+    match (
+        b.first_chunk::<4>(),
+        b.last_chunk::<4>(),
+        b.first_chunk::<2>(),
+        b.last_chunk::<2>(),
+    ) {
+        _ if n >= 8 => b.first_chunk::<8>().map_or(0, |w| u64::from_le_bytes(*w)),
+        (Some(a), Some(c), _, _) => {
+            u64::from(u32::from_le_bytes(*a)) | u64::from(u32::from_le_bytes(*c)) << ((n - 4) * 8)
+        }
+        (_, _, Some(a), Some(c)) => {
+            u64::from(u16::from_le_bytes(*a)) | u64::from(u16::from_le_bytes(*c)) << ((n - 2) * 8)
+        }
+        _ => b.first().map_or(0, |&x| u64::from(x)),
+    }
+}
+
+/// Write the low `b.len()` (≤ 8) bytes of `v`, little-endian, the same way.
+#[inline(always)]
+fn write_le(b: &mut [u8], v: u64) {
+    let n = b.len();
+    if let Some(w) = b.first_chunk_mut::<8>() {
+        *w = v.to_le_bytes();
+    } else if n >= 4 {
+        let hi = (v >> ((n - 4) * 8)) as u32;
+        if let Some(w) = b.first_chunk_mut::<4>() {
+            *w = (v as u32).to_le_bytes();
+        }
+        if let Some(w) = b.last_chunk_mut::<4>() {
+            *w = hi.to_le_bytes();
+        }
+    } else if n >= 2 {
+        let hi = (v >> ((n - 2) * 8)) as u16;
+        if let Some(w) = b.first_chunk_mut::<2>() {
+            *w = (v as u16).to_le_bytes();
+        }
+        if let Some(w) = b.last_chunk_mut::<2>() {
+            *w = hi.to_le_bytes();
+        }
+    } else if let Some(x) = b.first_mut() {
+        *x = v as u8;
+    }
+}
+
+/// XOR `$data` (at most `$ks.len()` blocks, the last may be partial) with the
+/// keystream `$ks` in place, handing each ciphertext block (a POLYVAL element) to
+/// `$absorb`. A macro,
+/// not a function: a `#[target_feature]` function cannot be `#[inline(always)]`,
+/// and as a call (with the GHASH state through memory) it cost more than the AES.
+macro_rules! apply {
+    ($seal:expr, $ks:expr, $data:expr, $absorb:expr) => {{
+        let (ks, data): (&[__m128i], &mut [u8]) = ($ks, $data);
+        let absorb = &mut $absorb;
+        let seal: bool = $seal;
+        let (whole, tail) = data.split_at_mut(data.len() - data.len() % 16);
+        let mut ks = ks.iter();
+        for (c, k) in whole.chunks_exact_mut(16).zip(ks.by_ref()) {
+            if let Some(b) = c.first_chunk_mut::<16>() {
+                let x = load(b);
+                let y = _mm_xor_si128(x, *k);
+                store(b, y);
+                absorb(rev(if seal { y } else { x }));
+            }
+        }
+        if let (false, Some(k)) = (tail.is_empty(), ks.next()) {
+            // Keystream bytes past the data are masked off, so on seal `y` is the
+            // zero-padded ciphertext block GHASH wants (on open, `x` is).
+            let n = tail.len();
+            let ones = |bytes: usize| {
+                if bytes >= 8 {
+                    u64::MAX
+                } else {
+                    (1u64 << (bytes * 8)) - 1
+                }
+            };
+            let mask = _mm_set_epi64x(ones(n.saturating_sub(8)) as i64, ones(n) as i64);
+            let x = load_partial(tail);
+            let y = _mm_xor_si128(x, _mm_and_si128(*k, mask));
+            store_partial(tail, y);
+            absorb(rev(if seal { y } else { x }));
+        }
+    }};
+}
+
+/// A GHASH over `$aad`, the ciphertext of `$data_len` bytes and the length block,
+/// with `$aad` absorbed (a macro for the reason `apply!` is).
+macro_rules! ghash_aad {
+    ($k:expr, $aad:expr, $data_len:expr) => {{
+        let (k, aad): (&Key, &[u8]) = ($k, $aad);
+        let mut g = ghash_new(
+            &k.h,
+            aad.len().div_ceil(16) + ($data_len as usize).div_ceil(16) + 1,
+        );
+        match aad.first_chunk::<16>() {
+            // ESP's AAD is 8 or 12 bytes: one block, without the loop.
+            _ if aad.is_empty() => {}
+            _ if aad.len() <= 16 => absorb(&mut g, rev(load_partial_or_block(aad))),
+            _ => absorb_bytes(&mut g, aad),
+        }
+        g
+    }};
+}
+
+cpu! {
+    /// Reverse the 16 bytes: a GCM block ↔ a POLYVAL element; a counter block ↔ a
+    /// vector whose lowest 32-bit lane is the big-endian counter.
+    #[inline]
+    fn rev(x: __m128i) -> __m128i {
+        _mm_shuffle_epi8(x, _mm_set_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15))
+    }
+
+    /// Fewer than 16 bytes, zero-padded to a block.
+    #[inline]
+    fn load_partial(b: &[u8]) -> __m128i {
+        let (lo, hi) = b.split_at(b.len().min(8));
+        _mm_set_epi64x(read_le(hi) as i64, read_le(lo) as i64)
+    }
+
+    /// The first `b.len()` (< 16) bytes of `v`.
+    #[inline]
+    fn store_partial(b: &mut [u8], v: __m128i) {
+        let (lo, hi) = b.split_at_mut(b.len().min(8));
+        write_le(lo, _mm_cvtsi128_si64(v) as u64);
+        write_le(hi, _mm_extract_epi64::<1>(v) as u64);
+    }
+
+    /// Encrypt `N` blocks side by side with `R` rounds.
+    #[inline]
+    fn aes<const N: usize, const R: usize>(rk: &[__m128i; 15], b: &mut [__m128i; N]) {
+        for x in b.iter_mut() {
+            *x = _mm_xor_si128(*x, rk[0]);
+        }
+        for k in &rk[1..R] {
+            for x in b.iter_mut() {
+                *x = _mm_aesenc_si128(*x, *k);
+            }
+        }
+        for x in b.iter_mut() {
+            *x = _mm_aesenclast_si128(*x, rk[R]);
+        }
+    }
+
+    /// The 256-bit product hi·x¹²⁸ + mid·x⁶⁴ + lo, times x⁻¹²⁸, modulo the POLYVAL
+    /// polynomial: each 64-bit step adds d₀·P (P ≡ 1 mod x⁶⁴, so the low word
+    /// cancels) and divides by x⁶⁴; d₀·(P − 1 − x¹²⁸)/x⁶⁴ is d₀ × 0xC2·2⁵⁶.
+    #[inline]
+    fn reduce(lo: __m128i, mid: __m128i, hi: __m128i) -> __m128i {
+        let lo = _mm_xor_si128(lo, _mm_slli_si128::<8>(mid));
+        let hi = _mm_xor_si128(hi, _mm_srli_si128::<8>(mid));
+        let poly = _mm_set_epi64x(0, 0xC200_0000_0000_0000_u64 as i64);
+        let t = _mm_clmulepi64_si128::<0x00>(lo, poly);
+        let lo = _mm_xor_si128(_mm_shuffle_epi32::<0x4e>(lo), t);
+        let t = _mm_clmulepi64_si128::<0x00>(lo, poly);
+        let lo = _mm_xor_si128(_mm_shuffle_epi32::<0x4e>(lo), t);
+        _mm_xor_si128(hi, lo)
+    }
+
+    /// POLYVAL's dot(a, b) = a·b·x⁻¹²⁸.
+    fn dot(a: __m128i, b: __m128i) -> __m128i {
+        let lo = _mm_clmulepi64_si128::<0x00>(a, b);
+        let hi = _mm_clmulepi64_si128::<0x11>(a, b);
+        let mid = _mm_xor_si128(_mm_clmulepi64_si128::<0x01>(a, b), _mm_clmulepi64_si128::<0x10>(a, b));
+        reduce(lo, mid, hi)
+    }
+
+    /// w ^ (w << 32) ^ (w << 64) ^ (w << 96), then ^ t: the next four words of the
+    /// AES key schedule from the previous four and the g() word `t` broadcast.
+    #[inline]
+    fn expand(w: __m128i, t: __m128i) -> __m128i {
+        let w = _mm_xor_si128(w, _mm_slli_si128::<4>(w));
+        let w = _mm_xor_si128(w, _mm_slli_si128::<8>(w));
+        _mm_xor_si128(w, t)
+    }
+
+    /// FIPS-197 §5.2 key expansion, then H and its powers.
+    fn setup(key: &[u8]) -> Key {
+        let zero = _mm_setzero_si128();
+        let mut rk = [zero; 15];
+        let aes256 = key.len() == 32;
+        let k0 = key.first_chunk::<16>().map_or(zero, load);
+        macro_rules! rcon_step {
+            ($i:expr, $prev2:expr, $prev:expr, $rcon:literal) => {
+                rk[$i] = expand($prev2, _mm_shuffle_epi32::<0xff>(_mm_aeskeygenassist_si128::<$rcon>($prev)))
+            };
+        }
+        rk[0] = k0;
+        if aes256 {
+            rk[1] = key.last_chunk::<16>().map_or(zero, load);
+            // Odd round keys of AES-256 take SubWord of the previous key's last word, no rcon.
+            macro_rules! sub_step {
+                ($i:expr) => {
+                    rk[$i] = expand(rk[$i - 2], _mm_shuffle_epi32::<0xaa>(_mm_aeskeygenassist_si128::<0>(rk[$i - 1])))
+                };
+            }
+            rcon_step!(2, rk[0], rk[1], 0x01);
+            sub_step!(3);
+            rcon_step!(4, rk[2], rk[3], 0x02);
+            sub_step!(5);
+            rcon_step!(6, rk[4], rk[5], 0x04);
+            sub_step!(7);
+            rcon_step!(8, rk[6], rk[7], 0x08);
+            sub_step!(9);
+            rcon_step!(10, rk[8], rk[9], 0x10);
+            sub_step!(11);
+            rcon_step!(12, rk[10], rk[11], 0x20);
+            sub_step!(13);
+            rcon_step!(14, rk[12], rk[13], 0x40);
+        } else {
+            rcon_step!(1, rk[0], rk[0], 0x01);
+            rcon_step!(2, rk[1], rk[1], 0x02);
+            rcon_step!(3, rk[2], rk[2], 0x04);
+            rcon_step!(4, rk[3], rk[3], 0x08);
+            rcon_step!(5, rk[4], rk[4], 0x10);
+            rcon_step!(6, rk[5], rk[5], 0x20);
+            rcon_step!(7, rk[6], rk[6], 0x40);
+            rcon_step!(8, rk[7], rk[7], 0x80);
+            rcon_step!(9, rk[8], rk[8], 0x1b);
+            rcon_step!(10, rk[9], rk[9], 0x36);
+        }
+        let mut h = [zero];
+        if aes256 {
+            aes::<1, 14>(&rk, &mut h);
+        } else {
+            aes::<1, 10>(&rk, &mut h);
+        }
+        // mulX_POLYVAL(ByteReverse(H)): shift left one bit, fold bit 127 back in
+        // as x¹²⁷ + x¹²⁶ + x¹²¹ + 1, without a branch on the key.
+        let mut b = [0u8; 16];
+        store(&mut b, h[0]);
+        let v = u128::from_be_bytes(b);
+        let v = (v << 1) ^ (0u128.wrapping_sub(v >> 127) & (0xC2 << 120 | 1));
+        let h1 = _mm_set_epi64x((v >> 64) as i64, v as i64);
+        let mut powers = [h1; LANES];
+        for i in 1..LANES {
+            powers[i] = dot(powers[i - 1], h1);
+        }
+        Key { rk, h: powers, aes256 }
+    }
+}
+
+/// GHASH over a known number of blocks, summing up to `LANES` products before
+/// each reduction: block j of a group of m is multiplied by H^(m−j), and the
+/// running value is added to the group's first block.
+struct Ghash<'k> {
+    h: &'k [__m128i; LANES],
+    /// The reduced value after the last complete group (added to the next block).
+    s: __m128i,
+    lo: __m128i,
+    mid: __m128i,
+    hi: __m128i,
+    /// Blocks left in the current group (its first group is the short one).
+    left: usize,
+    /// Blocks left after the current group.
+    after: usize,
+}
+
+cpu! {
+    #[inline]
+    fn ghash_new(h: &[__m128i; LANES], blocks: usize) -> Ghash<'_> {
+        let first = (blocks.max(1) - 1) % LANES + 1;
+        let zero = _mm_setzero_si128();
+        Ghash { h, s: zero, lo: zero, mid: zero, hi: zero, left: first, after: blocks.saturating_sub(first) }
+    }
+
+    /// acc += x·h, unreduced: [lo, mid, hi] of the 256-bit carry-less product.
+    #[inline]
+    fn mul_add(acc: &mut [__m128i; 3], x: __m128i, h: __m128i) {
+        acc[0] = _mm_xor_si128(acc[0], _mm_clmulepi64_si128::<0x00>(x, h));
+        acc[1] = _mm_xor_si128(
+            acc[1],
+            _mm_xor_si128(_mm_clmulepi64_si128::<0x01>(x, h), _mm_clmulepi64_si128::<0x10>(x, h)),
+        );
+        acc[2] = _mm_xor_si128(acc[2], _mm_clmulepi64_si128::<0x11>(x, h));
+    }
+
+    /// GCM's last GHASH block: the AAD and data lengths in bits, as a POLYVAL element.
+    #[inline]
+    fn lengths(aad_len: usize, data_len: usize) -> __m128i {
+        let bits = |n: usize| (n as u64).wrapping_mul(8) as i64;
+        _mm_set_epi64x(bits(aad_len), bits(data_len))
+    }
+
+    /// 1 to 16 bytes as a block, zero-padded.
+    #[inline]
+    fn load_partial_or_block(b: &[u8]) -> __m128i {
+        match b.first_chunk::<16>() {
+            Some(w) => load(w),
+            None => load_partial(b),
+        }
+    }
+
+    /// Add one block (a POLYVAL element).
+    #[inline]
+    fn absorb(g: &mut Ghash<'_>, x: __m128i) {
+        let x = _mm_xor_si128(x, g.s);
+        g.s = _mm_setzero_si128();
+        let mut acc = [g.lo, g.mid, g.hi];
+        mul_add(&mut acc, x, g.h[g.left.wrapping_sub(1) % LANES]);
+        [g.lo, g.mid, g.hi] = acc;
+        g.left = g.left.wrapping_sub(1);
+        if g.left == 0 {
+            g.s = reduce(g.lo, g.mid, g.hi);
+            g.lo = _mm_setzero_si128();
+            g.mid = g.lo;
+            g.hi = g.lo;
+            g.left = g.after.min(LANES);
+            g.after -= g.left;
+        }
+    }
+
+    /// Absorb `bytes` as blocks, the last one zero-padded.
+    #[inline]
+    fn absorb_bytes(g: &mut Ghash<'_>, bytes: &[u8]) {
+        let mut blocks = bytes.chunks_exact(16);
+        for b in blocks.by_ref() {
+            if let Some(b) = b.first_chunk::<16>() {
+                absorb(g, rev(load(b)));
+            }
+        }
+        let tail = blocks.remainder();
+        if !tail.is_empty() {
+            absorb(g, rev(load_partial(tail)));
+        }
+    }
+
+    /// The next `N` counter blocks after `ctr`, through AES.
+    #[inline]
+    fn keystream<const N: usize, const R: usize>(rk: &[__m128i; 15], ctr: &mut __m128i) -> [__m128i; N] {
+        let one = _mm_set_epi32(0, 0, 0, 1);
+        let mut ks = [_mm_setzero_si128(); N];
+        for k in ks.iter_mut() {
+            *ctr = _mm_add_epi32(*ctr, one);
+            *k = rev(*ctr);
+        }
+        aes::<N, R>(rk, &mut ks);
+        ks
+    }
+
+    /// J0 = nonce || 1 (SP 800-38D §7.1, 96-bit IV), in memory order.
+    #[inline]
+    fn j0(nonce: &[u8; NONCE_LEN]) -> __m128i {
+        let mut j0 = [0u8; 16];
+        j0[..NONCE_LEN].copy_from_slice(nonce);
+        j0[15] = 1;
+        load(&j0)
+    }
+
+    /// Absorb the length block and return the tag, in memory order.
+    #[inline]
+    fn tag(mut g: Ghash<'_>, aad_len: usize, data_len: usize, mask: __m128i) -> __m128i {
+        absorb(&mut g, lengths(aad_len, data_len));
+        _mm_xor_si128(rev(g.s), mask)
+    }
+
+    /// Encrypt (`SEAL`) or decrypt `data` in place; returns the tag over `aad` and
+    /// the ciphertext, as the 16 bytes in memory order.
+    #[inline]
+    fn crypt<const R: usize, const SEAL: bool>(
+        k: &Key,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        data: &mut [u8],
+    ) -> __m128i {
+        let j0 = j0(nonce);
+        let mut mask = [j0];
+        aes::<1, R>(&k.rk, &mut mask);
+        // Left where it is, the compiler sinks this AES to its one use at the end,
+        // where its ~40 cycles of latency add to the GHASH's; through black_box it
+        // runs beside the data blocks.
+        let mask = core::hint::black_box(mask[0]);
+        let mut ctr = rev(j0);
+        let (aad_len, data_len) = (aad.len(), data.len());
+        let mut g = ghash_aad!(k, aad, data_len);
+        let (whole, tail) = data.split_at_mut(data_len - data_len % (16 * LANES));
+        for chunk in whole.chunks_exact_mut(16 * LANES) {
+            apply!(SEAL, &keystream::<LANES, R>(&k.rk, &mut ctr), chunk, |x| absorb(&mut g, x));
+        }
+        for part in tail.chunks_mut(16 * LANES / 2) {
+            apply!(SEAL, &keystream::<{ LANES / 2 }, R>(&k.rk, &mut ctr), part, |x| absorb(&mut g, x));
+        }
+        tag(g, aad_len, data_len, mask)
+    }
+
+    /// Two short packets at once (data ≤ [`PAIR_DATA`] bytes, AAD ≤ 16, checked
+    /// by the caller): both packets' J0 and four counter blocks go through the AES
+    /// rounds side by side, so neither waits out the other's latency.
+    #[inline]
+    fn crypt_pair<const R: usize, const SEAL: bool>(
+        k: &Key,
+        nonce: [&[u8; NONCE_LEN]; 2],
+        aad: [&[u8]; 2],
+        data: [&mut [u8]; 2],
+    ) -> [__m128i; 2] {
+        const PER: usize = 1 + PAIR_DATA / 16;
+        let one = _mm_set_epi32(0, 0, 0, 1);
+        let mut blocks = [_mm_setzero_si128(); 2 * PER];
+        for (p, n) in nonce.iter().enumerate() {
+            let j0 = j0(n);
+            let mut ctr = rev(j0);
+            blocks[p * PER] = j0;
+            for b in &mut blocks[p * PER + 1..(p + 1) * PER] {
+                ctr = _mm_add_epi32(ctr, one);
+                *b = rev(ctr);
+            }
+        }
+        aes::<{ 2 * PER }, R>(&k.rk, &mut blocks);
+        let mut tags = [_mm_setzero_si128(); 2];
+        for (p, (d, (a, t))) in data.into_iter().zip(aad.iter().zip(tags.iter_mut())).enumerate() {
+            // At most 6 blocks (AAD, 4 of data, lengths): block j of n takes H^(n−j)
+            // and one reduction ends it, with no group bookkeeping.
+            let (aad_len, data_len) = (a.len(), d.len());
+            let mut power = usize::from(aad_len > 0) + data_len.div_ceil(16) + 1;
+            let zero = _mm_setzero_si128();
+            let mut acc = [zero; 3];
+            let mut add = |x: __m128i| {
+                mul_add(&mut acc, x, k.h[power.wrapping_sub(1) % LANES]);
+                power = power.wrapping_sub(1);
+            };
+            if aad_len > 0 {
+                add(rev(load_partial_or_block(a)));
+            }
+            apply!(SEAL, &blocks[p * PER + 1..(p + 1) * PER], d, add);
+            add(lengths(aad_len, data_len));
+            *t = _mm_xor_si128(rev(reduce(acc[0], acc[1], acc[2])), blocks[p * PER]);
+        }
+        tags
+    }
+
+    fn seal_pair<const R: usize>(
+        k: &Key,
+        nonce: [&[u8; NONCE_LEN]; 2],
+        aad: [&[u8]; 2],
+        data: [&mut [u8]; 2],
+    ) -> [[u8; TAG_LEN]; 2] {
+        let t = crypt_pair::<R, true>(k, nonce, aad, data);
+        let mut tags = [[0u8; TAG_LEN]; 2];
+        store(&mut tags[0], t[0]);
+        store(&mut tags[1], t[1]);
+        tags
+    }
+
+    fn open_pair<const R: usize>(
+        k: &Key,
+        nonce: [&[u8; NONCE_LEN]; 2],
+        aad: [&[u8]; 2],
+        data: [&mut [u8]; 2],
+        tag: [&[u8; TAG_LEN]; 2],
+    ) -> [bool; 2] {
+        let t = crypt_pair::<R, false>(k, nonce, aad, data);
+        let d0 = _mm_xor_si128(t[0], load(tag[0]));
+        let d1 = _mm_xor_si128(t[1], load(tag[1]));
+        [_mm_testz_si128(d0, d0) == 1, _mm_testz_si128(d1, d1) == 1]
+    }
+
+    fn seal<const R: usize>(k: &Key, nonce: &[u8; NONCE_LEN], aad: &[u8], data: &mut [u8]) -> [u8; TAG_LEN] {
+        let mut tag = [0u8; TAG_LEN];
+        store(&mut tag, crypt::<R, true>(k, nonce, aad, data));
+        tag
+    }
+
+    fn open<const R: usize>(
+        k: &Key,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        data: &mut [u8],
+        tag: &[u8; TAG_LEN],
+    ) -> bool {
+        let diff = _mm_xor_si128(crypt::<R, false>(k, nonce, aad, data), load(tag));
+        _mm_testz_si128(diff, diff) == 1
+    }
+}
