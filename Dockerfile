@@ -32,7 +32,7 @@ RUN printf '%s\n' '#!/bin/sh' 'set -eu; export DEBIAN_FRONTEND=noninteractive; d
  && chmod 0755 /usr/local/sbin/install-packages
 
 FROM apt-base AS build
-# Rust >= 1.85 (rust-version of the workspace): rustc-web/cargo-web from bookworm-security
+# Rust >= 1.87 (rust-version of the workspace): rustc-web/cargo-web from bookworm-security
 # (1.96; /usr/bin/rustc and /usr/bin/cargo). bindgen needs libclang; dpdk-sys finds DPDK
 # with pkg-config; ca-certificates for cargo when it downloads (the network path).
 # scripts/build-image.sh reads this line: keep it one line.

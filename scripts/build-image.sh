@@ -5,7 +5,7 @@
 #   1. base image  localhost/debian-bookworm-base: `debootstrap --variant=minbase
 #      bookworm` from this machine's Debian mirror, then `podman import`. Built once,
 #      skipped while the image exists.
-#   2. .deb files  the build stage's packages (Rust >= 1.85 from bookworm-security,
+#   2. .deb files  the build stage's packages (Rust >= 1.87 from bookworm-security,
 #      libdpdk-dev, clang, ...) and the run stage's runtime libraries, resolved by apt
 #      *against the pristine base* (in a chroot of it) so the set is complete, and
 #      copied into build/container/debs/{build,run}. The Dockerfile installs them with

@@ -213,7 +213,7 @@ fn non_empty(value: &str, text: &str) -> Result<String, IdentityError> {
 
 fn parse_hex(hex: &str, text: &str) -> Result<Vec<u8>, IdentityError> {
     let bad = |reason| IdentityError { text: text.to_owned(), reason };
-    if hex.is_empty() || hex.len() % 2 != 0 {
+    if hex.is_empty() || !hex.len().is_multiple_of(2) {
         return Err(bad("a key ID needs an even number of hex digits after '#'"));
     }
     (0..hex.len())

@@ -182,7 +182,7 @@ fn thousand_updates_with_rekeys_never_miss_and_free_everything() {
     while ctl.generation() < 1_100 {
         i += 1;
         now += tick;
-        if i % 4 == 0 {
+        if i.is_multiple_of(4) {
             epoch += 1;
             let new_spi = rekey_spi(epoch).0;
             let old_spi = current_spi;
@@ -239,7 +239,7 @@ fn thousand_updates_with_rekeys_never_miss_and_free_everything() {
         drop(tx);
         assert_eq!(ctl.generation(), before);
         assert!(ctl.inbound(Spi(0x7777_0000)).is_none(), "rolled back");
-        if i % 16 == 0 {
+        if i.is_multiple_of(16) {
             // Let the workers run a little so updates interleave with bursts.
             thread::yield_now();
         }

@@ -604,7 +604,7 @@ fn thousand_updates_with_rekeys_under_traffic_lose_nothing() {
             let mut i = 0u32;
             while published < 1000 {
                 i += 1;
-                if i % 10 == 0 {
+                if i.is_multiple_of(10) {
                     gen += 1;
                     published += rekey_both(&mut ctl1, &mut ctl2, &p1, &p2, gen, &progress);
                     continue;

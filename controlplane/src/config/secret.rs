@@ -45,7 +45,7 @@ pub(crate) fn decode_hex(text: &str) -> Result<Secret, &'static str> {
     if digits.is_empty() {
         return Err("no hex digits");
     }
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return Err("odd number of hex digits");
     }
     let mut out = Vec::with_capacity(digits.len() / 2);
