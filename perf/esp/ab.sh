@@ -7,7 +7,7 @@
 # Same setup as perf/run.sh (static SA, net_pcap infinite_rx -> net_null, worker on
 # lcore 1, hugepages when available); prints per binary, algorithm, size and direction
 # the median over ROUNDS of Mpps per CPU-second of the worker, and its ratio to the
-# first binary.
+# first binary. RAW=1 also prints every round's figure (to see a bimodal spread).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROUNDS=${1:-3}; shift
@@ -58,4 +58,9 @@ for alg in $ALGS; do for size in $SIZES; do for dir in $DIRS; do
     for ((b = 1; b <= $#; b++)); do printf ' %10.2f' "$(median <<<"${R[$alg,$size,$dir,$b]}" | awk '{ print $1 / 1e6 }')"; done
     for ((b = 2; b <= $#; b++)); do printf ' %8.2f' "$(median <<<"${R[$alg,$size,$dir,$b]}" | awk -v z="$base" '{ print (z > 0 ? $1 / z : 0) }')"; done
     echo
+    if [[ -n ${RAW:-} ]]; then
+        for ((b = 1; b <= $#; b++)); do
+            echo "    [$b] rounds:$(tr ' ' '\n' <<<"${R[$alg,$size,$dir,$b]}" | grep . | awk '{ printf " %.2f", $1 / 1e6 }')"
+        done
+    fi
 done; done; done
