@@ -153,7 +153,7 @@ impl AutoChoice {
     pub fn class(&self, len: usize) -> SizeClass {
         if len < self.tiny_below {
             SizeClass::Tiny
-        } else if len < if len % 16 == 0 { self.threshold } else { self.threshold_partial } {
+        } else if len < if len.is_multiple_of(16) { self.threshold } else { self.threshold_partial } {
             SizeClass::Small
         } else {
             SizeClass::Large

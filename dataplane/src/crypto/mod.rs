@@ -8,10 +8,11 @@
 //! single-packet calls are a burst of one.
 //!
 //! Build an instance with [`new_aead`]`(alg, key || salt, backend)`. Backends:
-//! RustCrypto (portable, always there), ring 0.17, and intel-ipsec-mb 1.3 through
+//! RustCrypto (portable, always there), ring 0.17, intel-ipsec-mb 1.3 through
 //! `ipsec-mb-sys` (when the library was found at build time and the CPU has
-//! AES-NI). [`Backend::Auto`] picks per algorithm, and for AES-GCM per packet
-//! size, the fastest of them on this CPU ([`Backend::auto_choice`], numbers in
+//! AES-NI), and for AES-GCM our own `aesni-gcm` (x86-64 with AES-NI, PCLMULQDQ and
+//! AVX; short packets two at a time). [`Backend::Auto`] picks per algorithm, and
+//! for AES-GCM per packet size, the fastest of them on this CPU ([`Backend::auto_choice`], numbers in
 //! perf/README.md, "AEAD backends (issue 5)"). Every instance wipes its key
 //! material on drop and never prints it. Worker threads should call
 //! [`prepare_thread`] once at start.

@@ -19,7 +19,12 @@
 //! `unsafe` is in three places, each with a `// SAFETY:` line: the unaligned
 //! 16-byte loads and stores, the calls into the `#[target_feature]` code (made only
 //! through a [`GcmKey`], which exists only when the CPU has the features), and the
-//! volatile wipe of the key schedule on drop.
+//! volatile wipe of the key schedule on drop. Like ring's and RustCrypto's, the
+//! wipe covers the key object, not the short-lived copies of round keys, H and the
+//! tag mask that the compiler leaves in registers and on the stack.
+//!
+//! Needs Rust 1.87 (intrinsics callable without `unsafe` inside `#[target_feature]`
+//! functions), the workspace's `rust-version`.
 
 #![warn(missing_docs)]
 
@@ -36,7 +41,7 @@ pub const TAG_LEN: usize = 16;
 pub enum Error {
     /// The key is neither 16 nor 32 bytes.
     KeyLength(usize),
-    /// The CPU lacks AES-NI, PCLMULQDQ, SSSE3 or SSE4.1 (or this is not x86-64).
+    /// The CPU lacks AES-NI, PCLMULQDQ, SSSE3, SSE4.1 or AVX (or this is not x86-64).
     Unsupported,
 }
 
@@ -44,7 +49,9 @@ impl core::fmt::Display for Error {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Error::KeyLength(n) => write!(f, "AES-GCM key must be 16 or 32 bytes, got {n}"),
-            Error::Unsupported => f.write_str("this CPU has no AES-NI/PCLMULQDQ/SSE4.1"),
+            Error::Unsupported => {
+                f.write_str("this CPU lacks one of AES-NI, PCLMULQDQ, SSSE3, SSE4.1, AVX")
+            }
         }
     }
 }
@@ -89,11 +96,15 @@ impl GcmKey {
     }
 
     /// Encrypt `data` in place and return the tag over `aad` and the ciphertext.
-    /// `data` may be at most 2³² − 2 blocks long (SP 800-38D §5.2.1.1; ESP packets
-    /// are far shorter).
+    /// Beyond [`MAX_DATA`] bytes (SP 800-38D §5.2.1.1; ESP packets are far shorter)
+    /// it fails closed: `data` and the tag come back zeroed.
     pub fn seal(&self, nonce: &[u8; NONCE_LEN], aad: &[u8], data: &mut [u8]) -> [u8; TAG_LEN] {
         #[cfg(target_arch = "x86_64")]
         {
+            if too_long(data) {
+                data.fill(0);
+                return [0; TAG_LEN];
+            }
             self.inner.seal(nonce, aad, data)
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -104,7 +115,8 @@ impl GcmKey {
 
     /// Check `tag` over `aad` and the ciphertext `data`, decrypting `data` in place.
     /// Returns whether the tag matched (compared in constant time); when it did not,
-    /// `data` holds the unauthenticated decryption and must be thrown away.
+    /// `data` holds the unauthenticated decryption and must be thrown away. Beyond
+    /// [`MAX_DATA`] bytes nothing opens.
     pub fn open(
         &self,
         nonce: &[u8; NONCE_LEN],
@@ -114,7 +126,7 @@ impl GcmKey {
     ) -> bool {
         #[cfg(target_arch = "x86_64")]
         {
-            self.inner.open(nonce, aad, data, tag)
+            !too_long(data) && self.inner.open(nonce, aad, data, tag)
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
@@ -173,6 +185,14 @@ impl GcmKey {
             match self.inner {}
         }
     }
+}
+
+/// Most data bytes GCM allows under one key and nonce: 2³² − 2 blocks (the 32-bit
+/// counter must not come back to J0, whose keystream masks the tag).
+pub const MAX_DATA: u64 = ((1 << 32) - 2) * 16;
+
+fn too_long(data: &[u8]) -> bool {
+    data.len() as u64 > MAX_DATA
 }
 
 /// Most data bytes per packet for [`GcmKey::seal2`]'s side-by-side path (four blocks).

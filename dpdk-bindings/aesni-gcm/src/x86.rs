@@ -272,8 +272,20 @@ cpu! {
     /// Fewer than 16 bytes, zero-padded to a block.
     #[inline]
     fn load_partial(b: &[u8]) -> __m128i {
-        let (lo, hi) = b.split_at(b.len().min(8));
-        _mm_set_epi64x(read_le(hi) as i64, read_le(lo) as i64)
+        // ESP's AAD (SPI || seq, 8 bytes; with ESN 12) without the general case's
+        // branches.
+        let word = |w: Option<&[u8; 8]>| w.map_or(0, |w| u64::from_le_bytes(*w)) as i64;
+        match b.len() {
+            8 => _mm_set_epi64x(0, word(b.first_chunk())),
+            12 => {
+                let hi = b.last_chunk::<4>().map_or(0, |w| u32::from_le_bytes(*w));
+                _mm_set_epi64x(i64::from(hi), word(b.first_chunk()))
+            }
+            _ => {
+                let (lo, hi) = b.split_at(b.len().min(8));
+                _mm_set_epi64x(read_le(hi) as i64, read_le(lo) as i64)
+            }
+        }
     }
 
     /// The first `b.len()` (< 16) bytes of `v`.
@@ -509,6 +521,7 @@ cpu! {
     #[inline]
     fn tag(mut g: Ghash<'_>, aad_len: usize, data_len: usize, mask: __m128i) -> __m128i {
         absorb(&mut g, lengths(aad_len, data_len));
+        debug_assert!(g.left == 0 && g.after == 0, "GHASH block count off");
         _mm_xor_si128(rev(g.s), mask)
     }
 
@@ -564,8 +577,9 @@ cpu! {
             }
         }
         aes::<{ 2 * PER }, R>(&k.rk, &mut blocks);
-        let mut tags = [_mm_setzero_si128(); 2];
-        for (p, (d, (a, t))) in data.into_iter().zip(aad.iter().zip(tags.iter_mut())).enumerate() {
+        // One packet's XOR and GHASH; written out twice below (not a loop) so each
+        // copy indexes `blocks` with constants.
+        let one = |ks: &[__m128i; PER], a: &[u8], d: &mut [u8]| {
             // At most 6 blocks (AAD, 4 of data, lengths): block j of n takes H^(n−j)
             // and one reduction ends it, with no group bookkeeping.
             let (aad_len, data_len) = (a.len(), d.len());
@@ -579,11 +593,16 @@ cpu! {
             if aad_len > 0 {
                 add(rev(load_partial_or_block(a)));
             }
-            apply!(SEAL, &blocks[p * PER + 1..(p + 1) * PER], d, add);
+            apply!(SEAL, &ks[1..], d, add);
             add(lengths(aad_len, data_len));
-            *t = _mm_xor_si128(rev(reduce(acc[0], acc[1], acc[2])), blocks[p * PER]);
-        }
-        tags
+            _mm_xor_si128(rev(reduce(acc[0], acc[1], acc[2])), ks[0])
+        };
+        let (k0, k1) = blocks.split_at(PER);
+        let (Ok(k0), Ok(k1)) = (<&[__m128i; PER]>::try_from(k0), <&[__m128i; PER]>::try_from(k1)) else {
+            unreachable!("blocks holds two packets' counter blocks")
+        };
+        let [d0, d1] = data;
+        [one(k0, aad[0], d0), one(k1, aad[1], d1)]
     }
 
     fn seal_pair<const R: usize>(

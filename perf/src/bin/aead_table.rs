@@ -26,7 +26,7 @@ struct Args {
 
 fn usage(msg: &str) -> ! {
     eprintln!("aead_table: {msg}");
-    eprintln!("usage: aead_table [--ms N] [--alg aes128gcm|aes256gcm|chacha20poly1305] [--backend rustcrypto|ring|ipsec-mb|auto] [--sizes 64,512,...]");
+    eprintln!("usage: aead_table [--ms N] [--alg aes128gcm|aes256gcm|chacha20poly1305] [--backend rustcrypto|ring|ipsec-mb|aesni|auto] [--sizes 64,512,...]");
     std::process::exit(2)
 }
 
