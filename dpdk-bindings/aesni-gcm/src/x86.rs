@@ -511,10 +511,15 @@ cpu! {
     /// J0 = nonce || 1 (SP 800-38D §7.1, 96-bit IV), in memory order.
     #[inline]
     fn j0(nonce: &[u8; NONCE_LEN]) -> __m128i {
-        let mut j0 = [0u8; 16];
-        j0[..NONCE_LEN].copy_from_slice(nonce);
-        j0[15] = 1;
-        load(&j0)
+        // Read as 4 + 8 bytes, the way ESP builds a nonce (salt, then the packet's
+        // IV), so each load lies inside one of the stores that just wrote it and is
+        // forwarded; an 8-byte load across both would wait for them to retire.
+        let (salt, iv) = nonce.split_at(4);
+        let salt = salt.first_chunk::<4>().map_or(0, |w| u32::from_le_bytes(*w));
+        let iv = iv.first_chunk::<8>().map_or(0, |w| u64::from_le_bytes(*w));
+        let lo = u64::from(salt) | iv << 32;
+        let hi = iv >> 32 | 0x0100_0000 << 32;
+        _mm_set_epi64x(hi as i64, lo as i64)
     }
 
     /// Absorb the length block and return the tag, in memory order.
