@@ -112,10 +112,17 @@ fn tags_equal(a: &[u8; TAG_LEN], b: &[u8; TAG_LEN]) -> bool {
 }
 
 /// RFC 4106 §4 / RFC 7634 §2: nonce = salt || explicit IV.
+///
+/// Written as one 8-byte and one 4-byte store, the shape in which the library's GCM
+/// reads a 96-bit IV (`vmovq` of bytes 0..8, `vpinsrd` of 8..12): an 8-byte load
+/// across a 4-byte salt store and the IV store is not forwarded and waits for both.
 fn nonce(salt: &[u8; SALT_LEN], iv: &[u8; IV_LEN]) -> [u8; SALT_LEN + IV_LEN] {
+    let (iv_lo, iv_hi) = iv.split_at(4);
+    let word = |b: &[u8]| b.first_chunk::<4>().map_or(0, |w| u32::from_le_bytes(*w));
+    let head = u64::from(u32::from_le_bytes(*salt)) | u64::from(word(iv_lo)) << 32;
     let mut n = [0u8; SALT_LEN + IV_LEN];
-    n[..SALT_LEN].copy_from_slice(salt);
-    n[SALT_LEN..].copy_from_slice(iv);
+    n[..8].copy_from_slice(&head.to_le_bytes());
+    n[8..].copy_from_slice(&word(iv_hi).to_le_bytes());
     n
 }
 
