@@ -251,10 +251,10 @@ macro_rules! ghash_aad {
             &k.h,
             aad.len().div_ceil(16) + ($data_len as usize).div_ceil(16) + 1,
         );
-        match aad.first_chunk::<16>() {
+        match aad.len() {
+            0 => {}
             // ESP's AAD is 8 or 12 bytes: one block, without the loop.
-            _ if aad.is_empty() => {}
-            _ if aad.len() <= 16 => absorb(&mut g, rev(load_partial_or_block(aad))),
+            1..=16 => absorb(&mut g, rev(load_partial_or_block(aad))),
             _ => absorb_bytes(&mut g, aad),
         }
         g
@@ -495,15 +495,23 @@ cpu! {
         }
     }
 
+    /// The next `N` counter blocks after `ctr` (inc32, SP 800-38D §6.2), in memory
+    /// order; `ctr` is kept byte-reversed, its counter in the lowest 32-bit lane.
+    #[inline]
+    fn counters<const N: usize>(ctr: &mut __m128i) -> [__m128i; N] {
+        let one = _mm_set_epi32(0, 0, 0, 1);
+        let mut blocks = [_mm_setzero_si128(); N];
+        for b in blocks.iter_mut() {
+            *ctr = _mm_add_epi32(*ctr, one);
+            *b = rev(*ctr);
+        }
+        blocks
+    }
+
     /// The next `N` counter blocks after `ctr`, through AES.
     #[inline]
     fn keystream<const N: usize, const R: usize>(rk: &[__m128i; 15], ctr: &mut __m128i) -> [__m128i; N] {
-        let one = _mm_set_epi32(0, 0, 0, 1);
-        let mut ks = [_mm_setzero_si128(); N];
-        for k in ks.iter_mut() {
-            *ctr = _mm_add_epi32(*ctr, one);
-            *k = rev(*ctr);
-        }
+        let mut ks = counters::<N>(ctr);
         aes::<N, R>(rk, &mut ks);
         ks
     }
@@ -520,6 +528,13 @@ cpu! {
         let lo = u64::from(salt) | iv << 32;
         let hi = iv >> 32 | 0x0100_0000 << 32;
         _mm_set_epi64x(hi as i64, lo as i64)
+    }
+
+    /// Whether the computed tag equals `tag`, in constant time (one `ptest`).
+    #[inline]
+    fn tag_matches(computed: __m128i, tag: &[u8; TAG_LEN]) -> bool {
+        let diff = _mm_xor_si128(computed, load(tag));
+        _mm_testz_si128(diff, diff) == 1
     }
 
     /// Absorb the length block and return the tag, in memory order.
@@ -570,16 +585,11 @@ cpu! {
         data: [&mut [u8]; 2],
     ) -> [__m128i; 2] {
         const PER: usize = 1 + PAIR_DATA / 16;
-        let one = _mm_set_epi32(0, 0, 0, 1);
         let mut blocks = [_mm_setzero_si128(); 2 * PER];
         for (p, n) in nonce.iter().enumerate() {
             let j0 = j0(n);
-            let mut ctr = rev(j0);
             blocks[p * PER] = j0;
-            for b in &mut blocks[p * PER + 1..(p + 1) * PER] {
-                ctr = _mm_add_epi32(ctr, one);
-                *b = rev(ctr);
-            }
+            blocks[p * PER + 1..(p + 1) * PER].copy_from_slice(&counters::<{ PER - 1 }>(&mut rev(j0)));
         }
         aes::<{ 2 * PER }, R>(&k.rk, &mut blocks);
         // One packet's XOR and GHASH; written out twice below (not a loop) so each
@@ -631,9 +641,7 @@ cpu! {
         tag: [&[u8; TAG_LEN]; 2],
     ) -> [bool; 2] {
         let t = crypt_pair::<R, false>(k, nonce, aad, data);
-        let d0 = _mm_xor_si128(t[0], load(tag[0]));
-        let d1 = _mm_xor_si128(t[1], load(tag[1]));
-        [_mm_testz_si128(d0, d0) == 1, _mm_testz_si128(d1, d1) == 1]
+        [tag_matches(t[0], tag[0]), tag_matches(t[1], tag[1])]
     }
 
     fn seal<const R: usize>(k: &Key, nonce: &[u8; NONCE_LEN], aad: &[u8], data: &mut [u8]) -> [u8; TAG_LEN] {
@@ -649,7 +657,6 @@ cpu! {
         data: &mut [u8],
         tag: &[u8; TAG_LEN],
     ) -> bool {
-        let diff = _mm_xor_si128(crypt::<R, false>(k, nonce, aad, data), load(tag));
-        _mm_testz_si128(diff, diff) == 1
+        tag_matches(crypt::<R, false>(k, nonce, aad, data), tag)
     }
 }
