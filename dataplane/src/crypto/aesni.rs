@@ -87,8 +87,7 @@ impl Aead for AesNi {
                     [&mut *a.data, &mut *b.data],
                     [&*a.tag, &*b.tag],
                 );
-                *ra = if ok[0] { Ok(()) } else { Err(AuthError) };
-                *rb = if ok[1] { Ok(()) } else { Err(AuthError) };
+                [*ra, *rb] = ok.map(AuthError::unless);
             }
         }
         self.0.open_each(

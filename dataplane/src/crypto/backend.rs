@@ -162,7 +162,8 @@ impl AutoChoice {
 
     /// Whether `small` is a backend of its own (not `large` under another name).
     pub const fn splits_small(&self) -> bool {
-        self.threshold > 0 && !matches!((self.small, self.large), (a, b) if a as u8 == b as u8)
+        // `as u8`: a const fn cannot call `PartialEq::eq`.
+        self.threshold > 0 && self.small as u8 != self.large as u8
     }
 
     /// Name reported by an `Auto` instance's `Aead::backend()`.

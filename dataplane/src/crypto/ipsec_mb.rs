@@ -88,7 +88,7 @@ impl Aead for IpsecMb {
         let n = ops.len().min(results.len());
         let ops = &mut ops[..n];
         let mut verdict =
-            |i: usize, ok: bool| results[i] = if ok { Ok(()) } else { Err(AuthError) };
+            |i: usize, ok: bool| results[i] = AuthError::unless(ok);
         match &self.key {
             Key::Gcm(k) => k.open_burst(ops, &mut verdict),
             Key::ChaChaPoly(k) => k.open_burst(ops, &mut verdict),

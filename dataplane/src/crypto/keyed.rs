@@ -63,7 +63,7 @@ impl<K> Keyed<K> {
     ) {
         for (op, result) in ops.iter_mut().zip(results.iter_mut()) {
             let ok = open(&self.cipher, self.nonce(&op.iv), op.aad, op.data, op.tag);
-            *result = if ok { Ok(()) } else { Err(AuthError) };
+            *result = AuthError::unless(ok);
         }
     }
 }

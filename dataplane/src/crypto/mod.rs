@@ -89,6 +89,17 @@ impl<'a> AeadOp<'a> {
 #[error("AEAD authentication failed")]
 pub struct AuthError;
 
+impl AuthError {
+    /// A backend's yes/no tag check as an open result.
+    pub(super) fn unless(authentic: bool) -> Result<(), AuthError> {
+        if authentic {
+            Ok(())
+        } else {
+            Err(AuthError)
+        }
+    }
+}
+
 /// A keyed AEAD instance for one SA direction. Backends live in submodules;
 /// `Debug` must never print key material.
 pub trait Aead: Send + Sync + core::fmt::Debug {
