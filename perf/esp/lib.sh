@@ -4,7 +4,8 @@
 # through DPDK telemetry (perf/forward/telemetry_rate.py).
 #
 #   bench_init                      BENCH_DIR, BENCH_MEM (EAL memory args), BENCH_MEMNOTE
-#   bench_measure NAME PREFIX CMD…  start CMD, print "<Mpps wall> <per CPU-s>" of port 1, stop it
+#   bench_measure NAME PREFIX CMD…  start CMD, print "<pps wall> <per CPU-s> <best SLICE-s slice per
+#                                   CPU-s>" of port 1 (telemetry_rate.py; SLICE=0.25), stop it
 #   bench_wait_log LOG TEXT PID     wait until LOG contains TEXT (fails if PID dies)
 BENCH_PAGES=${BENCH_PAGES:-512}
 BENCH_RATE=${BENCH_RATE:-perf/forward/telemetry_rate.py}
@@ -47,7 +48,7 @@ bench_measure() {
     BENCH_PIDS+=("$pid")
     # The machine is shared: the measured process gets a higher priority.
     renice -n -10 -p "$pid" >/dev/null 2>&1 || true
-    rate=$(/usr/bin/python3 "$BENCH_RATE" "/var/run/dpdk/$prefix" 1 "${WARMUP:-1}" "${WINDOW:-2}" "$pid") || {
+    rate=$(/usr/bin/python3 "$BENCH_RATE" "/var/run/dpdk/$prefix" 1 "${WARMUP:-1}" "${WINDOW:-2}" "$pid" "${SLICE:-0.25}") || {
         echo "bench: $name did not run:" >&2; tail -5 "$BENCH_DIR/$name.log" >&2; return 1; }
     kill -INT "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
