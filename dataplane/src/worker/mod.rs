@@ -314,6 +314,11 @@ impl TxTally {
     }
 }
 
+/// IANA protocol numbers [`ToUs::of`] and the IPv4 path compare with.
+const PROTO_ICMP: u8 = 1;
+const PROTO_UDP: u8 = 17;
+const PROTO_ESP: u8 = 50;
+
 /// What a packet to one of our own addresses is, once its upper layer is known.
 enum ToUs {
     /// ESP, or ESP in UDP on port 4500 (RFC 3948 §2.2; UDP 500 is IKE, for the control plane).
@@ -325,12 +330,15 @@ enum ToUs {
 }
 
 impl ToUs {
+    /// `proto` is the IP protocol number (IPv4's field, or IPv6's upper-layer
+    /// header): a plain `u8`, as the IPv4 path reads it, because its `IpProtocol`
+    /// conversion was a call of its own per ESP packet in the 64 B decap count.
     /// `echo` says whether the packet is an echo request of its IP version and, if so,
     /// whether its checksum verifies (called only for neither ESP nor UDP 4500).
-    fn of(proto: IpProtocol, l4: &[u8], echo: impl FnOnce() -> Option<bool>) -> Self {
+    fn of(proto: u8, l4: &[u8], echo: impl FnOnce() -> Option<bool>) -> Self {
         match proto {
-            IpProtocol::Esp => Self::Esp,
-            IpProtocol::Udp if l4.len() >= 4 && u16::from_be_bytes([l4[2], l4[3]]) == NAT_T_PORT => Self::Esp,
+            PROTO_ESP => Self::Esp,
+            PROTO_UDP if l4.len() >= 4 && u16::from_be_bytes([l4[2], l4[3]]) == NAT_T_PORT => Self::Esp,
             _ => echo().map_or(Self::Other, |valid| Self::Echo { valid }),
         }
     }
@@ -868,9 +876,9 @@ impl<P: Packet> Out<'_, P> {
         let dst = ip.dst_addr();
         let local = self.local_v4(port, dst);
         if local == LocalV4::Ours {
-            let (proto, hl, total) = (ip.protocol(), ip.header_len(), usize::from(ip.total_len()));
+            let (proto, hl, total) = (ip.protocol_number(), ip.header_len(), usize::from(ip.total_len()));
             let l4 = &d[hl..total];
-            let echo = proto == IpProtocol::Icmp && l4.first() == Some(&8) && !ip.is_fragment();
+            let echo = proto == PROTO_ICMP && l4.first() == Some(&8) && !ip.is_fragment();
             let to_us = ToUs::of(proto, l4, || echo.then(|| IcmpPacket::new_checked(l4).is_ok_and(|i| i.verify_checksum_v4())));
             return self.for_us(table, port, l2, to_us, pkt, io, |d| local::echo_reply_v4(d, l2, mac));
         }
@@ -943,7 +951,7 @@ impl<P: Packet> Out<'_, P> {
         }
         if self.is_ours_v6(dst) {
             let echo = icmp_type == Some(128);
-            let to_us = ToUs::of(up.protocol, l4, || echo.then(|| IcmpPacket::new_checked(l4).is_ok_and(|i| i.verify_checksum_v6(src, dst))));
+            let to_us = ToUs::of(u8::from(up.protocol), l4, || echo.then(|| IcmpPacket::new_checked(l4).is_ok_and(|i| i.verify_checksum_v6(src, dst))));
             let off = up.offset;
             return self.for_us(table, port, l2, to_us, pkt, io, |d| local::echo_reply_v6(d, l2, off, end, mac));
         }
