@@ -124,6 +124,13 @@ impl<const N: usize> Burst<N> {
         self.len = kept;
     }
 
+    /// [`Mbuf::prefetch_data`] for every mbuf, so that the later packets' headers
+    /// load while the first ones are worked on.
+    #[inline]
+    pub fn prefetch_data(&self) {
+        self.as_slice().iter().for_each(Mbuf::prefetch_data);
+    }
+
     /// Takes every mbuf out, front to back; the ones not consumed are freed when the
     /// iterator is dropped.
     pub fn drain(&mut self) -> Drain<'_, N> {
