@@ -26,9 +26,27 @@ pub(crate) fn available() -> bool {
         && std::arch::is_x86_feature_detected!("avx")
 }
 
+/// `cpu!`'s features and the 256-bit AES and carry-less multiply (two blocks per
+/// instruction) of the wide main loop; `wide_available` checks the same list.
+macro_rules! cpu_wide {
+    ($($item:item)*) => {
+        $(#[target_feature(enable = "aes,pclmulqdq,ssse3,sse4.1,avx,avx2,vaes,vpclmulqdq")] $item)*
+    };
+}
+
+pub(crate) fn wide_available() -> bool {
+    available()
+        && std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("vaes")
+        && std::arch::is_x86_feature_detected!("vpclmulqdq")
+}
+
 /// Blocks whose GHASH products are summed before one reduction (and whose AES
 /// rounds run side by side in the main loop).
 const LANES: usize = 8;
+
+/// Block pairs in a chunk of the 256-bit main loop.
+const PAIRS: usize = LANES / 2;
 
 /// Most data bytes a packet may have to go through the two-packet path.
 pub(crate) const PAIR_DATA: usize = 64;
@@ -39,6 +57,8 @@ pub(crate) struct Key {
     /// H, H², …, H⁸ as POLYVAL elements (H = mulX_POLYVAL(ByteReverse(AES_K(0)))).
     h: [__m128i; LANES],
     aes256: bool,
+    /// Whether the main loop may take the 256-bit path (`wide_available`).
+    wide: bool,
 }
 
 impl Key {
@@ -48,7 +68,17 @@ impl Key {
             return Err(Error::Unsupported);
         }
         // SAFETY: the CPU has every feature `setup` is compiled for (checked above).
-        Ok(unsafe { setup(key) })
+        let mut k = unsafe { setup(key) };
+        k.wide = wide_available();
+        Ok(k)
+    }
+
+    /// The same key on the 128-bit main loop only (tests cover both paths on a
+    /// CPU that has the wide one).
+    #[cfg(test)]
+    pub(crate) fn narrow(mut self) -> Key {
+        self.wide = false;
+        self
     }
 
     pub(crate) fn key_len(&self) -> usize {
@@ -242,15 +272,13 @@ macro_rules! apply {
     }};
 }
 
-/// A GHASH over `$aad`, the ciphertext of `$data_len` bytes and the length block,
-/// with `$aad` absorbed (a macro for the reason `apply!` is).
+/// GHASH over `$aad` alone, its groups complete: the result's `s` is the
+/// reduced value the data's groups continue from (a macro for the reason
+/// `apply!` is).
 macro_rules! ghash_aad {
-    ($k:expr, $aad:expr, $data_len:expr) => {{
+    ($k:expr, $aad:expr) => {{
         let (k, aad): (&Key, &[u8]) = ($k, $aad);
-        let mut g = ghash_new(
-            &k.h,
-            aad.len().div_ceil(16) + ($data_len as usize).div_ceil(16) + 1,
-        );
+        let mut g = ghash_new(&k.h, aad.len().div_ceil(16));
         match aad.len() {
             0 => {}
             // ESP's AAD is 8 or 12 bytes: one block, without the loop.
@@ -406,7 +434,7 @@ cpu! {
         for i in 1..LANES {
             powers[i] = dot(powers[i - 1], h1);
         }
-        Key { rk, h: powers, aes256 }
+        Key { rk, h: powers, aes256, wide: false }
     }
 }
 
@@ -563,16 +591,154 @@ cpu! {
         let mask = core::hint::black_box(mask[0]);
         let mut ctr = rev(j0);
         let (aad_len, data_len) = (aad.len(), data.len());
-        let mut g = ghash_aad!(k, aad, data_len);
         let (whole, tail) = data.split_at_mut(data_len - data_len % (16 * LANES));
-        for chunk in whole.chunks_exact_mut(16 * LANES) {
-            apply!(SEAL, &keystream::<LANES, R>(&k.rk, &mut ctr), chunk, |x| absorb(&mut g, x));
+        // GHASH groups: the AAD, each whole chunk of LANES data blocks (one reduction
+        // each, the products summed with fixed powers of H: `chunk`), then the tail
+        // with the length block. Any split into groups gives the same GHASH.
+        let mut s = ghash_aad!(k, aad).s;
+        if k.wide {
+            // SAFETY: `wide` is set only where `wide_available()` held (`Key::new`).
+            s = unsafe { chunks_wide::<R, SEAL>(k, &mut ctr, s, whole) };
+        } else {
+            for c in whole.chunks_exact_mut(16 * LANES) {
+                if let Some(c) = c.first_chunk_mut::<{ 16 * LANES }>() {
+                    s = chunk::<R, SEAL>(k, &mut ctr, s, c);
+                }
+            }
         }
+        let mut g = ghash_new(&k.h, tail.len().div_ceil(16) + 1);
+        g.s = s;
         for part in tail.chunks_mut(16 * LANES / 2) {
             apply!(SEAL, &keystream::<{ LANES / 2 }, R>(&k.rk, &mut ctr), part, |x| absorb(&mut g, x));
         }
         tag(g, aad_len, data_len, mask)
     }
+
+    /// Encrypt or decrypt one whole chunk of [`LANES`] blocks in place and return
+    /// the GHASH value `s` after it: (s + c₁)·Hᴸ + c₂·Hᴸ⁻¹ + … + c_L·H, one
+    /// reduction, with the H powers at fixed places (the general `absorb` picks
+    /// them per block and tests for the group's end: at 1392 B that cost twice the
+    /// AES).
+    #[inline]
+    fn chunk<const R: usize, const SEAL: bool>(
+        k: &Key,
+        ctr: &mut __m128i,
+        s: __m128i,
+        c: &mut [u8; 16 * LANES],
+    ) -> __m128i {
+        let ks = keystream::<LANES, R>(&k.rk, ctr);
+        let zero = _mm_setzero_si128();
+        let mut acc = [zero; 3];
+        for (i, k_i) in ks.iter().enumerate() {
+            if let Some(b) = c.get_mut(16 * i..16 * i + 16).and_then(|b| b.first_chunk_mut::<16>()) {
+                let x = load(b);
+                let y = _mm_xor_si128(x, *k_i);
+                store(b, y);
+                let e = rev(if SEAL { y } else { x });
+                mul_add(&mut acc, if i == 0 { _mm_xor_si128(e, s) } else { e }, k.h[LANES - 1 - i]);
+            }
+        }
+        reduce(acc[0], acc[1], acc[2])
+    }
+}
+
+cpu_wide! {
+    /// [`chunk`] over every whole chunk of `whole` (a multiple of `16 * LANES`
+    /// bytes), two blocks per instruction: counter pairs through 256-bit AES
+    /// rounds, and the ciphertext pairs times (H^(2j), H^(2j−1)) pairs, the two
+    /// lanes summed before the one reduction per chunk. The GHASH of a chunk runs
+    /// while the next chunk's AES does (sealing, it needs that chunk's AES
+    /// output; in turn the two would wait on each other).
+    #[inline]
+    fn chunks_wide<const R: usize, const SEAL: bool>(
+        k: &Key,
+        ctr: &mut __m128i,
+        mut s: __m128i,
+        whole: &mut [u8],
+    ) -> __m128i {
+        let rk: [__m256i; 15] = core::array::from_fn(|i| _mm256_broadcastsi128_si256(k.rk[i]));
+        // Pair j holds blocks 2j and 2j + 1 of a chunk: H^(L−2j) and H^(L−2j−1).
+        let hv: [__m256i; PAIRS] = core::array::from_fn(|j| _mm256_set_m128i(k.h[LANES - 2 - 2 * j], k.h[LANES - 1 - 2 * j]));
+        let hv = hv.map(|h| [h, halves_xor(h)]);
+        let two = _mm256_set_epi32(0, 0, 0, 2, 0, 0, 0, 2);
+        let mut pending: Option<[__m256i; PAIRS]> = None;
+        for c in whole.chunks_exact_mut(16 * LANES) {
+            let mut next = _mm256_add_epi32(_mm256_broadcastsi128_si256(*ctr), _mm256_set_epi32(0, 0, 0, 2, 0, 0, 0, 1));
+            *ctr = _mm_add_epi32(*ctr, _mm_set_epi32(0, 0, 0, LANES as i32));
+            let mut ks = [_mm256_setzero_si256(); PAIRS];
+            for x in ks.iter_mut() {
+                *x = _mm256_xor_si256(rev2(next), rk[0]);
+                next = _mm256_add_epi32(next, two);
+            }
+            for key in &rk[1..R] {
+                for x in ks.iter_mut() {
+                    *x = _mm256_aesenc_epi128(*x, *key);
+                }
+            }
+            for x in ks.iter_mut() {
+                *x = _mm256_aesenclast_epi128(*x, rk[R]);
+            }
+            if let Some(p) = pending {
+                s = ghash_pairs(&hv, s, &p);
+            }
+            let mut blocks = [_mm256_setzero_si256(); PAIRS];
+            for (j, (k_j, e)) in ks.iter().zip(blocks.iter_mut()).enumerate() {
+                if let Some(b) = c.get_mut(32 * j..32 * j + 32).and_then(|b| b.first_chunk_mut::<32>()) {
+                    // SAFETY: `b` is 32 readable and writable bytes; `vmovdqu` has no
+                    // alignment requirement.
+                    let x = unsafe { _mm256_loadu_si256(b.as_ptr().cast()) };
+                    let y = _mm256_xor_si256(x, *k_j);
+                    // SAFETY: as for the load.
+                    unsafe { _mm256_storeu_si256(b.as_mut_ptr().cast(), y) };
+                    *e = rev2(if SEAL { y } else { x });
+                }
+            }
+            pending = Some(blocks);
+        }
+        if let Some(p) = pending {
+            s = ghash_pairs(&hv, s, &p);
+        }
+        s
+    }
+
+    /// Both lanes' blocks byte-reversed (GCM block ↔ POLYVAL element).
+    #[inline]
+    fn rev2(x: __m256i) -> __m256i {
+        let m = _mm256_set_epi8(
+            0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
+        );
+        _mm256_shuffle_epi8(x, m)
+    }
+
+    /// Each lane's two 64-bit halves XORed together (in both halves): Karatsuba's
+    /// middle operand.
+    #[inline]
+    fn halves_xor(x: __m256i) -> __m256i {
+        _mm256_xor_si256(x, _mm256_shuffle_epi32::<0x4e>(x))
+    }
+
+    /// The GHASH value after one chunk's blocks `e` (POLYVAL elements in pairs)
+    /// from `s`: (s + e₁)·Hᴸ + e₂·Hᴸ⁻¹ + … + e_L·H, with `hv` the H pairs and
+    /// their `halves_xor`. Karatsuba: three carry-less products per block, not
+    /// four (the middle term is (a₀+a₁)(b₀+b₁) − lo − hi, summed over the chunk
+    /// first); the multiplier, not the AES, bounds this loop.
+    #[inline]
+    fn ghash_pairs(hv: &[[__m256i; 2]; PAIRS], s: __m128i, e: &[__m256i; PAIRS]) -> __m128i {
+        let zero = _mm256_setzero_si256();
+        let (mut lo, mut mid, mut hi) = (zero, zero, zero);
+        for (j, (e, [h, hx])) in e.iter().zip(hv.iter()).enumerate() {
+            let e = if j == 0 { _mm256_xor_si256(*e, _mm256_set_m128i(_mm_setzero_si128(), s)) } else { *e };
+            lo = _mm256_xor_si256(lo, _mm256_clmulepi64_epi128::<0x00>(e, *h));
+            hi = _mm256_xor_si256(hi, _mm256_clmulepi64_epi128::<0x11>(e, *h));
+            mid = _mm256_xor_si256(mid, _mm256_clmulepi64_epi128::<0x00>(halves_xor(e), *hx));
+        }
+        let mid = _mm256_xor_si256(mid, _mm256_xor_si256(lo, hi));
+        let fold = |v: __m256i| _mm_xor_si128(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+        reduce(fold(lo), fold(mid), fold(hi))
+    }
+}
+
+cpu! {
 
     /// Two short packets at once (data ≤ [`PAIR_DATA`] bytes, AAD ≤ 16, checked
     /// by the caller): both packets' J0 and four counter blocks go through the AES
