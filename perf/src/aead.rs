@@ -48,6 +48,8 @@ pub struct Fixture {
     ivs: Vec<[u8; 8]>,
     aads: Vec<[u8; 8]>,
     data: Vec<Vec<u8>>,
+    /// Where each packet starts in its `data` buffer (its alignment).
+    offset: usize,
     /// `tags[phase][i]`: the tag that authenticates `data[i]` in its current state.
     tags: [Vec<[u8; TAG_LEN]>; 2],
     phase: usize,
@@ -60,6 +62,12 @@ pub struct Fixture {
 impl Fixture {
     /// Key `alg` on `backend` and build a burst of `size`-byte packets.
     pub fn new(alg: Algorithm, backend: Backend, size: usize) -> Result<Self, KeyError> {
+        Self::at_offset(alg, backend, size, 0)
+    }
+
+    /// [`Self::new`] with each packet `offset` bytes into its buffer (the heap's
+    /// buffers are 16-byte aligned; a gateway's plaintext is where the frame put it).
+    pub fn at_offset(alg: Algorithm, backend: Backend, size: usize, offset: usize) -> Result<Self, KeyError> {
         let keymat: Vec<u8> = (0..alg.keymat_len())
             .map(|i| (i as u8).wrapping_mul(37) ^ 0xa5)
             .collect();
@@ -76,7 +84,7 @@ impl Fixture {
             })
             .collect();
         let mut data: Vec<Vec<u8>> = (0..BURST)
-            .map(|i| (0..size).map(|j| (i * 7 + j) as u8).collect())
+            .map(|i| (0..offset + size).map(|j| (i * 7 + j) as u8).collect())
             .collect();
         let mut t0 = vec![[0u8; TAG_LEN]; BURST];
         let mut t1 = vec![[0u8; TAG_LEN]; BURST];
@@ -85,10 +93,10 @@ impl Fixture {
             aead.seal(AeadOp {
                 iv: ivs[i],
                 aad: &aads[i],
-                data: &mut data[i],
+                data: &mut data[i][offset..],
                 tag: &mut t0[i],
             });
-            let mut p = data[i].clone();
+            let mut p = data[i][offset..].to_vec();
             aead.seal(AeadOp {
                 iv: ivs[i],
                 aad: &aads[i],
@@ -101,6 +109,7 @@ impl Fixture {
             ivs,
             aads,
             data,
+            offset,
             tags: [t0, t1],
             phase: 0,
             scratch_tags: vec![[0u8; TAG_LEN]; BURST],
@@ -121,6 +130,7 @@ impl Fixture {
             ivs,
             aads,
             data,
+            offset,
             tags,
             phase,
             scratch_tags,
@@ -139,7 +149,7 @@ impl Fixture {
             .map(|((d, t), (iv, aad))| AeadOp {
                 iv: *iv,
                 aad: &aad[..],
-                data: &mut d[..],
+                data: &mut d[*offset..],
                 tag: t,
             });
         match (dir, mode) {

@@ -22,11 +22,12 @@ struct Args {
     algs: Vec<(Algorithm, &'static str)>,
     backends: Vec<Backend>,
     sizes: Vec<usize>,
+    offset: usize,
 }
 
 fn usage(msg: &str) -> ! {
     eprintln!("aead_table: {msg}");
-    eprintln!("usage: aead_table [--ms N] [--alg aes128gcm|aes256gcm|chacha20poly1305] [--backend rustcrypto|ring|ipsec-mb|aesni|auto] [--sizes 64,512,...]");
+    eprintln!("usage: aead_table [--ms N] [--alg aes128gcm|aes256gcm|chacha20poly1305] [--backend rustcrypto|ring|ipsec-mb|aesni|auto] [--sizes 64,512,...] [--offset BYTES]");
     std::process::exit(2)
 }
 
@@ -36,6 +37,7 @@ fn parse_args() -> Args {
         algs: ALGS.to_vec(),
         backends: [Backend::ALL.as_slice(), &[Backend::Auto]].concat(),
         sizes: SIZES.to_vec(),
+        offset: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -64,6 +66,7 @@ fn parse_args() -> Args {
                     })
                     .collect();
             }
+            "--offset" => a.offset = val.parse().unwrap_or_else(|_| usage("--offset takes bytes")),
             other => usage(&format!("unknown flag {other}")),
         }
     }
@@ -161,7 +164,7 @@ fn main() {
         for &size in &args.sizes {
             let mut rows = Vec::new();
             for &backend in args.backends.iter().filter(|b| b.is_available(alg)) {
-                let Ok(mut fx) = Fixture::new(alg, backend, size) else {
+                let Ok(mut fx) = Fixture::at_offset(alg, backend, size, args.offset) else {
                     continue;
                 };
                 let mut ns = [0.0; 4];
