@@ -75,10 +75,12 @@ impl Backend {
     ///   vs ipsec-mb's 49–57 ns a packet at 64 B (AES-128 and AES-256, the Zen 3
     ///   EPYC); its one-at-a-time path is no faster than ipsec-mb above that.
     /// * With VAES and VPCLMULQDQ as well, `aesni` runs its main loop two blocks per
-    ///   instruction and takes every packet below [`AESNI_WIDE_BELOW`] bytes: at
-    ///   512 B 113 / 101–112 ns (seal / open) against ipsec-mb's 143 / 148, at
-    ///   1392 B 269 / 232–237 against ring's 264–267 / 265–268; from ~2 KB ring's
-    ///   seal is the faster (2048 B: 335 vs 365 ns; 9000 B: 1235 vs 1530–1690).
+    ///   instruction and takes every packet below [`AESNI_WIDE_BELOW_128`] /
+    ///   [`AESNI_WIDE_BELOW_256`] bytes: AES-128 at 512 B 113 / 100 ns (seal / open)
+    ///   against ipsec-mb's 143 / 147, at 1392 B 269 / 232 against ring's 268 / 265;
+    ///   from ~2 KB ring's seal is the faster (2048 B: 338 vs 364 ns). AES-256's 14
+    ///   rounds move the crossing of seal + open down to ≈ 1300 B (1200 B: 513 vs
+    ///   531 ns, 1392 B: 599 vs 583).
     /// * ChaCha20-Poly1305: ring (fastest at every size measured: 1.4–1.5× ipsec-mb's
     ///   job API, 3–10× RustCrypto).
     pub fn auto_choice(alg: Algorithm) -> AutoChoice {
@@ -97,7 +99,8 @@ impl Backend {
                 if !Backend::AesNi.is_available(alg) {
                     c
                 } else if aesni_gcm::wide() {
-                    AutoChoice { tiny: Backend::AesNi, tiny_below: AESNI_WIDE_BELOW, threshold: 0, threshold_partial: 0, ..c }
+                    let below = if alg == Algorithm::Aes128Gcm { AESNI_WIDE_BELOW_128 } else { AESNI_WIDE_BELOW_256 };
+                    AutoChoice { tiny: Backend::AesNi, tiny_below: below, threshold: 0, threshold_partial: 0, ..c }
                 } else {
                     AutoChoice { tiny: Backend::AesNi, tiny_below: aesni_gcm::PAIR_DATA + 1, ..c }
                 }
@@ -107,9 +110,13 @@ impl Backend {
     }
 }
 
-/// Below this many bytes of plaintext `Backend::Auto` uses `aesni` when it has its
-/// 256-bit main loop: seal + open cost the same as ring's at ~2 KB (Zen 3 EPYC).
-pub const AESNI_WIDE_BELOW: usize = 2048;
+/// Below this many bytes of AES-128-GCM plaintext `Backend::Auto` uses `aesni` when
+/// it has its 256-bit main loop: seal + open cost the same as ring's at ~2 KB
+/// (`aead_table`, Zen 3 EPYC).
+pub const AESNI_WIDE_BELOW_128: usize = 2048;
+
+/// [`AESNI_WIDE_BELOW_128`] for AES-256-GCM: the crossing is at ≈ 1300 B.
+pub const AESNI_WIDE_BELOW_256: usize = 1280;
 
 /// The backends `Backend::Auto` uses for one algorithm: `tiny` for packets with
 /// fewer than `tiny_below` bytes of plaintext, `small` for those with fewer than
