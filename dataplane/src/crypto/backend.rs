@@ -47,11 +47,18 @@ impl Backend {
         }
     }
 
-    /// The concrete backend this resolves to for full-size (≥ 1400 B) packets of
-    /// `alg`: itself, or for `Auto` the `large` side of [`Backend::auto_choice`].
+    /// The concrete backend this resolves to for full-size (1400 B) packets of
+    /// `alg`: itself, or for `Auto` the one [`Backend::auto_choice`] gives that size.
     pub fn resolve(self, alg: Algorithm) -> Backend {
         match self {
-            Backend::Auto => Backend::auto_choice(alg).large,
+            Backend::Auto => {
+                let c = Backend::auto_choice(alg);
+                match c.class(1400) {
+                    SizeClass::Tiny => c.tiny,
+                    SizeClass::Small => c.small,
+                    SizeClass::Large => c.large,
+                }
+            }
             other => other,
         }
     }

@@ -25,7 +25,8 @@
 //! `unsafe` for the same reason the others do (CONVENTIONS.md, house rule 1). The
 //! `unsafe` is in three places, each with a `// SAFETY:` line: the unaligned
 //! 16- and 32-byte loads and stores, the calls into the `#[target_feature]` code (made only
-//! through a [`GcmKey`], which exists only when the CPU has the features), and the
+//! through a [`GcmKey`], which exists only when the CPU has the features; the 256-bit
+//! loop only when the key's `wide` flag says the CPU has its features too), and the
 //! volatile wipe of the key schedule on drop. Like ring's and RustCrypto's, the
 //! wipe covers the key object, not the short-lived copies of round keys, H and the
 //! tag mask that the compiler leaves in registers and on the stack.

@@ -57,7 +57,8 @@ pub(crate) struct Key {
     /// H, H², …, H⁸ as POLYVAL elements (H = mulX_POLYVAL(ByteReverse(AES_K(0)))).
     h: [__m128i; LANES],
     aes256: bool,
-    /// Whether the main loop may take the 256-bit path (`wide_available`).
+    /// Whether the main loop may take the 256-bit path. Safety invariant: true only
+    /// if `wide_available()` held (set in `Key::new`, only ever cleared elsewhere).
     wide: bool,
 }
 
@@ -596,7 +597,7 @@ cpu! {
         // each, the products summed with fixed powers of H: `chunk`), then the tail
         // with the length block. Any split into groups gives the same GHASH.
         let mut s = ghash_aad!(k, aad).s;
-        if k.wide {
+        if k.wide && !whole.is_empty() {
             // SAFETY: `wide` is set only where `wide_available()` held (`Key::new`).
             s = unsafe { chunks_wide::<R, SEAL>(k, &mut ctr, s, whole) };
         } else {
