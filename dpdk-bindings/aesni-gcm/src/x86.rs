@@ -279,7 +279,7 @@ macro_rules! apply {
 macro_rules! ghash_aad {
     ($k:expr, $aad:expr) => {{
         let (k, aad): (&Key, &[u8]) = ($k, $aad);
-        let mut g = ghash_new(&k.h, aad.len().div_ceil(16));
+        let mut g = ghash_new(&k.h, _mm_setzero_si128(), aad.len().div_ceil(16));
         match aad.len() {
             0 => {}
             // ESP's AAD is 8 or 12 bytes: one block, without the loop.
@@ -456,11 +456,13 @@ struct Ghash<'k> {
 }
 
 cpu! {
+    /// A GHASH of `blocks` blocks continuing from the reduced value `s` (zero to
+    /// start one; what the groups before left otherwise).
     #[inline]
-    fn ghash_new(h: &[__m128i; LANES], blocks: usize) -> Ghash<'_> {
+    fn ghash_new(h: &[__m128i; LANES], s: __m128i, blocks: usize) -> Ghash<'_> {
         let first = (blocks.max(1) - 1) % LANES + 1;
         let zero = _mm_setzero_si128();
-        Ghash { h, s: zero, lo: zero, mid: zero, hi: zero, left: first, after: blocks.saturating_sub(first) }
+        Ghash { h, s, lo: zero, mid: zero, hi: zero, left: first, after: blocks.saturating_sub(first) }
     }
 
     /// acc += x·h, unreduced: [lo, mid, hi] of the 256-bit carry-less product.
@@ -607,8 +609,7 @@ cpu! {
                 }
             }
         }
-        let mut g = ghash_new(&k.h, tail.len().div_ceil(16) + 1);
-        g.s = s;
+        let mut g = ghash_new(&k.h, s, tail.len().div_ceil(16) + 1);
         for part in tail.chunks_mut(16 * LANES / 2) {
             apply!(SEAL, &keystream::<{ LANES / 2 }, R>(&k.rk, &mut ctr), part, |x| absorb(&mut g, x));
         }
@@ -740,7 +741,6 @@ cpu_wide! {
 }
 
 cpu! {
-
     /// Two short packets at once (data ≤ [`PAIR_DATA`] bytes, AAD ≤ 16, checked
     /// by the caller): both packets' J0 and four counter blocks go through the AES
     /// rounds side by side, so neither waits out the other's latency.
