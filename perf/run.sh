@@ -162,10 +162,10 @@ for ((round = 0; round < ${ROUNDS:-1}; round++)); do
         done
     done
 done
-# over_rounds FIELD median|highest <<<ENTRY: that statistic of FIELD over the rounds ("" if none)
+# over_rounds FIELD median|highest <<<ENTRY: that statistic (perf/esp/lib.sh) of FIELD over
+# the rounds ("" if none)
 over_rounds() {
-    tr ';' '\n' | awk -v f="$1" 'NF >= f && $f != "-" { print $f }' | sort -g |
-        awk -v s="$2" '{ v[NR] = $1 } END { if (NR) print (s == "highest" ? v[NR] : NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'
+    tr ';' '\n' | awk -v f="$1" 'NF >= f && $f != "-" { print $f }' | "$2"
 }
 
 # table FIELD STAT TITLE: the table from the window figures (FIELD 2, STAT median) or the

@@ -56,8 +56,6 @@ for ((b = 2; b <= $#; b++)); do printf ' %8s' "[$b]/[1]"; done
 for ((b = 1; b <= $#; b++)); do printf ' %10s' "[$b] best"; done
 for ((b = 2; b <= $#; b++)); do printf ' %8s' "[$b]/[1]"; done
 echo
-median() { tr ' ' '\n' | grep . | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2) }'; }
-highest() { tr ' ' '\n' | grep . | sort -g | tail -1; }
 # columns STAT ARRAY KEY N: STAT (median|highest) of each binary's figures ARRAY[KEY,b] in
 # Mpps, then each over the first binary's
 columns() {

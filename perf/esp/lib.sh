@@ -7,6 +7,8 @@
 #   bench_measure NAME PREFIX CMD…  start CMD, print "<pps wall> <per CPU-s> <best SLICE-s slice per
 #                                   CPU-s>" of port 1 (telemetry_rate.py; SLICE=0.25), stop it
 #   bench_wait_log LOG TEXT PID     wait until LOG contains TEXT (fails if PID dies)
+#   median, highest                 of the numbers on stdin (blank- or newline-separated;
+#                                   nothing printed for none)
 BENCH_PAGES=${BENCH_PAGES:-512}
 BENCH_RATE=${BENCH_RATE:-perf/forward/telemetry_rate.py}
 BENCH_PIDS=()
@@ -56,3 +58,6 @@ bench_measure() {
     rm -rf -- "/var/run/dpdk/$prefix"
     echo "$rate"
 }
+
+median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+highest() { tr ' ' '\n' | grep . | sort -g | tail -1; }
