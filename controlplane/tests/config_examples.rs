@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use controlplane::config::{
-    Config, DpdAction, IkeEncap, MonitorAction, Role, StartAction, StaticEncap, Warning,
+    Config, DpdAction, IkeEncap, MonitorAction, Role, SaOwner, StartAction, StaticEncap, Warning,
 };
 use controlplane::identity::Identity;
 use controlplane::proposal::{DhGroup, Encr, Esn, PrfId};
@@ -34,6 +34,7 @@ fn gateway_forward() {
     assert!(warnings.is_empty(), "{warnings:?}");
     assert_eq!(config.dpdk.eal_args[0], "--no-huge");
     assert_eq!((config.dpdk.mbufs, config.dpdk.burst, config.dpdk.busy_poll), (8191, 32, false));
+    assert_eq!(config.dpdk.sa_owner, SaOwner::FirstReceiver);
     assert_eq!(config.ports.len(), 2);
     let inside = config.port("inside").expect("port inside");
     assert_eq!(inside.dpdk_port, 1);

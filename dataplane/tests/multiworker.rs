@@ -22,7 +22,7 @@ use dataplane::spd::IpPrefix;
 use dataplane::stats::Stats;
 use dataplane::wire::MacAddr;
 use dataplane::worker::{
-    connected_routes, install_static, Handoff, InstalledTunnel, Interface, Ownership, RecordingIo, StaticTunnel, TsSpec,
+    connected_routes, install_static, Handoff, InstalledTunnel, Interface, OwnerRule, Ownership, RecordingIo, StaticTunnel, TsSpec,
     TunnelControl, Worker, WorkerConfig,
 };
 use zeroize::Zeroizing;
@@ -78,8 +78,13 @@ struct Gateway {
     _ctl: TunnelControl,
 }
 
-/// `n` workers on one table with 4 tunnels; handoff rings of `ring` packets.
+/// `n` workers on one table with 4 tunnels; handoff rings of `ring` packets;
+/// owners by the SPI.
 fn gateway(n: usize, ring: usize) -> Gateway {
+    gateway_with(n, ring, OwnerRule::Spi)
+}
+
+fn gateway_with(n: usize, ring: usize, rule: OwnerRule) -> Gateway {
     let interfaces = vec![
         Interface::new(GW_OUT).with_address(IpAddr::V4(GW_IP), 24),
         Interface::new(GW_IN).with_address(IpAddr::V4(Ipv4Addr::new(10, 2, 0, 1)), 16),
@@ -102,7 +107,7 @@ fn gateway(n: usize, ring: usize) -> Gateway {
         .enumerate()
         .map(|(w, h)| {
             let mut worker = Worker::new(&config, ctl.reader(), stats.core(w).expect("core"));
-            worker.set_ownership(h.ownership());
+            worker.set_ownership(h.ownership().with_rule(rule));
             worker
         })
         .collect();
@@ -178,6 +183,39 @@ fn ids(io: &RecordingIo<HeapPacket>) -> Vec<u8> {
             f.data()[14 + 28]
         })
         .collect()
+}
+
+#[test]
+fn the_first_receiver_owns_an_sa_and_later_arrivals_elsewhere_are_handed_to_it() {
+    let mut gw = gateway_with(2, 1024, OwnerRule::FirstReceiver);
+    let (frames, tunnel_of) = traffic(40);
+    // As a port's flow hash would: tunnels 0 and 1 arrive at worker 0, 2 and 3 at
+    // worker 1 (`traffic` interleaves the tunnels in turn).
+    let of = |w: usize| frames.iter().enumerate().filter(|(i, _)| (i % SPIS.len()) / 2 == w).map(|(_, f)| f.clone()).collect::<Vec<_>>();
+    let mut io = [RecordingIo::new(heap), RecordingIo::new(heap)];
+    let [io0, io1] = &mut io;
+    receive(&mut gw, 0, &of(0), io0);
+    receive(&mut gw, 1, &of(1), io1);
+    assert_eq!((drain(&mut gw, 0, io0), drain(&mut gw, 1, io1)), (0, 0), "each SA is decapsulated where it arrived");
+    for (w, io) in io.iter().enumerate() {
+        let got = ids(io);
+        assert_eq!(got.len(), 80, "worker {w}");
+        assert!(got.iter().all(|id| tunnel_of[id] / 2 == w), "worker {w} decapsulated only what it received: {got:?}");
+    }
+    for w in 0..2 {
+        assert_eq!(gw.handoffs[w].counters().expect("counters").sent.load(Relaxed), 0, "worker {w} handed nothing over");
+    }
+    assert_eq!(gw.stats.snapshot().nonzero_drops().count(), 0);
+
+    // The claims stick: tunnel 0's frames now reaching worker 1 go to worker 0,
+    // whose replay window knows them all.
+    let mut again = [RecordingIo::new(heap), RecordingIo::new(heap)];
+    let [a0, a1] = &mut again;
+    let tunnel0: Vec<Vec<u8>> = frames.iter().step_by(SPIS.len()).cloned().collect();
+    receive(&mut gw, 1, &tunnel0, a1);
+    assert_eq!(drain(&mut gw, 0, a0), 40, "handed to the owner");
+    assert!(a0.sent.is_empty() && a1.sent.is_empty(), "replays are not forwarded");
+    assert_eq!(gw.stats.snapshot().drop_count(DropReason::Replayed), 40);
 }
 
 #[test]

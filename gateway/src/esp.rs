@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
-use controlplane::config::{Config, StaticEncap, StaticSaConfig};
+use controlplane::config::{Config, SaOwner, StaticEncap, StaticSaConfig};
 use controlplane::proposal::EncrId;
 use controlplane::selector::{AddrRange, TrafficSelector};
 use dataplane::crypto::{Algorithm, Backend};
@@ -24,7 +24,7 @@ use dataplane::spd::{IpPrefix, PortRange};
 use dataplane::stats::Stats;
 use dataplane::wire::MacAddr;
 use dataplane::worker::{
-    connected_routes, install_static, InstalledTunnel, Interface, StaticTunnel, TsSpec, TunnelControl, Worker,
+    connected_routes, install_static, InstalledTunnel, Interface, OwnerRule, StaticTunnel, TsSpec, TunnelControl, Worker,
     WorkerConfig, WorkerIo,
 };
 use dpdk::{Burst, Mbuf, Mempool};
@@ -56,6 +56,8 @@ pub struct EspPlan {
     pub tunnels: Vec<StaticTunnel>,
     /// `--neighbor IP=MAC` entries: resolved on the port whose route covers IP.
     pub neighbors: Vec<(IpAddr, MacAddr)>,
+    /// `[dpdk].sa_owner`: which of several workers decrypts an inbound SA.
+    pub owner_rule: OwnerRule,
 }
 
 fn algorithm(sa: &StaticSaConfig) -> Result<Algorithm> {
@@ -160,7 +162,11 @@ impl EspPlan {
             routes.push(Route { dst: r.destination.addr, len: r.destination.len, via: r.via, port });
         }
         let tunnels = config.static_sas.iter().map(tunnel).collect::<Result<Vec<_>>>()?;
-        Ok(Some(EspPlan { ports, routes, tunnels, neighbors: neighbors.to_vec() }))
+        let owner_rule = match config.dpdk.sa_owner {
+            SaOwner::FirstReceiver => OwnerRule::FirstReceiver,
+            SaOwner::Spi => OwnerRule::Spi,
+        };
+        Ok(Some(EspPlan { ports, routes, tunnels, neighbors: neighbors.to_vec(), owner_rule }))
     }
 }
 
@@ -176,6 +182,7 @@ pub struct EspGateway {
     punted: Arc<AtomicU64>,
     /// The workers' neighbour tables, copied on request (`show neighbors`).
     neighbors: Arc<NeighborMirror>,
+    owner_rule: OwnerRule,
 }
 
 impl EspGateway {
@@ -213,6 +220,7 @@ impl EspGateway {
             config: WorkerConfig { interfaces, routes, static_neighbors },
             punted: Arc::new(AtomicU64::new(0)),
             neighbors: NeighborMirror::new(workers),
+            owner_rule: plan.owner_rule,
         })
     }
 
@@ -252,7 +260,7 @@ impl EspGateway {
         let stats = self.stats.core(index).ok_or_else(|| anyhow!("internal: no counters for worker {index}"))?;
         let mut worker = Worker::new(&self.config, self.readers.reader(), stats);
         if let Some(h) = &handoff {
-            worker.set_ownership(h.ownership());
+            worker.set_ownership(h.ownership().with_rule(self.owner_rule));
         }
         Ok(EspProcessor {
             worker,

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
 use dpdk::{Eal, Mempool, Port, PortConfig};
+use dataplane::worker::OwnerRule;
 
 use crate::esp::{EspGateway, EspProcessor};
 use crate::plan::RunPlan;
@@ -194,7 +195,11 @@ pub fn run(plan: RunPlan, cli_eal_args: &[String], busy_poll: bool, control: &cr
         (Some(p), Some(_)) => println!(
             "ipsecgw: ESP worker with {} static SA(s) on {on}{}{}; Ctrl-C to stop",
             p.tunnels.len(),
-            if workers > 1 { " (inbound SA owner: SPI mod workers, handoff rings)" } else { "" },
+            match (workers > 1, p.owner_rule) {
+                (false, _) => "",
+                (true, OwnerRule::FirstReceiver) => " (inbound SA owner: its first receiver, handoff rings)",
+                (true, OwnerRule::Spi) => " (inbound SA owner: SPI mod workers, handoff rings)",
+            },
             if busy_poll { ", busy-polling" } else { "" }
         ),
         _ => println!(

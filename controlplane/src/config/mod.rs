@@ -43,6 +43,7 @@
 //! mbufs = 8191            # mempool size (optional)
 //! busy_poll = false       # optional, CLI --busy-poll overrides
 //! burst = 32              # optional
+//! sa_owner = "first-receiver"  # several workers: who decrypts an inbound SA ("spi": SPI mod workers)
 //!
 //! [[port]]
 //! name = "outside"        # names used everywhere else
@@ -105,7 +106,8 @@
 //! monitor = { address = "10.1.0.1", source = "10.2.0.1", interval = "2s", threshold = 3, action = "fail-over", backup = "left-backup" }  # issue 7
 //! ```
 //!
-//! Defaults when a key is absent: `[dpdk]` eal_args [], mbufs 8191, busy_poll false, burst 32;
+//! Defaults when a key is absent: `[dpdk]` eal_args [], mbufs 8191, busy_poll false, burst 32,
+//! sa_owner "first-receiver";
 //! `[[port]]` addresses [], mac = the port's; `[[static_sa]]` encap "esp", esn false, replay_window 1024;
 //! `[[connection]]` role "initiator" ("responder" when remote_addr = "%any"), start_action "start" for
 //! initiators else "none", local_id = local_addr, remote_id = %any (as strongSwan), local_ts =
@@ -138,7 +140,7 @@ pub use connection::{
 };
 pub use diagnostic::{ConfigError, ConfigErrors, Location, Warning};
 pub use duration::format_duration;
-pub use network::{DpdkConfig, ForwardConfig, PortConfig, Prefix, RouteConfig};
+pub use network::{DpdkConfig, ForwardConfig, SaOwner, PortConfig, Prefix, RouteConfig};
 pub use secret::Secret;
 pub use static_sa::{StaticEncap, StaticSaConfig, DEFAULT_REPLAY_WINDOW, MAX_REPLAY_WINDOW};
 

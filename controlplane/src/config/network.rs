@@ -20,12 +20,26 @@ pub struct DpdkConfig {
     pub busy_poll: bool,
     /// RX/TX burst size (default 32).
     pub burst: u16,
+    /// Which worker decrypts an inbound SA when there are several.
+    pub sa_owner: SaOwner,
 }
 
 impl Default for DpdkConfig {
     fn default() -> Self {
-        Self { eal_args: Vec::new(), mbufs: 8191, busy_poll: false, burst: 32 }
+        Self { eal_args: Vec::new(), mbufs: 8191, busy_poll: false, burst: 32, sa_owner: SaOwner::FirstReceiver }
     }
+}
+
+/// `[dpdk].sa_owner`: how several workers pick the one that decrypts an inbound SA
+/// (its replay window has one writer); the others hand its packets over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaOwner {
+    /// `"first-receiver"` (default): the worker that receives the SA's first
+    /// packet. With a NIC that spreads flows by RSS, each SA stays where RSS puts it.
+    FirstReceiver,
+    /// `"spi"`: SPI modulo the number of workers; spreads decryption even when
+    /// one queue receives all ESP, at a handoff per packet received elsewhere.
+    Spi,
 }
 
 /// An address with a prefix length: a port's own address (`198.51.100.1/24`) or a route
@@ -142,6 +156,11 @@ pub(crate) fn check_dpdk(d: &mut Diagnostics<'_>, raw: Option<&S<RawDpdk>>) -> D
             out.burst = b;
         } else {
             d.error(burst.span(), format!("burst = {b} is out of range: use 1..=512 (default 32)"));
+        }
+    }
+    if let Some(v) = &raw.sa_owner {
+        if let Some(rule) = d.choice(v, "sa_owner", &[("first-receiver", SaOwner::FirstReceiver), ("spi", SaOwner::Spi)]) {
+            out.sa_owner = rule;
         }
     }
     out

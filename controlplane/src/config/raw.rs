@@ -35,6 +35,7 @@ pub(crate) struct RawDpdk {
     pub mbufs: Option<S<u32>>,
     pub busy_poll: Option<S<bool>>,
     pub burst: Option<S<u16>>,
+    pub sa_owner: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -5,7 +5,7 @@
 //! `Arc` and survives the swap (DESIGN.md, "SA publication").
 
 use core::net::IpAddr;
-use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering, Ordering::Relaxed};
 use std::sync::Arc;
 
 use crate::crypto::{Aead, Algorithm};
@@ -366,7 +366,10 @@ impl InboundSa {
 
     /// A fresh replay window for this SA.
     pub fn new_state(&self) -> Result<InboundState, SaConfigError> {
-        Ok(InboundState { replay: ReplayWindow::new(self.config.replay_window, self.config.esn)? })
+        Ok(InboundState {
+            replay: ReplayWindow::new(self.config.replay_window, self.config.esn)?,
+            owner: AtomicU32::new(InboundState::UNCLAIMED),
+        })
     }
 }
 
@@ -377,10 +380,39 @@ impl core::fmt::Debug for InboundSa {
 }
 
 /// Mutable state of an inbound SA: the replay window, written by the one core that
-/// owns the SA.
+/// owns the SA, and which core that is when ownership goes to the first receiver.
 #[derive(Debug)]
 #[repr(align(64))]
 pub struct InboundState {
     /// The anti-replay window.
     pub replay: ReplayWindow,
+    /// The worker that claimed the SA ([`InboundState::claim`]); `UNCLAIMED`
+    /// before. Written once, then only read. It shares the cache line the owner
+    /// writes per packet (`replay`'s top), so only workers that hand the SA's
+    /// packets over read that line from afar, and they were going to pass the
+    /// packet to its owner anyway.
+    owner: AtomicU32,
+}
+
+impl InboundState {
+    const UNCLAIMED: u32 = u32::MAX;
+
+    /// The SA's owner: the worker that claimed it first, `me` if nobody had. The
+    /// claim is one compare-and-swap; when two workers race, exactly one wins
+    /// and both get its index.
+    #[inline]
+    pub fn claim(&self, me: u32) -> u32 {
+        match self.owner.load(Ordering::Acquire) {
+            Self::UNCLAIMED => match self.owner.compare_exchange(Self::UNCLAIMED, me, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => me,
+                Err(winner) => winner,
+            },
+            owner => owner,
+        }
+    }
+
+    /// The worker that claimed the SA, if one has.
+    pub fn claimed_by(&self) -> Option<u32> {
+        Some(self.owner.load(Ordering::Acquire)).filter(|&w| w != Self::UNCLAIMED)
+    }
 }

@@ -3,19 +3,23 @@
 //!
 //! The replay window of an inbound SA (RFC 4303 §3.4.3) is updated with plain
 //! loads and stores, so exactly one worker may decapsulate an SA's packets. With
-//! several workers, every inbound SA has an owner derived from its SPI
-//! ([`Ownership::owner`]). A worker that receives ESP for an SA it does not own
-//! hands the packet (Ethernet header stripped) to the owner through a
+//! several workers, every inbound SA has an owner ([`Ownership::owner_of`], by an
+//! [`OwnerRule`]): by default the first worker that receives the SA's ESP, or the
+//! SPI modulo the number of workers. A worker that receives ESP for an SA it does
+//! not own hands the packet (Ethernet header stripped) to the owner through a
 //! single-producer/single-consumer ring per (from, to) pair of workers, in
 //! bursts; the owner decapsulates what it finds in its incoming rings
 //! ([`Worker::process_handoff`]). Nothing blocks: a full ring drops the packets
 //! that do not fit, counted as [`DropReason::HandoffRingFull`].
 //!
-//! RSS on the SPI (where the port hashes ESP) makes handoffs rare but is not
-//! required: ports that do not hash (net_af_packet, net_pcap, net_ring) work
-//! through the rings alone. Outbound SAs need no owner: the sequence counter is
-//! reserved per burst with one atomic add (`esp::OutboundState::reserve`), so any
-//! worker may encrypt for any SA.
+//! With the first receiver as owner, a port that spreads frames by a flow hash
+//! (RSS on the SPI or the outer header, af_packet's fanout) delivers each SA to
+//! its owner and nothing is handed over; a port that does not hash
+//! (net_pcap, net_ring, one queue) delivers everything to one worker, which then
+//! owns every SA. The SPI rule spreads decryption over the workers in that case,
+//! at a handoff per packet that arrives elsewhere. Outbound SAs need no owner: the
+//! sequence counter is reserved per burst with one atomic add
+//! (`esp::OutboundState::reserve`), so any worker may encrypt for any SA.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -23,18 +27,36 @@ use std::sync::Arc;
 use crossbeam::queue::ArrayQueue;
 use crossbeam::utils::CachePadded;
 
-use super::{enqueue, flush_decap, Class, Groups, Out, Worker, WorkerIo};
+use super::{enqueue, flush_decap, Class, Groups, InboundTunnel, Out, Worker, WorkerIo};
 use crate::drop::DropReason;
-use crate::esp::BURST;
+use crate::esp::{InboundState, BURST};
 use crate::packet::Packet;
 use crate::sa::Spi;
 use crate::stats::CoreStats;
+
+/// How the workers agree on an inbound SA's owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnerRule {
+    /// The first worker that receives the SA's ESP claims it
+    /// ([`InboundState::claim`]). Where the port spreads frames over its queues
+    /// by a flow hash (RSS on the SPI or on the outer addresses and ports,
+    /// af_packet's fanout), every packet of an SA arrives on the queue of the
+    /// worker that claimed it, and none is handed over: the owner is whichever
+    /// worker the port's hash picks, without repeating the hash in software.
+    FirstReceiver,
+    /// The SPI modulo the number of workers. Decryption spreads over the
+    /// workers even when one queue receives all ESP (one peer behind NAT, a
+    /// port that does not hash), at one handoff for every packet that arrives
+    /// elsewhere; static SAs can be placed on a worker by their SPI.
+    Spi,
+}
 
 /// Which worker owns which inbound SA, as seen by worker `me` of `workers`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ownership {
     me: u32,
     workers: u32,
+    rule: OwnerRule,
 }
 
 impl Default for Ownership {
@@ -46,13 +68,23 @@ impl Default for Ownership {
 impl Ownership {
     /// One worker owns every SA.
     pub const fn single() -> Self {
-        Ownership { me: 0, workers: 1 }
+        Ownership { me: 0, workers: 1, rule: OwnerRule::Spi }
     }
 
-    /// Worker `me` of `workers`; `None` unless `me < workers`.
+    /// Worker `me` of `workers`, owners by [`OwnerRule::Spi`]; `None` unless `me < workers`.
     pub fn new(me: usize, workers: usize) -> Option<Self> {
         let (me, workers) = (u32::try_from(me).ok()?, u32::try_from(workers).ok()?);
-        (me < workers).then_some(Ownership { me, workers })
+        (me < workers).then_some(Ownership { me, workers, rule: OwnerRule::Spi })
+    }
+
+    /// The same view with owners found by `rule`.
+    pub fn with_rule(self, rule: OwnerRule) -> Self {
+        Ownership { rule, ..self }
+    }
+
+    /// How owners are found.
+    pub fn rule(&self) -> OwnerRule {
+        self.rule
     }
 
     /// This worker's index.
@@ -65,18 +97,31 @@ impl Ownership {
         self.workers as usize
     }
 
-    /// The owner of the inbound SA with `spi`: SPI modulo the number of
-    /// workers. Peers pick SPIs at random (RFC 7296 §3.3.1), which spreads SAs
-    /// evenly; static SAs can be placed on a worker by choosing the SPI.
+    /// The owner of the inbound SA with `spi` by [`OwnerRule::Spi`]: SPI modulo
+    /// the number of workers. Peers pick SPIs at random (RFC 7296 §3.3.1), which
+    /// spreads SAs evenly.
     #[inline]
     pub fn owner(&self, spi: Spi) -> usize {
         (spi.0 % self.workers) as usize
     }
 
-    /// Whether this worker owns `spi`'s SA.
+    /// Whether this worker owns the inbound SA `sa` (under
+    /// [`OwnerRule::FirstReceiver`], asking claims an unclaimed SA).
+    #[inline(always)]
+    pub fn owns(&self, sa: &InboundTunnel) -> bool {
+        // One worker reads nothing of the SA.
+        self.workers == 1 || self.owner_of(sa.sa.spi(), &sa.state) == self.me()
+    }
+
+    /// The owner of the inbound SA with `spi` and runtime state `state` by this
+    /// view's rule; under [`OwnerRule::FirstReceiver`] this worker claims it if
+    /// nobody has.
     #[inline]
-    pub fn owns(&self, spi: Spi) -> bool {
-        self.workers == 1 || spi.0 % self.workers == self.me
+    pub fn owner_of(&self, spi: Spi, state: &InboundState) -> usize {
+        match self.rule {
+            OwnerRule::Spi => self.owner(spi),
+            OwnerRule::FirstReceiver => state.claim(self.me) as usize,
+        }
     }
 }
 
@@ -393,8 +438,8 @@ impl<P, S: HandoffSender<P>, R: HandoffReceiver<P>, I: WorkerIo<P>> WorkerIo<P> 
 
 /// A packet of an SA this worker does not own goes to its owner.
 #[inline]
-pub(super) fn hand_off<P, I: WorkerIo<P>>(ownership: Ownership, spi: Spi, pkt: P, stats: &CoreStats, io: &mut I) {
-    if io.handoff(ownership.owner(spi), pkt, stats).is_err() {
+pub(super) fn hand_off<P, I: WorkerIo<P>>(ownership: Ownership, sa: &InboundTunnel, pkt: P, stats: &CoreStats, io: &mut I) {
+    if io.handoff(ownership.owner_of(sa.sa.spi(), &sa.state), pkt, stats).is_err() {
         stats.drop(DropReason::HandoffRingFull);
     }
 }
@@ -434,6 +479,12 @@ impl<P: Packet> Worker<P> {
 mod tests {
     use super::*;
 
+    fn state(spi: u32) -> InboundState {
+        let aead = crate::crypto::new_aead(crate::crypto::Algorithm::Aes128Gcm, &[7; 20], crate::crypto::Backend::Auto).expect("key");
+        let sa = crate::esp::InboundSa::new(crate::esp::InboundConfig::new(Spi(spi)), Arc::from(aead)).expect("sa");
+        sa.new_state().expect("state")
+    }
+
     #[test]
     fn owner_is_spi_modulo_workers() {
         let w0 = Ownership::new(0, 2).expect("valid");
@@ -441,10 +492,47 @@ mod tests {
         assert!(Ownership::new(2, 2).is_none());
         assert!(Ownership::new(0, 0).is_none());
         for spi in [0x1000u32, 0x1001, 0xffff_ffff, 0x100] {
+            let st = state(spi);
             assert_eq!(w0.owner(Spi(spi)), (spi % 2) as usize);
-            assert_ne!(w0.owns(Spi(spi)), w1.owns(Spi(spi)), "exactly one owner of {spi:#x}");
+            let seen = [w0.owner_of(Spi(spi), &st), w1.owner_of(Spi(spi), &st)];
+            assert_eq!(seen, [(spi % 2) as usize; 2], "both workers agree on the owner of {spi:#x}");
+            assert_eq!(st.claimed_by(), None, "the SPI rule claims nothing");
         }
-        assert!(Ownership::single().owns(Spi(7)));
+        assert_eq!(Ownership::single().owner_of(Spi(7), &state(7)), 0);
+    }
+
+    #[test]
+    fn first_receiver_claims_and_the_others_defer() {
+        let [w0, w1, w2] = [0, 1, 2].map(|w| Ownership::new(w, 3).expect("valid").with_rule(OwnerRule::FirstReceiver));
+        let st = state(0x1000);
+        assert_eq!(w2.owner_of(Spi(0x1000), &st), 2, "the first to ask owns it, whatever the SPI");
+        assert_eq!(st.claimed_by(), Some(2));
+        assert_eq!([w0, w1, w2].map(|w| w.owner_of(Spi(0x1000), &st)), [2; 3]);
+    }
+
+    #[test]
+    fn racing_claims_agree_on_one_owner() {
+        // Two threads claim each of 2000 fresh SAs at once: both must name the
+        // same winner, and it must be one of them.
+        let states: Arc<Vec<InboundState>> = Arc::new((0..2000).map(state).collect());
+        let barrier = Arc::new(std::sync::Barrier::new(2));
+        let answers: Vec<Vec<u32>> = (0..2u32)
+            .map(|me| {
+                let (states, barrier) = (Arc::clone(&states), Arc::clone(&barrier));
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    states.iter().map(|s| s.claim(me)).collect::<Vec<u32>>()
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().expect("thread"))
+            .collect();
+        for (i, s) in states.iter().enumerate() {
+            assert_eq!(answers[0][i], answers[1][i], "SA {i}");
+            assert_eq!(s.claimed_by(), Some(answers[0][i]));
+            assert!(answers[0][i] < 2);
+        }
     }
 
     type HeapRing = Arc<ArrayQueue<u32>>;

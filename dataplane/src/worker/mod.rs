@@ -42,7 +42,7 @@ use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 pub use handoff::{
-    Handoff, HandoffCounts, HandoffIo, HandoffReceiver, HandoffSender, HandoffStats, Inbox, Ownership,
+    Handoff, HandoffCounts, HandoffIo, HandoffReceiver, HandoffSender, HandoffStats, Inbox, OwnerRule, Ownership,
 };
 pub use iface::{connected_routes, Interface, DEFAULT_MTU};
 pub use io::{RecordingIo, WorkerIo};
@@ -477,9 +477,7 @@ impl<P: Packet> Worker<P> {
             bytes += pkt.len() as u64;
             match out.classify(table, rx_port, pkt, io) {
                 Class::Done => {}
-                Class::Decap(sa, pkt) if !ownership.owns(sa.sa.spi()) => {
-                    handoff::hand_off(*ownership, sa.sa.spi(), pkt, out.stats, io)
-                }
+                Class::Decap(sa, pkt) if !ownership.owns(sa) => handoff::hand_off(*ownership, sa, pkt, out.stats, io),
                 Class::Decap(sa, pkt) => enqueue(decap, &mut dgroups, sa, pkt, &mut out, io, flush_decap),
                 Class::Encap(sa, pkt) => enqueue(encap, &mut egroups, sa, pkt, &mut out, io, flush_encap),
             }
