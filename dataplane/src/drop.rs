@@ -91,6 +91,10 @@ drop_reasons! {
     /// A trap policy matched (RFC 4301 §4.4.1 ACQUIRE-like): no SA yet,
     /// negotiating; the control plane was told (rate-limited) to initiate.
     Held = "held",
+    /// Handed to this worker as the owner of an inbound SA that was replaced
+    /// before it got there (same SPI, new runtime state owned by another
+    /// worker): one worker keeps each replay window.
+    HandoffStale = "handoff_stale",
 }
 
 impl DropReason {

@@ -75,7 +75,7 @@ struct Gateway {
     handoffs: Vec<HeapHandoff>,
     stats: Stats,
     installed: Vec<InstalledTunnel>,
-    _ctl: TunnelControl,
+    ctl: TunnelControl,
 }
 
 /// `n` workers on one table with 4 tunnels; handoff rings of `ring` packets;
@@ -111,7 +111,7 @@ fn gateway_with(n: usize, ring: usize, rule: OwnerRule) -> Gateway {
             worker
         })
         .collect();
-    Gateway { workers, handoffs, stats, installed, _ctl: ctl }
+    Gateway { workers, handoffs, stats, installed, ctl }
 }
 
 /// What the peer sends on tunnel `t`: ESP frames (seq 1..) whose inner
@@ -216,6 +216,33 @@ fn the_first_receiver_owns_an_sa_and_later_arrivals_elsewhere_are_handed_to_it()
     assert_eq!(drain(&mut gw, 0, a0), 40, "handed to the owner");
     assert!(a0.sent.is_empty() && a1.sent.is_empty(), "replays are not forwarded");
     assert_eq!(gw.stats.snapshot().drop_count(DropReason::Replayed), 40);
+}
+
+#[test]
+fn packets_handed_over_for_an_sa_replaced_meanwhile_are_not_decrypted_by_the_old_owner() {
+    let mut gw = gateway_with(2, 1024, OwnerRule::FirstReceiver);
+    let (frames, _) = traffic(40);
+    let tunnel0: Vec<Vec<u8>> = frames.iter().step_by(SPIS.len()).cloned().collect();
+    let mut io = [RecordingIo::new(heap), RecordingIo::new(heap)];
+    let [io0, io1] = &mut io;
+    receive(&mut gw, 0, &tunnel0[..20], io0);
+    assert_eq!(io0.sent.len(), 20, "worker 0 claimed tunnel 0 and decrypted");
+    receive(&mut gw, 1, &tunnel0[20..30], io1);
+    assert!(io1.sent.is_empty(), "worker 1 handed 10 over");
+
+    // Before worker 0 drains its ring, the SA is replaced by one with fresh
+    // state (same SPI), which worker 1 claims with the next frames.
+    let (fresh, _) = tunnel(0).build(Backend::Auto).expect("build");
+    let mut tx = gw.ctl.transaction();
+    tx.replace_inbound(Spi(SPIS[0]), Arc::clone(&fresh)).expect("replace");
+    tx.commit().expect("commit");
+    receive(&mut gw, 1, &tunnel0[30..], io1);
+    assert_eq!((io1.sent.len(), fresh.state.claimed_by()), (10, Some(1)), "worker 1 owns the new SA");
+
+    let mut late = RecordingIo::new(heap);
+    assert_eq!(drain(&mut gw, 0, &mut late), 10);
+    assert!(late.sent.is_empty(), "the old owner does not decrypt on the new SA's replay window");
+    assert_eq!(gw.stats.snapshot().drop_count(DropReason::HandoffStale), 10);
 }
 
 #[test]

@@ -77,6 +77,7 @@ mod tests {
 eal_args = ["--no-huge", "-m", "1024"]
 mbufs = 16383
 burst = 16
+sa_owner = "spi"
 
 [[port]]
 name = "outside"
@@ -95,6 +96,7 @@ pairs = [["inside", "outside"]]
         assert_eq!(plan.mbufs, 16383);
         assert!(!plan.busy_poll);
         assert_eq!(plan.burst, 16);
+        assert_eq!(config.dpdk.sa_owner, controlplane::config::SaOwner::Spi);
         assert_eq!(plan.ports.iter().map(|p| (p.name.as_str(), p.dpdk_port)).collect::<Vec<_>>(), [("outside", 1), ("inside", 0)]);
         assert_eq!(plan.pairs, [(1, 0)]);
     }

@@ -7,7 +7,7 @@
 //!
 //! The state is atomics so one `Arc`'d window can live outside the SA-table
 //! snapshot and survive snapshot swaps; it has a **single writer**: the one core
-//! that owns the inbound SA (RSS on SPI or a handoff ring, see DESIGN.md). The
+//! that owns the inbound SA (worker/handoff.rs: other workers hand it the SA's packets). The
 //! atomics are only there to make that sharing safe Rust; every access is
 //! `Relaxed` and costs what a plain load/store costs. Concurrent writers could not
 //! corrupt memory but could let a duplicate through.

@@ -7,8 +7,8 @@
 //!   state several cores touch with atomics (the outbound sequence counter,
 //!   reserved once per burst with one `fetch_add`).
 //! - [`LocalSaState`]: one array per worker, plain `&mut` access, for state a
-//!   single core owns (the inbound replay window: RSS on SPI sends an SA to
-//!   one core). It rebuilds a slot when it sees the slot's new incarnation.
+//!   single core owns (the inbound replay window: the SA's owning worker,
+//!   worker/handoff.rs). It rebuilds a slot when it sees the slot's new incarnation.
 
 use crossbeam::utils::CachePadded;
 

@@ -461,14 +461,19 @@ impl<P: Packet> Worker<P> {
     /// [`DropReason::NoSa`]. Receive counters were kept by the worker that
     /// received the frames.
     pub fn process_handoff<I: WorkerIo<P>>(&mut self, pkts: impl IntoIterator<Item = P>, io: &mut I, now_ms: u64) {
-        let Worker { ifaces, local4, routes, neighbors, tables, stats, decap, icmp_limit, .. } = self;
+        let Worker { ifaces, local4, routes, neighbors, tables, stats, decap, icmp_limit, ownership, .. } = self;
         let table = tables.load();
         let mut out = Out { ifaces, local4, routes, neighbors, stats, now_ms, icmp_limit };
         let mut groups = Groups::new();
         for pkt in pkts {
             // Only ESP is handed over, so `esp` never punts (port 0 is unused).
-            if let Class::Decap(sa, pkt) = out.esp(table, 0, 0, pkt, io) {
-                enqueue(decap, &mut groups, sa, pkt, &mut out, io, flush_decap);
+            match out.esp(table, 0, 0, pkt, io) {
+                // The sender chose this worker in its snapshot; the SA may have been
+                // replaced since (same SPI, fresh state). Asking again claims an
+                // unclaimed one; one another worker claimed is not ours to decrypt.
+                Class::Decap(sa, pkt) if ownership.owns(sa) => enqueue(decap, &mut groups, sa, pkt, &mut out, io, flush_decap),
+                Class::Decap(..) => out.drop(DropReason::HandoffStale),
+                Class::Encap(..) | Class::Done => {}
             }
         }
         flush_decap(decap, &mut groups, &mut out, io);
@@ -512,16 +517,24 @@ mod tests {
 
     #[test]
     fn racing_claims_agree_on_one_owner() {
-        // Two threads claim each of 2000 fresh SAs at once: both must name the
-        // same winner, and it must be one of them.
-        let states: Arc<Vec<InboundState>> = Arc::new((0..2000).map(state).collect());
+        // Two threads claim the same fresh SAs at once, 8 at a time with both
+        // released together by a barrier (one start for all would let the first
+        // thread finish before the second runs): both must name the same winner,
+        // and it must be one of them.
+        const ROUNDS: usize = 400;
+        const PER_ROUND: usize = 8;
+        let states: Arc<Vec<InboundState>> = Arc::new((0..(ROUNDS * PER_ROUND) as u32).map(state).collect());
         let barrier = Arc::new(std::sync::Barrier::new(2));
         let answers: Vec<Vec<u32>> = (0..2u32)
             .map(|me| {
                 let (states, barrier) = (Arc::clone(&states), Arc::clone(&barrier));
                 std::thread::spawn(move || {
-                    barrier.wait();
-                    states.iter().map(|s| s.claim(me)).collect::<Vec<u32>>()
+                    let mut got = Vec::with_capacity(states.len());
+                    for round in states.chunks(PER_ROUND) {
+                        barrier.wait();
+                        got.extend(round.iter().map(|s| s.claim(me)));
+                    }
+                    got
                 })
             })
             .collect::<Vec<_>>()

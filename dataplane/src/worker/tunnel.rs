@@ -1,9 +1,10 @@
 //! What the SA tables hold for the worker (an ESP SA, its runtime state and its
 //! selectors) and how static (manually keyed) tunnels become SAs and policies.
 //!
-//! The runtime state (sequence counter, replay window) sits behind its own
-//! `Arc`, so replacing an SA's immutable data (`replace_inbound`) keeps it, and
-//! consecutive snapshots share it (DESIGN.md, "SA publication").
+//! The runtime state (sequence counter, replay window, owning worker) sits
+//! behind its own `Arc`: consecutive snapshots share it, and an SA's immutable
+//! data can be replaced (`replace_inbound`) with or without it (a tunnel built
+//! anew has fresh state).
 
 use core::net::IpAddr;
 use std::sync::Arc;

@@ -6,7 +6,8 @@ The gateway under test is 198.51.100.1 (MAC 02:00:00:00:00:01), the peer
 198.51.100.2; two static SA pairs:
   tunnel a: 10.2.0.0/24 (ours) <-> 10.1.0.0/24 (peer's), SPI in 0x1000, out 0x2000
   tunnel b: 10.2.1.0/24 (ours) <-> 10.1.1.0/24 (peer's), SPI in 0x1001, out 0x2001
-With two workers, worker 0 owns SPI 0x1000 and worker 1 SPI 0x1001 (SPI mod 2).
+With two workers and sa_owner = "spi", worker 0 owns SPI 0x1000 and worker 1 SPI 0x1001
+(SPI mod 2); with "first-receiver", worker 0 (which receives all ESP) owns both.
 
   pcaps.py make DIR COUNT      DIR/esp.pcap: COUNT ESP frames per tunnel (scapy-sealed,
                                interleaved); DIR/plain0.pcap, DIR/plain1.pcap: COUNT
