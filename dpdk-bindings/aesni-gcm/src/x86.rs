@@ -60,6 +60,9 @@ pub(crate) struct Key {
     /// Whether the main loop may take the 256-bit path. Safety invariant: true only
     /// if `wide_available()` held (set in `Key::new`, only ever cleared elsewhere).
     wide: bool,
+    /// For the two-packet path's 256-bit GHASH: slot t of [`SLOTS`] takes
+    /// H^(SLOTS−t) in both lanes, with its Karatsuba middle operand.
+    pair_h: [[__m256i; 2]; SLOTS],
 }
 
 impl Key {
@@ -167,6 +170,10 @@ impl Drop for Key {
             // SAFETY: `r` is a valid, aligned, exclusive reference; volatile so the
             // wipe is not optimised away as a dead store.
             unsafe { core::ptr::write_volatile(r, zero) };
+        }
+        for r in self.pair_h.iter_mut().flatten() {
+            // SAFETY: as above.
+            unsafe { core::ptr::write_volatile(r, core::mem::transmute::<[__m128i; 2], __m256i>([zero, zero])) };
         }
         core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
     }
@@ -435,7 +442,12 @@ cpu! {
         for i in 1..LANES {
             powers[i] = dot(powers[i - 1], h1);
         }
-        Key { rk, h: powers, aes256, wide: false }
+        let pair_h = core::array::from_fn(|t| {
+            let h = powers[SLOTS - 1 - t];
+            let hx = _mm_xor_si128(h, _mm_shuffle_epi32::<0x4e>(h));
+            [_mm256_set_m128i(h, h), _mm256_set_m128i(hx, hx)]
+        });
+        Key { rk, h: powers, aes256, wide: false, pair_h }
     }
 }
 
@@ -740,6 +752,13 @@ cpu_wide! {
     }
 }
 
+/// Counter blocks per packet of the two-packet path: J0 and the data's.
+const PER: usize = 1 + PAIR_DATA / 16;
+
+/// GHASH blocks per packet of the two-packet path at most: AAD, data, lengths.
+const SLOTS: usize = PER + 1;
+const _: () = assert!(SLOTS <= LANES, "the pair path's powers of H are precomputed");
+
 cpu! {
     /// Two short packets at once (data ≤ [`PAIR_DATA`] bytes, AAD ≤ 16, checked
     /// by the caller): both packets' J0 and four counter blocks go through the AES
@@ -751,7 +770,6 @@ cpu! {
         aad: [&[u8]; 2],
         data: [&mut [u8]; 2],
     ) -> [__m128i; 2] {
-        const PER: usize = 1 + PAIR_DATA / 16;
         let mut blocks = [_mm_setzero_si128(); 2 * PER];
         for (p, n) in nonce.iter().enumerate() {
             let j0 = j0(n);
@@ -759,6 +777,18 @@ cpu! {
             blocks[p * PER + 1..(p + 1) * PER].copy_from_slice(&counters::<{ PER - 1 }>(&mut rev(j0)));
         }
         aes::<{ 2 * PER }, R>(&k.rk, &mut blocks);
+        finish_pair::<SEAL>(k, &blocks, aad, data)
+    }
+
+    /// The two packets' XOR with their keystream and their tags, given `blocks`:
+    /// packet p's encrypted J0 and counter blocks at `p * PER..`.
+    #[inline]
+    fn finish_pair<const SEAL: bool>(
+        k: &Key,
+        blocks: &[__m128i; 2 * PER],
+        aad: [&[u8]; 2],
+        data: [&mut [u8]; 2],
+    ) -> [__m128i; 2] {
         // One packet's XOR and GHASH; written out twice below (not a loop) so each
         // copy indexes `blocks` with constants.
         let one = |ks: &[__m128i; PER], a: &[u8], d: &mut [u8]| {
@@ -787,13 +817,125 @@ cpu! {
         [one(k0, aad[0], d0), one(k1, aad[1], d1)]
     }
 
+    /// [`crypt_pair`] or, where the key may ([`Key::wide`]), [`crypt_pair_wide`].
+    #[inline]
+    fn crypt_pair_any<const R: usize, const SEAL: bool>(
+        k: &Key,
+        nonce: [&[u8; NONCE_LEN]; 2],
+        aad: [&[u8]; 2],
+        data: [&mut [u8]; 2],
+    ) -> [__m128i; 2] {
+        if k.wide {
+            // SAFETY: `wide` is set only where `wide_available()` held (`Key::new`).
+            unsafe { crypt_pair_wide::<R, SEAL>(k, nonce, aad, data) }
+        } else {
+            crypt_pair::<R, SEAL>(k, nonce, aad, data)
+        }
+    }
+}
+
+cpu_wide! {
+    /// [`crypt_pair`] in 256-bit registers, packet 0 in the low lanes: block i
+    /// of both packets through the AES rounds in one register (half the AES
+    /// instructions), and both GHASHes side by side.
+    #[inline]
+    fn crypt_pair_wide<const R: usize, const SEAL: bool>(
+        k: &Key,
+        nonce: [&[u8; NONCE_LEN]; 2],
+        aad: [&[u8]; 2],
+        data: [&mut [u8]; 2],
+    ) -> [__m128i; 2] {
+        // Counters byte-reversed (their 32-bit counter in each lane's lowest
+        // word): J0 + i in both lanes, then back to memory order.
+        let base = _mm256_set_m128i(rev(j0(nonce[1])), rev(j0(nonce[0])));
+        let mut x: [__m256i; PER] = core::array::from_fn(|i| {
+            let i = i as i32;
+            rev2(_mm256_add_epi32(base, _mm256_set_epi32(0, 0, 0, i, 0, 0, 0, i)))
+        });
+        let rk = |r: usize| _mm256_broadcastsi128_si256(k.rk[r]);
+        for v in x.iter_mut() {
+            *v = _mm256_xor_si256(*v, rk(0));
+        }
+        for r in 1..R {
+            let key = rk(r);
+            for v in x.iter_mut() {
+                *v = _mm256_aesenc_epi128(*v, key);
+            }
+        }
+        let last = rk(R);
+        for v in x.iter_mut() {
+            *v = _mm256_aesenclast_epi128(*v, last);
+        }
+        // Each packet's data XOR and its GHASH blocks, aligned at the end: block
+        // j of n goes to slot SLOTS − n + j, which takes H^(n−j) whatever n is,
+        // and the empty slots in front add nothing. Then both packets' GHASH in
+        // the two lanes: one 256-bit product per slot, one reduction for both.
+        let zero = _mm_setzero_si128();
+        let mut e = [[zero; SLOTS]; 2];
+        let mut ks0 = [zero; 2];
+        for (p, (a, d)) in aad.into_iter().zip(data).enumerate() {
+            let ks: [__m128i; PER] = core::array::from_fn(|i| {
+                if p == 0 {
+                    _mm256_castsi256_si128(x[i])
+                } else {
+                    _mm256_extracti128_si256::<1>(x[i])
+                }
+            });
+            ks0[p] = ks[0];
+            let (aad_len, data_len) = (a.len(), d.len());
+            let mut slot = SLOTS - (usize::from(aad_len > 0) + data_len.div_ceil(16) + 1);
+            let ep = &mut e[p];
+            let mut put = |v: __m128i| {
+                if let Some(s) = ep.get_mut(slot) {
+                    *s = v;
+                }
+                slot += 1;
+            };
+            if aad_len > 0 {
+                put(rev(load_partial_or_block(a)));
+            }
+            apply!(SEAL, &ks[1..], d, put);
+            put(lengths(aad_len, data_len));
+        }
+        let z = _mm256_setzero_si256();
+        let (mut lo, mut mid, mut hi) = (z, z, z);
+        for (t, [h, hx]) in k.pair_h.iter().enumerate() {
+            let v = _mm256_set_m128i(e[1][t], e[0][t]);
+            lo = _mm256_xor_si256(lo, _mm256_clmulepi64_epi128::<0x00>(v, *h));
+            hi = _mm256_xor_si256(hi, _mm256_clmulepi64_epi128::<0x11>(v, *h));
+            mid = _mm256_xor_si256(mid, _mm256_clmulepi64_epi128::<0x00>(halves_xor(v), *hx));
+        }
+        let mid = _mm256_xor_si256(mid, _mm256_xor_si256(lo, hi));
+        let s = reduce2(lo, mid, hi);
+        [
+            _mm_xor_si128(rev(_mm256_castsi256_si128(s)), ks0[0]),
+            _mm_xor_si128(rev(_mm256_extracti128_si256::<1>(s)), ks0[1]),
+        ]
+    }
+
+    /// [`reduce`] in each 128-bit lane.
+    #[inline]
+    fn reduce2(lo: __m256i, mid: __m256i, hi: __m256i) -> __m256i {
+        let lo = _mm256_xor_si256(lo, _mm256_slli_si256::<8>(mid));
+        let hi = _mm256_xor_si256(hi, _mm256_srli_si256::<8>(mid));
+        let c = 0xC200_0000_0000_0000_u64 as i64;
+        let poly = _mm256_set_epi64x(0, c, 0, c);
+        let t = _mm256_clmulepi64_epi128::<0x00>(lo, poly);
+        let lo = _mm256_xor_si256(_mm256_shuffle_epi32::<0x4e>(lo), t);
+        let t = _mm256_clmulepi64_epi128::<0x00>(lo, poly);
+        let lo = _mm256_xor_si256(_mm256_shuffle_epi32::<0x4e>(lo), t);
+        _mm256_xor_si256(hi, lo)
+    }
+}
+
+cpu! {
     fn seal_pair<const R: usize>(
         k: &Key,
         nonce: [&[u8; NONCE_LEN]; 2],
         aad: [&[u8]; 2],
         data: [&mut [u8]; 2],
     ) -> [[u8; TAG_LEN]; 2] {
-        let t = crypt_pair::<R, true>(k, nonce, aad, data);
+        let t = crypt_pair_any::<R, true>(k, nonce, aad, data);
         let mut tags = [[0u8; TAG_LEN]; 2];
         store(&mut tags[0], t[0]);
         store(&mut tags[1], t[1]);
@@ -807,7 +949,7 @@ cpu! {
         data: [&mut [u8]; 2],
         tag: [&[u8; TAG_LEN]; 2],
     ) -> [bool; 2] {
-        let t = crypt_pair::<R, false>(k, nonce, aad, data);
+        let t = crypt_pair_any::<R, false>(k, nonce, aad, data);
         [tag_matches(t[0], tag[0]), tag_matches(t[1], tag[1])]
     }
 
