@@ -59,5 +59,7 @@ bench_measure() {
     echo "$rate"
 }
 
-median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
-highest() { tr ' ' '\n' | grep . | sort -g | tail -1; }
+# (awk 'NF', not grep .: no input is a valid empty answer, and grep's status 1 would end
+# a `set -eo pipefail` caller, as it did run.sh's IMIX rows, which have no ipsec-secgw figure)
+median() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+highest() { tr ' ' '\n' | awk 'NF' | sort -g | tail -1; }
