@@ -218,6 +218,7 @@ mod tests {
                 drops: 1,
                 peer: "198.51.100.1".into(),
                 algorithm: "aes128gcm16".into(),
+                worker: None,
             }],
             ..DataplaneSnapshot::default()
         };

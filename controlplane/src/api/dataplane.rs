@@ -136,6 +136,7 @@ impl DataplaneStats {
                 drops: c.drops,
                 peer: config.dst.to_string(),
                 algorithm: algorithm_name(sa.sa.aead().algorithm()).into(),
+                worker: None,
             });
         }
         for (spi, sa) in table.inbound_iter() {
@@ -151,6 +152,7 @@ impl DataplaneStats {
                 drops: c.drops,
                 peer,
                 algorithm: algorithm_name(sa.sa.aead().algorithm()).into(),
+                worker: sa.state.claimed_by(),
             });
         }
         // Done reading: never hold a snapshot between requests.
@@ -293,6 +295,14 @@ mod tests {
         assert_eq!((i.spi, i.drops, i.peer.as_str(), i.algorithm.as_str()), (0x1001, 4, "198.51.100.2", "chacha20poly1305"));
         assert_eq!((o.spi, o.packets, o.bytes, o.peer.as_str()), (0x2002, 5, 500, "198.51.100.2"));
         assert_eq!(snap.routes, [RouteView { prefix: "10.2.0.0/24".into(), via: "198.51.100.2".into(), port: 0 }]);
+        // The decrypting worker shows once one has claimed the inbound SA.
+        assert_eq!((i.worker, o.worker), (None, None));
+        let mut worker1 = ctl.readers().reader();
+        for (_, sa) in worker1.load().inbound_iter() {
+            assert_eq!(sa.state.claim(1), 1);
+        }
+        worker1.offline();
+        assert_eq!(view.snapshot().sas.iter().find(|s| s.direction == "in").and_then(|s| s.worker), Some(1));
         // Our reader went offline: a publish can be reclaimed at once.
         ctl.transaction().commit().expect("publish");
         ctl.reclaim();

@@ -80,6 +80,11 @@ pub struct SaCountersView {
     pub peer: String,
     #[serde(default)]
     pub algorithm: String,
+    /// The worker that decrypts an inbound SA, once one has claimed it
+    /// (`[dpdk].sa_owner = "first-receiver"` with several workers); `None`
+    /// otherwise.
+    #[serde(default)]
+    pub worker: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -164,6 +169,9 @@ pub struct ChildSaView {
     pub out_bytes: u64,
     #[serde(default)]
     pub out_drops: u64,
+    /// The worker that decrypts the inbound SA ([`SaCountersView::worker`]).
+    #[serde(default)]
+    pub in_worker: Option<u32>,
     /// Seconds since installed, until the rekey (soft lifetime) and until the
     /// hard expiry; `None` for static SAs (no lifetime).
     #[serde(default)]
