@@ -82,11 +82,6 @@ impl Ownership {
         Ownership { rule, ..self }
     }
 
-    /// How owners are found.
-    pub fn rule(&self) -> OwnerRule {
-        self.rule
-    }
-
     /// This worker's index.
     pub fn me(&self) -> usize {
         self.me as usize

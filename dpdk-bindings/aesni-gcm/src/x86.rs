@@ -741,17 +741,25 @@ cpu_wide! {
     /// first); the multiplier, not the AES, bounds this loop.
     #[inline]
     fn ghash_pairs(hv: &[[__m256i; 2]; PAIRS], s: __m128i, e: &[__m256i; PAIRS]) -> __m128i {
-        let zero = _mm256_setzero_si256();
-        let (mut lo, mut mid, mut hi) = (zero, zero, zero);
-        for (j, (e, [h, hx])) in e.iter().zip(hv.iter()).enumerate() {
-            let e = if j == 0 { _mm256_xor_si256(*e, _mm256_set_m128i(_mm_setzero_si128(), s)) } else { *e };
-            lo = _mm256_xor_si256(lo, _mm256_clmulepi64_epi128::<0x00>(e, *h));
-            hi = _mm256_xor_si256(hi, _mm256_clmulepi64_epi128::<0x11>(e, *h));
-            mid = _mm256_xor_si256(mid, _mm256_clmulepi64_epi128::<0x00>(halves_xor(e), *hx));
-        }
-        let mid = _mm256_xor_si256(mid, _mm256_xor_si256(lo, hi));
+        let first = _mm256_xor_si256(e[0], _mm256_set_m128i(_mm_setzero_si128(), s));
+        let [lo, mid, hi] = karatsuba(core::iter::once(first).chain(e[1..].iter().copied()).zip(hv.iter()));
         let fold = |v: __m256i| _mm_xor_si128(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
         reduce(fold(lo), fold(mid), fold(hi))
+    }
+
+    /// Σ xᵢ·hᵢ, unreduced, in each 128-bit lane, for pairs of x and [h,
+    /// `halves_xor(h)`]: [lo, mid, hi] by Karatsuba, three carry-less products
+    /// per pair, the middle term completed (summed first, then − lo − hi).
+    #[inline]
+    fn karatsuba<'h>(pairs: impl Iterator<Item = (__m256i, &'h [__m256i; 2])>) -> [__m256i; 3] {
+        let zero = _mm256_setzero_si256();
+        let (mut lo, mut mid, mut hi) = (zero, zero, zero);
+        for (x, [h, hx]) in pairs {
+            lo = _mm256_xor_si256(lo, _mm256_clmulepi64_epi128::<0x00>(x, *h));
+            hi = _mm256_xor_si256(hi, _mm256_clmulepi64_epi128::<0x11>(x, *h));
+            mid = _mm256_xor_si256(mid, _mm256_clmulepi64_epi128::<0x00>(halves_xor(x), *hx));
+        }
+        [lo, _mm256_xor_si256(mid, _mm256_xor_si256(lo, hi)), hi]
     }
 }
 
@@ -780,18 +788,6 @@ cpu! {
             blocks[p * PER + 1..(p + 1) * PER].copy_from_slice(&counters::<{ PER - 1 }>(&mut rev(j0)));
         }
         aes::<{ 2 * PER }, R>(&k.rk, &mut blocks);
-        finish_pair::<SEAL>(k, &blocks, aad, data)
-    }
-
-    /// The two packets' XOR with their keystream and their tags, given `blocks`:
-    /// packet p's encrypted J0 and counter blocks at `p * PER..`.
-    #[inline]
-    fn finish_pair<const SEAL: bool>(
-        k: &Key,
-        blocks: &[__m128i; 2 * PER],
-        aad: [&[u8]; 2],
-        data: [&mut [u8]; 2],
-    ) -> [__m128i; 2] {
         // One packet's XOR and GHASH; written out twice below (not a loop) so each
         // copy indexes `blocks` with constants.
         let one = |ks: &[__m128i; PER], a: &[u8], d: &mut [u8]| {
@@ -900,15 +896,8 @@ cpu_wide! {
             apply!(SEAL, &ks[1..], d, put);
             put(lengths(aad_len, data_len));
         }
-        let z = _mm256_setzero_si256();
-        let (mut lo, mut mid, mut hi) = (z, z, z);
-        for (t, [h, hx]) in k.pair_h.iter().enumerate() {
-            let v = _mm256_set_m128i(e[1][t], e[0][t]);
-            lo = _mm256_xor_si256(lo, _mm256_clmulepi64_epi128::<0x00>(v, *h));
-            hi = _mm256_xor_si256(hi, _mm256_clmulepi64_epi128::<0x11>(v, *h));
-            mid = _mm256_xor_si256(mid, _mm256_clmulepi64_epi128::<0x00>(halves_xor(v), *hx));
-        }
-        let mid = _mm256_xor_si256(mid, _mm256_xor_si256(lo, hi));
+        let slots = (0..SLOTS).map(|t| _mm256_set_m128i(e[1][t], e[0][t]));
+        let [lo, mid, hi] = karatsuba(slots.zip(k.pair_h.iter()));
         let s = reduce2(lo, mid, hi);
         [
             _mm_xor_si128(rev(_mm256_castsi256_si128(s)), ks0[0]),
