@@ -67,8 +67,9 @@ impl Backend {
     ///
     /// * AES-GCM with intel-ipsec-mb on its AVX-512 path: ipsec-mb (≈ 214 vs ring
     ///   ≈ 425 cycles at 1408 B, issue 5), except below [`AESNI_BELOW_AVX512_128`] /
-    ///   [`AESNI_BELOW_AVX512_256`] bytes when the CPU has VAES: there our `aesni`,
-    ///   which seals ESP at 64-byte frames two packets at a time (28 vs 48 ns).
+    ///   [`AESNI_BELOW_AVX512_256`] bytes when `aesni` has its 512-bit main loop
+    ///   (VAES, VPCLMULQDQ, AVX-512 F and BW): there `aesni`, which also seals ESP
+    ///   at 64-byte frames two packets at a time (28 vs 48 ns).
     /// * AES-GCM with ipsec-mb on AVX2/AVX/SSE: ipsec-mb for short packets (half of
     ///   ring's cost at 64 B), ring for long ones (≈ 1.2× faster at 1400 B, 1.8× at
     ///   9000 B on the AVX2 EPYC measured). Where they cross depends on the length's
@@ -98,7 +99,7 @@ impl Backend {
                 let c = match ipsec_mb_arch() {
                     Some(IpsecMbArch::Avx512) => {
                         let only = AutoChoice::only(Backend::IpsecMb);
-                        if !(Backend::AesNi.is_available(alg) && aesni_gcm::wide()) {
+                        if !(Backend::AesNi.is_available(alg) && aesni_gcm::wide512()) {
                             return only;
                         }
                         let below = if alg == Algorithm::Aes128Gcm {
@@ -138,16 +139,18 @@ pub const AESNI_WIDE_BELOW_128: usize = 2048;
 /// [`AESNI_WIDE_BELOW_128`] for AES-256-GCM: the crossing is at ≈ 1300 B.
 pub const AESNI_WIDE_BELOW_256: usize = 1280;
 
-/// Below this many bytes of AES-128-GCM plaintext `Backend::Auto` uses `aesni` (with
-/// VAES) rather than intel-ipsec-mb on its AVX-512 path, which is faster above:
-/// seal + open cross at ≈ 290 B with a partial last block and ≈ 320 B with whole
-/// blocks (`aead_table`, Xeon with AVX-512 and VAES: 64 B 28 + 27 vs 48 + 33 ns,
-/// 256 B 49 + 46 vs 62 + 48, 372 B 82 + 74 vs 69 + 67).
-pub const AESNI_BELOW_AVX512_128: usize = 288;
+/// Below this many bytes of AES-128-GCM plaintext `Backend::Auto` uses `aesni` with
+/// its 512-bit main loop rather than intel-ipsec-mb on its AVX-512 path, which is
+/// faster above: seal + open cross at ≈ 1150 B (`aead_table`, minimum of four
+/// runs, Xeon with AVX-512 and VAES: 64 B 28 + 26 vs 48 + 33 ns, 512 B 65 + 63 vs
+/// 73 + 68, 1024 B 105 + 100 vs 106 + 108, 1152 B 115 + 110 vs 112 + 113, 1392 B
+/// 134 + 130 vs 126 + 124).
+pub const AESNI_BELOW_AVX512_128: usize = 1152;
 
-/// [`AESNI_BELOW_AVX512_128`] for AES-256-GCM: the crossing is at ≈ 260 B
-/// (256 B 58 + 51 vs 68 + 59 ns, 300 B 75 + 65 vs 75 + 59).
-pub const AESNI_BELOW_AVX512_256: usize = 256;
+/// [`AESNI_BELOW_AVX512_128`] for AES-256-GCM: the crossing is at ≈ 2000 B
+/// (1392 B 151 + 147 vs 154 + 148 ns, 1800 B 190 + 181 vs 193 + 188, 2048 B
+/// 211 + 205 vs 205 + 202).
+pub const AESNI_BELOW_AVX512_256: usize = 1920;
 
 /// The backends `Backend::Auto` uses for one algorithm: `tiny` for packets with
 /// fewer than `tiny_below` bytes of plaintext, `small` for those with fewer than
@@ -562,11 +565,11 @@ mod tests {
             "aesni <65 B, ipsec-mb <448 B (656 B with a partial last block), ring above"
         );
         assert_eq!(AutoChoice { threshold: 0, ..c }.name(), "aesni+ring");
-        let avx512 = AutoChoice { tiny_below: 288, ..AutoChoice::only(Backend::IpsecMb) };
+        let avx512 = AutoChoice { tiny_below: 1152, ..AutoChoice::only(Backend::IpsecMb) };
         let avx512 = AutoChoice { tiny: Backend::AesNi, ..avx512 };
-        assert_eq!((avx512.class(272), avx512.class(288)), (Tiny, Large));
+        assert_eq!((avx512.class(1148), avx512.class(1152)), (Tiny, Large));
         assert_eq!(avx512.name(), "aesni+ipsec-mb");
-        assert_eq!(avx512.to_string(), "aesni <288 B, ipsec-mb above");
+        assert_eq!(avx512.to_string(), "aesni <1152 B, ipsec-mb above");
         assert_eq!(AutoChoice { tiny_below: 0, ..c }.name(), "ipsec-mb+ring");
         assert_eq!(AutoChoice::only(Backend::Ring).to_string(), "ring");
     }

@@ -1,7 +1,7 @@
 //! A size-split AEAD: one key, two or three backends, each packet handled by the
 //! backend that is fastest for its length. `Backend::Auto` builds one where the
-//! numbers say so (with VAES: our aesni-gcm below 2 KB, ring above, or below
-//! ≈ 290 B and intel-ipsec-mb above where that has its AVX-512 path; on other AVX2
+//! numbers say so (with VAES: our aesni-gcm below 2 KB, ring above, or with
+//! AVX-512 too, aesni-gcm below ≈ 1150 B and intel-ipsec-mb above; on other AVX2
 //! CPUs: aesni-gcm up to 64 B, intel-ipsec-mb below a threshold, ring above; see
 //! perf/README.md). Every instance holds the same key
 //! and wipes it on drop.

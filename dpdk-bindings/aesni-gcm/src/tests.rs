@@ -182,7 +182,7 @@ proptest! {
 
 /// Every data length up to 2100 B (each whole chunk count, each tail length around
 /// it) with AAD lengths around the block and chunk edges, both key sizes, on the
-/// 256-bit loop where the CPU has it and on the 128-bit one: equal to ring, and a
+/// 512- and 256-bit loops where the CPU has them and on the 128-bit one: equal to ring, and a
 /// flipped ciphertext bit refused. The proptest reaches lengths of exactly 128·k
 /// only by chance.
 #[test]
@@ -193,11 +193,17 @@ fn every_length_to_2100_agrees_with_ring() {
     }
     if !wide() {
         eprintln!("note: no VAES/VPCLMULQDQ here: only the 128-bit main loop is tested");
+    } else if !wide512() {
+        eprintln!("note: no AVX-512 here: the 512-bit main loop is not tested");
     }
     let key: Vec<u8> = (0u8..32).map(|i| i.wrapping_mul(29) ^ 0x5c).collect();
     let nonce = [7u8; 12];
     for key in [&key[..16], &key[..]] {
-        let keys = [GcmKey::new(key).expect("key"), GcmKey { inner: GcmKey::new(key).expect("key").inner.narrow() }];
+        let keys = [
+            GcmKey::new(key).expect("key"),
+            GcmKey { inner: GcmKey::new(key).expect("key").inner.no512() },
+            GcmKey { inner: GcmKey::new(key).expect("key").inner.narrow() },
+        ];
         for aad_len in [0, 8, 12, 16, 17, 129, 600] {
             let aad: Vec<u8> = (0..aad_len).map(|i| (i * 13) as u8).collect();
             for len in 0..2100 {
