@@ -28,7 +28,9 @@
 //! length block in the slot after the data and the powers of H read from the
 //! slot that makes the group end in H¹. On a Xeon with AVX-512 it matches
 //! intel-ipsec-mb's AVX-512 code at about 1150 B and beats it below (512 B: 65 / 63
-//! vs 73 / 68 ns seal / open).
+//! vs 73 / 68 ns seal / open). There [`GcmKey::seal4`] / [`GcmKey::open4`] also
+//! take four short packets in the four lanes of one register (64 B: 19 / 20 ns a
+//! packet, against 28 / 26 in pairs).
 //!
 //! This is the one crate under `dpdk-bindings/` that binds no C library: it holds
 //! `unsafe` for the same reason the others do (CONVENTIONS.md, house rule 1). The
@@ -221,6 +223,45 @@ impl GcmKey {
         ]
     }
 
+    /// Seal four packets. When all have at most [`PAIR_DATA`] bytes of data and 16
+    /// of AAD and the CPU has the 512-bit path ([`wide512`]), their AES rounds and
+    /// GHASHes run side by side in the four lanes of 512-bit registers; otherwise
+    /// it is two [`GcmKey::seal2`] calls.
+    pub fn seal4(
+        &self,
+        nonce: [&[u8; NONCE_LEN]; 4],
+        aad: [&[u8]; 4],
+        data: [&mut [u8]; 4],
+    ) -> [[u8; TAG_LEN]; 4] {
+        #[cfg(target_arch = "x86_64")]
+        if self.inner.quad() && pairable(&aad, &data) {
+            return self.inner.seal_quad(nonce, aad, data);
+        }
+        let [d0, d1, d2, d3] = data;
+        let [t0, t1] = self.seal2([nonce[0], nonce[1]], [aad[0], aad[1]], [d0, d1]);
+        let [t2, t3] = self.seal2([nonce[2], nonce[3]], [aad[2], aad[3]], [d2, d3]);
+        [t0, t1, t2, t3]
+    }
+
+    /// Open four packets, as [`GcmKey::seal4`] seals them; each result is
+    /// [`GcmKey::open`]'s.
+    pub fn open4(
+        &self,
+        nonce: [&[u8; NONCE_LEN]; 4],
+        aad: [&[u8]; 4],
+        data: [&mut [u8]; 4],
+        tag: [&[u8; TAG_LEN]; 4],
+    ) -> [bool; 4] {
+        #[cfg(target_arch = "x86_64")]
+        if self.inner.quad() && pairable(&aad, &data) {
+            return self.inner.open_quad(nonce, aad, data, tag);
+        }
+        let [d0, d1, d2, d3] = data;
+        let [r0, r1] = self.open2([nonce[0], nonce[1]], [aad[0], aad[1]], [d0, d1], [tag[0], tag[1]]);
+        let [r2, r3] = self.open2([nonce[2], nonce[3]], [aad[2], aad[3]], [d2, d3], [tag[2], tag[3]]);
+        [r0, r1, r2, r3]
+    }
+
     /// 16 for AES-128, 32 for AES-256.
     pub fn key_len(&self) -> usize {
         #[cfg(target_arch = "x86_64")]
@@ -246,7 +287,7 @@ fn too_long(data: &[u8]) -> bool {
 pub const PAIR_DATA: usize = 64;
 
 #[cfg(target_arch = "x86_64")]
-fn pairable(aad: &[&[u8]; 2], data: &[&mut [u8]; 2]) -> bool {
+fn pairable<const N: usize>(aad: &[&[u8]; N], data: &[&mut [u8]; N]) -> bool {
     const _: () = assert!(PAIR_DATA == x86::PAIR_DATA);
     aad.iter().all(|a| a.len() <= 16) && data.iter().all(|d| d.len() <= PAIR_DATA)
 }

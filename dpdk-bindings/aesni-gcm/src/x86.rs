@@ -168,6 +168,56 @@ impl Key {
         }
     }
 
+    /// Whether [`Key::seal_quad`] and [`Key::open_quad`] run the 512-bit path.
+    pub(crate) fn quad(&self) -> bool {
+        self.wide512
+    }
+
+    /// Four packets as [`Key::seal_pair`] takes two (checked by the caller), in
+    /// the four lanes of the 512-bit path where [`Key::quad`] says the key may
+    /// take it, else one by one.
+    pub(crate) fn seal_quad(
+        &self,
+        nonce: [&[u8; NONCE_LEN]; 4],
+        aad: [&[u8]; 4],
+        data: [&mut [u8]; 4],
+    ) -> [[u8; TAG_LEN]; 4] {
+        if self.wide512 {
+            // SAFETY: `wide512` is set only where `wide512_available()` held (`Key::new`).
+            return unsafe {
+                if self.aes256 {
+                    seal_quad::<14>(self, nonce, aad, data)
+                } else {
+                    seal_quad::<10>(self, nonce, aad, data)
+                }
+            };
+        }
+        let mut data = data.into_iter().zip(nonce).zip(aad);
+        core::array::from_fn(|_| data.next().map_or([0; TAG_LEN], |((d, n), a)| self.seal(n, a, d)))
+    }
+
+    /// As [`Key::seal_quad`], opening.
+    pub(crate) fn open_quad(
+        &self,
+        nonce: [&[u8; NONCE_LEN]; 4],
+        aad: [&[u8]; 4],
+        data: [&mut [u8]; 4],
+        tag: [&[u8; TAG_LEN]; 4],
+    ) -> [bool; 4] {
+        if self.wide512 {
+            // SAFETY: as for `seal_quad`.
+            return unsafe {
+                if self.aes256 {
+                    open_quad::<14>(self, nonce, aad, data, tag)
+                } else {
+                    open_quad::<10>(self, nonce, aad, data, tag)
+                }
+            };
+        }
+        let mut data = data.into_iter().zip(nonce).zip(aad).zip(tag);
+        core::array::from_fn(|_| data.next().is_some_and(|(((d, n), a), t)| self.open(n, a, d, t)))
+    }
+
     /// As [`Key::seal_pair`], opening.
     pub(crate) fn open_pair(
         &self,
@@ -1007,6 +1057,52 @@ cpu_512! {
     }
 }
 
+/// `$r` AES rounds on every register of `$x`, side by side, with the round keys
+/// `$rk(r)` broadcast to the registers' width and that width's XOR, `vaesenc`
+/// and `vaesenclast` (the side-by-side paths of 2 and 4 packets).
+macro_rules! aes_rounds {
+    ($x:expr, $rk:expr, $r:expr, $xor:ident, $enc:ident, $last:ident) => {{
+        let (x, rk) = ($x, $rk);
+        for v in x.iter_mut() {
+            *v = $xor(*v, rk(0));
+        }
+        for r in 1..$r {
+            let key = rk(r);
+            for v in x.iter_mut() {
+                *v = $enc(*v, key);
+            }
+        }
+        let last = rk($r);
+        for v in x.iter_mut() {
+            *v = $last(*v, last);
+        }
+    }};
+}
+
+/// One packet of the side-by-side paths: XOR its data with the keystream `$ks`
+/// (`$ks[0]` is J0's, for the tag) and put its GHASH blocks (AAD, data, lengths)
+/// at the end of `$e`'s [`SLOTS`] slots: block j of n goes to slot SLOTS − n + j,
+/// which takes H^(n−j) whatever n is, and the empty slots in front add nothing.
+/// A macro for the reason `apply!` is.
+macro_rules! fill_slots {
+    ($seal:expr, $ks:expr, $aad:expr, $data:expr, $e:expr) => {{
+        let (ks, a, d, ep): (&[__m128i; PER], &[u8], &mut [u8], &mut [__m128i; SLOTS]) = ($ks, $aad, $data, $e);
+        let (aad_len, data_len) = (a.len(), d.len());
+        let mut slot = SLOTS - (usize::from(aad_len > 0) + data_len.div_ceil(16) + 1);
+        let mut put = |v: __m128i| {
+            if let Some(s) = ep.get_mut(slot) {
+                *s = v;
+            }
+            slot += 1;
+        };
+        if aad_len > 0 {
+            put(rev(load_partial_or_block(a)));
+        }
+        apply!($seal, &ks[1..], d, put);
+        put(lengths(aad_len, data_len));
+    }};
+}
+
 /// Counter blocks per packet of the two-packet path: J0 and the data's.
 const PER: usize = 1 + PAIR_DATA / 16;
 
@@ -1096,19 +1192,7 @@ cpu_wide! {
             rev2(_mm256_add_epi32(base, _mm256_set_epi32(0, 0, 0, i, 0, 0, 0, i)))
         });
         let rk = |r: usize| _mm256_broadcastsi128_si256(k.rk[r]);
-        for v in x.iter_mut() {
-            *v = _mm256_xor_si256(*v, rk(0));
-        }
-        for r in 1..R {
-            let key = rk(r);
-            for v in x.iter_mut() {
-                *v = _mm256_aesenc_epi128(*v, key);
-            }
-        }
-        let last = rk(R);
-        for v in x.iter_mut() {
-            *v = _mm256_aesenclast_epi128(*v, last);
-        }
+        aes_rounds!(&mut x, rk, R, _mm256_xor_si256, _mm256_aesenc_epi128, _mm256_aesenclast_epi128);
         // Each packet's data XOR and its GHASH blocks, aligned at the end: block
         // j of n goes to slot SLOTS − n + j, which takes H^(n−j) whatever n is,
         // and the empty slots in front add nothing. Then both packets' GHASH in
@@ -1125,20 +1209,7 @@ cpu_wide! {
                 }
             });
             ks0[p] = ks[0];
-            let (aad_len, data_len) = (a.len(), d.len());
-            let mut slot = SLOTS - (usize::from(aad_len > 0) + data_len.div_ceil(16) + 1);
-            let ep = &mut e[p];
-            let mut put = |v: __m128i| {
-                if let Some(s) = ep.get_mut(slot) {
-                    *s = v;
-                }
-                slot += 1;
-            };
-            if aad_len > 0 {
-                put(rev(load_partial_or_block(a)));
-            }
-            apply!(SEAL, &ks[1..], d, put);
-            put(lengths(aad_len, data_len));
+            fill_slots!(SEAL, &ks, a, d, &mut e[p]);
         }
         let slots = (0..SLOTS).map(|t| _mm256_set_m128i(e[1][t], e[0][t]));
         let [lo, mid, hi] = karatsuba(slots.zip(k.pair_h.iter()));
@@ -1161,6 +1232,102 @@ cpu_wide! {
         let t = _mm256_clmulepi64_epi128::<0x00>(lo, poly);
         let lo = _mm256_xor_si256(_mm256_shuffle_epi32::<0x4e>(lo), t);
         _mm256_xor_si256(hi, lo)
+    }
+}
+
+cpu_512! {
+    /// [`crypt_pair_wide`] for four packets in 512-bit registers, packet p in
+    /// lane p: block i of all four through the AES rounds in one register, and
+    /// their GHASHes side by side, one reduction for the four.
+    #[inline]
+    fn crypt_quad<const R: usize, const SEAL: bool>(
+        k: &Key,
+        nonce: [&[u8; NONCE_LEN]; 4],
+        aad: [&[u8]; 4],
+        data: [&mut [u8]; 4],
+    ) -> [__m128i; 4] {
+        let base = lanes4(nonce.map(|n| rev(j0(n))));
+        let mut x: [__m512i; PER] = core::array::from_fn(|i| {
+            let i = i as i32;
+            rev4(_mm512_add_epi32(base, _mm512_set_epi32(0, 0, 0, i, 0, 0, 0, i, 0, 0, 0, i, 0, 0, 0, i)))
+        });
+        let rk = |r: usize| _mm512_broadcast_i32x4(k.rk[r]);
+        aes_rounds!(&mut x, rk, R, _mm512_xor_si512, _mm512_aesenc_epi128, _mm512_aesenclast_epi128);
+        let zero = _mm_setzero_si128();
+        let mut e = [[zero; SLOTS]; 4];
+        let mut ks0 = [zero; 4];
+        for (p, (a, d)) in aad.into_iter().zip(data).enumerate() {
+            let ks: [__m128i; PER] = core::array::from_fn(|i| lane(x[i], p));
+            ks0[p] = ks[0];
+            fill_slots!(SEAL, &ks, a, d, &mut e[p]);
+        }
+        // Slot t takes H^(SLOTS−t) in all four lanes: `pair_h`'s two lanes twice.
+        let mut acc = [_mm512_setzero_si512(); 3];
+        for (t, [h, hx]) in k.pair_h.iter().enumerate() {
+            let v = lanes4([e[0][t], e[1][t], e[2][t], e[3][t]]);
+            karatsuba_add(&mut acc, v, [_mm512_broadcast_i64x4(*h), _mm512_broadcast_i64x4(*hx)]);
+        }
+        let s = reduce4(acc);
+        core::array::from_fn(|p| _mm_xor_si128(rev(lane(s, p)), ks0[p]))
+    }
+
+    /// Four 128-bit values as the lanes of one register, the first lowest.
+    #[inline]
+    fn lanes4(v: [__m128i; 4]) -> __m512i {
+        let lo = _mm256_set_m128i(v[1], v[0]);
+        let hi = _mm256_set_m128i(v[3], v[2]);
+        _mm512_inserti64x4::<1>(_mm512_castsi256_si512(lo), hi)
+    }
+
+    /// Lane `p` (0 to 3) of `v`.
+    #[inline]
+    fn lane(v: __m512i, p: usize) -> __m128i {
+        match p {
+            0 => _mm512_castsi512_si128(v),
+            1 => _mm512_extracti32x4_epi32::<1>(v),
+            2 => _mm512_extracti32x4_epi32::<2>(v),
+            _ => _mm512_extracti32x4_epi32::<3>(v),
+        }
+    }
+
+    /// [`reduce`] in each lane of `karatsuba_add`'s sums (the middle term
+    /// completed first).
+    #[inline]
+    fn reduce4([lo, mid, hi]: [__m512i; 3]) -> __m512i {
+        let mid = _mm512_xor_si512(mid, _mm512_xor_si512(lo, hi));
+        let lo = _mm512_xor_si512(lo, _mm512_bslli_epi128::<8>(mid));
+        let hi = _mm512_xor_si512(hi, _mm512_bsrli_epi128::<8>(mid));
+        let poly = _mm512_broadcast_i32x4(_mm_set_epi64x(0, 0xC200_0000_0000_0000_u64 as i64));
+        let t = _mm512_clmulepi64_epi128::<0x00>(lo, poly);
+        let lo = _mm512_xor_si512(_mm512_shuffle_epi32::<0x4e>(lo), t);
+        let t = _mm512_clmulepi64_epi128::<0x00>(lo, poly);
+        let lo = _mm512_xor_si512(_mm512_shuffle_epi32::<0x4e>(lo), t);
+        _mm512_xor_si512(hi, lo)
+    }
+
+    fn seal_quad<const R: usize>(
+        k: &Key,
+        nonce: [&[u8; NONCE_LEN]; 4],
+        aad: [&[u8]; 4],
+        data: [&mut [u8]; 4],
+    ) -> [[u8; TAG_LEN]; 4] {
+        let t = crypt_quad::<R, true>(k, nonce, aad, data);
+        let mut tags = [[0u8; TAG_LEN]; 4];
+        for (tag, t) in tags.iter_mut().zip(t) {
+            store(tag, t);
+        }
+        tags
+    }
+
+    fn open_quad<const R: usize>(
+        k: &Key,
+        nonce: [&[u8; NONCE_LEN]; 4],
+        aad: [&[u8]; 4],
+        data: [&mut [u8]; 4],
+        tag: [&[u8; TAG_LEN]; 4],
+    ) -> [bool; 4] {
+        let t = crypt_quad::<R, false>(k, nonce, aad, data);
+        core::array::from_fn(|p| tag_matches(t[p], tag[p]))
     }
 }
 
