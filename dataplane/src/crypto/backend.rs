@@ -98,17 +98,15 @@ impl Backend {
     pub fn auto_choice(alg: Algorithm) -> AutoChoice {
         match alg {
             Algorithm::Aes128Gcm | Algorithm::Aes256Gcm => {
+                // A size limit measured for each key size.
+                let per_key = |aes128: usize, aes256: usize| if alg == Algorithm::Aes128Gcm { aes128 } else { aes256 };
                 let c = match ipsec_mb_arch() {
                     Some(IpsecMbArch::Avx512) => {
                         let only = AutoChoice::only(Backend::IpsecMb);
                         if !(Backend::AesNi.is_available(alg) && aesni_gcm::wide512()) {
                             return only;
                         }
-                        let below = if alg == Algorithm::Aes128Gcm {
-                            AESNI_BELOW_AVX512_128
-                        } else {
-                            AESNI_BELOW_AVX512_256
-                        };
+                        let below = per_key(AESNI_BELOW_AVX512_128, AESNI_BELOW_AVX512_256);
                         return AutoChoice { tiny: Backend::AesNi, tiny_below: below, ..only };
                     }
                     Some(IpsecMbArch::NoAesni) | None => AutoChoice::only(Backend::Ring),
@@ -124,7 +122,7 @@ impl Backend {
                 } else if aesni_gcm::wide512() {
                     AutoChoice::only(Backend::AesNi)
                 } else if aesni_gcm::wide() {
-                    let below = if alg == Algorithm::Aes128Gcm { AESNI_WIDE_BELOW_128 } else { AESNI_WIDE_BELOW_256 };
+                    let below = per_key(AESNI_WIDE_BELOW_128, AESNI_WIDE_BELOW_256);
                     AutoChoice { tiny: Backend::AesNi, tiny_below: below, threshold: 0, threshold_partial: 0, ..c }
                 } else {
                     AutoChoice { tiny: Backend::AesNi, tiny_below: aesni_gcm::PAIR_DATA + 1, ..c }

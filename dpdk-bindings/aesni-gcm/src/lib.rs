@@ -231,11 +231,11 @@ impl GcmKey {
         &self,
         nonce: [&[u8; NONCE_LEN]; 4],
         aad: [&[u8]; 4],
-        data: [&mut [u8]; 4],
+        mut data: [&mut [u8]; 4],
     ) -> [[u8; TAG_LEN]; 4] {
         #[cfg(target_arch = "x86_64")]
-        if self.inner.quad() && pairable(&aad, &data) {
-            return self.inner.seal_quad(nonce, aad, data);
+        if let Some(tags) = pairable(&aad, &data).then(|| self.inner.seal_quad(nonce, aad, &mut data)).flatten() {
+            return tags;
         }
         let [d0, d1, d2, d3] = data;
         let [t0, t1] = self.seal2([nonce[0], nonce[1]], [aad[0], aad[1]], [d0, d1]);
@@ -249,12 +249,12 @@ impl GcmKey {
         &self,
         nonce: [&[u8; NONCE_LEN]; 4],
         aad: [&[u8]; 4],
-        data: [&mut [u8]; 4],
+        mut data: [&mut [u8]; 4],
         tag: [&[u8; TAG_LEN]; 4],
     ) -> [bool; 4] {
         #[cfg(target_arch = "x86_64")]
-        if self.inner.quad() && pairable(&aad, &data) {
-            return self.inner.open_quad(nonce, aad, data, tag);
+        if let Some(ok) = pairable(&aad, &data).then(|| self.inner.open_quad(nonce, aad, &mut data, tag)).flatten() {
+            return ok;
         }
         let [d0, d1, d2, d3] = data;
         let [r0, r1] = self.open2([nonce[0], nonce[1]], [aad[0], aad[1]], [d0, d1], [tag[0], tag[1]]);

@@ -168,32 +168,27 @@ impl Key {
         }
     }
 
-    /// Whether [`Key::seal_quad`] and [`Key::open_quad`] run the 512-bit path.
-    pub(crate) fn quad(&self) -> bool {
-        self.wide512
-    }
-
     /// Four packets as [`Key::seal_pair`] takes two (checked by the caller), in
-    /// the four lanes of the 512-bit path where [`Key::quad`] says the key may
-    /// take it, else one by one.
+    /// the four lanes of the 512-bit path; `None`, with nothing touched, where
+    /// the key may not take that path.
     pub(crate) fn seal_quad(
         &self,
         nonce: [&[u8; NONCE_LEN]; 4],
         aad: [&[u8]; 4],
-        data: [&mut [u8]; 4],
-    ) -> [[u8; TAG_LEN]; 4] {
-        if self.wide512 {
-            // SAFETY: `wide512` is set only where `wide512_available()` held (`Key::new`).
-            return unsafe {
-                if self.aes256 {
-                    seal_quad::<14>(self, nonce, aad, data)
-                } else {
-                    seal_quad::<10>(self, nonce, aad, data)
-                }
-            };
+        data: &mut [&mut [u8]; 4],
+    ) -> Option<[[u8; TAG_LEN]; 4]> {
+        if !self.wide512 {
+            return None;
         }
-        let mut data = data.into_iter().zip(nonce).zip(aad);
-        core::array::from_fn(|_| data.next().map_or([0; TAG_LEN], |((d, n), a)| self.seal(n, a, d)))
+        let data = data.each_mut().map(|d| &mut **d);
+        // SAFETY: `wide512` is set only where `wide512_available()` held (`Key::new`).
+        Some(unsafe {
+            if self.aes256 {
+                seal_quad::<14>(self, nonce, aad, data)
+            } else {
+                seal_quad::<10>(self, nonce, aad, data)
+            }
+        })
     }
 
     /// As [`Key::seal_quad`], opening.
@@ -201,21 +196,21 @@ impl Key {
         &self,
         nonce: [&[u8; NONCE_LEN]; 4],
         aad: [&[u8]; 4],
-        data: [&mut [u8]; 4],
+        data: &mut [&mut [u8]; 4],
         tag: [&[u8; TAG_LEN]; 4],
-    ) -> [bool; 4] {
-        if self.wide512 {
-            // SAFETY: as for `seal_quad`.
-            return unsafe {
-                if self.aes256 {
-                    open_quad::<14>(self, nonce, aad, data, tag)
-                } else {
-                    open_quad::<10>(self, nonce, aad, data, tag)
-                }
-            };
+    ) -> Option<[bool; 4]> {
+        if !self.wide512 {
+            return None;
         }
-        let mut data = data.into_iter().zip(nonce).zip(aad).zip(tag);
-        core::array::from_fn(|_| data.next().is_some_and(|(((d, n), a), t)| self.open(n, a, d, t)))
+        let data = data.each_mut().map(|d| &mut **d);
+        // SAFETY: as for `seal_quad`.
+        Some(unsafe {
+            if self.aes256 {
+                open_quad::<14>(self, nonce, aad, data, tag)
+            } else {
+                open_quad::<10>(self, nonce, aad, data, tag)
+            }
+        })
     }
 
     /// As [`Key::seal_pair`], opening.
