@@ -332,11 +332,12 @@ fn write_le(b: &mut [u8], v: u64) {
 
 /// XOR `$data` (at most `$ks.len()` blocks, the last may be partial) with the
 /// keystream `$ks` in place, handing each ciphertext block (a POLYVAL element) to
-/// `$absorb`. A macro,
+/// `$absorb`; a partial last block goes through `$partial` ([`xor_partial`], or
+/// [`xor_partial_512`]'s byte masks). A macro,
 /// not a function: a `#[target_feature]` function cannot be `#[inline(always)]`,
 /// and as a call (with the GHASH state through memory) it cost more than the AES.
 macro_rules! apply {
-    ($seal:expr, $ks:expr, $data:expr, $absorb:expr) => {{
+    ($seal:expr, $ks:expr, $data:expr, $absorb:expr, $partial:ident) => {{
         let (ks, data): (&[__m128i], &mut [u8]) = ($ks, $data);
         let absorb = &mut $absorb;
         let seal: bool = $seal;
@@ -351,21 +352,7 @@ macro_rules! apply {
             }
         }
         if let (false, Some(k)) = (tail.is_empty(), ks.next()) {
-            // Keystream bytes past the data are masked off, so on seal `y` is the
-            // zero-padded ciphertext block GHASH wants (on open, `x` is).
-            let n = tail.len();
-            let ones = |bytes: usize| {
-                if bytes >= 8 {
-                    u64::MAX
-                } else {
-                    (1u64 << (bytes * 8)) - 1
-                }
-            };
-            let mask = _mm_set_epi64x(ones(n.saturating_sub(8)) as i64, ones(n) as i64);
-            let x = load_partial(tail);
-            let y = _mm_xor_si128(x, _mm_and_si128(*k, mask));
-            store_partial(tail, y);
-            absorb(rev(if seal { y } else { x }));
+            absorb(rev($partial(tail, *k, seal)));
         }
     }};
 }
@@ -420,6 +407,28 @@ cpu! {
         let (lo, hi) = b.split_at_mut(b.len().min(8));
         write_le(lo, _mm_cvtsi128_si64(v) as u64);
         write_le(hi, _mm_extract_epi64::<1>(v) as u64);
+    }
+
+    /// XOR a partial last block (`tail`, 1 to 15 bytes) with the keystream block
+    /// `k` in place; returns the block GHASH takes, zero-padded: the ciphertext
+    /// (`seal`) or the data as it was.
+    #[inline]
+    fn xor_partial(tail: &mut [u8], k: __m128i, seal: bool) -> __m128i {
+        // Keystream bytes past the data are masked off, so on seal `y` is the
+        // zero-padded ciphertext block GHASH wants (on open, `x` is).
+        let n = tail.len();
+        let ones = |bytes: usize| {
+            if bytes >= 8 {
+                u64::MAX
+            } else {
+                (1u64 << (bytes * 8)) - 1
+            }
+        };
+        let mask = _mm_set_epi64x(ones(n.saturating_sub(8)) as i64, ones(n) as i64);
+        let x = load_partial(tail);
+        let y = _mm_xor_si128(x, _mm_and_si128(k, mask));
+        store_partial(tail, y);
+        if seal { y } else { x }
     }
 
     /// Encrypt `N` blocks side by side with `R` rounds.
@@ -721,7 +730,7 @@ cpu! {
         }
         let mut g = ghash_new(&k.h, s, tail.len().div_ceil(16) + 1);
         for part in tail.chunks_mut(16 * LANES / 2) {
-            apply!(SEAL, &keystream::<{ LANES / 2 }, R>(&k.rk, &mut ctr), part, |x| absorb(&mut g, x));
+            apply!(SEAL, &keystream::<{ LANES / 2 }, R>(&k.rk, &mut ctr), part, |x| absorb(&mut g, x), xor_partial);
         }
         tag(g, aad_len, data_len, mask)
     }
@@ -1077,10 +1086,11 @@ macro_rules! aes_rounds {
 /// One packet of the side-by-side paths: XOR its data with the keystream `$ks`
 /// (`$ks[0]` is J0's, for the tag) and put its GHASH blocks (AAD, data, lengths)
 /// at the end of `$e`'s [`SLOTS`] slots: block j of n goes to slot SLOTS − n + j,
-/// which takes H^(n−j) whatever n is, and the empty slots in front add nothing.
-/// A macro for the reason `apply!` is.
+/// which takes H^(n−j) whatever n is, and the empty slots in front add nothing;
+/// a partial last block goes through `$partial` (as in `apply!`). A macro for
+/// the reason `apply!` is.
 macro_rules! fill_slots {
-    ($seal:expr, $ks:expr, $aad:expr, $data:expr, $e:expr) => {{
+    ($seal:expr, $ks:expr, $aad:expr, $data:expr, $e:expr, $partial:ident) => {{
         let (ks, a, d, ep): (&[__m128i; PER], &[u8], &mut [u8], &mut [__m128i; SLOTS]) = ($ks, $aad, $data, $e);
         let (aad_len, data_len) = (a.len(), d.len());
         let mut slot = SLOTS - (usize::from(aad_len > 0) + data_len.div_ceil(16) + 1);
@@ -1093,7 +1103,7 @@ macro_rules! fill_slots {
         if aad_len > 0 {
             put(rev(load_partial_or_block(a)));
         }
-        apply!($seal, &ks[1..], d, put);
+        apply!($seal, &ks[1..], d, put, $partial);
         put(lengths(aad_len, data_len));
     }};
 }
@@ -1139,7 +1149,7 @@ cpu! {
             if aad_len > 0 {
                 add(rev(load_partial_or_block(a)));
             }
-            apply!(SEAL, &ks[1..], d, add);
+            apply!(SEAL, &ks[1..], d, add, xor_partial);
             add(lengths(aad_len, data_len));
             _mm_xor_si128(rev(reduce(acc[0], acc[1], acc[2])), ks[0])
         };
@@ -1204,7 +1214,7 @@ cpu_wide! {
                 }
             });
             ks0[p] = ks[0];
-            fill_slots!(SEAL, &ks, a, d, &mut e[p]);
+            fill_slots!(SEAL, &ks, a, d, &mut e[p], xor_partial);
         }
         let slots = (0..SLOTS).map(|t| _mm256_set_m128i(e[1][t], e[0][t]));
         let [lo, mid, hi] = karatsuba(slots.zip(k.pair_h.iter()));
@@ -1254,7 +1264,7 @@ cpu_512! {
         for (p, (a, d)) in aad.into_iter().zip(data).enumerate() {
             let ks: [__m128i; PER] = core::array::from_fn(|i| lane(x[i], p));
             ks0[p] = ks[0];
-            fill_slots!(SEAL, &ks, a, d, &mut e[p]);
+            fill_slots!(SEAL, &ks, a, d, &mut e[p], xor_partial_512);
         }
         // Slot t takes H^(SLOTS−t) in all four lanes: `pair_h`'s two lanes twice.
         let mut acc = [_mm512_setzero_si512(); 3];
@@ -1264,6 +1274,20 @@ cpu_512! {
         }
         let s = reduce4(acc);
         core::array::from_fn(|p| _mm_xor_si128(rev(lane(s, p)), ks0[p]))
+    }
+
+    /// [`xor_partial`] under a byte mask: one masked load and one masked store,
+    /// which touch only `tail`'s bytes.
+    #[inline]
+    fn xor_partial_512(tail: &mut [u8], k: __m128i, seal: bool) -> __m128i {
+        let m: __mmask64 = (1 << tail.len().min(16)) - 1;
+        // SAFETY: the mask covers exactly `tail`'s bytes (fewer than 16), which
+        // are readable and writable; masked-off bytes are not accessed.
+        let x = unsafe { _mm512_maskz_loadu_epi8(m, tail.as_ptr().cast()) };
+        let y = _mm512_maskz_mov_epi8(m, _mm512_xor_si512(x, _mm512_zextsi128_si512(k)));
+        // SAFETY: as for the load.
+        unsafe { _mm512_mask_storeu_epi8(tail.as_mut_ptr().cast(), m, y) };
+        _mm512_castsi512_si128(if seal { y } else { x })
     }
 
     /// Four 128-bit values as the lanes of one register, the first lowest.
