@@ -95,6 +95,11 @@ drop_reasons! {
     /// before it got there (same SPI, new runtime state owned by another
     /// worker): one worker keeps each replay window.
     HandoffStale = "handoff_stale",
+    /// ESP that authenticated on a worker while another worker claimed the
+    /// inbound SA first (the first-receiver rule, at an SA's first packets):
+    /// dropped, since one worker keeps each replay window. Workers claim an SA
+    /// only with a packet that authenticated, so forged ESP cannot pick its owner.
+    ClaimLost = "claim_lost",
 }
 
 impl DropReason {

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use crossbeam::queue::ArrayQueue;
 use dataplane::crypto::{new_aead, Algorithm, Backend};
 use dataplane::drop::DropReason;
-use dataplane::esp::{encap_burst, OutboundConfig, OutboundSa};
+use dataplane::esp::{decap_burst_classified, encap_burst, EspError, OutboundConfig, OutboundSa};
 use dataplane::packet::{HeapPacket, Packet};
 use dataplane::route::RouteTable;
 use dataplane::sa::Spi;
@@ -243,6 +243,57 @@ fn packets_handed_over_for_an_sa_replaced_meanwhile_are_not_decrypted_by_the_old
     assert_eq!(drain(&mut gw, 0, &mut late), 10);
     assert!(late.sent.is_empty(), "the old owner does not decrypt on the new SA's replay window");
     assert_eq!(gw.stats.snapshot().drop_count(DropReason::HandoffStale), 10);
+}
+
+#[test]
+fn only_esp_that_authenticates_claims_an_sa_and_a_lost_claim_leaves_the_replay_window_alone() {
+    let mut gw = gateway_with(2, 1024, OwnerRule::FirstReceiver);
+    let (frames, _) = traffic(40);
+    let tunnel0: Vec<Vec<u8>> = frames.iter().step_by(SPIS.len()).cloned().collect();
+    // Forged first: tunnel 0's SPI (it is on the wire) and fresh sequence
+    // numbers, but not its key (one ICV bit flipped), at the worker the real
+    // frames will not reach.
+    let forged: Vec<Vec<u8>> = tunnel0[..10]
+        .iter()
+        .map(|f| {
+            let mut f = f.clone();
+            if let Some(b) = f.last_mut() {
+                *b ^= 1;
+            }
+            f
+        })
+        .collect();
+    let mut io = [RecordingIo::new(heap), RecordingIo::new(heap)];
+    let [io0, io1] = &mut io;
+    receive(&mut gw, 1, &forged, io1);
+    assert!(io1.sent.is_empty());
+    assert_eq!(gw.stats.snapshot().drop_count(DropReason::AuthFailed), 10);
+    receive(&mut gw, 0, &tunnel0[..20], io0);
+    assert_eq!(
+        (io0.sent.len(), drain(&mut gw, 1, io1)),
+        (20, 0),
+        "worker 0 decrypted tunnel 0 itself: the forgeries claimed nothing"
+    );
+    receive(&mut gw, 1, &tunnel0[20..], io1);
+    assert_eq!(drain(&mut gw, 0, io0), 20, "worker 1 hands tunnel 0 to the worker that claimed it");
+    assert_eq!((io0.sent.len(), io1.sent.len()), (40, 0));
+    assert_eq!(gw.stats.snapshot().nonzero_drops().count(), 1, "only the forgeries were dropped");
+
+    // Two workers opening a new SA's first packet at once: worker 0 claims it
+    // between worker 1's check and worker 1's claim. Worker 1's copy is refused
+    // without a replay window update, so worker 0's copy still opens.
+    let (fresh, _) = tunnel(0).build(Backend::Auto).expect("build");
+    let open = |claimant: Option<u32>| {
+        let mut pkt = [HeapPacket::from_slice(&tunnel0[0][14..])];
+        let mut got = Vec::new();
+        decap_burst_classified(&fresh.sa, &fresh.state, claimant, &mut pkt, |_, r| got.push(r.map(|_| ())));
+        got
+    };
+    assert_eq!(fresh.state.claim(0), 0);
+    assert_eq!(open(Some(1)), [Err(EspError::ClaimLost)]);
+    assert_eq!(EspError::ClaimLost.drop_reason(), DropReason::ClaimLost);
+    assert_eq!(open(Some(0)), [Ok(())]);
+    assert!(matches!(open(Some(0))[..], [Err(EspError::Replay(_))]), "the window did take worker 0's");
 }
 
 #[test]

@@ -17,7 +17,8 @@
 # Not provokable from the wire (internal conditions): bad_spi (an SA given a packet of
 # another SPI), seq_exhausted (2^32 packets on one SA), no_buffer_room (mbuf head/tailroom),
 # tx_full / punt_ring_full / handoff_ring_full (queues full), policy_discard (a static
-# config has no DISCARD policy), sa_deleted (needs an SA removed by IKE: tunnel_lifecycle.sh).
+# config has no DISCARD policy), sa_deleted (needs an SA removed by IKE: tunnel_lifecycle.sh),
+# handoff_stale / claim_lost (several workers: dataplane/tests/multiworker.rs).
 # fragment (outer IPv4 fragment of ESP): the reason exists and parse_outer has unit tests,
 # but scapy's fragments (MF set, or a non-zero offset) never reached the net_af_packet
 # port here: not received, not counted under any reason (measured: 3 of 3 lost).

@@ -195,7 +195,7 @@ pub fn decap<P: Packet>(sa: &InboundSa, state: &InboundState, pkt: &mut P) -> Re
         let op = open_op(pkt.data_mut(), &l, &aad[..aad_len])?;
         sa.aead.open(op)
     };
-    finish(state, pkt, &l, auth)
+    finish(state, None, pkt, &l, auth)
 }
 
 /// Open a burst of packets of one SA with one AEAD call per [`BURST`] packets.
@@ -208,7 +208,7 @@ pub fn decap_burst<P: Packet>(
     results: &mut [Result<Decapped, EspError>],
 ) {
     let n = pkts.len().min(results.len());
-    decap_each(sa, state, &mut pkts[..n], Checksum::Verify, |i, _, r| {
+    decap_each(sa, state, &mut pkts[..n], Checksum::Verify, None, |i, _, r| {
         if let Some(slot) = results.get_mut(i) {
             *slot = r;
         }
@@ -220,6 +220,11 @@ pub fn decap_burst<P: Packet>(
 /// header is parsed again for its offsets, but its IPv4 checksum is not summed
 /// a second time. Any other packet must go through [`decap_burst`].
 ///
+/// With `claimant`, a packet that authenticates claims the SA for that worker
+/// ([`InboundState::claim`]) before its replay window update, and is refused
+/// ([`EspError::ClaimLost`]) if another worker had claimed it: the several-worker
+/// first-receiver rule (`worker::OwnerRule::FirstReceiver`).
+///
 /// Each packet is handed to `each(pkt, outcome)` in packet order as soon as it
 /// is finished (its replay window update done), instead of through a results
 /// array: the worker delivers it there and then, and what it does not read of
@@ -229,10 +234,11 @@ pub fn decap_burst<P: Packet>(
 pub fn decap_burst_classified<P: Packet>(
     sa: &InboundSa,
     state: &InboundState,
+    claimant: Option<u32>,
     pkts: &mut [P],
     mut each: impl FnMut(&mut P, Result<Decapped, EspError>),
 ) {
-    decap_each(sa, state, pkts, Checksum::Verified, |_, pkt, r| each(pkt, r));
+    decap_each(sa, state, pkts, Checksum::Verified, claimant, |_, pkt, r| each(pkt, r));
 }
 
 /// `each(i, pkts[i], outcome)` for every packet, in order, [`BURST`] at a time.
@@ -242,10 +248,11 @@ fn decap_each<P: Packet>(
     state: &InboundState,
     pkts: &mut [P],
     checksum: Checksum,
+    claimant: Option<u32>,
     mut each: impl FnMut(usize, &mut P, Result<Decapped, EspError>),
 ) {
     for (c, pkts) in pkts.chunks_mut(BURST).enumerate() {
-        decap_chunk(sa, state, pkts, checksum, |i, pkt, r| each(c * BURST + i, pkt, r));
+        decap_chunk(sa, state, pkts, checksum, claimant, |i, pkt, r| each(c * BURST + i, pkt, r));
     }
 }
 
@@ -255,6 +262,7 @@ fn decap_chunk<P: Packet>(
     state: &InboundState,
     pkts: &mut [P],
     checksum: Checksum,
+    claimant: Option<u32>,
     mut each: impl FnMut(usize, &mut P, Result<Decapped, EspError>),
 ) {
     // Per packet: its layout, or why it was refused before the AEAD.
@@ -302,7 +310,7 @@ fn decap_chunk<P: Packet>(
     let mut verdicts = auth.iter();
     for (i, (pkt, p)) in pkts.iter_mut().zip(prepared.iter()).enumerate() {
         let r = match p {
-            Ok(l) => finish(state, pkt, l, verdicts.next().copied().unwrap_or(Err(AuthError))),
+            Ok(l) => finish(state, claimant, pkt, l, verdicts.next().copied().unwrap_or(Err(AuthError))),
             Err(e) => Err(*e),
         };
         each(i, pkt, r);
@@ -344,12 +352,23 @@ fn open_op<'a>(buf: &'a mut [u8], l: &Layout, aad: &'a [u8]) -> Result<AeadOp<'a
     Ok(AeadOp { iv, aad, data, tag })
 }
 
-/// After the AEAD: replay update, trailer, inner header, strip. Always inlined:
-/// on the gateway's mbufs it stayed a call per packet (7% of a 64 B decap's
-/// samples, with its own spills).
+/// After the AEAD: the claim (with `claimant`), replay update, trailer, inner
+/// header, strip. Always inlined: on the gateway's mbufs it stayed a call per
+/// packet (7% of a 64 B decap's samples, with its own spills).
 #[inline(always)]
-fn finish<P: Packet>(state: &InboundState, pkt: &mut P, l: &Layout, auth: Result<(), AuthError>) -> Result<Decapped, EspError> {
+fn finish<P: Packet>(
+    state: &InboundState,
+    claimant: Option<u32>,
+    pkt: &mut P,
+    l: &Layout,
+    auth: Result<(), AuthError>,
+) -> Result<Decapped, EspError> {
     auth.map_err(|_| EspError::AuthFailed)?;
+    if let Some(me) = claimant {
+        if state.claim(me) != me {
+            return Err(EspError::ClaimLost);
+        }
+    }
     state.replay.update(l.seq)?;
     let d = pkt.data();
     let total = d.len();

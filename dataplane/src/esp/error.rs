@@ -60,6 +60,9 @@ pub enum EspError {
     /// The result would not fit the outer IP length field.
     #[error("packet too big to encapsulate")]
     TooBig,
+    /// Authenticated, but another worker claimed the inbound SA first.
+    #[error("another worker claimed the inbound SA first")]
+    ClaimLost,
 }
 
 impl EspError {
@@ -83,6 +86,7 @@ impl EspError {
             EspError::SeqExhausted => DropReason::SeqExhausted,
             EspError::NoBufferRoom => DropReason::NoBufferRoom,
             EspError::TooBig => DropReason::TooBig,
+            EspError::ClaimLost => DropReason::ClaimLost,
         }
     }
 }

@@ -4,8 +4,8 @@
 //! The replay window of an inbound SA (RFC 4303 §3.4.3) is updated with plain
 //! loads and stores, so exactly one worker may decapsulate an SA's packets. With
 //! several workers, every inbound SA has an owner ([`Ownership::owner_of`], by an
-//! [`OwnerRule`]): by default the first worker that receives the SA's ESP, or the
-//! SPI modulo the number of workers. A worker that receives ESP for an SA it does
+//! [`OwnerRule`]): by default the first worker that receives the SA's ESP and
+//! authenticates it, or the SPI modulo the number of workers. A worker that receives ESP for an SA it does
 //! not own hands the packet (Ethernet header stripped) to the owner through a
 //! single-producer/single-consumer ring per (from, to) pair of workers, in
 //! bursts; the owner decapsulates what it finds in its incoming rings
@@ -37,8 +37,10 @@ use crate::stats::CoreStats;
 /// How the workers agree on an inbound SA's owner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OwnerRule {
-    /// The first worker that receives the SA's ESP claims it
-    /// ([`InboundState::claim`]). Where the port spreads frames over its queues
+    /// The first worker that receives the SA's ESP and authenticates it claims
+    /// it ([`InboundState::claim`]); until then any worker that receives the
+    /// SA's ESP opens it, so forged ESP with the SA's SPI (the SPI is on the
+    /// wire) cannot choose the owner. Where the port spreads frames over its queues
     /// by a flow hash (RSS on the SPI or on the outer addresses and ports,
     /// af_packet's fanout), every packet of an SA arrives on the queue of the
     /// worker that claimed it, and none is handed over: the owner is whichever
@@ -100,8 +102,9 @@ impl Ownership {
         (spi.0 % self.workers) as usize
     }
 
-    /// Whether this worker owns the inbound SA `sa` (under
-    /// [`OwnerRule::FirstReceiver`], asking claims an unclaimed SA).
+    /// Whether this worker decapsulates the inbound SA `sa`'s packets: it owns
+    /// it, or (under [`OwnerRule::FirstReceiver`]) nobody has claimed it yet.
+    /// In that case the claim comes after authentication ([`Self::claimant`]).
     #[inline(always)]
     pub fn owns(&self, sa: &InboundTunnel) -> bool {
         // One worker reads nothing of the SA.
@@ -109,14 +112,23 @@ impl Ownership {
     }
 
     /// The owner of the inbound SA with `spi` and runtime state `state` by this
-    /// view's rule; under [`OwnerRule::FirstReceiver`] this worker claims it if
-    /// nobody has.
+    /// view's rule; under [`OwnerRule::FirstReceiver`], this worker while
+    /// nobody has claimed it.
     #[inline]
     pub fn owner_of(&self, spi: Spi, state: &InboundState) -> usize {
         match self.rule {
             OwnerRule::Spi => self.owner(spi),
-            OwnerRule::FirstReceiver => state.claim(self.me) as usize,
+            OwnerRule::FirstReceiver => state.claimed_by().unwrap_or(self.me) as usize,
         }
+    }
+
+    /// The worker index to claim an inbound SA as, once a packet of it has
+    /// authenticated ([`crate::esp::decap_burst_classified`]): this worker's under
+    /// [`OwnerRule::FirstReceiver`] with several workers, `None` where owners
+    /// need no claim.
+    #[inline]
+    pub fn claimant(&self) -> Option<u32> {
+        (self.rule == OwnerRule::FirstReceiver && self.workers > 1).then_some(self.me)
     }
 }
 
@@ -458,14 +470,16 @@ impl<P: Packet> Worker<P> {
     pub fn process_handoff<I: WorkerIo<P>>(&mut self, pkts: impl IntoIterator<Item = P>, io: &mut I, now_ms: u64) {
         let Worker { ifaces, local4, routes, neighbors, tables, stats, decap, icmp_limit, ownership, .. } = self;
         let table = tables.load();
-        let mut out = Out { ifaces, local4, routes, neighbors, stats, now_ms, icmp_limit };
+        let claimant = ownership.claimant();
+        let mut out = Out { ifaces, local4, routes, neighbors, stats, now_ms, icmp_limit, claimant };
         let mut groups = Groups::new();
         for pkt in pkts {
             // Only ESP is handed over, so `esp` never punts (port 0 is unused).
             match out.esp(table, 0, 0, pkt, io) {
                 // The sender chose this worker in its snapshot; the SA may have been
-                // replaced since (same SPI, fresh state). Asking again claims an
-                // unclaimed one; one another worker claimed is not ours to decrypt.
+                // replaced since (same SPI, fresh state). An unclaimed one is opened
+                // here (and claimed if it authenticates); one another worker claimed
+                // is not ours to decrypt.
                 Class::Decap(sa, pkt) if ownership.owns(sa) => enqueue(decap, &mut groups, sa, pkt, &mut out, io, flush_decap),
                 Class::Decap(..) => out.drop(DropReason::HandoffStale),
                 Class::Encap(..) | Class::Done => {}
@@ -505,9 +519,18 @@ mod tests {
     fn first_receiver_claims_and_the_others_defer() {
         let [w0, w1, w2] = [0, 1, 2].map(|w| Ownership::new(w, 3).expect("valid").with_rule(OwnerRule::FirstReceiver));
         let st = state(0x1000);
-        assert_eq!(w2.owner_of(Spi(0x1000), &st), 2, "the first to ask owns it, whatever the SPI");
+        // Unclaimed, every worker may open the SA's packets; asking claims nothing
+        // (a packet that authenticates does, through `claimant`).
+        assert_eq!([w0, w1, w2].map(|w| w.owner_of(Spi(0x1000), &st)), [0, 1, 2]);
+        assert_eq!(st.claimed_by(), None);
+        assert_eq!([w0, w1, w2].map(|w| w.claimant()), [Some(0), Some(1), Some(2)]);
+        assert_eq!(st.claim(2), 2, "the first claim wins, whatever the SPI");
         assert_eq!(st.claimed_by(), Some(2));
         assert_eq!([w0, w1, w2].map(|w| w.owner_of(Spi(0x1000), &st)), [2; 3]);
+        assert_eq!(st.claim(0), 2);
+        // Where owners need no claim: one worker, or the SPI rule.
+        assert_eq!(Ownership::single().with_rule(OwnerRule::FirstReceiver).claimant(), None);
+        assert_eq!(Ownership::new(1, 3).expect("valid").claimant(), None);
     }
 
     #[test]

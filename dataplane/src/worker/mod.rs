@@ -242,6 +242,9 @@ struct Out<'a, P> {
     stats: &'a CoreStats,
     now_ms: u64,
     icmp_limit: &'a mut IcmpErrorLimit,
+    /// [`Ownership::claimant`]: the worker index to claim unclaimed inbound SAs
+    /// as, after authentication.
+    claimant: Option<u32>,
 }
 
 /// What [`Out::forward_memo`] found out about the last next hop of a decap flush.
@@ -459,7 +462,7 @@ impl<P: Packet> Worker<P> {
     /// lookup and no TTL decrement: it was not forwarded.
     pub fn send_local<I: WorkerIo<P>>(&mut self, pkt: P, io: &mut I, now_ms: u64) {
         let Worker { ifaces, local4, routes, neighbors, stats, icmp_limit, .. } = self;
-        let mut out = Out { ifaces, local4, routes, neighbors, stats, now_ms, icmp_limit };
+        let mut out = Out { ifaces, local4, routes, neighbors, stats, now_ms, icmp_limit, claimant: None };
         out.forward_local(pkt, io);
     }
 
@@ -468,7 +471,7 @@ impl<P: Packet> Worker<P> {
     pub fn process<I: WorkerIo<P>>(&mut self, rx_port: usize, rx: impl IntoIterator<Item = P>, io: &mut I, now_ms: u64) {
         let Worker { ifaces, local4, routes, neighbors, tables, stats, decap, encap, icmp_limit, ownership } = self;
         let table: &TunnelTable = tables.load();
-        let mut out = Out { ifaces, local4, routes, neighbors, stats, now_ms, icmp_limit };
+        let mut out = Out { ifaces, local4, routes, neighbors, stats, now_ms, icmp_limit, claimant: ownership.claimant() };
         let mut dgroups = Groups::new();
         let mut egroups = Groups::new();
         let (mut packets, mut bytes) = (0u64, 0u64);
@@ -527,7 +530,7 @@ fn flush_decap<P: Packet, I: WorkerIo<P>>(
         let mut run = RunTally::default();
         // Every batched packet went through `Out::esp`, which checked the outer
         // header. Each packet is delivered as soon as it is decapsulated.
-        esp::decap_burst_classified(&sa.sa, &sa.state, &mut b.pkts[s..e], |slot, r| {
+        esp::decap_burst_classified(&sa.sa, &sa.state, out.claimant, &mut b.pkts[s..e], |slot, r| {
             let Some(pkt) = slot.0.take() else { return };
             let len = pkt.len() as u64;
             let sent = match r {
