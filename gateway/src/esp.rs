@@ -183,6 +183,7 @@ pub struct EspGateway {
     /// The workers' neighbour tables, copied on request (`show neighbors`).
     neighbors: Arc<NeighborMirror>,
     owner_rule: OwnerRule,
+    workers: usize,
 }
 
 impl EspGateway {
@@ -221,6 +222,7 @@ impl EspGateway {
             punted: Arc::new(AtomicU64::new(0)),
             neighbors: NeighborMirror::new(workers),
             owner_rule: plan.owner_rule,
+            workers,
         })
     }
 
@@ -276,17 +278,38 @@ impl EspGateway {
         })
     }
 
-    /// Counters per SA and per drop reason, for the exit report.
+    /// Counters per SA and per drop reason, for the exit report. The last
+    /// column is the worker that decrypts the inbound SA: by the SPI, or the
+    /// worker that claimed it (`-`: no packet of it authenticated yet).
     pub fn report(&self) -> String {
         let mut s = String::new();
-        s.push_str(&format!("{:<16} {:>10} {:>12} {:>12} {:>10} {:>12} {:>12} {:>10}\n", "sa", "spi_in", "in_pkts", "in_bytes", "in_drops", "out_pkts", "out_bytes", "out_drops"));
+        s.push_str(&format!(
+            "{:<16} {:>10} {:>12} {:>12} {:>10} {:>12} {:>12} {:>10} {:>6}\n",
+            "sa", "spi_in", "in_pkts", "in_bytes", "in_drops", "out_pkts", "out_bytes", "out_drops", "owner"
+        ));
+        let mut reader = self.readers.reader();
+        let table = reader.load();
         for t in &self.installed {
             let (i, o) = (self.stats.sa(t.inbound), self.stats.sa(t.outbound));
+            let owner = match self.owner_rule {
+                _ if self.workers <= 1 => Some(0),
+                OwnerRule::Spi => Some(t.spi_in.0 as usize % self.workers),
+                OwnerRule::FirstReceiver => table.inbound(t.spi_in).and_then(|sa| sa.state.claimed_by()).map(|w| w as usize),
+            };
             s.push_str(&format!(
-                "{:<16} {:>#10x} {:>12} {:>12} {:>10} {:>12} {:>12} {:>10}\n",
-                t.name, t.spi_in.0, i.packets, i.bytes, i.drops, o.packets, o.bytes, o.drops
+                "{:<16} {:>#10x} {:>12} {:>12} {:>10} {:>12} {:>12} {:>10} {:>6}\n",
+                t.name,
+                t.spi_in.0,
+                i.packets,
+                i.bytes,
+                i.drops,
+                o.packets,
+                o.bytes,
+                o.drops,
+                owner.map_or_else(|| "-".to_owned(), |w| w.to_string())
             ));
         }
+        reader.offline();
         let snap = self.stats.snapshot();
         let drops: Vec<String> = snap.nonzero_drops().map(|(r, n)| format!("{r}={n}")).collect();
         s.push_str(&format!("drops: {}\n", if drops.is_empty() { "none".to_string() } else { drops.join(" ") }));

@@ -10,7 +10,8 @@
 #     workers encrypt for the same SAs at once.
 # Checks: scapy opens every ESP frame we sent (sequence numbers 1..N per SA, each once)
 # and our decrypted frames are exactly what scapy sealed, each once; the exit report
-# shows both workers sending, the handoff counters are the rule's and nothing was dropped.
+# shows both workers sending, the handoff counters and the SAs' owners are the rule's and
+# nothing was dropped.
 # Three lcores share the machine's two CPUs (--lcores 0@0,1@1,2@1) without busy polling.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -104,6 +105,10 @@ if [[ $RULE == spi ]]; then
 else
     want_in=($((2 * COUNT)) 0)
 fi
+# The exit report's SA rows end with the owner of the inbound SA.
+owners=$(awk '$2 == "0x1000" || $2 == "0x1001" { print $NF }' "$W/gw-$RULE.log" | paste -sd' ')
+want_owners="0 1" && [[ $RULE == spi ]] || want_owners="0 0"
+[[ $owners == "$want_owners" ]] || harness_die "$RULE: owners of SAs a and b in the exit report: '$owners', want '$want_owners'"
 [[ $s0 == 0 && $s1 == 0 && $r0 == 0 && $r1 == 0 && $f0 == 0 && $f1 == 0 ]] ||
     harness_die "$RULE: unexpected handoffs: w0 sent $s0 recv $r0 full $f0, w1 sent $s1 recv $r1 full $f1"
 # worker W: outside rx A tx B, inside rx C tx D

@@ -73,7 +73,7 @@ for encap in esp udp; do
     wait "$P1" || harness_die "gw1 exit: $(cat "$W/gw1.log")"
     wait "$P2" || harness_die "gw2 exit: $(cat "$W/gw2.log")"
     rm -rf -- "/var/run/dpdk/$TAG-gw1-$$" "/var/run/dpdk/$TAG-gw2-$$"
-    # SA row: name spi_in in_pkts in_bytes in_drops out_pkts out_bytes out_drops
+    # SA row: name spi_in in_pkts in_bytes in_drops out_pkts out_bytes out_drops owner
     read -r _ _ in1 _ _ out1 _ < <(grep "^to-peer " "$W/gw1.log") || harness_die "no SA counters from gw1: $(cat "$W/gw1.log")"
     read -r _ _ in2 _ _ out2 _ < <(grep "^to-peer " "$W/gw2.log") || harness_die "no SA counters from gw2"
     harness_log "$encap: gw1 SA in $in1 out $out1, gw2 SA in $in2 out $out2; $(grep '^drops:' "$W/gw1.log")"
