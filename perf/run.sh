@@ -49,16 +49,8 @@ fi
 bench_init
 W=$BENCH_DIR
 
-size_args() { if [[ $1 == imix ]]; then echo --imix; else echo "--size $1"; fi; }
 "$PY" -c 'from scapy.all import wrpcap; wrpcap("'"$W"'/empty.pcap", [])'
-for size in $SIZES; do
-    # shellcheck disable=SC2046
-    "$PY" $TOOL plain "$W/plain-$size.pcap" $(size_args "$size") --count 64
-    for alg in $ALGS; do
-        # shellcheck disable=SC2046
-        "$PY" $TOOL esp "$W/esp-$alg-$size.pcap" --alg "$alg" --key "$(esp_key "$alg" 0)" --spi "$ESP_SPI_IN" $(size_args "$size") --count 64
-    done
-done
+esp_pcaps "$W" "$ESP_SPI_IN"
 
 # gw_start DIR ALG WINDOW PREFIX IN OUT_VDEV: start ipsecgw (busy-polling on lcore 1) in the background.
 gw_start() {
@@ -75,7 +67,7 @@ chk=${SIZES%% *}
 for alg in $ALGS; do
     for dir in encap decap; do
         p=pe-chk-$$-$alg-$dir
-        if [[ $dir == encap ]]; then in=$W/plain-$chk.pcap; else in=$W/esp-$alg-$chk.pcap; fi
+        if [[ $dir == encap ]]; then in=$W/plain-$chk.pcap; else in=$W/esp-$alg-$chk-$ESP_SPI_IN.pcap; fi
         gw_start $dir "$alg" 1024 "$p" "$in" "net_pcap1,rx_pcap=$W/empty.pcap,tx_pcap=$W/out-$dir.pcap" >"$W/chk.log" 2>&1 &
         pid=$!
         bench_wait_log "$W/chk.log" "ESP worker" "$pid"
@@ -146,7 +138,7 @@ for ((round = 0; round < ${ROUNDS:-1}; round++)); do
             p=pe-en-$$-$alg-$size
             GW[$alg,$size,encap]+="$(bench_measure ipsecgw "$p" gw_start encap "$alg" 1024 "$p" "$W/plain-$size.pcap" net_null0,no-rx=1);"
             p=pe-de-$$-$alg-$size
-            GW[$alg,$size,decap]+="$(bench_measure ipsecgw "$p" gw_start decap "$alg" 0 "$p" "$W/esp-$alg-$size.pcap" net_null0,no-rx=1);"
+            GW[$alg,$size,decap]+="$(bench_measure ipsecgw "$p" gw_start decap "$alg" 0 "$p" "$W/esp-$alg-$size-$ESP_SPI_IN.pcap" net_null0,no-rx=1);"
         done
     done
     ((secgw)) || continue

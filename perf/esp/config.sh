@@ -8,9 +8,16 @@
 #   esp_config FILE DIR ALG UDP WINDOW EAL_ARG...
 #       DIR=encap: port 0 "inside" (plaintext in), port 1 "outside" (ESP out)
 #       DIR=decap: port 0 "outside" (ESP in), port 1 "inside" (plaintext out, via 10.9.0.254)
+#       env ESP_SAS=2: a second SA "bench2" (ESP_SPI_IN2/ESP_SPI_OUT2, the same keys and
+#       selectors: inbound ESP of another SPI for a second worker); ESP_MBUFS ([dpdk].mbufs)
+#   esp_pcaps DIR SPI...       for each of $SIZES (64..1400 or imix) and $ALGS: DIR/plain-SIZE.pcap
+#                              and DIR/esp-ALG-SIZE-SPI.pcap (perf/esp/esp_pcap.py, 64 flows)
+#   esp_gw_exec BIN DIR ALG WINDOW TOML LCORES EAL_MEM_ARG... -- IN...
+#                              exec ipsecgw BIN busy-polling on net_pcap (one infinite rx queue
+#                              per IN) into net_null; with two INs two SAs (ESP_SAS=2), one each
 #   ESP_NEIGHBORS              the --neighbor flags both need (peer and inner next hop)
 ESP_NEIGHBORS=(--neighbor 198.51.100.2=02:00:00:00:00:02 --neighbor 10.9.0.254=02:00:00:00:00:03)
-ESP_SPI_IN=0x1001 ESP_SPI_OUT=0x2002
+ESP_SPI_IN=0x1001 ESP_SPI_OUT=0x2002 ESP_SPI_IN2=0x1003 ESP_SPI_OUT2=0x2004
 
 esp_key() {
     local n
@@ -18,6 +25,25 @@ esp_key() {
     # in and out keys differ in the first byte: $2 = 0 (in) or 1 (out)
     printf '%02x' "$((0x40 + ${2:-0}))"
     for ((i = 1; i < n; i++)); do printf '%02x' "$i"; done
+}
+
+esp_static_sa() { # NAME SPI_IN SPI_OUT ALG CFGALG UDP WINDOW LOCAL_TS REMOTE_TS
+    cat <<TOML
+[[static_sa]]
+name = "$1"
+local = "198.51.100.1"
+remote = "198.51.100.2"
+encap = "$([[ $6 == 1 ]] && echo udp || echo esp)"
+algorithm = "$5"
+spi_in = $2
+spi_out = $3
+key_in = "$(esp_key "$4" 0)"
+key_out = "$(esp_key "$4" 1)"
+local_ts = ["$8"]
+remote_ts = ["$9"]
+replay_window = $7
+
+TOML
 }
 
 esp_config() {
@@ -50,7 +76,7 @@ port = "inside"'
     cat >"$file" <<TOML
 [dpdk]
 eal_args = [${eal%, }]
-mbufs = 16383
+mbufs = ${ESP_MBUFS:-16383}
 
 [[port]]
 $p0
@@ -62,18 +88,32 @@ mac = "02:00:00:00:00:01"
 
 $route
 
-[[static_sa]]
-name = "bench"
-local = "198.51.100.1"
-remote = "198.51.100.2"
-encap = "$([[ $udp == 1 ]] && echo udp || echo esp)"
-algorithm = "$cfgalg"
-spi_in = $ESP_SPI_IN
-spi_out = $ESP_SPI_OUT
-key_in = "$(esp_key "$alg" 0)"
-key_out = "$(esp_key "$alg" 1)"
-local_ts = ["$lts"]
-remote_ts = ["$rts"]
-replay_window = $window
+$(esp_static_sa bench "$ESP_SPI_IN" "$ESP_SPI_OUT" "$alg" "$cfgalg" "$udp" "$window" "$lts" "$rts")
+$(if [[ ${ESP_SAS:-1} == 2 ]]; then esp_static_sa bench2 "$ESP_SPI_IN2" "$ESP_SPI_OUT2" "$alg" "$cfgalg" "$udp" "$window" "$lts" "$rts"; fi)
 TOML
+}
+
+esp_pcaps() {
+    local dir=$1 size alg spi sa; shift
+    for size in $SIZES; do
+        sa=(--size "$size") && [[ $size == imix ]] && sa=(--imix)
+        /usr/bin/python3 perf/esp/esp_pcap.py plain "$dir/plain-$size.pcap" "${sa[@]}" --count 64
+        for alg in $ALGS; do
+            for spi in "$@"; do
+                /usr/bin/python3 perf/esp/esp_pcap.py esp "$dir/esp-$alg-$size-$spi.pcap" --alg "$alg" \
+                    --key "$(esp_key "$alg" 0)" --spi "$spi" "${sa[@]}" --count 64
+            done
+        done
+    done
+}
+
+esp_gw_exec() {
+    local bin=$1 dir=$2 alg=$3 window=$4 toml=$5 lcores=$6 eal=() rx="" f; shift 6
+    while (($# > 0)) && [[ $1 != -- ]]; do eal+=("$1") && shift; done
+    shift
+    for f in "$@"; do rx+="rx_pcap=$f,"; done
+    (($# < 2)) || export ESP_SAS=2 ESP_MBUFS=32767
+    esp_config "$toml" "$dir" "$alg" 0 "$window" --lcores "$lcores" --no-pci "${eal[@]}" \
+        "--vdev=net_pcap0,${rx}infinite_rx=1" --vdev=net_null0,no-rx=1
+    exec "$bin" run --config "$toml" --busy-poll "${ESP_NEIGHBORS[@]}"
 }

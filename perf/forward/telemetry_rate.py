@@ -15,6 +15,8 @@ nanoseconds from /proc/PID/task/TID/schedstat. On a VM whose cores other tenants
 interference only ever slows the thread down (a busy sibling hyperthread, a descheduled
 vCPU), so the best slice is the steadiest estimate of the undisturbed rate; the whole
 window's figure mixes in however much interference the window happened to catch.
+With THREADS=N in the environment (several worker lcores), the CPU time is that of the N
+busiest threads together: the figures are then opackets per CPU-second of the workers.
 """
 import json
 import os
@@ -51,25 +53,28 @@ def thread_cpu(pid):
     return out
 
 
-def busiest(before, after):
-    """The thread id that used the most CPU between two thread_cpu() readings."""
-    return max(after, key=lambda t: after[t] - before.get(t, 0.0))
+def busiest(before, after, n=1):
+    """The n thread ids that used the most CPU between two thread_cpu() readings."""
+    return sorted(after, key=lambda t: after[t] - before.get(t, 0.0), reverse=True)[:n]
 
 
-def oncpu_ns(pid, tid):
-    """Nanoseconds thread tid has run (first field of schedstat)."""
-    with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-        return int(f.read().split()[0])
+def oncpu_ns(pid, tids):
+    """Nanoseconds the threads tids have run together (first field of schedstat)."""
+    total = 0
+    for tid in tids:
+        with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+            total += int(f.read().split()[0])
+    return total
 
 
-def best_slice(sock, port, pid, tid, window, slice_s):
-    """Highest opackets per CPU-second of thread tid over window/slice_s slices."""
+def best_slice(sock, port, pid, tids, window, slice_s):
+    """Highest opackets per CPU-second of threads tids over window/slice_s slices."""
     n = max(1, round(window / slice_s))
     best = 0.0
-    p0, c0 = opackets(sock, port), oncpu_ns(pid, tid)
+    p0, c0 = opackets(sock, port), oncpu_ns(pid, tids)
     for _ in range(n):
         time.sleep(window / n)
-        p1, c1 = opackets(sock, port), oncpu_ns(pid, tid)
+        p1, c1 = opackets(sock, port), oncpu_ns(pid, tids)
         if c1 > c0:
             best = max(best, (p1 - p0) * 1e9 / (c1 - c0))
         p0, c0 = p1, c1
@@ -89,16 +94,17 @@ def main():
     else:
         sys.exit(f"no telemetry socket at {sock}")
     time.sleep(warmup)
+    threads = int(os.environ.get("THREADS", "1"))
     t0, c0, p0 = time.monotonic(), thread_cpu(pid), opackets(sock, port)
     if slice_s > 0:
-        # The worker is the thread that ran most during the warm-up's last slice.
+        # The workers are the threads that ran most during the warm-up's last slice.
         w0 = thread_cpu(pid)
         time.sleep(slice_s)
-        best = best_slice(sock, port, pid, busiest(w0, thread_cpu(pid)), window, slice_s)
+        best = best_slice(sock, port, pid, busiest(w0, thread_cpu(pid), threads), window, slice_s)
     else:
         time.sleep(window)
     t1, c1, p1 = time.monotonic(), thread_cpu(pid), opackets(sock, port)
-    cpu = max((c1[t] - c0.get(t, 0.0) for t in c1), default=0.0)
+    cpu = sum(c1[t] - c0.get(t, 0.0) for t in busiest(c0, c1, threads))
     pkts = p1 - p0
     rates = f"{pkts / (t1 - t0):.0f} {pkts / cpu if cpu > 0 else 0:.0f}"
     print(f"{rates} {best:.0f}" if slice_s > 0 else rates)
