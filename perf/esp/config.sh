@@ -10,7 +10,8 @@
 #       DIR=decap: port 0 "outside" (ESP in), port 1 "inside" (plaintext out, via 10.9.0.254)
 #       env ESP_SAS=2: a second SA "bench2" (ESP_SPI_IN2/ESP_SPI_OUT2, the same keys and
 #       selectors: inbound ESP of another SPI for a second worker); ESP_MBUFS ([dpdk].mbufs)
-#   esp_pcaps DIR SPI...       for each of $SIZES (64..1400 or imix) and $ALGS: DIR/plain-SIZE.pcap
+#   esp_pcaps DIR SPI...       for each of $SIZES (64..1400, imix, or imixr: IMIX in a random
+#                              order) and $ALGS: DIR/plain-SIZE.pcap
 #                              and DIR/esp-ALG-SIZE-SPI.pcap (perf/esp/esp_pcap.py, 64 flows)
 #   esp_gw_exec BIN DIR ALG WINDOW TOML LCORES EAL_MEM_ARG... -- IN...
 #                              exec ipsecgw BIN busy-polling on net_pcap (one infinite rx queue
@@ -96,7 +97,7 @@ TOML
 esp_pcaps() {
     local dir=$1 size alg spi sa; shift
     for size in $SIZES; do
-        sa=(--size "$size") && [[ $size == imix ]] && sa=(--imix)
+        case $size in imix) sa=(--imix) ;; imixr) sa=(--imix --shuffle) ;; *) sa=(--size "$size") ;; esac
         /usr/bin/python3 perf/esp/esp_pcap.py plain "$dir/plain-$size.pcap" "${sa[@]}" --count 64
         for alg in $ALGS; do
             for spi in "$@"; do

@@ -9,11 +9,13 @@ independent ESP implementation (ipsecgw's own code is never used here).
                                                             OUT (ipsecgw's ESP) opens in scapy to PLAIN's packets
   esp_pcap.py check-decap PLAIN OUT                         OUT (ipsecgw's decap) equals PLAIN's packets
 Frame sizes are Ethernet frames without FCS. IMIX here is 7:4:1 of 64/576/1400 B
-(1400 rather than 1518 so that the encapsulated packet fits a 1500-byte MTU).
+(1400 rather than 1518 so that the encapsulated packet fits a 1500-byte MTU), in a
+row (7 x 64, 4 x 576, 1400, repeated), or with --shuffle in a fixed random order.
 The outer link is 198.51.100.1 (gw) <-> 198.51.100.2 (peer), like the netns tests.
 Each check prints one line and exits 1 on any difference.
 """
 import argparse
+import random
 import sys
 import warnings
 
@@ -28,7 +30,12 @@ IMIX = [64] * 7 + [576] * 4 + [1400]
 
 
 def sizes(a):
-    return [IMIX[i % len(IMIX)] for i in range(a.count)] if a.imix else [a.size] * a.count
+    if not a.imix:
+        return [a.size] * a.count
+    out = [IMIX[i % len(IMIX)] for i in range(a.count)]
+    if a.shuffle:
+        random.Random(1).shuffle(out)  # the same order every time
+    return out
 
 
 def plain_frames(a, dst_mac=GW_MAC):
@@ -128,6 +135,7 @@ def main():
         p.add_argument("--size", type=int, default=64)
         p.add_argument("--count", type=int, default=64)
         p.add_argument("--imix", action="store_true")
+        p.add_argument("--shuffle", action="store_true", help="IMIX sizes in a (fixed) random order, not 7+4+1 in a row")
         if name == "esp":
             p.add_argument("--alg", required=True, choices=ALGS)
             p.add_argument("--key", required=True)
