@@ -231,6 +231,12 @@ impl EspGateway {
         Arc::clone(&self.stats)
     }
 
+    /// The number of workers when inbound SAs belong to SPI mod workers
+    /// (`[dpdk].sa_owner = "spi"` with several workers); `None` otherwise.
+    pub fn spi_owners(&self) -> Option<u32> {
+        (self.owner_rule == OwnerRule::Spi && self.workers > 1).then(|| u32::try_from(self.workers).unwrap_or(u32::MAX))
+    }
+
     /// Readers of the published SA tables (the control socket's SA rows).
     pub fn tables(&self) -> &dataplane::sa::ReaderFactory<dataplane::worker::TunnelTable> {
         &self.readers
@@ -291,10 +297,10 @@ impl EspGateway {
         let table = reader.load();
         for t in &self.installed {
             let (i, o) = (self.stats.sa(t.inbound), self.stats.sa(t.outbound));
-            let owner = match self.owner_rule {
+            let owner = match self.spi_owners() {
                 _ if self.workers <= 1 => Some(0),
-                OwnerRule::Spi => Some(t.spi_in.0 as usize % self.workers),
-                OwnerRule::FirstReceiver => table.inbound(t.spi_in).and_then(|sa| sa.state.claimed_by()).map(|w| w as usize),
+                Some(w) => Some(t.spi_in.0 % w),
+                None => table.inbound(t.spi_in).and_then(|sa| sa.state.claimed_by()),
             };
             s.push_str(&format!(
                 "{:<16} {:>#10x} {:>12} {:>12} {:>10} {:>12} {:>12} {:>10} {:>6}\n",

@@ -11,11 +11,12 @@
 # Checks: scapy opens every ESP frame we sent (sequence numbers 1..N per SA, each once)
 # and our decrypted frames are exactly what scapy sealed, each once; the exit report
 # shows both workers sending, the handoff counters and the SAs' owners are the rule's and
-# nothing was dropped.
+# nothing was dropped; `show child-sa` names the same owners (an idle IKE connection gives
+# the gateway its control socket).
 # Three lcores share the machine's two CPUs (--lcores 0@0,1@1,2@1) without busy polling.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-source scripts/lib/netns.sh
+source scripts/lib/topology.sh # netns.sh, and topo_connection_toml for the idle connection
 
 TAG=espmw
 PY=/usr/bin/python3
@@ -80,16 +81,25 @@ key_in = "50$(printf '02%.0s' {1..19})"
 key_out = "51$(printf '02%.0s' {1..19})"
 local_ts = ["10.2.1.0/24"]
 remote_ts = ["10.1.1.0/24"]
+
+# An idle IKE connection (never initiated, no such peer): it gives ipsecgw run its
+# control socket, for `show child-sa`.
 TOML
+topo_connection_toml idle 198.51.100.1 198.51.100.3 idle aes128gcm16-prfsha256-ecp256 aes128gcm16-ecp256 \
+    10.9.0.0/24 10.5.0.0/24 >>"$W/gw.toml"
+_topo_gw_psk "$W"
 
 harness_spawn "$W/gw-$RULE.log" "$IPSECGW" run --config "$W/gw.toml" \
-    --neighbor 198.51.100.2=02:00:00:00:00:02 --neighbor 10.9.0.254=02:00:00:00:00:03
+    --neighbor 198.51.100.2=02:00:00:00:00:02 --neighbor 10.9.0.254=02:00:00:00:00:03 --socket "$W/gw-$RULE.sock"
 PID=$HARNESS_LAST_PID
 harness_wait_until 30 grep -qs "ESP worker" "$W/gw-$RULE.log" || harness_die "ipsecgw did not start: $(cat "$W/gw-$RULE.log")"
 grep -q "2 worker lcore(s)" "$W/gw-$RULE.log" || harness_die "expected 2 worker lcores: $(cat "$W/gw-$RULE.log")"
-# The pcaps are read once and 4 x $COUNT frames take milliseconds (static mode serves no
-# control socket to watch); a packet not processed after this pause fails the checks below.
+# The pcaps are read once and 4 x $COUNT frames take milliseconds; a packet not processed
+# after this pause fails the checks below.
 sleep 2
+# `show child-sa` names each inbound SA's worker as the exit report does (below).
+"$IPSECGW" show child-sa --json --socket "$W/gw-$RULE.sock" >"$W/show-$RULE.json" || harness_die "show child-sa failed"
+show_owners=$("$PY" -c 'import json, sys; print(" ".join(str(r["in_worker"]) for r in sorted(json.load(open(sys.argv[1])), key=lambda r: r["spi_in"])))' "$W/show-$RULE.json")
 kill -TERM "$PID"
 wait "$PID" || harness_die "ipsecgw failed: $(cat "$W/gw-$RULE.log")"
 harness_log "exit report:"$'\n'"$(sed -n '/^port /,$p' "$W/gw-$RULE.log")"
@@ -109,6 +119,7 @@ fi
 owners=$(awk '$2 == "0x1000" || $2 == "0x1001" { print $NF }' "$W/gw-$RULE.log" | paste -sd' ')
 want_owners="0 1" && [[ $RULE == spi ]] || want_owners="0 0"
 [[ $owners == "$want_owners" ]] || harness_die "$RULE: owners of SAs a and b in the exit report: '$owners', want '$want_owners'"
+[[ $show_owners == "$want_owners" ]] || harness_die "$RULE: owners of SAs a and b in show child-sa: '$show_owners', want '$want_owners'"
 [[ $s0 == 0 && $s1 == 0 && $r0 == 0 && $r1 == 0 && $f0 == 0 && $f1 == 0 ]] ||
     harness_die "$RULE: unexpected handoffs: w0 sent $s0 recv $r0 full $f0, w1 sent $s1 recv $r1 full $f1"
 # worker W: outside rx A tx B, inside rx C tx D

@@ -48,6 +48,8 @@ pub struct DataplaneStats {
     tables: Option<Mutex<Reader<TunnelTable>>>,
     neighbors: Option<Arc<NeighborMirror>>,
     routes: Vec<RouteView>,
+    /// Workers, when inbound SAs belong to SPI mod workers (`sa_owner = "spi"`).
+    spi_owners: Option<u32>,
 }
 
 impl std::fmt::Debug for DataplaneStats {
@@ -72,7 +74,14 @@ fn mac_text(m: [u8; 6]) -> String {
 impl DataplaneStats {
     /// `port_names[i]` names DPDK port `i` (from the config's [[port]]).
     pub fn new(stats: Arc<Stats>, port_names: Vec<String>) -> Self {
-        Self { stats, port_names, extra: None, nic: None, tables: None, neighbors: None, routes: Vec::new() }
+        Self { stats, port_names, extra: None, nic: None, tables: None, neighbors: None, routes: Vec::new(), spi_owners: None }
+    }
+
+    /// Inbound SAs belong to SPI mod `workers` (`[dpdk].sa_owner = "spi"` with
+    /// several workers): their rows name that worker.
+    pub fn with_spi_owners(mut self, workers: u32) -> Self {
+        self.spi_owners = Some(workers).filter(|&w| w > 1);
+        self
     }
 
     /// Called last on every snapshot (tests, additions).
@@ -152,7 +161,7 @@ impl DataplaneStats {
                 drops: c.drops,
                 peer,
                 algorithm: algorithm_name(sa.sa.aead().algorithm()).into(),
-                worker: sa.state.claimed_by(),
+                worker: sa.state.claimed_by().or(self.spi_owners.map(|w| spi.0 % w)),
             });
         }
         // Done reading: never hold a snapshot between requests.
@@ -295,8 +304,12 @@ mod tests {
         assert_eq!((i.spi, i.drops, i.peer.as_str(), i.algorithm.as_str()), (0x1001, 4, "198.51.100.2", "chacha20poly1305"));
         assert_eq!((o.spi, o.packets, o.bytes, o.peer.as_str()), (0x2002, 5, 500, "198.51.100.2"));
         assert_eq!(snap.routes, [RouteView { prefix: "10.2.0.0/24".into(), via: "198.51.100.2".into(), port: 0 }]);
-        // The decrypting worker shows once one has claimed the inbound SA.
+        // The decrypting worker shows once one has claimed the inbound SA, or by
+        // its SPI under `sa_owner = "spi"` (0x1001 mod 2; one worker: none).
         assert_eq!((i.worker, o.worker), (None, None));
+        let in_worker = |v: DataplaneStats| v.snapshot().sas.iter().find(|s| s.direction == "in").and_then(|s| s.worker);
+        let by_spi = |w| DataplaneStats::new(Arc::clone(&stats), vec![]).with_tables(&ctl.readers()).with_spi_owners(w);
+        assert_eq!((in_worker(by_spi(2)), in_worker(by_spi(3)), in_worker(by_spi(1))), (Some(1), Some(0x1001 % 3), None));
         let mut worker1 = ctl.readers().reader();
         for (_, sa) in worker1.load().inbound_iter() {
             assert_eq!(sa.state.claim(1), 1);

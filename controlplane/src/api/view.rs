@@ -80,9 +80,10 @@ pub struct SaCountersView {
     pub peer: String,
     #[serde(default)]
     pub algorithm: String,
-    /// The worker that decrypts an inbound SA, once one has claimed it
-    /// (`[dpdk].sa_owner = "first-receiver"` with several workers); `None`
-    /// otherwise.
+    /// The worker that decrypts an inbound SA with several workers: SPI mod
+    /// workers (`[dpdk].sa_owner = "spi"`), or the worker that claimed it with
+    /// a packet that authenticated (`"first-receiver"`); `None` with one worker
+    /// or before the claim.
     #[serde(default)]
     pub worker: Option<u32>,
 }

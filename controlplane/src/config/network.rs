@@ -35,7 +35,8 @@ impl Default for DpdkConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SaOwner {
     /// `"first-receiver"` (default): the worker that receives the SA's first
-    /// packet. With a NIC that spreads flows by RSS, each SA stays where RSS puts it.
+    /// packet that authenticates (forged ESP claims nothing). With a NIC that
+    /// spreads flows by RSS, each SA stays where RSS puts it.
     FirstReceiver,
     /// `"spi"`: SPI modulo the number of workers; spreads decryption even when
     /// one queue receives all ESP, at a handoff per packet received elsewhere.
