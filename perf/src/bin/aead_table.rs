@@ -23,11 +23,14 @@ struct Args {
     backends: Vec<Backend>,
     sizes: Vec<usize>,
     offset: usize,
+    /// Bursts of buffers taken in turn: 1 keeps the data in L1 (as far as a
+    /// burst fits); more put it where a gateway's is, a few mbufs' worth away.
+    sets: usize,
 }
 
 fn usage(msg: &str) -> ! {
     eprintln!("aead_table: {msg}");
-    eprintln!("usage: aead_table [--ms N] [--alg aes128gcm|aes256gcm|chacha20poly1305] [--backend rustcrypto|ring|ipsec-mb|aesni|auto] [--sizes 64,512,...] [--offset BYTES]");
+    eprintln!("usage: aead_table [--ms N] [--alg aes128gcm|aes256gcm|chacha20poly1305] [--backend rustcrypto|ring|ipsec-mb|aesni|auto] [--sizes 64,512,...] [--offset BYTES] [--sets N]");
     std::process::exit(2)
 }
 
@@ -38,6 +41,7 @@ fn parse_args() -> Args {
         backends: [Backend::ALL.as_slice(), &[Backend::Auto]].concat(),
         sizes: SIZES.to_vec(),
         offset: 0,
+        sets: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -67,6 +71,7 @@ fn parse_args() -> Args {
                     .collect();
             }
             "--offset" => a.offset = val.parse().unwrap_or_else(|_| usage("--offset takes bytes")),
+            "--sets" => a.sets = val.parse().ok().filter(|&n| n > 0).unwrap_or_else(|| usage("--sets takes a count of 1 or more")),
             other => usage(&format!("unknown flag {other}")),
         }
     }
@@ -114,16 +119,20 @@ fn estimate_ghz(budget: Duration) -> f64 {
     3.0 / ns_per_mul
 }
 
-/// Minimum nanoseconds per packet for one cell (runs of one burst each).
-fn ns_per_packet(fx: &mut Fixture, dir: Direction, mode: Mode, budget: Duration) -> f64 {
-    for _ in 0..3 {
-        fx.run(dir, mode);
-    }
-    let (ns_per_run, _) = min_time(budget, Duration::from_micros(300), |n| {
+/// Minimum nanoseconds per packet for one cell (runs of one burst each, the
+/// fixtures' bursts in turn).
+fn ns_per_packet(fx: &mut [Fixture], dir: Direction, mode: Mode, budget: Duration) -> f64 {
+    let (sets, mut next) = (fx.len(), 0);
+    let mut run = |n: u32| {
         for _ in 0..n {
-            fx.run(dir, mode);
+            if let Some(f) = fx.get_mut(next) {
+                f.run(dir, mode);
+            }
+            next = (next + 1) % sets;
         }
-    });
+    };
+    run(3 * sets as u32);
+    let (ns_per_run, _) = min_time(budget, Duration::from_micros(300), run);
     ns_per_run / BURST as f64
 }
 
@@ -164,7 +173,7 @@ fn main() {
         for &size in &args.sizes {
             let mut rows = Vec::new();
             for &backend in args.backends.iter().filter(|b| b.is_available(alg)) {
-                let Ok(mut fx) = Fixture::at_offset(alg, backend, size, args.offset) else {
+                let Ok(mut fx) = (0..args.sets).map(|_| Fixture::at_offset(alg, backend, size, args.offset)).collect::<Result<Vec<_>, _>>() else {
                     continue;
                 };
                 let mut ns = [0.0; 4];
@@ -179,16 +188,17 @@ fn main() {
                 {
                     ns[k] = ns_per_packet(&mut fx, dir, mode, args.budget);
                 }
-                if fx.failures != 0 {
+                let failures: u64 = fx.iter().map(|f| f.failures).sum();
+                if failures != 0 {
                     eprintln!(
                         "BUG: {alg_name} {backend} {size} B: {} opens failed authentication",
-                        fx.failures
+                        failures
                     );
                     std::process::exit(1);
                 }
                 let gbps = |n: f64| size as f64 * 8.0 / n;
                 let label = if backend == Backend::Auto {
-                    format!("auto={}", fx.backend())
+                    format!("auto={}", fx.first().map_or("?", Fixture::backend))
                 } else {
                     backend.to_string()
                 };
