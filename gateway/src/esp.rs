@@ -231,10 +231,10 @@ impl EspGateway {
         Arc::clone(&self.stats)
     }
 
-    /// The number of workers when inbound SAs belong to SPI mod workers
-    /// (`[dpdk].sa_owner = "spi"` with several workers); `None` otherwise.
-    pub fn spi_owners(&self) -> Option<u32> {
-        (self.owner_rule == OwnerRule::Spi && self.workers > 1).then(|| u32::try_from(self.workers).unwrap_or(u32::MAX))
+    /// How inbound SAs get their worker (`[dpdk].sa_owner`), and how many
+    /// workers there are.
+    pub fn owners(&self) -> (OwnerRule, u32) {
+        (self.owner_rule, u32::try_from(self.workers).unwrap_or(u32::MAX))
     }
 
     /// Readers of the published SA tables (the control socket's SA rows).
@@ -295,12 +295,13 @@ impl EspGateway {
         ));
         let mut reader = self.readers.reader();
         let table = reader.load();
+        let (rule, workers) = self.owners();
         for t in &self.installed {
             let (i, o) = (self.stats.sa(t.inbound), self.stats.sa(t.outbound));
-            let owner = match self.spi_owners() {
-                _ if self.workers <= 1 => Some(0),
-                Some(w) => Some(t.spi_in.0 % w),
-                None => table.inbound(t.spi_in).and_then(|sa| sa.state.claimed_by()),
+            let owner = if workers <= 1 {
+                Some(0)
+            } else {
+                table.inbound(t.spi_in).and_then(|sa| rule.decrypting_worker(workers, t.spi_in, &sa.state))
             };
             s.push_str(&format!(
                 "{:<16} {:>#10x} {:>12} {:>12} {:>10} {:>12} {:>12} {:>10} {:>6}\n",

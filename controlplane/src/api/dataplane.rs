@@ -18,7 +18,7 @@ use dataplane::neighbor_view::NeighborMirror;
 use dataplane::route::Route;
 use dataplane::sa::{PolicyAction, Reader, ReaderFactory};
 use dataplane::stats::{DropReason, Stats};
-use dataplane::worker::TunnelTable;
+use dataplane::worker::{OwnerRule, TunnelTable};
 
 use super::{DataplaneSnapshot, DataplaneView, DropView, NeighborView, PortView, RouteView, SaCountersView};
 
@@ -48,8 +48,8 @@ pub struct DataplaneStats {
     tables: Option<Mutex<Reader<TunnelTable>>>,
     neighbors: Option<Arc<NeighborMirror>>,
     routes: Vec<RouteView>,
-    /// Workers, when inbound SAs belong to SPI mod workers (`sa_owner = "spi"`).
-    spi_owners: Option<u32>,
+    /// How inbound SAs get their worker, and how many workers there are.
+    owners: (OwnerRule, u32),
 }
 
 impl std::fmt::Debug for DataplaneStats {
@@ -74,13 +74,13 @@ fn mac_text(m: [u8; 6]) -> String {
 impl DataplaneStats {
     /// `port_names[i]` names DPDK port `i` (from the config's [[port]]).
     pub fn new(stats: Arc<Stats>, port_names: Vec<String>) -> Self {
-        Self { stats, port_names, extra: None, nic: None, tables: None, neighbors: None, routes: Vec::new(), spi_owners: None }
+        Self { stats, port_names, extra: None, nic: None, tables: None, neighbors: None, routes: Vec::new(), owners: (OwnerRule::FirstReceiver, 1) }
     }
 
-    /// Inbound SAs belong to SPI mod `workers` (`[dpdk].sa_owner = "spi"` with
-    /// several workers): their rows name that worker.
-    pub fn with_spi_owners(mut self, workers: u32) -> Self {
-        self.spi_owners = Some(workers).filter(|&w| w > 1);
+    /// `workers` workers find an inbound SA's by `rule` (`[dpdk].sa_owner`): the
+    /// SA rows name that worker ([`OwnerRule::decrypting_worker`]).
+    pub fn with_owners(mut self, rule: OwnerRule, workers: u32) -> Self {
+        self.owners = (rule, workers);
         self
     }
 
@@ -161,7 +161,7 @@ impl DataplaneStats {
                 drops: c.drops,
                 peer,
                 algorithm: algorithm_name(sa.sa.aead().algorithm()).into(),
-                worker: sa.state.claimed_by().or(self.spi_owners.map(|w| spi.0 % w)),
+                worker: self.owners.0.decrypting_worker(self.owners.1, spi, &sa.state),
             });
         }
         // Done reading: never hold a snapshot between requests.
@@ -308,7 +308,7 @@ mod tests {
         // its SPI under `sa_owner = "spi"` (0x1001 mod 2; one worker: none).
         assert_eq!((i.worker, o.worker), (None, None));
         let in_worker = |v: DataplaneStats| v.snapshot().sas.iter().find(|s| s.direction == "in").and_then(|s| s.worker);
-        let by_spi = |w| DataplaneStats::new(Arc::clone(&stats), vec![]).with_tables(&ctl.readers()).with_spi_owners(w);
+        let by_spi = |w| DataplaneStats::new(Arc::clone(&stats), vec![]).with_tables(&ctl.readers()).with_owners(OwnerRule::Spi, w);
         assert_eq!((in_worker(by_spi(2)), in_worker(by_spi(3)), in_worker(by_spi(1))), (Some(1), Some(0x1001 % 3), None));
         let mut worker1 = ctl.readers().reader();
         for (_, sa) in worker1.load().inbound_iter() {

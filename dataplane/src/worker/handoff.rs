@@ -53,6 +53,20 @@ pub enum OwnerRule {
     Spi,
 }
 
+impl OwnerRule {
+    /// The worker that decrypts the inbound SA `spi` (runtime state `state`)
+    /// among `workers`, as far as it is settled: SPI mod workers under
+    /// [`OwnerRule::Spi`], otherwise the worker that claimed it; `None` before
+    /// a claim, and with one worker (nobody claims then). For what operators
+    /// see (`show`, the exit report); workers ask [`Ownership`].
+    pub fn decrypting_worker(self, workers: u32, spi: Spi, state: &InboundState) -> Option<u32> {
+        match self {
+            OwnerRule::Spi if workers > 1 => Some(spi.0 % workers),
+            _ => state.claimed_by(),
+        }
+    }
+}
+
 /// Which worker owns which inbound SA, as seen by worker `me` of `workers`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ownership {
