@@ -6,6 +6,10 @@
 #   bench_init                      BENCH_DIR, BENCH_MEM (EAL memory args), BENCH_MEMNOTE
 #   bench_measure NAME PREFIX CMD…  start CMD, print "<pps wall> <per CPU-s> <best SLICE-s slice per
 #                                   CPU-s>" of port 1 (telemetry_rate.py; SLICE=0.25), stop it
+#   bench_start NAME CMD…           start CMD in the background (log BENCH_DIR/NAME.log, higher
+#                                   priority); its PID in BENCH_PID
+#   bench_rate PREFIX PID           bench_measure's line for the running PID with runtime PREFIX
+#   bench_stop PID PREFIX           stop it (SIGINT) and remove its runtime dir
 #   bench_wait_log LOG TEXT PID     wait until LOG contains TEXT (fails if PID dies)
 #   median, highest                 of the numbers on stdin (blank- or newline-separated;
 #                                   nothing printed for none)
@@ -43,19 +47,33 @@ bench_wait_log() {
     return 1
 }
 
+bench_start() {
+    local name=$1; shift
+    "$@" </dev/null >"$BENCH_DIR/$name.log" 2>&1 &
+    BENCH_PID=$!
+    BENCH_PIDS+=("$BENCH_PID")
+    # The machine is shared: the measured process gets a higher priority.
+    renice -n -10 -p "$BENCH_PID" >/dev/null 2>&1 || true
+}
+
+bench_rate() {
+    /usr/bin/python3 "$BENCH_RATE" "/var/run/dpdk/$1" 1 "${WARMUP:-1}" "${WINDOW:-2}" "$2" "${SLICE:-0.25}"
+}
+
+bench_stop() {
+    kill -INT "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+    BENCH_PIDS=("${BENCH_PIDS[@]/$1/}")
+    rm -rf -- "/var/run/dpdk/$2"
+}
+
 bench_measure() {
     local name=$1 prefix=$2 pid rate; shift 2
-    "$@" </dev/null >"$BENCH_DIR/$name.log" 2>&1 &
-    pid=$!
-    BENCH_PIDS+=("$pid")
-    # The machine is shared: the measured process gets a higher priority.
-    renice -n -10 -p "$pid" >/dev/null 2>&1 || true
-    rate=$(/usr/bin/python3 "$BENCH_RATE" "/var/run/dpdk/$prefix" 1 "${WARMUP:-1}" "${WINDOW:-2}" "$pid" "${SLICE:-0.25}") || {
+    bench_start "$name" "$@"
+    pid=$BENCH_PID
+    rate=$(bench_rate "$prefix" "$pid") || {
         echo "bench: $name did not run:" >&2; tail -5 "$BENCH_DIR/$name.log" >&2; return 1; }
-    kill -INT "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    BENCH_PIDS=("${BENCH_PIDS[@]/$pid/}")
-    rm -rf -- "/var/run/dpdk/$prefix"
+    bench_stop "$pid" "$prefix"
     echo "$rate"
 }
 

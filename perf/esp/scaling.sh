@@ -26,7 +26,6 @@ cd "$(dirname "$0")/../.."
 ROUNDS=${1:-3} BIN=${2:-target/release/ipsecgw}
 ALGS=${ALGS:-aes128gcm} SIZES=${SIZES:-64 1400} DIRS=${DIRS:-encap decap}
 WINDOW=${WINDOW:-2} WARMUP=${WARMUP:-1}
-PY=/usr/bin/python3
 source perf/esp/config.sh
 source perf/esp/lib.sh
 [[ $(id -u) == 0 ]] || { echo "scaling.sh: needs root" >&2; exit 1; }
@@ -69,18 +68,16 @@ for ((r = 0; r < ROUNDS; r++)); do
         k=$alg,$size,$dir p=pe-sc-$$-$r
         F[$k,one]+="$(bench_measure one "$p-1" gw_start "$dir" "$alg" "$p-1" 0@0,1@1 "$in1" | best) "
         F[$k,two]+="$(THREADS=2 bench_measure two "$p-2" gw_start "$dir" "$alg" "$p-2" 0@0,1@0,2@1 "$in1" "$in2" | best) "
-        # pair: the second gateway (worker on CPU 0) measured beside the first.
-        (gw_start "$dir" "$alg" "$p-b" 0@1,1@0 "$in2") </dev/null >"$W/pair-b.log" 2>&1 &
-        pb=$!
-        BENCH_PIDS+=("$pb")
-        "$PY" "$BENCH_RATE" "/var/run/dpdk/$p-b" 1 "$WARMUP" "$WINDOW" "$pb" "${SLICE:-0.25}" >"$W/pair-b.rate" &
+        # pair: the second gateway (worker on CPU 0) measured beside the first. Each has
+        # one SA, so both get the first SA's traffic.
+        bench_start pairb gw_start "$dir" "$alg" "$p-b" 0@1,1@0 "$in1"
+        pb=$BENCH_PID
+        bench_rate "$p-b" "$pb" >"$W/pair-b.rate" &
         mb=$!
         a=$(bench_measure paira "$p-a" gw_start "$dir" "$alg" "$p-a" 0@0,1@1 "$in1" | best)
-        wait "$mb" || { echo "scaling.sh: the pair's second gateway did not run: $(tail -3 "$W/pair-b.log")" >&2; exit 1; }
-        kill -INT "$pb" 2>/dev/null || true
-        wait "$pb" 2>/dev/null || true
-        BENCH_PIDS=("${BENCH_PIDS[@]/$pb/}")
-        rm -rf -- "/var/run/dpdk/$p-b"
+        wait "$mb" && awk '$3 > 0 { ok = 1 } END { exit !ok }' "$W/pair-b.rate" ||
+            { echo "scaling.sh: the pair's second gateway forwarded nothing: $(tail -3 "$W/pairb.log")" >&2; exit 1; }
+        bench_stop "$pb" "$p-b"
         F[$k,pair]+="$(awk -v a="$a" '{ print (a + $3) / 2 }' "$W/pair-b.rate") "
     done; done; done
 done
