@@ -7,7 +7,8 @@
 #   net_pcap0,rx_pcap=F,infinite_rx=1  -->  ipsecgw (static SA) on lcore 1  -->  net_null0,no-rx=1
 #
 # limit Mpps = 1 / (t_io + t_aead): t_io = 1 / testpmd rate on the same pcap, t_aead =
-# the AEAD's ns per packet in 32-packet bursts (perf/src/bin/aead_table.rs, Backend::Auto,
+# the AEAD's ns per packet in 32-packet bursts back to back per on-CPU second, over a
+# WINDOW and its SLICE-second slices as the rates are (aead_table --slice, Backend::Auto,
 # seal for encap, open for decap, at the ESP plaintext length of the frame: its IPv4 packet
 # + 2 trailer bytes, padded to 16 B for what ipsecgw seals with AES-GCM (its PadAlign) and
 # to 4 B (RFC 4303 §2.4) for what scapy sealed and ChaCha20; IMIX: the 7:4:1 mean). Decap
@@ -17,11 +18,13 @@
 # after a warm-up (perf/forward/telemetry_rate.py). Hugepages on a private mount when
 # possible (perf/esp/lib.sh), else --no-huge (and the table says so).
 #
-# Two tables: the first from whole windows (the median over ROUNDS) and one aead_table run;
-# the second from the best SLICE-second slice of all rounds' windows (per CPU-second of the worker thread, SLICE=0.25) and
-# the lowest AEAD cost of AEAD_RUNS=5 aead_table runs. Other tenants of a shared VM only
+# Two tables: the first from whole windows (the median over ROUNDS); the second from the
+# best SLICE-second slice of all rounds' windows (per CPU-second of the thread, SLICE=0.25),
+# for testpmd, ipsecgw, ipsec-secgw and the AEAD alike. Other tenants of a shared VM only
 # ever slow a measurement down, so the second table is the estimate of the quiet machine
-# that moves least between runs; the first shows what the window actually got.
+# that moves least between runs; the first shows what the window actually got. (The AEAD
+# once came from aead_table's minimum of 0.3 ms repetitions: a quieter statistic than any
+# 0.25 s slice, which put the limit too high; perf/README, "The limit's AEAD".)
 #
 #   perf/run.sh [WINDOW_S=2]            (as root; ALGS="aes128gcm ..." SIZES="64 imix" to narrow,
 #                                        ROUNDS=1 measurements of each rate, interleaved)
@@ -84,38 +87,41 @@ done
 
 # 2. The AEAD cost per packet (ns, 32-packet bursts), Backend::Auto, at the ESP plaintext
 #    length of each frame: the cost depends on the length's last 16-byte block (ring pays
-#    ~25-40 ns for a partial one), so the frame size itself would misstate it.
+#    ~25-40 ns for a partial one), so the frame size itself would misstate it. Measured
+#    in each round next to the rates (aead_measure), stored like them as
+#    "- per_cpu best_slice;" in packets per second, per AE[alg,bytes,seal|open].
 # esp_plain_len FRAME ALG DIR -> bytes the AEAD seals (encap) or opens (decap)
 esp_plain_len() {
     local align=4 && [[ $3 == encap && $2 == aes*gcm ]] && align=16
     echo $((($1 - 14 + 2 + align - 1) / align * align))
 }
-aead_sizes=""
-for alg in $ALGS; do
-    for f in 64 512 576 1400; do
-        for dir in encap decap; do aead_sizes+=" $(esp_plain_len $f "$alg" $dir)"; done
+declare -A AE
+# aead_measure: one WINDOW per length and op of every ALG, appended to AE
+aead_measure() {
+    local alg dir op f lens
+    for alg in $ALGS; do
+        for dir in encap decap; do
+            op=seal && [[ $dir == decap ]] && op=open
+            lens=$(for f in 64 512 576 1400; do esp_plain_len $f "$alg" $dir; done | sort -nu | paste -sd,)
+            while read -r bytes window best; do
+                AE[$alg,$bytes,$op]+="- $(awk -v w="$window" -v b="$best" 'BEGIN { printf "%.0f %.0f", 1e9 / w, 1e9 / b }');"
+            done < <("$AEAD_TABLE" --slice "${SLICE:-0.25}" --ms "$((WINDOW * 1000))" --backend auto --alg "$alg" --op $op --sizes "$lens" |
+                awk -F'|' '$5 ~ /seal|open/ { print $3 + 0, $6 + 0, $7 + 0 }')
+        done
     done
-done
-for ((i = 0; i < ${AEAD_RUNS:-5}; i++)); do
-    "$AEAD_TABLE" --backend auto --sizes "$(printf '%s\n' $aead_sizes | sort -nu | paste -sd,)" --ms 80 >"$W/aead-$i.md"
-done
-AEAD_MD=$W/aead-0.md # the first run; aead_ns takes the lowest of all runs with AEAD_MD=all
-# aead_ns ALG SIZE seal|open
-aead_ns() { # columns: | alg | bytes | backend | seal/1 | seal/32 | open/1 | open/32 | ...
-    local col=6 && [[ $3 == open ]] && col=8
-    local files=("$AEAD_MD") && [[ $AEAD_MD == all ]] && files=("$W"/aead-*.md)
-    awk -F'|' -v a="$1" -v s="$2" -v c="$col" '
-        { for (i = 2; i <= 8; i++) gsub(/^ +| +$/, "", $i) }
-        $2 == a && $3 == s && (low == "" || $c + 0 < low + 0) { low = $c }
-        END { print low }' "${files[@]}"
 }
-aead_for() { # ALG SIZE DIR -> ns per packet (IMIX: the 7:4:1 mean)
+# aead_ns ALG BYTES seal|open FIELD STAT: ns per packet from that statistic of the rounds
+aead_ns() {
+    over_rounds "$4" "$5" <<<"${AE[$1,$2,$3]:-}" | awk '$1 > 0 { printf "%.1f", 1e9 / $1 }'
+}
+aead_for() { # ALG SIZE DIR FIELD STAT -> ns per packet (IMIX: the 7:4:1 mean)
     local op=seal && [[ $3 == decap ]] && op=open
     if [[ $2 == imix ]]; then
-        awk -v a="$(aead_ns "$1" "$(esp_plain_len 64 "$1" "$3")" $op)" -v b="$(aead_ns "$1" "$(esp_plain_len 576 "$1" "$3")" $op)" \
-            -v c="$(aead_ns "$1" "$(esp_plain_len 1400 "$1" "$3")" $op)" 'BEGIN { printf "%.1f", (7 * a + 4 * b + c) / 12 }'
+        awk -v a="$(aead_ns "$1" "$(esp_plain_len 64 "$1" "$3")" $op "$4" "$5")" \
+            -v b="$(aead_ns "$1" "$(esp_plain_len 576 "$1" "$3")" $op "$4" "$5")" \
+            -v c="$(aead_ns "$1" "$(esp_plain_len 1400 "$1" "$3")" $op "$4" "$5")" 'BEGIN { printf "%.1f", (7 * a + 4 * b + c) / 12 }'
     else
-        aead_ns "$1" "$(esp_plain_len "$2" "$1" "$3")" $op
+        aead_ns "$1" "$(esp_plain_len "$2" "$1" "$3")" $op "$4" "$5"
     fi
 }
 
@@ -129,6 +135,7 @@ declare -A IO GW SG
 secgw=0 && [[ ${SECGW:-1} == 1 && -x perf/secgw/run.sh ]] && secgw=1
 huge=(--no-huge) && [[ -n ${BENCH_HUGE:-} ]] && huge=(--huge-dir "$BENCH_HUGE")
 for ((round = 0; round < ${ROUNDS:-1}; round++)); do
+    aead_measure
     for size in $SIZES; do
         p=pe-tp-$$-$size
         IO[$size]+="$(bench_measure testpmd "$p" dpdk-testpmd -l 0,1 --no-pci "${BENCH_MEM[@]}" --file-prefix "$p" \
@@ -174,7 +181,7 @@ table() {
                 gwc=$(over_rounds "$f" "$stat" <<<"${GW[$alg,$size,$dir]}")
                 ioc=$(over_rounds "$f" "$stat" <<<"${IO[$size]}")
                 sgc=$(over_rounds "$f" "$stat" <<<"${SG[$alg,$size,$dir]:-}")
-                awk -v a="$alg" -v s="$size" -v d="$dir" -v gc="$gwc" -v t="$ioc" -v n="$(aead_for "$alg" "$size" $dir)" -v sg="$sgc" 'BEGIN {
+                awk -v a="$alg" -v s="$size" -v d="$dir" -v gc="$gwc" -v t="$ioc" -v n="$(aead_for "$alg" "$size" $dir "$f" "$stat")" -v sg="$sgc" 'BEGIN {
                     tio = (t > 0 ? 1e9 / t : 0); lim = (tio + n > 0 ? 1e3 / (tio + n) : 0)
                     sgs = (sg > 0 ? sprintf("%9.2f %8.3f", sg / 1e6, gc / sg) : sprintf("%9s %8s", "-", "-"))
                     printf "%-18s %-5s %-5s %9.2f %9.2f %8.1f %8.2f %8.3f %8.3f %s\n", a, s, d, gc / 1e6, t / 1e6, n, lim, (lim > 0 ? gc / 1e6 / lim : 0), (t > 0 ? gc / t : 0), sgs }'
@@ -182,7 +189,7 @@ table() {
         done
     done
 }
-table 2 median "median of the rounds' whole ${WINDOW}s windows, one aead_table run"
-AEAD_MD=all table 3 highest "best ${SLICE:-0.25}s slice of all rounds, lowest AEAD cost of ${AEAD_RUNS:-5} aead_table runs"
+table 2 median "median of the rounds' whole ${WINDOW}s windows"
+table 3 highest "best ${SLICE:-0.25}s slice of all rounds"
 echo "(Mpps. /CPU: packets per CPU-second the polling thread got (the machine is shared; see Forwarding above);"
-echo " limit = 1/(t_io + t_aead), t_io = 1/testpmd io rate per CPU-second, t_aead from aead_table, all from this run)"
+echo " limit = 1/(t_io + t_aead), t_io = 1/testpmd io rate per CPU-second, t_aead = aead_table --slice's ns per on-CPU second, all from this run)"
