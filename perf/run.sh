@@ -174,7 +174,7 @@ table() {
     echo
     echo "ESP gateway, 1 worker lcore, net_pcap infinite_rx -> net_null, $BENCH_MEMNOTE: $3"
     echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(nproc) cores, window ${WINDOW}s x ${ROUNDS:-1} rounds, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-    printf '%-18s %-5s %-5s %9s %9s %8s %8s %8s %8s %9s %8s\n' alg frame dir "gw /CPU" "io /CPU" "aead ns" "limit" "x limit" "x testpmd" "secgw/CPU" "x secgw"
+    printf '%-18s %-5s %-5s %9s %9s %8s %8s %8s %8s %8s %9s %8s\n' alg frame dir "gw /CPU" "io /CPU" "aead ns" "limit" "x limit" "own ns" "x testpmd" "secgw/CPU" "x secgw"
     for alg in $ALGS; do
         for size in $SIZES; do
             for dir in encap decap; do
@@ -184,7 +184,8 @@ table() {
                 awk -v a="$alg" -v s="$size" -v d="$dir" -v gc="$gwc" -v t="$ioc" -v n="$(aead_for "$alg" "$size" $dir "$f" "$stat")" -v sg="$sgc" 'BEGIN {
                     tio = (t > 0 ? 1e9 / t : 0); lim = (tio + n > 0 ? 1e3 / (tio + n) : 0)
                     sgs = (sg > 0 ? sprintf("%9.2f %8.3f", sg / 1e6, gc / sg) : sprintf("%9s %8s", "-", "-"))
-                    printf "%-18s %-5s %-5s %9.2f %9.2f %8.1f %8.2f %8.3f %8.3f %s\n", a, s, d, gc / 1e6, t / 1e6, n, lim, (lim > 0 ? gc / 1e6 / lim : 0), (t > 0 ? gc / t : 0), sgs }'
+                    own = (gc > 0 ? 1e9 / gc - tio - n : 0)
+                    printf "%-18s %-5s %-5s %9.2f %9.2f %8.1f %8.2f %8.3f %8.1f %8.3f %s\n", a, s, d, gc / 1e6, t / 1e6, n, lim, (lim > 0 ? gc / 1e6 / lim : 0), own, (t > 0 ? gc / t : 0), sgs }'
             done
         done
     done
@@ -192,4 +193,5 @@ table() {
 table 2 median "median of the rounds' whole ${WINDOW}s windows"
 table 3 highest "best ${SLICE:-0.25}s slice of all rounds"
 echo "(Mpps. /CPU: packets per CPU-second the polling thread got (the machine is shared; see Forwarding above);"
-echo " limit = 1/(t_io + t_aead), t_io = 1/testpmd io rate per CPU-second, t_aead = aead_table --slice's ns per on-CPU second, all from this run)"
+echo " limit = 1/(t_io + t_aead), t_io = 1/testpmd io rate per CPU-second, t_aead = aead_table --slice's ns per on-CPU second, all from this run;"
+echo " own ns = 1/gw - t_io - t_aead: ipsecgw's own work per packet, what it can still cut)"
