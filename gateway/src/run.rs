@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
 use dpdk::{Eal, Mempool, Port, PortConfig};
+use dataplane::crypto::{ipsec_mb_arch, Algorithm, Backend};
 use dataplane::worker::OwnerRule;
 
 use crate::esp::{EspGateway, EspProcessor};
@@ -208,6 +209,9 @@ pub fn run(plan: RunPlan, cli_eal_args: &[String], busy_poll: bool, control: &cr
             if busy_poll { ", busy-polling" } else { "" }
         ),
     }
+    if esp.is_some() {
+        println!("ipsecgw: {}", auto_backends());
+    }
     let _ = std::io::stdout().flush();
 
     if lcores.is_empty() {
@@ -326,4 +330,13 @@ fn print_counters(plan: &RunPlan, ports: &[Port], counters: &[Vec<PortCounters>]
             sum(|c| c.tx_dropped.load(Ordering::Relaxed)),
         );
     }
+}
+
+/// What `Backend::Auto` uses for each algorithm on this CPU, for the start-up
+/// output: the same configuration runs different AEAD code on different CPUs, so
+/// figures from two machines are only comparable with this line beside them.
+fn auto_backends() -> String {
+    let path = ipsec_mb_arch().map_or_else(|| "unavailable".to_string(), |a| a.to_string());
+    let each: Vec<String> = Algorithm::ALL.iter().map(|&a| format!("{} {}", a.name(), Backend::auto_choice(a))).collect();
+    format!("AEAD backends (auto; intel-ipsec-mb path {path}): {}", each.join("; "))
 }

@@ -13,7 +13,6 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use dataplane::crypto::Algorithm;
 use dataplane::neighbor_view::NeighborMirror;
 use dataplane::route::Route;
 use dataplane::sa::{PolicyAction, Reader, ReaderFactory};
@@ -55,15 +54,6 @@ pub struct DataplaneStats {
 impl std::fmt::Debug for DataplaneStats {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DataplaneStats").field("ports", &self.port_names).finish_non_exhaustive()
-    }
-}
-
-/// Config-style name of a dataplane cipher.
-fn algorithm_name(a: Algorithm) -> &'static str {
-    match a {
-        Algorithm::Aes128Gcm => "aes128gcm16",
-        Algorithm::Aes256Gcm => "aes256gcm16",
-        Algorithm::ChaCha20Poly1305 => "chacha20poly1305",
     }
 }
 
@@ -144,7 +134,7 @@ impl DataplaneStats {
                 bytes: c.bytes,
                 drops: c.drops,
                 peer: config.dst.to_string(),
-                algorithm: algorithm_name(sa.sa.aead().algorithm()).into(),
+                algorithm: sa.sa.aead().algorithm().name().into(),
                 worker: None,
             });
         }
@@ -160,7 +150,7 @@ impl DataplaneStats {
                 bytes: c.bytes,
                 drops: c.drops,
                 peer,
-                algorithm: algorithm_name(sa.sa.aead().algorithm()).into(),
+                algorithm: sa.sa.aead().algorithm().name().into(),
                 worker: self.owners.0.decrypting_worker(self.owners.1, spi, &sa.state),
             });
         }
@@ -240,7 +230,7 @@ impl DataplaneView for DataplaneStats {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dataplane::crypto::Backend;
+    use dataplane::crypto::{Algorithm, Backend};
     use dataplane::sa::Spi;
     use dataplane::spd::IpPrefix;
     use dataplane::worker::{install_static, StaticTunnel, TsSpec, TunnelControl};

@@ -48,6 +48,18 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
+    /// Every algorithm, in the order operators see them listed.
+    pub const ALL: [Algorithm; 3] = [Algorithm::Aes128Gcm, Algorithm::Aes256Gcm, Algorithm::ChaCha20Poly1305];
+
+    /// The name the configuration uses for it (its ESP proposal keyword).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Algorithm::Aes128Gcm => "aes128gcm16",
+            Algorithm::Aes256Gcm => "aes256gcm16",
+            Algorithm::ChaCha20Poly1305 => "chacha20poly1305",
+        }
+    }
+
     /// Cipher key bytes, without the salt.
     pub const fn key_len(self) -> usize {
         match self {
