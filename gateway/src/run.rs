@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
 use dpdk::{Eal, Mempool, Port, PortConfig};
-use dataplane::crypto::{ipsec_mb_arch, Algorithm, Backend};
+use dataplane::crypto::{ipsec_mb_path, Algorithm, Backend};
 use dataplane::worker::OwnerRule;
 
 use crate::esp::{EspGateway, EspProcessor};
@@ -336,7 +336,6 @@ fn print_counters(plan: &RunPlan, ports: &[Port], counters: &[Vec<PortCounters>]
 /// output: the same configuration runs different AEAD code on different CPUs, so
 /// figures from two machines are only comparable with this line beside them.
 fn auto_backends() -> String {
-    let path = ipsec_mb_arch().map_or_else(|| "unavailable".to_string(), |a| a.to_string());
     let each: Vec<String> = Algorithm::ALL.iter().map(|&a| format!("{} {}", a.name(), Backend::auto_choice(a))).collect();
-    format!("AEAD backends (auto; intel-ipsec-mb path {path}): {}", each.join("; "))
+    format!("AEAD backends (auto; intel-ipsec-mb path {}): {}", ipsec_mb_path(), each.join("; "))
 }

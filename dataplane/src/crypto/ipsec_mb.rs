@@ -37,6 +37,11 @@ pub fn ipsec_mb_arch() -> Option<ipsec_mb_sys::Arch> {
     ipsec_mb_sys::arch().ok()
 }
 
+/// [`ipsec_mb_arch`] for people: the SIMD path's name, or "unavailable".
+pub fn ipsec_mb_path() -> String {
+    ipsec_mb_arch().map_or_else(|| "unavailable".to_owned(), |a| a.to_string())
+}
+
 /// Call once at the start of each worker thread: creates the thread's
 /// intel-ipsec-mb manager (used by its ChaCha20-Poly1305 job API) now, so the
 /// first burst does not allocate. A no-op without the library.

@@ -26,7 +26,7 @@ mod rustcrypto;
 mod split;
 
 pub use backend::{new_aead, AutoChoice, Backend, KeyError, SizeClass, UnknownBackend};
-pub use ipsec_mb::{ipsec_mb_arch, prepare_thread};
+pub use ipsec_mb::{ipsec_mb_arch, ipsec_mb_path, prepare_thread};
 pub use ipsec_mb_sys::Arch as IpsecMbArch;
 
 /// Bytes of ICV (authentication tag) for every AEAD we support.

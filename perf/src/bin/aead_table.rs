@@ -22,7 +22,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use dataplane::crypto::{Algorithm, Backend};
+use dataplane::crypto::{ipsec_mb_path, Algorithm, Backend};
 use perf::aead::{Direction, Fixture, Mode, ALGS, BURST, SIZES};
 
 struct Args {
@@ -143,21 +143,47 @@ fn estimate_ghz(budget: Duration) -> f64 {
     3.0 / ns_per_mul
 }
 
+/// One burst per call, the fixtures' bursts in turn.
+fn bursts_in_turn(fx: &mut [Fixture], dir: Direction, mode: Mode) -> impl FnMut() + '_ {
+    let mut next = 0;
+    move || {
+        if let Some(f) = fx.get_mut(next) {
+            f.run(dir, mode);
+        }
+        next = (next + 1) % fx.len().max(1);
+    }
+}
+
 /// Minimum nanoseconds per packet for one cell (runs of one burst each, the
 /// fixtures' bursts in turn).
 fn ns_per_packet(fx: &mut [Fixture], dir: Direction, mode: Mode, budget: Duration) -> f64 {
-    let (sets, mut next) = (fx.len(), 0);
-    let mut run = |n: u32| {
-        for _ in 0..n {
-            if let Some(f) = fx.get_mut(next) {
-                f.run(dir, mode);
-            }
-            next = (next + 1) % sets;
-        }
-    };
-    run(3 * sets as u32);
+    let sets = fx.len() as u32;
+    let mut burst = bursts_in_turn(fx, dir, mode);
+    let mut run = |n: u32| (0..n).for_each(|_| burst());
+    run(3 * sets);
     let (ns_per_run, _) = min_time(budget, Duration::from_micros(300), run);
     ns_per_run / BURST as f64
+}
+
+/// `args.sets` keyed fixtures of one cell and the backend's label (`auto=…` names
+/// what Auto built); `None` if the backend cannot key this algorithm.
+fn fixtures(args: &Args, alg: Algorithm, backend: Backend, size: usize) -> Option<(Vec<Fixture>, String)> {
+    let fx = (0..args.sets).map(|_| Fixture::at_offset(alg, backend, size, args.offset)).collect::<Result<Vec<_>, _>>().ok()?;
+    let label = if backend == Backend::Auto {
+        format!("auto={}", fx.first().map_or("?", Fixture::backend))
+    } else {
+        backend.to_string()
+    };
+    Some((fx, label))
+}
+
+/// Stop with a BUG line if any open of the cell's fixtures failed authentication.
+fn exit_on_failures(fx: &[Fixture], alg_name: &str, backend: Backend, size: usize) {
+    let failures: u64 = fx.iter().map(|f| f.failures).sum();
+    if failures != 0 {
+        eprintln!("BUG: {alg_name} {backend} {size} B: {failures} opens failed authentication");
+        std::process::exit(1);
+    }
 }
 
 /// Nanoseconds this thread has run on a CPU (the first field of
@@ -212,7 +238,7 @@ fn slice_table(args: &Args, slice: Duration) {
     println!(
         "AEAD cost per packet — {} — ipsec-mb arch {} — ns/pkt per on-CPU second{}, {BURST}-packet bursts for {} ms: the window and its best {} s slice",
         cpu_model(),
-        dataplane::crypto::ipsec_mb_arch().map_or_else(|| "unavailable".to_owned(), |a| a.to_string()),
+        ipsec_mb_path(),
         if oncpu_ns().is_some() { "" } else { " (wall clock: no schedstat)" },
         args.budget.as_millis(),
         slice.as_secs_f64()
@@ -223,30 +249,16 @@ fn slice_table(args: &Args, slice: Duration) {
     for &(alg, alg_name) in &args.algs {
         for &size in &args.sizes {
             for &backend in args.backends.iter().filter(|b| b.is_available(alg)) {
-                let Ok(mut fx) = (0..args.sets).map(|_| Fixture::at_offset(alg, backend, size, args.offset)).collect::<Result<Vec<_>, _>>() else {
+                let Some((mut fx, label)) = fixtures(args, alg, backend, size) else {
                     continue;
                 };
-                let label = if backend == Backend::Auto {
-                    format!("auto={}", fx.first().map_or("?", Fixture::backend))
-                } else {
-                    backend.to_string()
-                };
                 for &dir in &args.ops {
-                    let (sets, mut next) = (fx.len(), 0);
-                    let (window, best) = sliced(args.budget, slice, || {
-                        if let Some(f) = fx.get_mut(next) {
-                            f.run(dir, Mode::Burst);
-                        }
-                        next = (next + 1) % sets;
-                    });
+                    let (window, best) = sliced(args.budget, slice, bursts_in_turn(&mut fx, dir, Mode::Burst));
                     let op = if dir == Direction::Seal { "seal" } else { "open" };
                     let per_pkt = |ns: f64| ns / BURST as f64;
                     println!("| {alg_name} | {size} | {label} | {op} | {:.1} | {:.1} |", per_pkt(window), per_pkt(best));
                 }
-                if fx.iter().any(|f| f.failures != 0) {
-                    eprintln!("BUG: {alg_name} {backend} {size} B: opens failed authentication");
-                    std::process::exit(1);
-                }
+                exit_on_failures(&fx, alg_name, backend, size);
             }
         }
     }
@@ -277,8 +289,7 @@ fn main() {
         return slice_table(&args, slice);
     }
     let ghz = estimate_ghz(Duration::from_millis(300));
-    let arch = dataplane::crypto::ipsec_mb_arch()
-        .map_or_else(|| "unavailable".to_owned(), |a| a.to_string());
+    let arch = ipsec_mb_path();
     println!(
         "AEAD cost per packet — {} — ipsec-mb arch {arch} — est. {ghz:.2} GHz",
         cpu_model()
@@ -292,7 +303,7 @@ fn main() {
         for &size in &args.sizes {
             let mut rows = Vec::new();
             for &backend in args.backends.iter().filter(|b| b.is_available(alg)) {
-                let Ok(mut fx) = (0..args.sets).map(|_| Fixture::at_offset(alg, backend, size, args.offset)).collect::<Result<Vec<_>, _>>() else {
+                let Some((mut fx, label)) = fixtures(&args, alg, backend, size) else {
                     continue;
                 };
                 let mut ns = [0.0; 4];
@@ -307,20 +318,8 @@ fn main() {
                 {
                     ns[k] = ns_per_packet(&mut fx, dir, mode, args.budget);
                 }
-                let failures: u64 = fx.iter().map(|f| f.failures).sum();
-                if failures != 0 {
-                    eprintln!(
-                        "BUG: {alg_name} {backend} {size} B: {} opens failed authentication",
-                        failures
-                    );
-                    std::process::exit(1);
-                }
+                exit_on_failures(&fx, alg_name, backend, size);
                 let gbps = |n: f64| size as f64 * 8.0 / n;
-                let label = if backend == Backend::Auto {
-                    format!("auto={}", fx.first().map_or("?", Fixture::backend))
-                } else {
-                    backend.to_string()
-                };
                 println!(
                     "| {alg_name} | {size} | {label} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} | {:.1} |",
                     ns[0], ns[1], ns[2], ns[3], ns[0] * ghz, ns[2] * ghz, gbps(ns[1]), gbps(ns[3])
