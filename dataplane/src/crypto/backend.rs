@@ -1,7 +1,7 @@
 //! Backend selection and the one constructor callers use.
 
 use super::split::Split;
-use super::{aesni, ipsec_mb, ipsec_mb_arch, ring, rustcrypto, Aead, Algorithm, IpsecMbArch, SALT_LEN};
+use super::{aesni, chacha_avx512, ipsec_mb, ipsec_mb_arch, ring, rustcrypto, Aead, Algorithm, IpsecMbArch, SALT_LEN};
 
 /// Which implementation performs the AEAD.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -18,11 +18,14 @@ pub enum Backend {
     IpsecMb,
     /// Our own AES-GCM on AES-NI and PCLMULQDQ (`aesni-gcm`), for short packets.
     AesNi,
+    /// Our own ChaCha20-Poly1305 on AVX-512 (`chacha-avx512`): a burst's blocks
+    /// sixteen at a time, for short packets.
+    ChaChaAvx512,
 }
 
 impl Backend {
     /// Every concrete backend (not `Auto`), in a stable order for tables.
-    pub const ALL: [Backend; 4] = [Backend::RustCrypto, Backend::Ring, Backend::IpsecMb, Backend::AesNi];
+    pub const ALL: [Backend; 5] = [Backend::RustCrypto, Backend::Ring, Backend::IpsecMb, Backend::AesNi, Backend::ChaChaAvx512];
 
     /// Short name used in `show` output, benchmark tables and configuration.
     pub const fn name(self) -> &'static str {
@@ -32,6 +35,7 @@ impl Backend {
             Backend::Ring => "ring",
             Backend::IpsecMb => "ipsec-mb",
             Backend::AesNi => "aesni",
+            Backend::ChaChaAvx512 => "chacha-avx512",
         }
     }
 
@@ -44,6 +48,7 @@ impl Backend {
                 ipsec_mb::available()
             }
             Backend::AesNi => alg != Algorithm::ChaCha20Poly1305 && aesni::available(),
+            Backend::ChaChaAvx512 => alg == Algorithm::ChaCha20Poly1305 && chacha_avx512::available(),
         }
     }
 
@@ -266,22 +271,17 @@ impl core::str::FromStr for Backend {
     type Err = UnknownBackend;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [
-            Backend::Auto,
-            Backend::RustCrypto,
-            Backend::Ring,
-            Backend::IpsecMb,
-            Backend::AesNi,
-        ]
-        .into_iter()
-        .find(|b| b.name() == s)
+        core::iter::once(Backend::Auto)
+            .chain(Backend::ALL)
+            .find(|b| b.name() == s)
         .ok_or(UnknownBackend)
     }
 }
 
-/// A backend name that is none of `auto`, `rustcrypto`, `ring`, `ipsec-mb`, `aesni`.
+/// A backend name that is none of `auto`, `rustcrypto`, `ring`, `ipsec-mb`,
+/// `aesni`, `chacha-avx512`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("unknown AEAD backend (expected one of: auto, rustcrypto, ring, ipsec-mb, aesni)")]
+#[error("unknown AEAD backend (expected one of: auto, rustcrypto, ring, ipsec-mb, aesni, chacha-avx512)")]
 pub struct UnknownBackend;
 
 /// Why an AEAD instance could not be keyed.
@@ -382,6 +382,7 @@ pub fn new_aead(
         Backend::Ring => ring::new(alg, key, salt),
         Backend::IpsecMb => ipsec_mb::new(alg, key, salt),
         Backend::AesNi => aesni::new(alg, key, salt),
+        Backend::ChaChaAvx512 => chacha_avx512::new(alg, key, salt),
     }
 }
 
@@ -606,13 +607,7 @@ mod tests {
 
     #[test]
     fn backend_names_parse_back() {
-        for b in [
-            Backend::Auto,
-            Backend::RustCrypto,
-            Backend::Ring,
-            Backend::IpsecMb,
-            Backend::AesNi,
-        ] {
+        for b in core::iter::once(Backend::Auto).chain(Backend::ALL) {
             assert_eq!(b.name().parse::<Backend>(), Ok(b));
         }
         assert_eq!("openssl".parse::<Backend>(), Err(UnknownBackend));

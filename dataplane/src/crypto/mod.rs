@@ -19,6 +19,7 @@
 
 mod aesni;
 mod backend;
+mod chacha_avx512;
 mod ipsec_mb;
 mod keyed;
 mod ring;

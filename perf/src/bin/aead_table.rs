@@ -41,7 +41,7 @@ struct Args {
 
 fn usage(msg: &str) -> ! {
     eprintln!("aead_table: {msg}");
-    eprintln!("usage: aead_table [--ms N] [--alg aes128gcm|aes256gcm|chacha20poly1305] [--backend rustcrypto|ring|ipsec-mb|aesni|auto] [--sizes 64,512,...] [--offset BYTES] [--sets N] [--slice SECONDS [--op seal|open]]");
+    eprintln!("usage: aead_table [--ms N] [--alg aes128gcm|aes256gcm|chacha20poly1305] [--backend rustcrypto|ring|ipsec-mb|aesni|chacha-avx512|auto] [--sizes 64,512,...] [--offset BYTES] [--sets N] [--slice SECONDS [--op seal|open]]");
     std::process::exit(2)
 }
 
