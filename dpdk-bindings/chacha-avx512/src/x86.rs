@@ -1,5 +1,5 @@
 //! The x86-64 AVX-512 code: sixteen ChaCha20 blocks per pass (one per 32-bit lane,
-//! state word i of every block in register i), scalar Poly1305 per packet.
+//! state word i of every block in register i); Poly1305 in [`poly1305`].
 
 use core::arch::x86_64::*;
 
@@ -8,13 +8,19 @@ use crate::{Error, KEY_LEN, NONCE_LEN, TAG_LEN};
 /// Every feature the code below is compiled for; `available` checks the same list.
 macro_rules! cpu {
     ($($item:item)*) => {
-        $(#[target_feature(enable = "avx512f,avx512bw")] $item)*
+        $(#[target_feature(enable = "avx512f,avx512bw,avx512ifma")] $item)*
     };
 }
 
 pub(crate) fn available() -> bool {
-    std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512bw")
+    std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512bw")
+        && std::arch::is_x86_feature_detected!("avx512ifma")
 }
+
+mod poly1305;
+
+use poly1305::OneTimeKey;
 
 /// Packets whose blocks share passes: a DPDK burst.
 pub(crate) const GROUP: usize = 32;
@@ -71,123 +77,8 @@ impl Drop for Key {
     }
 }
 
-/// Poly1305 (RFC 8439 §2.5) in 64-bit limbs: h = h0 + h1·2⁶⁴ + h2·2¹²⁸, kept
-/// below 2¹³⁰ + 2¹²⁸·3 between blocks; r clamped, so r1 is a multiple of 4 and
-/// h1·r1·2¹²⁸ ≡ h1·(r1 + r1/4) (mod 2¹³⁰ − 5).
-#[derive(Clone, Copy, Default)]
-struct Poly {
-    h: [u64; 3],
-    r: [u64; 2],
-    /// r1 + r1/4 = 5·r1/4.
-    s1: u64,
-    /// The key's second half, added at the end.
-    pad: [u64; 2],
-}
-
-impl Poly {
-    fn new(one_time_key: &[u64; 4]) -> Poly {
-        let r = [one_time_key[0] & 0x0fff_fffc_0fff_ffff, one_time_key[1] & 0x0fff_fffc_0fff_fffc];
-        Poly { h: [0; 3], r, s1: r[1] + (r[1] >> 2), pad: [one_time_key[2], one_time_key[3]] }
-    }
-
-    /// Absorb one 16-byte block (m0, m1 little-endian) with its 2¹²⁸ bit.
-    #[inline(always)]
-    fn block(&mut self, m0: u64, m1: u64) {
-        self.absorb(m0, m1, 1);
-    }
-
-    /// Absorb m0 + m1·2⁶⁴ + top·2¹²⁸ (top ≤ 1).
-    #[inline(always)]
-    fn absorb(&mut self, m0: u64, m1: u64, top: u64) {
-        let wide = |a: u64, b: u64| u128::from(a) * u128::from(b);
-        let [r0, r1] = self.r;
-        let (h0, c) = self.h[0].overflowing_add(m0);
-        let t = u128::from(self.h[1]) + u128::from(m1) + u128::from(c);
-        let h1 = t as u64;
-        let h2 = self.h[2] + (t >> 64) as u64 + top;
-        // h·r, with h2 ≤ 6 and r0, r1 < 2⁶⁰: no sum below overflows.
-        let d0 = wide(h0, r0) + wide(h1, self.s1);
-        let d1 = wide(h0, r1) + wide(h1, r0) + u128::from(h2 * self.s1) + (d0 >> 64);
-        let d2 = h2 * r0 + (d1 >> 64) as u64;
-        // Bits from 2¹³⁰ up fold back times 5.
-        let fold = u128::from(d0 as u64) + u128::from((d2 >> 2) * 5);
-        let t = u128::from(d1 as u64) + (fold >> 64);
-        self.h = [fold as u64, t as u64, (d2 & 3) + (t >> 64) as u64];
-    }
-
-    /// Absorb `bytes` as 16-byte blocks, the last one zero-padded (the AEAD's pad16).
-    fn padded(&mut self, bytes: &[u8]) {
-        let mut blocks = bytes.chunks_exact(16);
-        for b in blocks.by_ref() {
-            let (lo, hi) = b.split_at(8);
-            self.block(le64(lo), le64(hi));
-        }
-        let rest = blocks.remainder();
-        if !rest.is_empty() {
-            let mut last = [0u8; 16];
-            last[..rest.len()].copy_from_slice(rest);
-            let (lo, hi) = last.split_at(8);
-            self.block(le64(lo), le64(hi));
-        }
-    }
-
-    /// The tag: h reduced modulo 2¹³⁰ − 5, plus the pad, modulo 2¹²⁸.
-    fn finish(&self) -> [u8; TAG_LEN] {
-        let [h0, h1, h2] = self.h;
-        // g = h + 5 − 2¹³⁰ is the reduced value when h ≥ 2¹³⁰ − 5 (h < 2·(2¹³⁰ − 5)).
-        let (g0, c) = h0.overflowing_add(5);
-        let t = u128::from(h1) + u128::from(c);
-        let g2 = h2 + (t >> 64) as u64;
-        let take_g = 0u64.wrapping_sub(g2 >> 2);
-        let h0 = (h0 & !take_g) | (g0 & take_g);
-        let h1 = (h1 & !take_g) | (t as u64 & take_g);
-        let tag = (u128::from(h0) | u128::from(h1) << 64).wrapping_add(u128::from(self.pad[0]) | u128::from(self.pad[1]) << 64);
-        tag.to_le_bytes()
-    }
-}
-
-fn le64(b: &[u8]) -> u64 {
-    b.first_chunk::<8>().map_or(0, |w| u64::from_le_bytes(*w))
-}
-
 fn le32(b: &[u8]) -> u32 {
     b.first_chunk::<4>().map_or(0, |w| u32::from_le_bytes(*w))
-}
-
-/// Packets whose Poly1305 chains are interleaved block by block: each block's
-/// products wait on the previous block's, so one chain alone leaves the
-/// multipliers idle most of the time.
-const CHAINS: usize = 4;
-
-/// Absorb each packet's AAD and ciphertext (each zero-padded to 16 bytes) into its
-/// keyed Poly1305, [`CHAINS`] packets side by side.
-fn authenticate(poly: &mut [Poly], aads: &[&[u8]], data: &[&mut [u8]]) {
-    for ((poly, aads), data) in poly.chunks_mut(CHAINS).zip(aads.chunks(CHAINS)).zip(data.chunks(CHAINS)) {
-        for (p, aad) in poly.iter_mut().zip(aads) {
-            p.padded(aad);
-        }
-        let most = data.iter().map(|d| d.len().div_ceil(16)).max().unwrap_or(0);
-        for i in 0..most {
-            for (p, d) in poly.iter_mut().zip(data) {
-                if let Some((m0, m1)) = block_of(d, i) {
-                    p.block(m0, m1);
-                }
-            }
-        }
-    }
-}
-
-/// Block `i` of `d` as two little-endian words, a partial last block zero-padded;
-/// `None` past the end.
-#[inline(always)]
-fn block_of(d: &[u8], i: usize) -> Option<(u64, u64)> {
-    if let Some(b) = d.get(i * 16..i * 16 + 16) {
-        return Some((le64(b), le64(&b[8..])));
-    }
-    let rest = d.get(i * 16..).filter(|r| !r.is_empty())?;
-    let mut last = [0u8; 16];
-    last[..rest.len()].copy_from_slice(rest);
-    Some((le64(&last), le64(&last[8..])))
 }
 
 /// One quarter round on four registers of sixteen lanes (RFC 8439 §2.1).
@@ -224,7 +115,7 @@ cpu! {
         tags: &mut [[u8; TAG_LEN]],
     ) {
         let n = data.len().min(GROUP);
-        let mut poly = [Poly::default(); GROUP];
+        let mut keys = [OneTimeKey::default(); GROUP];
         let mut lanes = [Lane::default(); LANES];
         let mut filled = 0;
         macro_rules! deal {
@@ -232,7 +123,7 @@ cpu! {
                 lanes[filled] = Lane { packet: $packet, counter: $counter };
                 filled += 1;
                 if filled == LANES {
-                    pass(key, nonces, data, &mut poly, &lanes);
+                    pass(key, nonces, data, &mut keys, &lanes);
                     filled = 0;
                 }
             };
@@ -240,7 +131,7 @@ cpu! {
         macro_rules! flush {
             () => {
                 if filled > 0 {
-                    pass(key, nonces, data, &mut poly, &lanes[..filled]);
+                    pass(key, nonces, data, &mut keys, &lanes[..filled]);
                     filled = 0;
                 }
             };
@@ -253,7 +144,7 @@ cpu! {
         }
         if !SEAL {
             flush!();
-            authenticate(&mut poly[..n], aads, data);
+            poly1305::tags(&keys[..n], aads, data, tags);
         }
         for packet in 0..n {
             if usable(data[packet]) {
@@ -263,24 +154,20 @@ cpu! {
             }
         }
         if filled > 0 {
-            pass(key, nonces, data, &mut poly, &lanes[..filled]);
+            pass(key, nonces, data, &mut keys, &lanes[..filled]);
         }
         if SEAL {
-            authenticate(&mut poly[..n], aads, data);
-        }
-        for ((p, (aad, d)), tag) in poly.iter_mut().zip(aads.iter().zip(data.iter())).zip(tags.iter_mut()) {
-            p.block(aad.len() as u64, d.len() as u64);
-            *tag = p.finish();
+            poly1305::tags(&keys[..n], aads, data, tags);
         }
     }
 
-    /// Make the lanes' blocks and apply each: block 0 keys its packet's Poly1305,
+    /// Make the lanes' blocks and apply each: block 0 is its packet's Poly1305 key,
     /// a data block is XORed into its 64 bytes of the packet.
     fn pass(
         key: &[u32; 8],
         nonces: &[[u8; NONCE_LEN]],
         data: &mut [&mut [u8]],
-        poly: &mut [Poly; GROUP],
+        keys: &mut [OneTimeKey; GROUP],
         lanes: &[Lane],
     ) {
         let mut words = [[0u32; LANES]; 4];
@@ -294,9 +181,9 @@ cpu! {
         let blocks = keystream(key, [load_words(words[0]), load_words(words[1]), load_words(words[2]), load_words(words[3])]);
         for (lane, ks) in lanes.iter().zip(blocks) {
             if lane.counter == 0 {
-                if let Some(p) = poly.get_mut(lane.packet) {
-                    let k = to_u64s(ks);
-                    *p = Poly::new(&[k[0], k[1], k[2], k[3]]);
+                if let Some(k) = keys.get_mut(lane.packet) {
+                    let w = to_u64s(ks);
+                    *k = OneTimeKey::new([w[0], w[1], w[2], w[3]]);
                 }
                 continue;
             }
@@ -370,53 +257,10 @@ cpu! {
         unsafe { _mm512_loadu_si512(w.as_ptr().cast()) }
     }
 
-    fn to_u64s(v: __m512i) -> [u64; 8] {
+    pub(super) fn to_u64s(v: __m512i) -> [u64; 8] {
         let mut out = [0u64; 8];
         // SAFETY: `out` is 64 writable bytes; `vmovdqu64` needs no alignment.
         unsafe { _mm512_storeu_si512(out.as_mut_ptr().cast(), v) };
         out
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// RFC 8439 §2.5.2.
-    #[test]
-    fn poly1305_rfc8439_vector() {
-        let key = hex::decode("85d6be7857556d337f4452fe42d506a80103808afb0db2fd4abff6af4149f51b").expect("hex");
-        let k: Vec<u64> = key.chunks_exact(8).map(le64).collect();
-        let mut p = Poly::new(&[k[0], k[1], k[2], k[3]]);
-        let msg = b"Cryptographic Forum Research Group";
-        let mut blocks = msg.chunks_exact(16);
-        for b in blocks.by_ref() {
-            p.block(le64(&b[..8]), le64(&b[8..]));
-        }
-        // The 2-byte tail as the bare Poly1305 pads it: a 1 after its last byte, no 2¹²⁸ bit.
-        let rest = blocks.remainder();
-        let mut last = [0u8; 17];
-        last[..rest.len()].copy_from_slice(rest);
-        last[rest.len()] = 1;
-        p.absorb(le64(&last[..8]), le64(&last[8..16]), 0);
-        assert_eq!(hex::encode(p.finish()), "a8061dc1305136c6c22b8baf0c0127a9");
-    }
-
-    /// The last reduction, which random inputs reach about once in 2⁶⁶ tags: h ≥
-    /// 2¹³⁰ − 5 comes out as h − (2¹³⁰ − 5), below it unchanged.
-    #[test]
-    fn final_reduction_modulo_p() {
-        let pad = [0x1111, 0x2222];
-        for (h, want) in [
-            ([u64::MAX - 5, u64::MAX, 3], [u64::MAX - 5, u64::MAX]),
-            ([u64::MAX - 4, u64::MAX, 3], [0, 0]),
-            ([u64::MAX - 3, u64::MAX, 3], [1, 0]),
-            ([2, 0, 4], [7, 0]),
-            ([u64::MAX, u64::MAX, 4], [4, 0]),
-        ] {
-            let p = Poly { h, pad, ..Poly::default() };
-            let sum = (u128::from(want[0]) | u128::from(want[1]) << 64).wrapping_add(0x2222 << 64 | 0x1111);
-            assert_eq!(p.finish(), sum.to_le_bytes(), "{h:x?}");
-        }
     }
 }
