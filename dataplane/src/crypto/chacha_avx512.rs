@@ -1,7 +1,7 @@
 //! Our own ChaCha20-Poly1305 for AVX-512 (`chacha-avx512`, under dpdk-bindings/
 //! because it holds the `unsafe` of its intrinsics): a burst's ChaCha20 blocks,
 //! whichever packets they belong to, sixteen per pass in the lanes of 512-bit
-//! registers, and a scalar Poly1305 per packet. Written for short packets, where
+//! registers, and Poly1305 for eight packets per register (IFMA). Written for short packets, where
 //! one packet per call leaves most of a SIMD ChaCha20's lanes idle (perf/README.md,
 //! "AEAD backends"). The key is wiped on drop by the crate, the salt by `Keyed`.
 
@@ -15,7 +15,7 @@ const CALL: usize = 32;
 
 struct ChaChaAvx512(Keyed<ChaChaKey>);
 
-/// Whether this CPU has what the backend needs (AVX-512 F and BW).
+/// Whether this CPU has what the backend needs (AVX-512 F, BW and IFMA).
 pub(super) fn available() -> bool {
     chacha_avx512::available()
 }

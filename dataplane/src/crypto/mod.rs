@@ -11,7 +11,8 @@
 //! RustCrypto (portable, always there), ring 0.17, intel-ipsec-mb 1.3 through
 //! `ipsec-mb-sys` (when the library was found at build time and the CPU has
 //! AES-NI), and for AES-GCM our own `aesni-gcm` (x86-64 with AES-NI, PCLMULQDQ and
-//! AVX; short packets two at a time). [`Backend::Auto`] picks per algorithm, and
+//! AVX; short packets two at a time), for ChaCha20-Poly1305 our own `chacha-avx512`
+//! (AVX-512 F, BW and IFMA; a burst's blocks sixteen at a time). [`Backend::Auto`] picks per algorithm, and
 //! for AES-GCM per packet size, the fastest of them on this CPU ([`Backend::auto_choice`], numbers in
 //! perf/README.md, "AEAD backends (issue 5)"). Every instance wipes its key
 //! material on drop and never prints it. Worker threads should call

@@ -37,27 +37,71 @@ impl Split {
         }
     }
 
-    /// Call `f(backend, run, offset)` for each maximal run of consecutive ops of the
-    /// same size class, so each backend still sees bursts.
-    fn for_each_run<'o, 'p>(
+    /// Call `f(backend, run, offset)` for each size class's packets, `offset` being
+    /// where `run` starts in `ops` as `f` sees it. Where a burst mixes classes
+    /// (IMIX), its ops are first reordered so each class's are side by side, since
+    /// the burst backends (`chacha-avx512`, `aesni`'s quads) gain from seeing all
+    /// of them at once; `ops` is back in its order on return, and `placed[j]` (when
+    /// given) says where the op `f` saw at `j` was in the caller's order.
+    fn for_each_class<'o, 'p>(
         &self,
-        mut ops: &'o mut [AeadOp<'p>],
-        mut f: impl FnMut(&dyn Aead, &'o mut [AeadOp<'p>], usize),
+        ops: &'o mut [AeadOp<'p>],
+        placed: Option<&mut [u8; SORTED]>,
+        mut f: impl FnMut(&dyn Aead, &mut [AeadOp<'p>], usize),
     ) {
-        let mut offset = 0;
-        while let Some(first) = ops.first() {
-            let class = self.choice.class(first.data.len());
-            let len = ops
-                .iter()
-                .take_while(|op| self.choice.class(op.data.len()) == class)
-                .count();
-            let (run, rest) = ops.split_at_mut(len);
-            f(self.backend(class), run, offset);
-            offset += len;
-            ops = rest;
+        let n = ops.len().min(SORTED);
+        let class = |op: &AeadOp<'_>| self.choice.class(op.data.len());
+        let first = ops.first().map(class);
+        if ops.iter().all(|op| Some(class(op)) == first) || ops.len() > SORTED {
+            if let Some(placed) = placed {
+                for (j, p) in placed.iter_mut().enumerate() {
+                    *p = j as u8;
+                }
+            }
+            let mut offset = 0;
+            while let Some(op) = ops.get(offset) {
+                let c = class(op);
+                let len = ops[offset..].iter().take_while(|op| class(op) == c).count();
+                f(self.backend(c), &mut ops[offset..offset + len], offset);
+                offset += len;
+            }
+            return;
+        }
+        let mut from = [0u8; SORTED];
+        for (j, p) in from.iter_mut().enumerate() {
+            *p = j as u8;
+        }
+        let mut start = 0;
+        for c in [SizeClass::Tiny, SizeClass::Small, SizeClass::Large] {
+            let mut end = start;
+            for j in start..n {
+                if class(&ops[j]) == c {
+                    ops.swap(end, j);
+                    from.swap(end, j);
+                    end += 1;
+                }
+            }
+            if end > start {
+                f(self.backend(c), &mut ops[start..end], start);
+            }
+            start = end;
+        }
+        if let Some(placed) = placed {
+            *placed = from;
+        }
+        // Put every op back where the caller had it.
+        for j in 0..n {
+            while usize::from(from[j]) != j {
+                let k = usize::from(from[j]);
+                ops.swap(j, k);
+                from.swap(j, k);
+            }
         }
     }
 }
+
+/// Most ops one call reorders by class (a burst is 32); longer slices go by runs.
+const SORTED: usize = 64;
 
 impl core::fmt::Debug for Split {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -80,13 +124,24 @@ impl Aead for Split {
     }
 
     fn seal_burst(&self, ops: &mut [AeadOp<'_>]) {
-        self.for_each_run(ops, |aead, run, _| aead.seal_burst(run));
+        self.for_each_class(ops, None, |aead, run, _| aead.seal_burst(run));
     }
 
     fn open_burst(&self, ops: &mut [AeadOp<'_>], results: &mut [Result<(), AuthError>]) {
         let n = ops.len().min(results.len());
-        self.for_each_run(&mut ops[..n], |aead, run, offset| {
-            aead.open_burst(run, &mut results[offset..offset + run.len()]);
+        if n > SORTED {
+            self.for_each_class(&mut ops[..n], None, |aead, run, offset| {
+                aead.open_burst(run, &mut results[offset..offset + run.len()]);
+            });
+            return;
+        }
+        let mut seen = [Err(AuthError); SORTED];
+        let mut placed = [0u8; SORTED];
+        self.for_each_class(&mut ops[..n], Some(&mut placed), |aead, run, offset| {
+            aead.open_burst(run, &mut seen[offset..offset + run.len()]);
         });
+        for (r, &p) in seen.iter().zip(&placed).take(n) {
+            results[usize::from(p)] = *r;
+        }
     }
 }
