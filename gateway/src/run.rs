@@ -147,9 +147,11 @@ pub fn run(plan: RunPlan, cli_eal_args: &[String], busy_poll: bool, control: &cr
         }
         None => None,
     };
-    // [[connection]]s: the IKE manager on the punt path (tunnel.rs).
+    // The IKE manager on the punt path (tunnel.rs), with the control socket: with
+    // [[connection]]s, and with static SAs only too, so `ipsecgw show` works on a
+    // static-SA gateway and IKE requests get an answer (no connection matches).
     let mut ike = match esp.as_mut() {
-        Some(e) if !plan.connections.is_empty() => {
+        Some(e) => {
             let ctl = e.take_control().ok_or_else(|| anyhow!("internal: SA tables already taken"))?;
             let names = plan.ports.iter().map(|p| p.name.clone()).collect();
             let view = crate::cli::dataplane_view(e, &ports, names);
@@ -161,7 +163,7 @@ pub fn run(plan: RunPlan, cli_eal_args: &[String], busy_poll: bool, control: &cr
             println!("ipsecgw: IKE manager on the punt path, {} connection(s)", plan.connections.len());
             Some(ike)
         }
-        _ => None,
+        None => None,
     };
     let (mut handoffs, handoff_stats) = match (&esp, crate::handoff::mesh(&eal, workers)?) {
         (Some(_), Some((ends, stats))) => (ends.into_iter().map(Some).collect(), Some(stats)),

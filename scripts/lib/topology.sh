@@ -399,11 +399,12 @@ topo_chain4() {
 }
 
 # topo_chain4_start TIMEOUT_S: ipsecgw run with $W/gw1.toml in G1 and $W/gw2.toml in G2
+# (control sockets $W/gw1.sock and $W/gw2.sock)
 # (logs $W/gw1.log, $W/gw2.log; PIDs P1, P2), until both logged their ESP worker.
 topo_chain4_start() {
-    harness_spawn "$W/gw1.log" ip netns exec "$G1" "$IPSECGW" run --config "$W/gw1.toml"
+    harness_spawn "$W/gw1.log" ip netns exec "$G1" "$IPSECGW" run --config "$W/gw1.toml" --socket "$W/gw1.sock"
     P1=$HARNESS_LAST_PID
-    harness_spawn "$W/gw2.log" ip netns exec "$G2" "$IPSECGW" run --config "$W/gw2.toml"
+    harness_spawn "$W/gw2.log" ip netns exec "$G2" "$IPSECGW" run --config "$W/gw2.toml" --socket "$W/gw2.sock"
     P2=$HARNESS_LAST_PID
     local l
     for l in gw1 gw2; do

@@ -73,8 +73,8 @@ key_out = "$KEY_OUT"
 local_ts = ["10.0.0.0/8", "2001:db8:1::/64"]
 remote_ts = ["10.2.0.0/24", "2001:db8:2::/64"]
 
-# An idle IKE connection (never initiated, no such peer): it gives ipsecgw run its
-# control socket, so the show commands are checked against the same counters.
+# An idle IKE connection (never initiated, no such peer) beside the static SA: the
+# show commands are checked against the same counters with both kinds of SA configured.
 TOML
 topo_connection_toml idle 198.51.100.1 198.51.100.3 idle aes128gcm16-prfsha256-ecp256 aes128gcm16-ecp256 \
     10.1.0.0/24 10.5.0.0/24 >>"$W/gw.toml"

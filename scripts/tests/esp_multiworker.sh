@@ -11,8 +11,8 @@
 # Checks: scapy opens every ESP frame we sent (sequence numbers 1..N per SA, each once)
 # and our decrypted frames are exactly what scapy sealed, each once; the exit report
 # shows both workers sending, the handoff counters and the SAs' owners are the rule's and
-# nothing was dropped; `show child-sa` names the same owners (an idle IKE connection gives
-# the gateway its control socket).
+# nothing was dropped; `show child-sa` names the same owners (with an idle IKE connection
+# configured beside the static SAs).
 # Three lcores share the machine's two CPUs (--lcores 0@0,1@1,2@1) without busy polling.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -82,8 +82,7 @@ key_out = "51$(printf '02%.0s' {1..19})"
 local_ts = ["10.2.1.0/24"]
 remote_ts = ["10.1.1.0/24"]
 
-# An idle IKE connection (never initiated, no such peer): it gives ipsecgw run its
-# control socket, for `show child-sa`.
+# An idle IKE connection (never initiated, no such peer) beside the static SAs.
 TOML
 topo_connection_toml idle 198.51.100.1 198.51.100.3 idle aes128gcm16-prfsha256-ecp256 aes128gcm16-ecp256 \
     10.9.0.0/24 10.5.0.0/24 >>"$W/gw.toml"

@@ -7,7 +7,8 @@
 # The gateway namespaces have no kernel addresses: ipsecgw answers ARP and routes
 # itself (net_af_packet on the veth ends). For raw ESP and for ESP in UDP 4500:
 # ping and a bounded UDP stream h1 -> h2 pass; tcpdump on the gw1-gw2 link sees only
-# ESP (or UDP 4500) and ARP, never the plaintext marker; per-SA counters on exit.
+# ESP (or UDP 4500) and ARP, never the plaintext marker; `ipsecgw show child-sa` on
+# the control socket (static SAs only, no IKE connection); per-SA counters on exit.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/lib/topology.sh    # topo_ipsecgw, topo_gw_ports_toml (not its topology)
@@ -68,6 +69,16 @@ for encap in esp udp; do
     done
     harness_log "$encap: gw1-gw2 link: $esp ESP packets, $other others (ARP not counted)"
     ((esp >= got + replies * 2)) || harness_die "$encap: only $esp ESP packets on the link"
+
+    # With static SAs only (no [[connection]]) the control socket still answers: the
+    # SA's row, with the packets gw1 just sealed.
+    "$IPSECGW" show child-sa --json --socket "$W/gw1.sock" >"$W/show-$encap.json" || harness_die "$encap: show child-sa on gw1 failed"
+    /usr/bin/python3 - "$W/show-$encap.json" "$got" <<'PY' || harness_die "$encap: show child-sa: $(cat "$W/show-$encap.json")"
+import json, sys
+rows = [r for r in json.load(open(sys.argv[1])) if r["connection"] == "to-peer"]
+assert len(rows) == 1 and rows[0]["ike_sa"] == "static" and rows[0]["spi_out"] == "0x00002002", rows
+assert rows[0]["out_packets"] >= int(sys.argv[2]), rows
+PY
 
     kill -TERM "$P1" "$P2"
     wait "$P1" || harness_die "gw1 exit: $(cat "$W/gw1.log")"
