@@ -37,7 +37,8 @@ impl Split {
         }
     }
 
-    /// Call `f(backend, run, offset)` for each size class's packets, `offset` being
+    /// Call `f(backend, run, offset)` for each size class's packets (a class whose
+    /// backend wants bursts counts only with enough packets: `tiny_min`), `offset` being
     /// where `run` starts in `ops` as `f` sees it. Where a burst mixes classes
     /// (IMIX), its ops are first reordered so each class's are side by side, since
     /// the burst backends (`chacha-avx512`, `aesni`'s quads) gain from seeing all
@@ -50,7 +51,11 @@ impl Split {
         mut f: impl FnMut(&dyn Aead, &mut [AeadOp<'p>], usize),
     ) {
         let n = ops.len().min(SORTED);
-        let class = |op: &AeadOp<'_>| self.choice.class(op.data.len());
+        let tiny = match self.choice.tiny_min {
+            0 | 1 => usize::MAX,
+            _ => ops.iter().filter(|op| self.choice.class(op.data.len()) == SizeClass::Tiny).count(),
+        };
+        let class = |op: &AeadOp<'_>| self.choice.class_in_burst(op.data.len(), tiny);
         let first = ops.first().map(class);
         if ops.iter().all(|op| Some(class(op)) == first) || ops.len() > SORTED {
             if let Some(placed) = placed {
