@@ -26,8 +26,9 @@
 //!
 //! Like the other crates under `dpdk-bindings/`, this one holds `unsafe`
 //! (CONVENTIONS.md, house rule 1), each with a `// SAFETY:` line: the masked
-//! 64-byte loads and stores (the masks cover only the packet's bytes), the store of a
-//! register into a local array, the call into the `#[target_feature]` code (made
+//! 64-byte loads and stores (the masks cover only the packet's bytes), the unaligned
+//! loads of 16-byte blocks and of local word arrays and the store of a register into
+//! one, the call into the `#[target_feature]` code (made
 //! only through a [`ChaChaKey`], which exists only when the CPU has the features),
 //! and the volatile wipe of the key on drop. Like ring's, the wipe covers the key
 //! object, not the copies the compiler leaves in registers and on the stack (nor
