@@ -37,75 +37,73 @@ impl Split {
         }
     }
 
-    /// Call `f(backend, run, offset)` for each size class's packets (a class whose
-    /// backend wants bursts counts only with enough packets: `tiny_min`), `offset` being
-    /// where `run` starts in `ops` as `f` sees it. Where a burst mixes classes
-    /// (IMIX), its ops are first reordered so each class's are side by side, since
-    /// the burst backends (`chacha-avx512`, `aesni`'s quads) gain from seeing all
-    /// of them at once; `ops` is back in its order on return, and `placed[j]` (when
-    /// given) says where the op `f` saw at `j` was in the caller's order.
-    fn for_each_class<'o, 'p>(
+    /// Call `f(backend, run, beside_run)` once for each size class in a burst of at
+    /// most [`SORTED`] ops (a class whose backend wants bursts counts only with
+    /// enough packets: `tiny_min`). Where the burst mixes classes (IMIX), the ops
+    /// and `beside` (a slice as long, such as the open results) are first reordered
+    /// alike so each class's are side by side, since the burst backends
+    /// (`chacha-avx512`, `aesni`'s quads) gain from seeing all of them at once; both
+    /// are back in the caller's order on return.
+    fn for_each_class<'p, T>(
         &self,
-        ops: &'o mut [AeadOp<'p>],
-        placed: Option<&mut [u8; SORTED]>,
-        mut f: impl FnMut(&dyn Aead, &mut [AeadOp<'p>], usize),
+        ops: &mut [AeadOp<'p>],
+        beside: &mut [T],
+        mut f: impl FnMut(&dyn Aead, &mut [AeadOp<'p>], &mut [T]),
     ) {
-        let n = ops.len().min(SORTED);
+        let n = ops.len().min(beside.len()).min(SORTED);
+        let (ops, beside) = (&mut ops[..n], &mut beside[..n]);
+        let mut class = [SizeClass::Large; SORTED];
+        for (c, op) in class.iter_mut().zip(ops.iter()) {
+            *c = self.choice.class(op.data.len());
+        }
         let tiny = match self.choice.tiny_min {
             0 | 1 => usize::MAX,
-            _ => ops.iter().filter(|op| self.choice.class(op.data.len()) == SizeClass::Tiny).count(),
+            _ => class[..n].iter().filter(|&&c| c == SizeClass::Tiny).count(),
         };
-        let class = |op: &AeadOp<'_>| self.choice.class_in_burst(op.data.len(), tiny);
-        let first = ops.first().map(class);
-        if ops.iter().all(|op| Some(class(op)) == first) || ops.len() > SORTED {
-            if let Some(placed) = placed {
-                for (j, p) in placed.iter_mut().enumerate() {
-                    *p = j as u8;
-                }
+        if tiny < self.choice.tiny_min {
+            for (c, op) in class.iter_mut().zip(ops.iter()).filter(|(c, _)| **c == SizeClass::Tiny) {
+                *c = self.choice.class_in_burst(op.data.len(), tiny);
             }
-            let mut offset = 0;
-            while let Some(op) = ops.get(offset) {
-                let c = class(op);
-                let len = ops[offset..].iter().take_while(|op| class(op) == c).count();
-                f(self.backend(c), &mut ops[offset..offset + len], offset);
-                offset += len;
-            }
-            return;
         }
-        let mut from = [0u8; SORTED];
-        for (j, p) in from.iter_mut().enumerate() {
-            *p = j as u8;
+        let class = &mut class[..n];
+        match class.first() {
+            None => return,
+            Some(&c) if class.iter().all(|&d| d == c) => return f(self.backend(c), ops, beside),
+            Some(_) => {}
         }
+        // from[j]: where the op now at j was in the caller's order.
+        let mut from: [u8; SORTED] = core::array::from_fn(|j| j as u8);
         let mut start = 0;
         for c in [SizeClass::Tiny, SizeClass::Small, SizeClass::Large] {
             let mut end = start;
             for j in start..n {
-                if class(&ops[j]) == c {
+                if class[j] == c {
                     ops.swap(end, j);
+                    beside.swap(end, j);
                     from.swap(end, j);
+                    class.swap(end, j);
                     end += 1;
                 }
             }
             if end > start {
-                f(self.backend(c), &mut ops[start..end], start);
+                f(self.backend(c), &mut ops[start..end], &mut beside[start..end]);
             }
             start = end;
         }
-        if let Some(placed) = placed {
-            *placed = from;
-        }
-        // Put every op back where the caller had it.
+        // Put every op (and its companion) back where the caller had it.
         for j in 0..n {
             while usize::from(from[j]) != j {
                 let k = usize::from(from[j]);
                 ops.swap(j, k);
+                beside.swap(j, k);
                 from.swap(j, k);
             }
         }
     }
 }
 
-/// Most ops one call reorders by class (a burst is 32); longer slices go by runs.
+/// Most ops one call of `for_each_class` reorders by class (a burst is 32); longer
+/// slices go through in pieces of this many.
 const SORTED: usize = 64;
 
 impl core::fmt::Debug for Split {
@@ -129,24 +127,14 @@ impl Aead for Split {
     }
 
     fn seal_burst(&self, ops: &mut [AeadOp<'_>]) {
-        self.for_each_class(ops, None, |aead, run, _| aead.seal_burst(run));
+        for chunk in ops.chunks_mut(SORTED) {
+            self.for_each_class(chunk, &mut [(); SORTED], |aead, run, _| aead.seal_burst(run));
+        }
     }
 
     fn open_burst(&self, ops: &mut [AeadOp<'_>], results: &mut [Result<(), AuthError>]) {
-        let n = ops.len().min(results.len());
-        if n > SORTED {
-            self.for_each_class(&mut ops[..n], None, |aead, run, offset| {
-                aead.open_burst(run, &mut results[offset..offset + run.len()]);
-            });
-            return;
-        }
-        let mut seen = [Err(AuthError); SORTED];
-        let mut placed = [0u8; SORTED];
-        self.for_each_class(&mut ops[..n], Some(&mut placed), |aead, run, offset| {
-            aead.open_burst(run, &mut seen[offset..offset + run.len()]);
-        });
-        for (r, &p) in seen.iter().zip(&placed).take(n) {
-            results[usize::from(p)] = *r;
+        for (chunk, results) in ops.chunks_mut(SORTED).zip(results.chunks_mut(SORTED)) {
+            self.for_each_class(chunk, results, |aead, run, results| aead.open_burst(run, results));
         }
     }
 }
