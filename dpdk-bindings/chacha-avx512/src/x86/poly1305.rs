@@ -83,10 +83,7 @@ cpu! {
     /// side, their state in registers throughout.
     fn groups<const G: usize>(side: &[u8], keys: &[OneTimeKey], aads: &[&[u8]], data: &[&mut [u8]], tags: &mut [[u8; TAG_LEN]]) {
         let member = |g: usize, j: usize| side.get(g * LANES + j).map(|&i| usize::from(i));
-        let mut state = [start(&[None; LANES]); G];
-        for (g, state) in state.iter_mut().enumerate() {
-            *state = start(&core::array::from_fn(|j| member(g, j).and_then(|i| keys.get(i))));
-        }
+        let mut state: [Group; G] = core::array::from_fn(|g| start(&core::array::from_fn(|j| member(g, j).and_then(|i| keys.get(i)))));
         let mut streams: [&[u8]; SIDE_MAX] = [&[]; SIDE_MAX];
         for (s, &i) in streams.iter_mut().zip(side) {
             *s = aads.get(usize::from(i)).copied().unwrap_or_default();
