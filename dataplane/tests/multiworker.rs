@@ -1,7 +1,8 @@
 //! Several workers on one set of tables (issue 8 item 3): inbound ESP is
 //! decapsulated by the SA's owner only, whichever worker received it (handoff
-//! rings), and outbound sequence numbers stay unique when two workers encrypt
-//! for one SA at the same time.
+//! rings); an outbound SA is encrypted by its owner, so its ESP leaves in
+//! sequence-number order, and with any-worker encryption its sequence numbers
+//! stay unique when two workers encrypt for it at the same time.
 #![forbid(unsafe_code)]
 
 mod common;
@@ -22,7 +23,7 @@ use dataplane::spd::IpPrefix;
 use dataplane::stats::Stats;
 use dataplane::wire::MacAddr;
 use dataplane::worker::{
-    connected_routes, install_static, Handoff, InstalledTunnel, Interface, OwnerRule, Ownership, RecordingIo, StaticTunnel, TsSpec,
+    connected_routes, install_static, Encrypt, Handoff, InstalledTunnel, Interface, OwnerRule, Ownership, RecordingIo, StaticTunnel, TsSpec,
     TunnelControl, Worker, WorkerConfig,
 };
 use zeroize::Zeroizing;
@@ -408,19 +409,115 @@ fn two_threads_receive_and_own_concurrently_without_loss() {
     assert_eq!(stats.snapshot().nonzero_drops().count(), 0);
 }
 
+/// Plaintext 10.2.0.7 -> 10.1.0.5 from the inside host (the first tunnel's
+/// policy, outbound SPI 0x9000), `id` in its first payload byte.
+fn plain_frame(id: u8) -> Vec<u8> {
+    let mut inner = common::inner_v4(40, 0, false, id);
+    inner[12..16].copy_from_slice(&[10, 2, 0, 7]);
+    inner[16..20].copy_from_slice(&[10, 1, 0, 5]);
+    inner[10..12].copy_from_slice(&[0, 0]);
+    let c = dataplane::wire::checksum::checksum(&inner[..20]);
+    inner[10..12].copy_from_slice(&c.to_be_bytes());
+    [&GW_IN.0[..], &HOST.0, &[0x08, 0x00], &inner].concat()
+}
+
+/// The ESP sequence numbers of the first tunnel's frames a worker sent, in
+/// the order it sent them.
+fn sent_seqs(io: &mut RecordingIo<HeapPacket>) -> Vec<u32> {
+    io.sent
+        .drain(..)
+        .map(|(port, f)| {
+            assert_eq!(port, OUT);
+            let d = f.data();
+            // Ethernet 14 + IPv4 20, then ESP: SPI, sequence number (RFC 4303 §2).
+            assert_eq!(d[34..38], 0x9000u32.to_be_bytes(), "first tunnel's SPI");
+            u32::from_be_bytes([d[38], d[39], d[40], d[41]])
+        })
+        .collect()
+}
+
 #[test]
-fn two_workers_encrypting_for_one_sa_never_reuse_a_sequence_number() {
-    let mut gw = gateway(2, 64);
-    // Plaintext 10.2.0.7 -> 10.1.0.5 from the inside host: the first tunnel's policy.
-    let frame = {
-        let mut inner = common::inner_v4(40, 0, false, 0);
-        inner[12..16].copy_from_slice(&[10, 2, 0, 7]);
-        inner[16..20].copy_from_slice(&[10, 1, 0, 5]);
-        inner[10..12].copy_from_slice(&[0, 0]);
-        let c = dataplane::wire::checksum::checksum(&inner[..20]);
-        inner[10..12].copy_from_slice(&c.to_be_bytes());
-        [&GW_IN.0[..], &HOST.0, &[0x08, 0x00], &inner].concat()
+fn an_outbound_sa_is_encrypted_by_its_owner_only_and_leaves_in_order() {
+    // SPI rule: 0x9000 belongs to worker 0. Both workers receive the SA's
+    // plaintext at once; worker 1 hands its share over.
+    let mut gw = gateway(2, 4096);
+    const BURSTS: usize = 100;
+    let n = BURSTS * 32;
+    let Gateway { workers, handoffs, stats, .. } = &mut gw;
+    let sent: Vec<Vec<u32>> = std::thread::scope(|s| {
+        let handles: Vec<_> = workers
+            .iter_mut()
+            .zip(handoffs.iter_mut())
+            .enumerate()
+            .map(|(me, (w, h))| {
+                s.spawn(move || {
+                    let mut io = RecordingIo::new(heap);
+                    let mut seqs = Vec::new();
+                    let frame = plain_frame(me as u8);
+                    for _ in 0..BURSTS {
+                        w.process(IN, (0..32).map(|_| HeapPacket::from_slice(&frame)), &mut h.io(&mut io), 0);
+                        h.flush(w.stats());
+                        let inbox = h.receive();
+                        w.process_handoff(inbox, &mut io, 0);
+                        seqs.extend(sent_seqs(&mut io));
+                    }
+                    // Bounded: worker 1's handoffs are all in the ring once it is done.
+                    for _ in 0..10_000_000 {
+                        if me == 1 || seqs.len() >= 2 * n {
+                            break;
+                        }
+                        let inbox = h.receive();
+                        if inbox.is_empty() {
+                            std::thread::yield_now();
+                        }
+                        w.process_handoff(inbox, &mut io, 0);
+                        seqs.extend(sent_seqs(&mut io));
+                    }
+                    seqs
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("worker")).collect()
+    });
+    assert!(sent[1].is_empty(), "worker 1 encrypted nothing for worker 0's SA");
+    assert_eq!(sent[0], (1..=2 * n as u32).collect::<Vec<_>>(), "every packet, in sequence-number order");
+    assert_eq!(stats.snapshot().nonzero_drops().count(), 0);
+}
+
+#[test]
+fn the_first_sender_owns_an_outbound_sa_and_the_others_hand_it_their_plaintext() {
+    let mut gw = gateway_with(2, 1024, OwnerRule::FirstReceiver);
+    let mut io = [RecordingIo::new(heap), RecordingIo::new(heap)];
+    let burst = |gw: &mut Gateway, w: usize, io: &mut RecordingIo<HeapPacket>| {
+        let (worker, h) = (&mut gw.workers[w], &mut gw.handoffs[w]);
+        worker.process(IN, (0..8).map(|i| HeapPacket::from_slice(&plain_frame(i))), &mut h.io(io), 0);
+        h.flush(worker.stats());
     };
+    // Worker 1 sends first and claims the SA; worker 0's plaintext goes to it.
+    burst(&mut gw, 1, &mut io[1]);
+    burst(&mut gw, 0, &mut io[0]);
+    assert!(io[0].sent.is_empty());
+    let mut reader = gw.ctl.reader();
+    let flow = dataplane::spd::FlowV4::v4(Ipv4Addr::new(10, 2, 0, 7), Ipv4Addr::new(10, 1, 0, 5), 17, 0, 0);
+    let dataplane::sa::Decision::Protect(sa) = reader.load().outbound_v4(&flow) else { panic!("the first tunnel's policy") };
+    assert_eq!(sa.state.owner().claimed_by(), Some(1));
+    let [_, io1] = &mut io;
+    let inbox = gw.handoffs[1].receive();
+    assert_eq!(inbox.len(), 8);
+    gw.workers[1].process_handoff(inbox, io1, 0);
+    assert_eq!(sent_seqs(io1), (1..=16).collect::<Vec<_>>());
+    let c = gw.handoffs[0].counters().expect("counters");
+    assert_eq!((c.sent.load(Relaxed), c.plain.load(Relaxed)), (8, 8));
+    assert_eq!(gw.stats.snapshot().nonzero_drops().count(), 0);
+}
+
+#[test]
+fn two_workers_encrypting_for_one_sa_never_reuse_a_sequence_number_under_any_worker_encryption() {
+    let mut gw = gateway(2, 64);
+    for w in &mut gw.workers {
+        w.set_ownership(w.ownership().with_encrypt(Encrypt::AnyWorker));
+    }
+    let frame = plain_frame(0);
     const BURSTS: usize = 200;
     let seqs: Vec<Vec<u32>> = std::thread::scope(|s| {
         let handles: Vec<_> = gw
@@ -433,13 +530,7 @@ fn two_workers_encrypting_for_one_sa_never_reuse_a_sequence_number() {
                     let mut seqs = Vec::with_capacity(BURSTS * 32);
                     for _ in 0..BURSTS {
                         w.process(IN, (0..32).map(|_| HeapPacket::from_slice(frame)), &mut io, 0);
-                        for (port, f) in io.sent.drain(..) {
-                            assert_eq!(port, OUT);
-                            let d = f.data();
-                            // Ethernet 14 + IPv4 20, then ESP: SPI, sequence number (RFC 4303 §2).
-                            assert_eq!(d[34..38], 0x9000u32.to_be_bytes(), "first tunnel's SPI");
-                            seqs.push(u32::from_be_bytes([d[38], d[39], d[40], d[41]]));
-                        }
+                        seqs.extend(sent_seqs(&mut io));
                     }
                     seqs
                 })

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
-use controlplane::config::{Config, SaOwner, StaticEncap, StaticSaConfig};
+use controlplane::config::{Config, EncryptBy, SaOwner, StaticEncap, StaticSaConfig};
 use controlplane::proposal::EncrId;
 use controlplane::selector::{AddrRange, TrafficSelector};
 use dataplane::crypto::{Algorithm, Backend};
@@ -24,7 +24,7 @@ use dataplane::spd::{IpPrefix, PortRange};
 use dataplane::stats::Stats;
 use dataplane::wire::MacAddr;
 use dataplane::worker::{
-    connected_routes, install_static, InstalledTunnel, Interface, OwnerRule, StaticTunnel, TsSpec, TunnelControl, Worker,
+    connected_routes, install_static, Encrypt, InstalledTunnel, Interface, OwnerRule, StaticTunnel, TsSpec, TunnelControl, Worker,
     WorkerConfig, WorkerIo,
 };
 use dpdk::{Burst, Mbuf, Mempool};
@@ -56,8 +56,11 @@ pub struct EspPlan {
     pub tunnels: Vec<StaticTunnel>,
     /// `--neighbor IP=MAC` entries: resolved on the port whose route covers IP.
     pub neighbors: Vec<(IpAddr, MacAddr)>,
-    /// `[dpdk].sa_owner`: which of several workers decrypts an inbound SA.
+    /// `[dpdk].sa_owner`: which of several workers decrypts an inbound SA (and
+    /// encrypts for an outbound one).
     pub owner_rule: OwnerRule,
+    /// `[dpdk].encrypt`: whether one worker or any encrypts for an outbound SA.
+    pub encrypt: Encrypt,
 }
 
 fn algorithm(sa: &StaticSaConfig) -> Result<Algorithm> {
@@ -166,7 +169,11 @@ impl EspPlan {
             SaOwner::FirstReceiver => OwnerRule::FirstReceiver,
             SaOwner::Spi => OwnerRule::Spi,
         };
-        Ok(Some(EspPlan { ports, routes, tunnels, neighbors: neighbors.to_vec(), owner_rule }))
+        let encrypt = match config.dpdk.encrypt {
+            EncryptBy::Owner => Encrypt::Owner,
+            EncryptBy::AnyWorker => Encrypt::AnyWorker,
+        };
+        Ok(Some(EspPlan { ports, routes, tunnels, neighbors: neighbors.to_vec(), owner_rule, encrypt }))
     }
 }
 
@@ -183,6 +190,7 @@ pub struct EspGateway {
     /// The workers' neighbour tables, copied on request (`show neighbors`).
     neighbors: Arc<NeighborMirror>,
     owner_rule: OwnerRule,
+    encrypt: Encrypt,
     workers: usize,
 }
 
@@ -222,6 +230,7 @@ impl EspGateway {
             punted: Arc::new(AtomicU64::new(0)),
             neighbors: NeighborMirror::new(workers),
             owner_rule: plan.owner_rule,
+            encrypt: plan.encrypt,
             workers,
         })
     }
@@ -231,10 +240,10 @@ impl EspGateway {
         Arc::clone(&self.stats)
     }
 
-    /// How inbound SAs get their worker (`[dpdk].sa_owner`), and how many
-    /// workers there are.
-    pub fn owners(&self) -> (OwnerRule, u32) {
-        (self.owner_rule, u32::try_from(self.workers).unwrap_or(u32::MAX))
+    /// How SAs get their worker (`[dpdk].sa_owner`), which workers encrypt
+    /// (`[dpdk].encrypt`), and how many workers there are.
+    pub fn owners(&self) -> (OwnerRule, Encrypt, u32) {
+        (self.owner_rule, self.encrypt, u32::try_from(self.workers).unwrap_or(u32::MAX))
     }
 
     /// Readers of the published SA tables (the control socket's SA rows).
@@ -268,7 +277,7 @@ impl EspGateway {
         let stats = self.stats.core(index).ok_or_else(|| anyhow!("internal: no counters for worker {index}"))?;
         let mut worker = Worker::new(&self.config, self.readers.reader(), stats);
         if let Some(h) = &handoff {
-            worker.set_ownership(h.ownership().with_rule(self.owner_rule));
+            worker.set_ownership(h.ownership().with_rule(self.owner_rule).with_encrypt(self.encrypt));
         }
         Ok(EspProcessor {
             worker,
@@ -295,7 +304,7 @@ impl EspGateway {
         ));
         let mut reader = self.readers.reader();
         let table = reader.load();
-        let (rule, workers) = self.owners();
+        let (rule, _, workers) = self.owners();
         for t in &self.installed {
             let (i, o) = (self.stats.sa(t.inbound), self.stats.sa(t.outbound));
             let owner = if workers <= 1 {

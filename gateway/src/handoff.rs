@@ -44,10 +44,11 @@ pub fn report(stats: &HandoffStats) -> String {
         if let Some(c) = stats.worker(w) {
             let _ = writeln!(
                 s,
-                "handoff worker {w}: sent {} received {} ring_full {}",
+                "handoff worker {w}: sent {} received {} ring_full {} plaintext {}",
                 c.sent.load(Relaxed),
                 c.received.load(Relaxed),
-                c.ring_full.load(Relaxed)
+                c.ring_full.load(Relaxed),
+                c.plain.load(Relaxed)
             );
         }
     }

@@ -78,6 +78,7 @@ eal_args = ["--no-huge", "-m", "1024"]
 mbufs = 16383
 burst = 16
 sa_owner = "spi"
+encrypt = "any-worker"
 
 [[port]]
 name = "outside"
@@ -97,6 +98,11 @@ pairs = [["inside", "outside"]]
         assert!(!plan.busy_poll);
         assert_eq!(plan.burst, 16);
         assert_eq!(config.dpdk.sa_owner, controlplane::config::SaOwner::Spi);
+        assert_eq!(config.dpdk.encrypt, controlplane::config::EncryptBy::AnyWorker);
+        let default = Config::parse("[dpdk]\n", Path::new("gw.toml")).expect("valid config").0;
+        assert_eq!(default.dpdk.encrypt, controlplane::config::EncryptBy::Owner);
+        let err = Config::parse("[dpdk]\nencrypt = \"all\"\n", Path::new("gw.toml")).expect_err("an unknown choice");
+        assert!(err.to_string().contains("gw.toml:2"), "{err}");
         assert_eq!(plan.ports.iter().map(|p| (p.name.as_str(), p.dpdk_port)).collect::<Vec<_>>(), [("outside", 1), ("inside", 0)]);
         assert_eq!(plan.pairs, [(1, 0)]);
     }

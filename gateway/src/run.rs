@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Result};
 use dpdk::{Eal, Mempool, Port, PortConfig};
 use dataplane::crypto::{ipsec_mb_path, Algorithm, Backend};
-use dataplane::worker::OwnerRule;
+use dataplane::worker::{Encrypt, OwnerRule};
 
 use crate::esp::{EspGateway, EspProcessor};
 use crate::plan::RunPlan;
@@ -198,10 +198,14 @@ pub fn run(plan: RunPlan, cli_eal_args: &[String], busy_poll: bool, control: &cr
         (Some(p), Some(_)) => println!(
             "ipsecgw: ESP worker with {} static SA(s) on {on}{}{}; Ctrl-C to stop",
             p.tunnels.len(),
-            match (workers > 1, p.owner_rule) {
-                (false, _) => "",
-                (true, OwnerRule::FirstReceiver) => " (inbound SA owner: its first receiver, handoff rings)",
-                (true, OwnerRule::Spi) => " (inbound SA owner: SPI mod workers, handoff rings)",
+            match (workers > 1, p.owner_rule, p.encrypt) {
+                (false, ..) => "",
+                (true, OwnerRule::FirstReceiver, Encrypt::Owner) => " (SA owner: its first receiver, both ways; handoff rings)",
+                (true, OwnerRule::Spi, Encrypt::Owner) => " (SA owner: SPI mod workers, both ways; handoff rings)",
+                (true, OwnerRule::FirstReceiver, Encrypt::AnyWorker) => {
+                    " (inbound SA owner: its first receiver, handoff rings; outbound SAs: any worker, out of order)"
+                }
+                (true, OwnerRule::Spi, Encrypt::AnyWorker) => " (inbound SA owner: SPI mod workers, handoff rings; outbound SAs: any worker, out of order)",
             },
             if busy_poll { ", busy-polling" } else { "" }
         ),

@@ -17,7 +17,7 @@ use dataplane::neighbor_view::NeighborMirror;
 use dataplane::route::Route;
 use dataplane::sa::{PolicyAction, Reader, ReaderFactory};
 use dataplane::stats::{DropReason, Stats};
-use dataplane::worker::{OwnerRule, TunnelTable};
+use dataplane::worker::{Encrypt, OwnerRule, TunnelTable};
 
 use super::{DataplaneSnapshot, DataplaneView, DropView, NeighborView, PortView, RouteView, SaCountersView};
 
@@ -47,8 +47,9 @@ pub struct DataplaneStats {
     tables: Option<Mutex<Reader<TunnelTable>>>,
     neighbors: Option<Arc<NeighborMirror>>,
     routes: Vec<RouteView>,
-    /// How inbound SAs get their worker, and how many workers there are.
-    owners: (OwnerRule, u32),
+    /// How SAs get their worker, which workers encrypt, and how many workers
+    /// there are.
+    owners: (OwnerRule, Encrypt, u32),
 }
 
 impl std::fmt::Debug for DataplaneStats {
@@ -64,13 +65,14 @@ fn mac_text(m: [u8; 6]) -> String {
 impl DataplaneStats {
     /// `port_names[i]` names DPDK port `i` (from the config's [[port]]).
     pub fn new(stats: Arc<Stats>, port_names: Vec<String>) -> Self {
-        Self { stats, port_names, extra: None, nic: None, tables: None, neighbors: None, routes: Vec::new(), owners: (OwnerRule::FirstReceiver, 1) }
+        Self { stats, port_names, extra: None, nic: None, tables: None, neighbors: None, routes: Vec::new(), owners: (OwnerRule::FirstReceiver, Encrypt::Owner, 1) }
     }
 
-    /// `workers` workers find an inbound SA's by `rule` (`[dpdk].sa_owner`): the
-    /// SA rows name that worker ([`OwnerRule::decrypting_worker`]).
-    pub fn with_owners(mut self, rule: OwnerRule, workers: u32) -> Self {
-        self.owners = (rule, workers);
+    /// `workers` workers find an SA's by `rule` (`[dpdk].sa_owner`) and encrypt
+    /// as `encrypt` says (`[dpdk].encrypt`): the SA rows name that worker
+    /// ([`OwnerRule::decrypting_worker`], [`OwnerRule::encrypting_worker`]).
+    pub fn with_owners(mut self, rule: OwnerRule, encrypt: Encrypt, workers: u32) -> Self {
+        self.owners = (rule, encrypt, workers);
         self
     }
 
@@ -135,7 +137,7 @@ impl DataplaneStats {
                 drops: c.drops,
                 peer: config.dst.to_string(),
                 algorithm: sa.sa.aead().algorithm().name().into(),
-                worker: None,
+                worker: self.owners.0.encrypting_worker(self.owners.1, self.owners.2, config.spi, &sa.state),
             });
         }
         for (spi, sa) in table.inbound_iter() {
@@ -151,7 +153,7 @@ impl DataplaneStats {
                 drops: c.drops,
                 peer,
                 algorithm: sa.sa.aead().algorithm().name().into(),
-                worker: self.owners.0.decrypting_worker(self.owners.1, spi, &sa.state),
+                worker: self.owners.0.decrypting_worker(self.owners.2, spi, &sa.state),
             });
         }
         // Done reading: never hold a snapshot between requests.
@@ -297,9 +299,15 @@ mod tests {
         // The decrypting worker shows once one has claimed the inbound SA, or by
         // its SPI under `sa_owner = "spi"` (0x1001 mod 2; one worker: none).
         assert_eq!((i.worker, o.worker), (None, None));
-        let in_worker = |v: DataplaneStats| v.snapshot().sas.iter().find(|s| s.direction == "in").and_then(|s| s.worker);
-        let by_spi = |w| DataplaneStats::new(Arc::clone(&stats), vec![]).with_tables(&ctl.readers()).with_owners(OwnerRule::Spi, w);
-        assert_eq!((in_worker(by_spi(2)), in_worker(by_spi(3)), in_worker(by_spi(1))), (Some(1), Some(0x1001 % 3), None));
+        let worker = |v: DataplaneStats, dir: &str| v.snapshot().sas.iter().find(|s| s.direction == dir).and_then(|s| s.worker);
+        let by_spi = |w, e| DataplaneStats::new(Arc::clone(&stats), vec![]).with_tables(&ctl.readers()).with_owners(OwnerRule::Spi, e, w);
+        assert_eq!(
+            (worker(by_spi(2, Encrypt::Owner), "in"), worker(by_spi(3, Encrypt::Owner), "in"), worker(by_spi(1, Encrypt::Owner), "in")),
+            (Some(1), Some(0x1001 % 3), None)
+        );
+        // The encrypting worker of the outbound SA by the same rule (0x2002 mod 3),
+        // none when any worker encrypts.
+        assert_eq!((worker(by_spi(3, Encrypt::Owner), "out"), worker(by_spi(3, Encrypt::AnyWorker), "out")), (Some(0x2002 % 3), None));
         let mut worker1 = ctl.readers().reader();
         for (_, sa) in worker1.load().inbound_iter() {
             assert_eq!(sa.state.claim(1), 1);

@@ -20,7 +20,7 @@ pub(crate) fn child_sa_rows(mut rows: Vec<ChildSaView>, snap: Option<&DataplaneS
             (r.in_packets, r.in_bytes, r.in_drops, r.in_worker) = (i.packets, i.bytes, i.drops, i.worker);
         }
         if let Some(o) = find(&snap.sas, "out", &r.spi_out) {
-            (r.out_packets, r.out_bytes, r.out_drops) = (o.packets, o.bytes, o.drops);
+            (r.out_packets, r.out_bytes, r.out_drops, r.out_worker) = (o.packets, o.bytes, o.drops, o.worker);
         }
     }
     // Dataplane SAs no Child SA names: static ones, one row per connection
@@ -45,7 +45,7 @@ pub(crate) fn child_sa_rows(mut rows: Vec<ChildSaView>, snap: Option<&DataplaneS
             (row.in_packets, row.in_bytes, row.in_drops, row.in_worker) = (s.packets, s.bytes, s.drops, s.worker);
         } else if s.direction == "out" && row.spi_out.is_empty() {
             row.spi_out = spi_text(s.spi);
-            (row.out_packets, row.out_bytes, row.out_drops) = (s.packets, s.bytes, s.drops);
+            (row.out_packets, row.out_bytes, row.out_drops, row.out_worker) = (s.packets, s.bytes, s.drops, s.worker);
         }
         if row.peer.is_empty() {
             row.peer = s.peer.clone();
@@ -72,7 +72,7 @@ mod tests {
             drops: 1,
             peer: if direction == "out" { "198.51.100.1".into() } else { String::new() },
             algorithm: "aes128gcm16".into(),
-            worker: (direction == "in").then_some(1),
+            worker: Some(if direction == "in" { 1 } else { 0 }),
         }
     }
 
@@ -98,6 +98,7 @@ mod tests {
         assert_eq!((st.connection.as_str(), st.ike_sa.as_str(), st.spi_in.as_str(), st.spi_out.as_str()), ("bench", "static", "0x00001001", "0x00002002"));
         assert_eq!((st.in_packets, st.out_packets, st.peer.as_str(), st.age_s), (4, 9, "198.51.100.1", None));
         assert_eq!((rows[0].in_worker, st.in_worker), (Some(1), Some(1)), "the decrypting worker of each inbound SA");
+        assert_eq!((rows[0].out_worker, st.out_worker), (Some(0), Some(0)), "the encrypting worker of each outbound SA");
         // Without a dataplane the manager's rows are returned as they are.
         assert_eq!(child_sa_rows(vec![], None), vec![]);
     }

@@ -82,8 +82,10 @@ pub struct SaCountersView {
     pub algorithm: String,
     /// The worker that decrypts an inbound SA with several workers: SPI mod
     /// workers (`[dpdk].sa_owner = "spi"`), or the worker that claimed it with
-    /// a packet that authenticated (`"first-receiver"`); `None` with one worker
-    /// or before the claim.
+    /// a packet that authenticated (`"first-receiver"`); for an outbound SA the
+    /// worker that encrypts for it, by the same rule (`[dpdk].encrypt =
+    /// "owner"`; its first sender claims it). `None` with one worker, before the
+    /// claim, and for outbound SAs under `encrypt = "any-worker"`.
     #[serde(default)]
     pub worker: Option<u32>,
 }
@@ -173,6 +175,9 @@ pub struct ChildSaView {
     /// The worker that decrypts the inbound SA ([`SaCountersView::worker`]).
     #[serde(default)]
     pub in_worker: Option<u32>,
+    /// The worker that encrypts for the outbound SA ([`SaCountersView::worker`]).
+    #[serde(default)]
+    pub out_worker: Option<u32>,
     /// Seconds since installed, until the rekey (soft lifetime) and until the
     /// hard expiry; `None` for static SAs (no lifetime).
     #[serde(default)]

@@ -43,7 +43,8 @@
 //! mbufs = 8191            # mempool size (optional)
 //! busy_poll = false       # optional, CLI --busy-poll overrides
 //! burst = 32              # optional
-//! sa_owner = "first-receiver"  # several workers: who decrypts an inbound SA ("spi": SPI mod workers)
+//! sa_owner = "first-receiver"  # several workers: who decrypts an inbound SA and encrypts for an outbound one ("spi": SPI mod workers)
+//! encrypt = "owner"       # several workers: one encrypts per outbound SA, in order ("any-worker": all, out of order)
 //!
 //! [[port]]
 //! name = "outside"        # names used everywhere else
@@ -107,7 +108,7 @@
 //! ```
 //!
 //! Defaults when a key is absent: `[dpdk]` eal_args [], mbufs 8191, busy_poll false, burst 32,
-//! sa_owner "first-receiver";
+//! sa_owner "first-receiver", encrypt "owner";
 //! `[[port]]` addresses [], mac = the port's; `[[static_sa]]` encap "esp", esn false, replay_window 1024;
 //! `[[connection]]` role "initiator" ("responder" when remote_addr = "%any"), start_action "start" for
 //! initiators else "none", local_id = local_addr, remote_id = %any (as strongSwan), local_ts =
@@ -140,7 +141,7 @@ pub use connection::{
 };
 pub use diagnostic::{ConfigError, ConfigErrors, Location, Warning};
 pub use duration::format_duration;
-pub use network::{DpdkConfig, ForwardConfig, SaOwner, PortConfig, Prefix, RouteConfig};
+pub use network::{DpdkConfig, EncryptBy, ForwardConfig, SaOwner, PortConfig, Prefix, RouteConfig};
 pub use secret::Secret;
 pub use static_sa::{StaticEncap, StaticSaConfig, DEFAULT_REPLAY_WINDOW, MAX_REPLAY_WINDOW};
 

@@ -20,13 +20,16 @@ pub struct DpdkConfig {
     pub busy_poll: bool,
     /// RX/TX burst size (default 32).
     pub burst: u16,
-    /// Which worker decrypts an inbound SA when there are several.
+    /// Which worker decrypts an inbound SA (and encrypts for an outbound one)
+    /// when there are several.
     pub sa_owner: SaOwner,
+    /// Which workers encrypt for an outbound SA when there are several.
+    pub encrypt: EncryptBy,
 }
 
 impl Default for DpdkConfig {
     fn default() -> Self {
-        Self { eal_args: Vec::new(), mbufs: 8191, busy_poll: false, burst: 32, sa_owner: SaOwner::FirstReceiver }
+        Self { eal_args: Vec::new(), mbufs: 8191, busy_poll: false, burst: 32, sa_owner: SaOwner::FirstReceiver, encrypt: EncryptBy::Owner }
     }
 }
 
@@ -41,6 +44,20 @@ pub enum SaOwner {
     /// `"spi"`: SPI modulo the number of workers; spreads decryption even when
     /// one queue receives all ESP, at a handoff per packet received elsewhere.
     Spi,
+}
+
+/// `[dpdk].encrypt`: which of several workers encrypt for an outbound SA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EncryptBy {
+    /// `"owner"` (default): one worker per SA, picked by `sa_owner` (the first
+    /// worker that sends on it, or its SPI modulo the workers); the others hand
+    /// it the SA's plaintext. The SA's ESP leaves in sequence-number order.
+    Owner,
+    /// `"any-worker"`: every worker encrypts what it receives; one SA spreads
+    /// over the workers, and its ESP leaves up to a burst per worker out of
+    /// order, which the peer's anti-replay window must cover (strongSwan's
+    /// default of 32 packets does not).
+    AnyWorker,
 }
 
 /// An address with a prefix length: a port's own address (`198.51.100.1/24`) or a route
@@ -162,6 +179,11 @@ pub(crate) fn check_dpdk(d: &mut Diagnostics<'_>, raw: Option<&S<RawDpdk>>) -> D
     if let Some(v) = &raw.sa_owner {
         if let Some(rule) = d.choice(v, "sa_owner", &[("first-receiver", SaOwner::FirstReceiver), ("spi", SaOwner::Spi)]) {
             out.sa_owner = rule;
+        }
+    }
+    if let Some(v) = &raw.encrypt {
+        if let Some(by) = d.choice(v, "encrypt", &[("owner", EncryptBy::Owner), ("any-worker", EncryptBy::AnyWorker)]) {
+            out.encrypt = by;
         }
     }
     out

@@ -36,6 +36,7 @@ pub(crate) struct RawDpdk {
     pub busy_poll: Option<S<bool>>,
     pub burst: Option<S<u16>>,
     pub sa_owner: Option<S<String>>,
+    pub encrypt: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

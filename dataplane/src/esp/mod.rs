@@ -20,7 +20,7 @@ pub use encap::{encap, encap_burst, encap_burst_framed, Framing};
 pub use error::EspError;
 pub use replay::{ReplayError, ReplayWindow};
 pub use sa::{
-    DfMode, DscpMode, EcnMode, InboundConfig, InboundSa, InboundState, OutboundConfig, OutboundSa, OutboundState,
+    DfMode, DscpMode, EcnMode, InboundConfig, InboundSa, InboundState, OutboundConfig, OutboundSa, OutboundState, WorkerClaim,
     PadAlign, SaConfigError, UdpEncap,
 };
 

@@ -269,19 +269,31 @@ impl core::fmt::Debug for OutboundSa {
     }
 }
 
-/// Mutable state of an outbound SA: the next sequence number, shared by every core
-/// that sends on the SA. Each burst reserves its numbers with one atomic add.
+/// Mutable state of an outbound SA: the next sequence number, and which worker
+/// encrypts for the SA when that is one worker. Each burst reserves its numbers
+/// with one atomic add, so several cores may send on the SA (see
+/// `worker::Encrypt` for why by default one does).
 #[derive(Debug)]
 #[repr(align(64))]
 pub struct OutboundState {
     next: AtomicU64,
     limit: u64,
+    /// The worker that encrypts for the SA under the first-receiver rule. It
+    /// shares the line the owner writes per burst (`next`): only workers that
+    /// hand the SA's packets over read it from afar.
+    owner: WorkerClaim,
 }
 
 impl OutboundState {
     /// Start at sequence number 1 (RFC 4303 §3.3.3).
     pub fn new(esn: bool) -> Self {
-        OutboundState { next: AtomicU64::new(1), limit: if esn { u64::MAX } else { u64::from(u32::MAX) } }
+        OutboundState { next: AtomicU64::new(1), limit: if esn { u64::MAX } else { u64::from(u32::MAX) }, owner: WorkerClaim::new() }
+    }
+
+    /// Which worker claimed the SA, if one has ([`WorkerClaim`]).
+    #[inline]
+    pub fn owner(&self) -> &WorkerClaim {
+        &self.owner
     }
 
     /// Reserve `n` consecutive numbers; returns the first. Numbers past the limit
@@ -368,7 +380,7 @@ impl InboundSa {
     pub fn new_state(&self) -> Result<InboundState, SaConfigError> {
         Ok(InboundState {
             replay: ReplayWindow::new(self.config.replay_window, self.config.esn)?,
-            owner: AtomicU32::new(InboundState::UNCLAIMED),
+            owner: WorkerClaim::new(),
         })
     }
 }
@@ -386,24 +398,48 @@ impl core::fmt::Debug for InboundSa {
 pub struct InboundState {
     /// The anti-replay window.
     pub replay: ReplayWindow,
-    /// The worker that claimed the SA ([`InboundState::claim`]); `UNCLAIMED`
-    /// before. Written once, then only read. It shares the cache line the owner
+    /// The worker that claimed the SA ([`InboundState::claim`]). Written once,
+    /// then only read. It shares the cache line the owner
     /// writes per packet (`replay`'s top), so only workers that hand the SA's
     /// packets over read that line from afar, and they were going to pass the
     /// packet to its owner anyway.
-    owner: AtomicU32,
+    owner: WorkerClaim,
 }
 
 impl InboundState {
-    const UNCLAIMED: u32 = u32::MAX;
-
-    /// The SA's owner: the worker that claimed it first, `me` if nobody had. The
-    /// claim is one compare-and-swap; when two workers race, exactly one wins
-    /// and both get its index.
+    /// The SA's owner: the worker that claimed it first, `me` if nobody had
+    /// ([`WorkerClaim::claim`]).
     #[inline]
     pub fn claim(&self, me: u32) -> u32 {
-        match self.owner.load(Ordering::Acquire) {
-            Self::UNCLAIMED => match self.owner.compare_exchange(Self::UNCLAIMED, me, Ordering::AcqRel, Ordering::Acquire) {
+        self.owner.claim(me)
+    }
+
+    /// The worker that claimed the SA, if one has.
+    pub fn claimed_by(&self) -> Option<u32> {
+        self.owner.claimed_by()
+    }
+}
+
+/// Which worker an SA belongs to, once one has claimed it: written once, then
+/// only read.
+#[derive(Debug)]
+pub struct WorkerClaim(AtomicU32);
+
+impl WorkerClaim {
+    const UNCLAIMED: u32 = u32::MAX;
+
+    /// Nobody's yet.
+    pub const fn new() -> Self {
+        WorkerClaim(AtomicU32::new(Self::UNCLAIMED))
+    }
+
+    /// The owner: the worker that claimed first, `me` if nobody had. The claim
+    /// is one compare-and-swap; when two workers race, exactly one wins and
+    /// both get its index.
+    #[inline]
+    pub fn claim(&self, me: u32) -> u32 {
+        match self.0.load(Ordering::Acquire) {
+            Self::UNCLAIMED => match self.0.compare_exchange(Self::UNCLAIMED, me, Ordering::AcqRel, Ordering::Acquire) {
                 Ok(_) => me,
                 Err(winner) => winner,
             },
@@ -411,8 +447,15 @@ impl InboundState {
         }
     }
 
-    /// The worker that claimed the SA, if one has.
+    /// The worker that claimed, if one has.
+    #[inline]
     pub fn claimed_by(&self) -> Option<u32> {
-        Some(self.owner.load(Ordering::Acquire)).filter(|&w| w != Self::UNCLAIMED)
+        Some(self.0.load(Ordering::Acquire)).filter(|&w| w != Self::UNCLAIMED)
+    }
+}
+
+impl Default for WorkerClaim {
+    fn default() -> Self {
+        Self::new()
     }
 }

@@ -1,5 +1,6 @@
-//! Inbound SA ownership across workers and the handoff of ESP packets to the
-//! owning worker.
+//! SA ownership across workers and the handoff of packets to the owning worker:
+//! ESP of an inbound SA to the worker that decrypts it, plaintext of an outbound
+//! SA to the worker that encrypts for it.
 //!
 //! The replay window of an inbound SA (RFC 4303 §3.4.3) is updated with plain
 //! loads and stores, so exactly one worker may decapsulate an SA's packets. With
@@ -17,9 +18,19 @@
 //! its owner and nothing is handed over; a port that does not hash
 //! (net_pcap, net_ring, one queue) delivers everything to one worker, which then
 //! owns every SA. The SPI rule spreads decryption over the workers in that case,
-//! at a handoff per packet that arrives elsewhere. Outbound SAs need no owner: the
-//! sequence counter is reserved per burst with one atomic add
-//! (`esp::OutboundState::reserve`), so any worker may encrypt for any SA.
+//! at a handoff per packet that arrives elsewhere.
+//!
+//! Outbound SAs get an owner by the same rule ([`Encrypt::Owner`], the default):
+//! the sequence counter is reserved per burst with one atomic add
+//! (`esp::OutboundState::reserve`), so any worker could encrypt for any SA, but
+//! then each worker sends its burst's block of numbers when its burst is done,
+//! and a burst that finishes after a later-reserved one arrives behind it by up
+//! to a burst per worker. A peer's anti-replay window (RFC 4303 §3.4.3; 32
+//! packets in strongSwan's default configuration, 64 in many others) drops what
+//! falls behind it. One encrypting worker per SA sends it in order; the others
+//! hand it the SA's plaintext (Ethernet header stripped, TTL already
+//! decremented), as with inbound ESP. [`Encrypt::AnyWorker`] keeps the parallel
+//! encryption for peers with wide windows.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -27,9 +38,9 @@ use std::sync::Arc;
 use crossbeam::queue::ArrayQueue;
 use crossbeam::utils::CachePadded;
 
-use super::{enqueue, flush_decap, Class, Groups, InboundTunnel, Out, Worker, WorkerIo};
+use super::{enqueue, flush_decap, flush_encap, Class, Groups, InboundTunnel, Out, OutboundTunnel, Worker, WorkerIo, ENCAP_L2};
 use crate::drop::DropReason;
-use crate::esp::{InboundState, BURST};
+use crate::esp::{InboundState, OutboundState, BURST};
 use crate::packet::Packet;
 use crate::sa::Spi;
 use crate::stats::CoreStats;
@@ -67,12 +78,40 @@ impl OwnerRule {
     }
 }
 
-/// Which worker owns which inbound SA, as seen by worker `me` of `workers`.
+/// Which workers encrypt for an outbound SA (`[dpdk].encrypt`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encrypt {
+    /// One worker per SA, found by the [`OwnerRule`] (the first worker that
+    /// sends on it, or its outbound SPI modulo the number of workers); the
+    /// others hand it the SA's plaintext. The SA's ESP leaves in sequence-number
+    /// order, and one SA is as fast as one worker.
+    Owner,
+    /// Every worker encrypts what it receives for any SA: one SA spreads over
+    /// the workers, and its ESP leaves out of order by up to a burst per worker,
+    /// which the peer's anti-replay window has to cover (the module doc).
+    AnyWorker,
+}
+
+impl OwnerRule {
+    /// The worker that encrypts for the outbound SA `spi` (state `state`) among
+    /// `workers` under `encrypt`, as far as it is settled (as
+    /// [`Self::decrypting_worker`]); `None` under [`Encrypt::AnyWorker`].
+    pub fn encrypting_worker(self, encrypt: Encrypt, workers: u32, spi: Spi, state: &OutboundState) -> Option<u32> {
+        match (encrypt, self) {
+            (Encrypt::AnyWorker, _) => None,
+            (Encrypt::Owner, OwnerRule::Spi) if workers > 1 => Some(spi.0 % workers),
+            (Encrypt::Owner, _) => state.owner().claimed_by(),
+        }
+    }
+}
+
+/// Which worker owns which SA, as seen by worker `me` of `workers`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ownership {
     me: u32,
     workers: u32,
     rule: OwnerRule,
+    encrypt: Encrypt,
 }
 
 impl Default for Ownership {
@@ -84,18 +123,23 @@ impl Default for Ownership {
 impl Ownership {
     /// One worker owns every SA.
     pub const fn single() -> Self {
-        Ownership { me: 0, workers: 1, rule: OwnerRule::Spi }
+        Ownership { me: 0, workers: 1, rule: OwnerRule::Spi, encrypt: Encrypt::Owner }
     }
 
     /// Worker `me` of `workers`, owners by [`OwnerRule::Spi`]; `None` unless `me < workers`.
     pub fn new(me: usize, workers: usize) -> Option<Self> {
         let (me, workers) = (u32::try_from(me).ok()?, u32::try_from(workers).ok()?);
-        (me < workers).then_some(Ownership { me, workers, rule: OwnerRule::Spi })
+        (me < workers).then_some(Ownership { me, workers, rule: OwnerRule::Spi, encrypt: Encrypt::Owner })
     }
 
     /// The same view with owners found by `rule`.
     pub fn with_rule(self, rule: OwnerRule) -> Self {
         Ownership { rule, ..self }
+    }
+
+    /// The same view with outbound SAs encrypted as `encrypt` says.
+    pub fn with_encrypt(self, encrypt: Encrypt) -> Self {
+        Ownership { encrypt, ..self }
     }
 
     /// This worker's index.
@@ -133,6 +177,22 @@ impl Ownership {
         match self.rule {
             OwnerRule::Spi => self.owner(spi),
             OwnerRule::FirstReceiver => state.claimed_by().unwrap_or(self.me) as usize,
+        }
+    }
+
+    /// The worker that encrypts for the outbound SA `sa`: this one with one
+    /// worker or [`Encrypt::AnyWorker`], otherwise the SA's owner by the rule;
+    /// under [`OwnerRule::FirstReceiver`] this worker claims an SA nobody has
+    /// (plaintext has nothing to authenticate, and whoever sends first is as
+    /// good an owner as any).
+    #[inline(always)]
+    pub fn encrypter(&self, sa: &OutboundTunnel) -> usize {
+        if self.workers == 1 || self.encrypt == Encrypt::AnyWorker {
+            return self.me();
+        }
+        match self.rule {
+            OwnerRule::Spi => self.owner(sa.sa.spi()),
+            OwnerRule::FirstReceiver => sa.state.owner().claim(self.me) as usize,
         }
     }
 
@@ -200,6 +260,9 @@ pub struct HandoffCounts {
     pub received: AtomicU64,
     /// Packets dropped because the owner's ring was full.
     pub ring_full: AtomicU64,
+    /// Plaintext of outbound SAs staged for the worker that encrypts for them
+    /// (sent, or dropped on a full ring); the rest of `sent` is ESP.
+    pub plain: AtomicU64,
 }
 
 impl HandoffCounts {
@@ -455,12 +518,32 @@ impl<P, S: HandoffSender<P>, R: HandoffReceiver<P>, I: WorkerIo<P>> WorkerIo<P> 
     fn handoff(&mut self, owner: usize, pkt: P, stats: &CoreStats) -> Result<(), P> {
         self.handoff.stage(owner, pkt, stats)
     }
+
+    #[inline]
+    fn handoff_plain(&mut self, owner: usize, pkt: P, stats: &CoreStats) -> Result<(), P> {
+        self.handoff.stage(owner, pkt, stats)?;
+        if let Some(c) = self.handoff.counts() {
+            HandoffCounts::bump(&c.plain, 1);
+        }
+        Ok(())
+    }
 }
 
 /// A packet of an SA this worker does not own goes to its owner.
 #[inline]
 pub(super) fn hand_off<P, I: WorkerIo<P>>(ownership: Ownership, sa: &InboundTunnel, pkt: P, stats: &CoreStats, io: &mut I) {
     if io.handoff(ownership.owner_of(sa.sa.spi(), &sa.state), pkt, stats).is_err() {
+        stats.drop(DropReason::HandoffRingFull);
+    }
+}
+
+/// Plaintext of an outbound SA another worker encrypts for goes to that worker
+/// without its link header (starting at the IP header, as handed-over ESP does).
+#[cold]
+pub(super) fn hand_off_plain<P: Packet, I: WorkerIo<P>>(owner: usize, mut pkt: P, stats: &CoreStats, io: &mut I) {
+    if pkt.adj(ENCAP_L2).is_err() {
+        stats.drop(DropReason::Truncated);
+    } else if io.handoff_plain(owner, pkt, stats).is_err() {
         stats.drop(DropReason::HandoffRingFull);
     }
 }
@@ -476,30 +559,71 @@ impl<P: Packet> Worker<P> {
         self.ownership
     }
 
-    /// Decapsulate ESP packets other workers handed over (outer IP header
-    /// first, Ethernet header already stripped). The SA is looked up again in
-    /// this worker's snapshot: an SA removed in between is counted as
-    /// [`DropReason::NoSa`]. Receive counters were kept by the worker that
-    /// received the frames.
+    /// Process the packets other workers handed over (IP header first,
+    /// Ethernet header already stripped): ESP to one of our addresses is
+    /// decapsulated, anything else is plaintext to encrypt (its TTL was
+    /// decremented by the worker that received it). The SA is looked up again
+    /// in this worker's snapshot: an SA removed in between is counted as
+    /// [`DropReason::NoSa`], plaintext whose policy or SA owner changed in
+    /// between as [`DropReason::HandoffStale`]. Receive counters were kept by
+    /// the worker that received the frames.
     pub fn process_handoff<I: WorkerIo<P>>(&mut self, pkts: impl IntoIterator<Item = P>, io: &mut I, now_ms: u64) {
-        let Worker { ifaces, local4, routes, neighbors, tables, stats, decap, icmp_limit, ownership, .. } = self;
+        let Worker { ifaces, local4, routes, neighbors, tables, stats, decap, encap, icmp_limit, ownership } = self;
         let table = tables.load();
         let claimant = ownership.claimant();
         let mut out = Out { ifaces, local4, routes, neighbors, stats, now_ms, icmp_limit, claimant };
-        let mut groups = Groups::new();
+        let (mut dgroups, mut egroups) = (Groups::new(), Groups::new());
         for pkt in pkts {
-            // Only ESP is handed over, so `esp` never punts (port 0 is unused).
-            match out.esp(table, 0, 0, pkt, io) {
+            // ESP was handed over only when addressed to us, plaintext only when
+            // not (`classify` keeps what is for us away from the SPD).
+            let class = if out.is_ours(pkt.data()) {
+                // Only ESP, so `esp` never punts (port 0 is unused).
+                out.esp(table, 0, 0, pkt, io)
+            } else {
+                out.handed_plain(table, *ownership, pkt)
+            };
+            match class {
                 // The sender chose this worker in its snapshot; the SA may have been
                 // replaced since (same SPI, fresh state). An unclaimed one is opened
                 // here (and claimed if it authenticates); one another worker claimed
                 // is not ours to decrypt.
-                Class::Decap(sa, pkt) if ownership.owns(sa) => enqueue(decap, &mut groups, sa, pkt, &mut out, io, flush_decap),
+                Class::Decap(sa, pkt) if ownership.owns(sa) => enqueue(decap, &mut dgroups, sa, pkt, &mut out, io, flush_decap),
                 Class::Decap(..) => out.drop(DropReason::HandoffStale),
-                Class::Encap(..) | Class::Done => {}
+                Class::Encap(sa, pkt) => enqueue(encap, &mut egroups, sa, pkt, &mut out, io, flush_encap),
+                Class::Done => {}
             }
         }
-        flush_decap(decap, &mut groups, &mut out, io);
+        flush_decap(decap, &mut dgroups, &mut out, io);
+        flush_encap(encap, &mut egroups, &mut out, io);
+    }
+}
+
+impl<P: Packet> Out<'_, P> {
+    /// Whether the IP packet `d` is addressed to one of our addresses.
+    fn is_ours(&self, d: &[u8]) -> bool {
+        match d.first().map(|b| b >> 4) {
+            Some(4) => d.get(16..20).and_then(|a| a.first_chunk::<4>()).is_some_and(|a| self.local_v4(0, (*a).into()) == super::LocalV4::Ours),
+            Some(6) => d.get(24..40).and_then(|a| a.first_chunk::<16>()).is_some_and(|a| self.is_ours_v6((*a).into())),
+            _ => false,
+        }
+    }
+
+    /// Plaintext another worker handed over for an outbound SA this worker
+    /// encrypts for: its policy looked up again, its link header's room put back.
+    fn handed_plain<'t>(&mut self, table: &'t super::TunnelTable, ownership: Ownership, mut pkt: P) -> Class<'t, P> {
+        let d = pkt.data();
+        let decision = match d.first().map(|b| b >> 4) {
+            Some(4) => super::inner_flow_v4(d).map(|f| table.outbound_v4(&f)),
+            Some(6) => super::inner_flow_v6(d).map(|f| table.outbound_v6(&f)),
+            _ => None,
+        };
+        match decision {
+            Some(crate::sa::Decision::Protect(sa)) if ownership.encrypter(sa) == ownership.me() && pkt.prepend(ENCAP_L2).is_ok() => Class::Encap(sa, pkt),
+            _ => {
+                self.drop(DropReason::HandoffStale);
+                Class::Done
+            }
+        }
     }
 }
 

@@ -28,6 +28,12 @@ pub trait WorkerIo<P> {
     fn handoff(&mut self, _owner: usize, pkt: P, _stats: &CoreStats) -> Result<(), P> {
         Err(pkt)
     }
+
+    /// [`Self::handoff`] for plaintext of an outbound SA worker `owner`
+    /// encrypts for (IP header first), counted apart where there are rings.
+    fn handoff_plain(&mut self, owner: usize, pkt: P, stats: &CoreStats) -> Result<(), P> {
+        self.handoff(owner, pkt, stats)
+    }
 }
 
 /// A packet slot of a batch: `None` once its packet has been moved out. An

@@ -42,7 +42,7 @@ use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 pub use handoff::{
-    Handoff, HandoffCounts, HandoffIo, HandoffReceiver, HandoffSender, HandoffStats, Inbox, OwnerRule, Ownership,
+    Encrypt, Handoff, HandoffCounts, HandoffIo, HandoffReceiver, HandoffSender, HandoffStats, Inbox, OwnerRule, Ownership,
 };
 pub use iface::{connected_routes, Interface, DEFAULT_MTU};
 pub use io::{RecordingIo, WorkerIo};
@@ -482,7 +482,10 @@ impl<P: Packet> Worker<P> {
                 Class::Done => {}
                 Class::Decap(sa, pkt) if !ownership.owns(sa) => handoff::hand_off(*ownership, sa, pkt, out.stats, io),
                 Class::Decap(sa, pkt) => enqueue(decap, &mut dgroups, sa, pkt, &mut out, io, flush_decap),
-                Class::Encap(sa, pkt) => enqueue(encap, &mut egroups, sa, pkt, &mut out, io, flush_encap),
+                Class::Encap(sa, pkt) => match ownership.encrypter(sa) {
+                    owner if owner == ownership.me() => enqueue(encap, &mut egroups, sa, pkt, &mut out, io, flush_encap),
+                    owner => handoff::hand_off_plain(owner, pkt, out.stats, io),
+                },
             }
         }
         flush_decap(decap, &mut dgroups, &mut out, io);

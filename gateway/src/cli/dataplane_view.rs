@@ -10,10 +10,10 @@ use crate::esp::EspGateway;
 /// The view over `esp` and `ports` (in plan order, named `names`).
 pub fn dataplane_view(esp: &EspGateway, ports: &[Port], names: Vec<String>) -> DataplaneStats {
     let readers: Vec<PortCounterReader> = ports.iter().map(Port::counter_reader).collect();
-    let (rule, workers) = esp.owners();
+    let (rule, encrypt, workers) = esp.owners();
     DataplaneStats::new(esp.stats(), names)
         .with_tables(esp.tables())
-        .with_owners(rule, workers)
+        .with_owners(rule, encrypt, workers)
         .with_neighbors(esp.neighbor_mirror())
         .with_routes(esp.routes().routes())
         .with_nic(move |i| {

@@ -89,12 +89,14 @@ pub fn render(what: ShowWhat, data: &Value) -> String {
             &[
                 "CONNECTION", "IKE_SA", "CHILD", "SPI_IN", "SPI_OUT", "PEER", "ALGORITHM", "ACTIVE", "IN_PKTS", "IN_BYTES", "IN_DROPS",
                 "OUT_PKTS", "OUT_BYTES", "OUT_DROPS", "AGE_S", "REKEY_IN_S", "EXPIRES_IN_S", "IN_WORKER",
+                "OUT_WORKER",
             ],
             &rows(
                 data,
                 &[
                     "connection", "ike_sa", "child", "spi_in", "spi_out", "peer", "algorithm", "active", "in_packets", "in_bytes", "in_drops",
                     "out_packets", "out_bytes", "out_drops", "age_s", "rekey_in_s", "expires_in_s", "in_worker",
+                    "out_worker",
                 ],
             ),
         ),
@@ -166,13 +168,14 @@ mod tests {
         let data = serde_json::json!([{
             "connection": "left", "ike_sa": "00000000000000aa", "child": 3, "spi_in": "0xc0000001", "spi_out": "0x00001234",
             "peer": "198.51.100.1", "algorithm": "AES_GCM_16_128", "active": true, "in_packets": 5, "in_bytes": 500, "in_drops": 0,
-            "out_packets": 7, "out_bytes": 700, "out_drops": 1, "age_s": 12, "rekey_in_s": 3000, "expires_in_s": null, "in_worker": 1
+            "out_packets": 7, "out_bytes": 700, "out_drops": 1, "age_s": 12, "rekey_in_s": 3000, "expires_in_s": null, "in_worker": 1,
+            "out_worker": 0
         }]);
         let t = render(ShowWhat::ChildSa, &data);
         let lines: Vec<&str> = t.lines().collect();
-        assert!(lines[0].starts_with("CONNECTION") && lines[0].ends_with("IN_WORKER"), "{t}");
+        assert!(lines[0].starts_with("CONNECTION") && lines[0].ends_with("IN_WORKER  OUT_WORKER"), "{t}");
         let cells: Vec<&str> = lines[1].split_whitespace().collect();
-        assert_eq!(cells, ["left", "00000000000000aa", "3", "0xc0000001", "0x00001234", "198.51.100.1", "AES_GCM_16_128", "true", "5", "500", "0", "7", "700", "1", "12", "3000", "-", "1"]);
+        assert_eq!(cells, ["left", "00000000000000aa", "3", "0xc0000001", "0x00001234", "198.51.100.1", "AES_GCM_16_128", "true", "5", "500", "0", "7", "700", "1", "12", "3000", "-", "1", "0"]);
     }
 
     #[test]

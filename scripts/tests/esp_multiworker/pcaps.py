@@ -12,11 +12,13 @@ With two workers and sa_owner = "spi", worker 0 owns SPI 0x1000 and worker 1 SPI
   pcaps.py make DIR COUNT      DIR/esp.pcap: COUNT ESP frames per tunnel (scapy-sealed,
                                interleaved); DIR/plain0.pcap, DIR/plain1.pcap: COUNT
                                plaintext frames per tunnel, split over the two files
-  pcaps.py check DIR COUNT ESP_OUT... -- PLAIN_OUT...
+  pcaps.py check DIR COUNT ESP_OUT... -- PLAIN_OUT... [--ordered]
                                the ESP the gateway sent opens in scapy to exactly the
                                plaintext frames (TTL - 1), each once, with sequence numbers
                                1..COUNT per SA; the plaintext it sent is exactly the inner
-                               packets of DIR/esp.pcap (TTL - 1), each once.
+                               packets of DIR/esp.pcap (TTL - 1), each once. ESP_OUT are
+                               the workers' tx queues: with --ordered each SA's ESP left
+                               on one of them, in sequence-number order.
 """
 import sys
 import warnings
@@ -76,12 +78,16 @@ def read(files):
     return [p for f in files for p in rdpcap(f)]
 
 
-def check(d, count, esp_out, plain_out):
-    # Outbound: the plaintext both workers encrypted, opened by scapy.
+def check(d, count, esp_out, plain_out, ordered):
+    # Outbound: the plaintext both workers received, encrypted and opened by scapy.
     want = Counter(forwarded(p) for q in (0, 1) for p in rdpcap(f"{d}/plain{q}.pcap"))
     by_spi = {t[1]: (name, sa(t[1], t[3], GW, PEER)) for name, t in TUNNELS.items()}
     got, seqs = Counter(), {name: [] for name in TUNNELS}
-    for i, f in enumerate(read(esp_out)):
+    # Each worker sends on its own tx queue (one pcap each): which queues an SA's
+    # ESP left on, and in what order there.
+    queues = {name: {} for name in TUNNELS}
+    frames = [(q, f) for q, path in enumerate(esp_out) for f in rdpcap(path)]
+    for i, (q, f) in enumerate(frames):
         if ESP not in f or (f[IP].src, f[IP].dst) != (GW, PEER):
             die(f"ESP out frame {i} is not ESP {GW} -> {PEER}: {f.summary()}")
         spi = f[ESP].spi
@@ -89,6 +95,7 @@ def check(d, count, esp_out, plain_out):
             die(f"ESP out frame {i}: unknown SPI {spi:#x}")
         name, s = by_spi[spi]
         seqs[name].append(f[ESP].seq)
+        queues[name].setdefault(q, []).append(f[ESP].seq)
         try:
             got[raw(s.decrypt(IP(raw(f[IP]))))] += 1
         except Exception as e:  # noqa: BLE001 - scapy raises plain exceptions on ICV failure
@@ -99,6 +106,16 @@ def check(d, count, esp_out, plain_out):
     for name, s in seqs.items():
         if sorted(s) != list(range(1, count + 1)):
             die(f"tunnel {name}: sequence numbers are not 1..{count} each once: {sorted(s)[:10]}...")
+    if ordered:
+        # [dpdk].encrypt = "owner": one worker encrypts each SA, so its ESP leaves
+        # on one queue, in sequence-number order.
+        for name, by_q in queues.items():
+            if len(by_q) != 1:
+                die(f"tunnel {name}: ESP left on {len(by_q)} workers' queues, want one (its owner)")
+            (q, s), = by_q.items()
+            if s != sorted(s):
+                late = next(i for i in range(1, len(s)) if s[i] < s[i - 1])
+                die(f"tunnel {name}: ESP out of order on queue {q}: {s[late - 1]} then {s[late]}")
     # Inbound: every packet scapy sealed, decrypted once (and forwarded: TTL - 1).
     want = Counter()
     for f in rdpcap(f"{d}/esp.pcap"):
@@ -109,15 +126,17 @@ def check(d, count, esp_out, plain_out):
         die(f"decrypted packets differ from what scapy sealed: {sum((want - decapped).values())} missing, "
             f"{sum((decapped - want).values())} unexpected or duplicated")
     print(f"esp_multiworker: {sum(len(v) for v in seqs.values())} ESP frames open in scapy to the plaintext "
-          f"(seq 1..{count} per SA), {sum(decapped.values())} decrypted frames equal scapy's, each once")
+          f"(seq 1..{count} per SA{', each SA from one worker, in order' if ordered else ''}), "
+          f"{sum(decapped.values())} decrypted frames equal scapy's, each once")
 
 
 def main():
     if len(sys.argv) >= 4 and sys.argv[1] == "make":
         make(sys.argv[2], int(sys.argv[3]))
     elif len(sys.argv) >= 4 and sys.argv[1] == "check" and "--" in sys.argv:
-        sep = sys.argv.index("--")
-        check(sys.argv[2], int(sys.argv[3]), sys.argv[4:sep], sys.argv[sep + 1:])
+        args = [a for a in sys.argv if a != "--ordered"]
+        sep = args.index("--")
+        check(args[2], int(args[3]), args[4:sep], args[sep + 1:], "--ordered" in sys.argv)
     else:
         print(__doc__)
         sys.exit(2)
