@@ -187,13 +187,20 @@ impl Ownership {
     /// good an owner as any).
     #[inline(always)]
     pub fn encrypter(&self, sa: &OutboundTunnel) -> usize {
-        if self.workers == 1 || self.encrypt == Encrypt::AnyWorker {
+        if self.encrypts_every_sa() {
             return self.me();
         }
         match self.rule {
             OwnerRule::Spi => self.owner(sa.sa.spi()),
             OwnerRule::FirstReceiver => sa.state.owner().claim(self.me) as usize,
         }
+    }
+
+    /// Whether this worker encrypts for every outbound SA: with one worker, or
+    /// [`Encrypt::AnyWorker`] (the worker asks once per burst).
+    #[inline(always)]
+    pub fn encrypts_every_sa(&self) -> bool {
+        self.workers == 1 || self.encrypt == Encrypt::AnyWorker
     }
 
     /// The worker index to claim an inbound SA as, once a packet of it has
@@ -540,6 +547,7 @@ pub(super) fn hand_off<P, I: WorkerIo<P>>(ownership: Ownership, sa: &InboundTunn
 /// Plaintext of an outbound SA another worker encrypts for goes to that worker
 /// without its link header (starting at the IP header, as handed-over ESP does).
 #[cold]
+#[inline(never)]
 pub(super) fn hand_off_plain<P: Packet, I: WorkerIo<P>>(owner: usize, mut pkt: P, stats: &CoreStats, io: &mut I) {
     if pkt.adj(ENCAP_L2).is_err() {
         stats.drop(DropReason::Truncated);

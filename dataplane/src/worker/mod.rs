@@ -475,6 +475,8 @@ impl<P: Packet> Worker<P> {
         let mut dgroups = Groups::new();
         let mut egroups = Groups::new();
         let (mut packets, mut bytes) = (0u64, 0u64);
+        // Asked once per burst: with one worker no SA's owner is looked at.
+        let (encrypt_all, me) = (ownership.encrypts_every_sa(), ownership.me());
         for pkt in rx {
             packets += 1;
             bytes += pkt.len() as u64;
@@ -482,10 +484,11 @@ impl<P: Packet> Worker<P> {
                 Class::Done => {}
                 Class::Decap(sa, pkt) if !ownership.owns(sa) => handoff::hand_off(*ownership, sa, pkt, out.stats, io),
                 Class::Decap(sa, pkt) => enqueue(decap, &mut dgroups, sa, pkt, &mut out, io, flush_decap),
-                Class::Encap(sa, pkt) => match ownership.encrypter(sa) {
-                    owner if owner == ownership.me() => enqueue(encap, &mut egroups, sa, pkt, &mut out, io, flush_encap),
-                    owner => handoff::hand_off_plain(owner, pkt, out.stats, io),
-                },
+                // One `enqueue` call site for encap: a second one took it out of line.
+                Class::Encap(sa, pkt) if encrypt_all || ownership.encrypter(sa) == me => {
+                    enqueue(encap, &mut egroups, sa, pkt, &mut out, io, flush_encap)
+                }
+                Class::Encap(sa, pkt) => handoff::hand_off_plain(ownership.encrypter(sa), pkt, out.stats, io),
             }
         }
         flush_decap(decap, &mut dgroups, &mut out, io);
