@@ -9,7 +9,8 @@
 #       DIR=encap: port 0 "inside" (plaintext in), port 1 "outside" (ESP out)
 #       DIR=decap: port 0 "outside" (ESP in), port 1 "inside" (plaintext out, via 10.9.0.254)
 #       env ESP_SAS=2: a second SA "bench2" (ESP_SPI_IN2/ESP_SPI_OUT2, the same keys and
-#       selectors: inbound ESP of another SPI for a second worker); ESP_MBUFS ([dpdk].mbufs)
+#       selectors: inbound ESP of another SPI for a second worker); ESP_MBUFS ([dpdk].mbufs),
+#       ESP_ENCRYPT ([dpdk].encrypt: "owner" or "any-worker")
 #   esp_pcaps DIR SPI...       for each of $SIZES (64..1400, imix, or imixr: IMIX in a random
 #                              order) and $ALGS: DIR/plain-SIZE.pcap
 #                              and DIR/esp-ALG-SIZE-SPI.pcap (perf/esp/esp_pcap.py, 64 flows)
@@ -78,6 +79,7 @@ port = "inside"'
 [dpdk]
 eal_args = [${eal%, }]
 mbufs = ${ESP_MBUFS:-16383}
+encrypt = "${ESP_ENCRYPT:-owner}"
 
 [[port]]
 $p0

@@ -8,8 +8,10 @@
 #   one    one gateway, one worker (lcore 1 on CPU 1);
 #   two    one gateway, two workers (lcores 1 and 2 on CPUs 0 and 1, the main lcore beside
 #          worker 1; one infinite rx queue each): encap sends the same plaintext to both,
-#          so both encrypt for one SA (its sequence numbers reserved per burst with one
-#          atomic add); decap gives each worker ESP of its own SA, which it owns;
+#          all for one SA: with [dpdk].encrypt = "owner" (the default) one worker encrypts
+#          it and the other hands it its plaintext, with ESP_ENCRYPT=any-worker both
+#          encrypt (sequence numbers reserved per burst with one atomic add); decap gives
+#          each worker ESP of its own SA, which it owns;
 #   pair   two one-worker gateways at once, workers on CPUs 1 and 0: nothing shared in
 #          software, so what they lose against `one` is the machine's (a VM's vCPUs on
 #          sibling hyperthreads, shared caches and memory bandwidth, other tenants);
@@ -82,7 +84,7 @@ for ((r = 0; r < ROUNDS; r++)); do
     done; done; done
 done
 echo "ESP gateway, two workers against one, $ROUNDS rounds, $BENCH_MEMNOTE; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "  $BIN; best ${SLICE:-0.25}s slice, Mpps per CPU-second of the workers"
+echo "  $BIN; [dpdk].encrypt = \"${ESP_ENCRYPT:-owner}\"; best ${SLICE:-0.25}s slice, Mpps per CPU-second of the workers"
 printf '%-18s %-5s %-5s %8s %8s %8s %9s %10s\n' alg frame dir one two pair "two/one" "pair/one"
 for size in $SIZES; do
     o=$(highest <<<"${F[$size,io1]}") t=$(highest <<<"${F[$size,io2]}")
