@@ -484,18 +484,20 @@ fn an_outbound_sa_is_encrypted_by_its_owner_only_and_leaves_in_order() {
     assert_eq!(stats.snapshot().nonzero_drops().count(), 0);
 }
 
+/// Worker `w` receives 8 plaintext frames of the first tunnel on the inside port.
+fn plain_burst(gw: &mut Gateway, w: usize, io: &mut RecordingIo<HeapPacket>) {
+    let (worker, h) = (&mut gw.workers[w], &mut gw.handoffs[w]);
+    worker.process(IN, (0..8).map(|i| HeapPacket::from_slice(&plain_frame(i))), &mut h.io(io), 0);
+    h.flush(worker.stats());
+}
+
 #[test]
 fn the_first_sender_owns_an_outbound_sa_and_the_others_hand_it_their_plaintext() {
     let mut gw = gateway_with(2, 1024, OwnerRule::FirstReceiver);
     let mut io = [RecordingIo::new(heap), RecordingIo::new(heap)];
-    let burst = |gw: &mut Gateway, w: usize, io: &mut RecordingIo<HeapPacket>| {
-        let (worker, h) = (&mut gw.workers[w], &mut gw.handoffs[w]);
-        worker.process(IN, (0..8).map(|i| HeapPacket::from_slice(&plain_frame(i))), &mut h.io(io), 0);
-        h.flush(worker.stats());
-    };
     // Worker 1 sends first and claims the SA; worker 0's plaintext goes to it.
-    burst(&mut gw, 1, &mut io[1]);
-    burst(&mut gw, 0, &mut io[0]);
+    plain_burst(&mut gw, 1, &mut io[1]);
+    plain_burst(&mut gw, 0, &mut io[0]);
     assert!(io[0].sent.is_empty());
     let mut reader = gw.ctl.reader();
     let flow = dataplane::spd::FlowV4::v4(Ipv4Addr::new(10, 2, 0, 7), Ipv4Addr::new(10, 1, 0, 5), 17, 0, 0);
@@ -508,6 +510,30 @@ fn the_first_sender_owns_an_outbound_sa_and_the_others_hand_it_their_plaintext()
     assert_eq!(sent_seqs(io1), (1..=16).collect::<Vec<_>>());
     let c = gw.handoffs[0].counters().expect("counters");
     assert_eq!((c.sent.load(Relaxed), c.plain.load(Relaxed)), (8, 8));
+    assert_eq!(gw.stats.snapshot().nonzero_drops().count(), 0);
+}
+
+#[test]
+fn plaintext_handed_over_before_a_rekey_is_encrypted_on_the_new_sa() {
+    let mut gw = gateway_with(2, 1024, OwnerRule::FirstReceiver);
+    let mut io = [RecordingIo::new(heap), RecordingIo::new(heap)];
+    let [io0, io1] = &mut io;
+    // Worker 0 claims the SA; worker 1 hands it 8 packets.
+    plain_burst(&mut gw, 0, io0);
+    assert_eq!(sent_seqs(io0), (1..=8).collect::<Vec<_>>());
+    plain_burst(&mut gw, 1, io1);
+    assert!(io1.sent.is_empty());
+    // Before worker 0 drains its ring the outbound SA is replaced (a rekey), and
+    // worker 1 claims the new one with its next packets.
+    let (_, fresh) = tunnel(0).build(Backend::Auto).expect("build");
+    let mut tx = gw.ctl.transaction();
+    tx.replace_outbound(gw.installed[0].outbound, Arc::clone(&fresh)).expect("replace");
+    tx.commit().expect("commit");
+    plain_burst(&mut gw, 1, io1);
+    assert_eq!((sent_seqs(io1), fresh.state.owner().claimed_by()), ((1..=8).collect::<Vec<_>>(), Some(1)));
+    // The 8 handed over before are encrypted on the new SA, not lost.
+    assert_eq!(drain(&mut gw, 0, io0), 8);
+    assert_eq!(sent_seqs(io0), (9..=16).collect::<Vec<_>>());
     assert_eq!(gw.stats.snapshot().nonzero_drops().count(), 0);
 }
 

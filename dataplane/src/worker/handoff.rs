@@ -572,9 +572,12 @@ impl<P: Packet> Worker<P> {
     /// decapsulated, anything else is plaintext to encrypt (its TTL was
     /// decremented by the worker that received it). The SA is looked up again
     /// in this worker's snapshot: an SA removed in between is counted as
-    /// [`DropReason::NoSa`], plaintext whose policy or SA owner changed in
-    /// between as [`DropReason::HandoffStale`]. Receive counters were kept by
-    /// the worker that received the frames.
+    /// [`DropReason::NoSa`], plaintext whose policy no longer protects it as
+    /// [`DropReason::HandoffStale`]. Plaintext whose policy now names another
+    /// SA (a rekey published meanwhile) is encrypted here even if another
+    /// worker claimed that SA first: at worst one packet out of order, where
+    /// handing it on would need a ring from here and dropping it would lose it.
+    /// Receive counters were kept by the worker that received the frames.
     pub fn process_handoff<I: WorkerIo<P>>(&mut self, pkts: impl IntoIterator<Item = P>, io: &mut I, now_ms: u64) {
         let Worker { ifaces, local4, routes, neighbors, tables, stats, decap, encap, icmp_limit, ownership } = self;
         let table = tables.load();
@@ -588,7 +591,7 @@ impl<P: Packet> Worker<P> {
                 // Only ESP, so `esp` never punts (port 0 is unused).
                 out.esp(table, 0, 0, pkt, io)
             } else {
-                out.handed_plain(table, *ownership, pkt)
+                out.handed_plain(table, pkt)
             };
             match class {
                 // The sender chose this worker in its snapshot; the SA may have been
@@ -618,7 +621,7 @@ impl<P: Packet> Out<'_, P> {
 
     /// Plaintext another worker handed over for an outbound SA this worker
     /// encrypts for: its policy looked up again, its link header's room put back.
-    fn handed_plain<'t>(&mut self, table: &'t super::TunnelTable, ownership: Ownership, mut pkt: P) -> Class<'t, P> {
+    fn handed_plain<'t>(&mut self, table: &'t super::TunnelTable, mut pkt: P) -> Class<'t, P> {
         let d = pkt.data();
         let decision = match d.first().map(|b| b >> 4) {
             Some(4) => super::inner_flow_v4(d).map(|f| table.outbound_v4(&f)),
@@ -626,7 +629,7 @@ impl<P: Packet> Out<'_, P> {
             _ => None,
         };
         match decision {
-            Some(crate::sa::Decision::Protect(sa)) if ownership.encrypter(sa) == ownership.me() && pkt.prepend(ENCAP_L2).is_ok() => Class::Encap(sa, pkt),
+            Some(crate::sa::Decision::Protect(sa)) if pkt.prepend(ENCAP_L2).is_ok() => Class::Encap(sa, pkt),
             _ => {
                 self.drop(DropReason::HandoffStale);
                 Class::Done
