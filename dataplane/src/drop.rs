@@ -93,7 +93,9 @@ drop_reasons! {
     Held = "held",
     /// Handed to this worker as the owner of an inbound SA that was replaced
     /// before it got there (same SPI, new runtime state owned by another
-    /// worker): one worker keeps each replay window.
+    /// worker): one worker keeps each replay window. Also plaintext handed to
+    /// the worker that encrypts for its outbound SA when, by the time it got
+    /// there, no policy protects it any more.
     HandoffStale = "handoff_stale",
     /// ESP that authenticated on a worker while another worker claimed the
     /// inbound SA first (the first-receiver rule, at an SA's first packets):
