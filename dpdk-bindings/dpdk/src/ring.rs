@@ -233,8 +233,12 @@ impl dataplane::worker::HandoffSender<Mbuf> for RingProducer {
 }
 
 impl dataplane::worker::HandoffReceiver<Mbuf> for RingConsumer {
+    /// The received packets' first data lines are prefetched: another core
+    /// wrote them, and the worker reads every header next.
     #[inline]
     fn receive(&mut self, slots: &mut [Option<Mbuf>]) -> usize {
-        self.dequeue_slots(slots)
+        let n = self.dequeue_slots(slots);
+        slots[..n].iter().flatten().for_each(Mbuf::prefetch_data);
+        n
     }
 }
