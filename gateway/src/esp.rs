@@ -427,8 +427,16 @@ impl BurstProcessor for EspProcessor {
                 self.worker.process_handoff(inbox, &mut io, now_ms);
             }
         }
-        let n = match &self.ike {
-            Some(ike) if self.sends_ike => n + ike.drain(&mut self.worker, &mut io, now_ms),
+        // What the control plane sends (IKE, tunnel monitor probes) goes through
+        // this worker; a probe's plaintext for an SA another worker encrypts for
+        // is handed to that worker.
+        let n = match (&self.ike, self.handoff.as_mut()) {
+            (Some(ike), Some(h)) if self.sends_ike => {
+                let sent = ike.drain(&mut self.worker, &mut h.io(&mut io), now_ms);
+                h.flush(self.worker.stats());
+                n + sent
+            }
+            (Some(ike), None) if self.sends_ike => n + ike.drain(&mut self.worker, &mut io, now_ms),
             _ => n,
         };
         if io.punted > 0 {
