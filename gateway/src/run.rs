@@ -198,15 +198,7 @@ pub fn run(plan: RunPlan, cli_eal_args: &[String], busy_poll: bool, control: &cr
         (Some(p), Some(_)) => println!(
             "ipsecgw: ESP worker with {} static SA(s) on {on}{}{}; Ctrl-C to stop",
             p.tunnels.len(),
-            match (workers > 1, p.owner_rule, p.encrypt) {
-                (false, ..) => "",
-                (true, OwnerRule::FirstReceiver, Encrypt::Owner) => " (SA owner: its first receiver, both ways; handoff rings)",
-                (true, OwnerRule::Spi, Encrypt::Owner) => " (SA owner: SPI mod workers, both ways; handoff rings)",
-                (true, OwnerRule::FirstReceiver, Encrypt::AnyWorker) => {
-                    " (inbound SA owner: its first receiver, handoff rings; outbound SAs: any worker, out of order)"
-                }
-                (true, OwnerRule::Spi, Encrypt::AnyWorker) => " (inbound SA owner: SPI mod workers, handoff rings; outbound SAs: any worker, out of order)",
-            },
+            owners_note(workers, p.owner_rule, p.encrypt),
             if busy_poll { ", busy-polling" } else { "" }
         ),
         _ => println!(
@@ -344,4 +336,38 @@ fn print_counters(plan: &RunPlan, ports: &[Port], counters: &[Vec<PortCounters>]
 fn auto_backends() -> String {
     let each: Vec<String> = Algorithm::ALL.iter().map(|&a| format!("{} {}", a.name(), Backend::auto_choice(a))).collect();
     format!("AEAD backends (auto; intel-ipsec-mb path {}): {}", ipsec_mb_path(), each.join("; "))
+}
+
+/// The start-up line's note on SA owners with several workers (`[dpdk].sa_owner`,
+/// `[dpdk].encrypt`); empty with one.
+fn owners_note(workers: usize, rule: OwnerRule, encrypt: Encrypt) -> String {
+    let owner = match rule {
+        OwnerRule::FirstReceiver => "its first receiver",
+        OwnerRule::Spi => "SPI mod workers",
+    };
+    match (workers > 1, encrypt) {
+        (false, _) => String::new(),
+        (true, Encrypt::Owner) => format!(" (SA owner: {owner}, both ways; handoff rings)"),
+        (true, Encrypt::AnyWorker) => format!(" (inbound SA owner: {owner}, handoff rings; outbound SAs: any worker, out of order)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owners_note_names_both_directions() {
+        assert_eq!(owners_note(1, OwnerRule::Spi, Encrypt::AnyWorker), "");
+        assert_eq!(owners_note(2, OwnerRule::FirstReceiver, Encrypt::Owner), " (SA owner: its first receiver, both ways; handoff rings)");
+        assert_eq!(owners_note(2, OwnerRule::Spi, Encrypt::Owner), " (SA owner: SPI mod workers, both ways; handoff rings)");
+        assert_eq!(
+            owners_note(3, OwnerRule::FirstReceiver, Encrypt::AnyWorker),
+            " (inbound SA owner: its first receiver, handoff rings; outbound SAs: any worker, out of order)"
+        );
+        assert_eq!(
+            owners_note(2, OwnerRule::Spi, Encrypt::AnyWorker),
+            " (inbound SA owner: SPI mod workers, handoff rings; outbound SAs: any worker, out of order)"
+        );
+    }
 }
