@@ -36,7 +36,8 @@ W=$HARNESS_DIR
 # run_rule RULE [ENCRYPT]: one gateway run with [dpdk].sa_owner = RULE and encrypt =
 # ENCRYPT (default "owner"), and its checks.
 run_rule() {
-RULE=$1 ENCRYPT=${2:-owner} RUN=$1-${2:-owner} PREFIX=$TAG-$$-$1-${2:-owner}
+RULE=$1 ENCRYPT=${2:-owner}
+RUN=$RULE-$ENCRYPT PREFIX=$TAG-$$-$RULE-$ENCRYPT
 
 cat >"$W/gw.toml" <<TOML
 [dpdk]
