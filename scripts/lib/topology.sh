@@ -141,12 +141,14 @@ topo_destroy() {
 # process in the gw namespace on the two ports, as the team's test rules want them
 # (--no-huge -m 1024 --no-pci, a unique --file-prefix, port 0 = gw-out, port 1 = gw-in),
 # and remove DPDK's runtime dir /var/run/dpdk/PREFIX (12 MB on a tmpfs) at exit.
+# TOPO_AF_PACKET_OPTS (e.g. ",qpairs=2") is appended to both vdevs' arguments.
 #   ip netns exec "$TOPO_GW" ipsecgw run "${TOPO_EAL_ARGS[@]}" ...
 topo_eal_args() {
     TOPO_EAL_PREFIX=${1:-$TOPO_GW}
+    local opts=${TOPO_AF_PACKET_OPTS:-}
     # shellcheck disable=SC2034  # for the caller
     TOPO_EAL_ARGS=(--no-huge -m 1024 --no-pci --file-prefix "$TOPO_EAL_PREFIX"
-        --vdev "net_af_packet0,iface=$TOPO_GW_OUT_IF" --vdev "net_af_packet1,iface=$TOPO_GW_IN_IF")
+        --vdev "net_af_packet0,iface=$TOPO_GW_OUT_IF$opts" --vdev "net_af_packet1,iface=$TOPO_GW_IN_IF$opts")
     harness_on_exit _topo_eal_rundir
 }
 _topo_eal_rundir() { [[ -n ${TOPO_EAL_PREFIX:-} ]] && rm -rf -- "/var/run/dpdk/$TOPO_EAL_PREFIX"; return 0; }

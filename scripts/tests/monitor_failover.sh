@@ -25,6 +25,11 @@
 #     reply") on the broken one;
 #   - wait-recover: the backup's path broken, ipsecgw re-negotiates it (charon sees a new
 #     IKE SA), and its monitor is up again once the path is restored.
+#
+# ipsecgw runs two ESP workers (af_packet qpairs=2, sa_owner = "spi"). Worker 0 sends what
+# the control plane sends (IKE, probes); charon rekeys the primary's CHILD_SA until worker
+# 1 encrypts for it, so every primary probe crosses a handoff ring to its encrypting worker
+# (asserted from the exit report's handoff counters).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/lib/topology.sh
@@ -33,6 +38,8 @@ TAG=mf
 
 INTERVAL_MS=200 THRESHOLD=3
 STREAM_N=1400 STREAM_GAP_MS=10
+# Worker 0's plaintext handoffs at least: half the primary's probes while the stream runs.
+PROBES_MIN=$((STREAM_N * STREAM_GAP_MS / INTERVAL_MS / 2))
 BAK=$TAG-bak HOST=$TAG-host
 BAK_OUTER=203.0.113.1 GW_OUTER2=203.0.113.2 BAK_INNER=10.1.0.2 HOST_ADDR=10.1.0.10
 
@@ -69,7 +76,7 @@ gw_connection() { # NAME LOCAL REMOTE REMOTE_ID MONITOR
         "$TOPO_RIGHT_NET" "$TOPO_LEFT_NET" "monitor = { $5 }"
 }
 {
-    printf '[dpdk]\nmbufs = 8191\n'
+    printf '[dpdk]\nmbufs = 32767\nsa_owner = "spi"\n'
     printf '\n[[port]]\nname = "outside"\ndpdk_port = 0\naddresses = ["%s/24"]\n' "$TOPO_GW_OUTER"
     printf '\n[[port]]\nname = "inside"\ndpdk_port = 1\naddresses = ["%s/24"]\n' "$TOPO_GW_INNER"
     printf '\n[[port]]\nname = "outside2"\ndpdk_port = 2\naddresses = ["%s/24"]\n' "$GW_OUTER2"
@@ -80,13 +87,31 @@ gw_connection() { # NAME LOCAL REMOTE REMOTE_ID MONITOR
 } >"$HARNESS_DIR/gw.toml"
 "$IPSECGW" check-config "$HARNESS_DIR/gw.toml" >&2 || harness_die "the test's config does not validate"
 
-# Port 2 (gw-out2) after topo_gw_start's two ports.
-topo_gw_start "$HARNESS_DIR/gw.toml" failover --vdev net_af_packet2,iface=gw-out2
+# Port 2 (gw-out2) after topo_gw_start's two ports; three lcores on the two CPUs (main,
+# worker 0, worker 1), two queue pairs per port.
+TOPO_AF_PACKET_OPTS=,qpairs=2
+topo_gw_start "$HARNESS_DIR/gw.toml" failover --vdev net_af_packet2,iface=gw-out2$TOPO_AF_PACKET_OPTS --lcores 0@0,1@1,2@1
 harness_on_exit topo_gw_stop
 gw() { topo_gw "$@"; }
+grep -q "2 worker lcore(s)" "$TOPO_GW_LOG" || harness_die "expected 2 worker lcores: $(head -n 20 "$TOPO_GW_LOG")"
 
 charon_initiate left gw net || harness_die "primary tunnel: $(cat "$(charon_dir left)/initiate.out")"
 charon_initiate bak gw net || harness_die "backup tunnel: $(cat "$(charon_dir bak)/initiate.out")"
+
+# active_sa CONN FIELD: FIELD of connection CONN's active CHILD_SA in `show child-sa --json`.
+active_sa() { topo_gw_json child-sa "next((r.get('$2') for r in v if r['connection'] == '$1' and r['active']), '-')"; }
+_spi_out_changed() { local now; now=$(active_sa primary spi_out); [[ $now != - && $now != "$1" ]]; }
+# Worker 1 (not worker 0, which sends the probes) must encrypt for the primary: the SPI
+# rule gives it an odd outbound SPI, which charon picks at random; rekey until it does.
+for ((try = 1; ; try++)); do
+    owner=$(active_sa primary out_worker)
+    [[ $owner == 1 ]] && break
+    ((try <= 16)) || harness_die "the primary's outbound SA still on worker $owner after 16 rekeys: $(gw show child-sa)"
+    spi=$(active_sa primary spi_out)
+    charon_rekey left --child net || harness_die "charon rekey: $(cat "$(charon_dir left)/rekey.out")"
+    harness_wait_until 10 _spi_out_changed "$spi" || harness_die "no rekeyed primary SA at ipsecgw: $(gw show child-sa)"
+done
+harness_log "primary's outbound SA $(active_sa primary spi_out) encrypted by worker 1 (after $((try - 1)) rekeys); the backup's by worker $(active_sa backup out_worker)"
 
 # monitor NAME FIELD: a field of connection NAME's monitor in `show connections --json`.
 monitor() { topo_gw_json connections "next(((r.get('monitor') or {}).get('$2', '-') for r in v if r['name'] == '$1'), '-')"; }
@@ -250,4 +275,11 @@ harness_wait_until 10 _monitor_is backup state up || harness_die "wait-recover: 
 harness_log "wait-recover: backup re-negotiated (charon IKE SA $before -> $(bak_ike)), monitor up again after the restore"
 
 topo_gw_stop 10
-harness_log "PASS: fail-over and fail-back, wait-recover re-negotiation, test tunnel verdicts"
+# Worker 0 handed the primary's probes (and what else it received for worker 1's SAs) over
+# as plaintext; a probe it could not hand over would be a drop.
+handed=$(sed -n 's/.*handoff worker 0: sent [0-9]* received [0-9]* ring_full \([0-9]*\) plaintext \([0-9]*\).*/\1 \2/p' "$TOPO_GW_LOG")
+read -r ring_full plain <<<"${handed:-x x}"
+[[ $ring_full == 0 && $plain =~ ^[0-9]+$ ]] && ((plain >= PROBES_MIN)) ||
+    harness_die "worker 0's plaintext handoffs: '$handed' (ring_full plaintext; want 0 and >= $PROBES_MIN): $(grep -E "handoff|^drops" "$TOPO_GW_LOG")"
+harness_log "worker 0 handed $plain plaintext packets to worker 1 (the primary's probes among them), ring_full 0"
+harness_log "PASS: fail-over and fail-back, wait-recover re-negotiation, test tunnel verdicts (two workers)"
