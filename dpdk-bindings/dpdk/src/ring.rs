@@ -233,12 +233,21 @@ impl dataplane::worker::HandoffSender<Mbuf> for RingProducer {
 }
 
 impl dataplane::worker::HandoffReceiver<Mbuf> for RingConsumer {
-    /// The received packets' first data lines are prefetched: another core
-    /// wrote them, and the worker reads every header next.
+    /// The received packets' mbuf headers and data lines are prefetched for
+    /// writing: another core wrote them, and the worker changes both next
+    /// (lengths; outer headers, TTL, trailer). The headers first, all of them:
+    /// the data lines' addresses are read from the headers. On a CPU without
+    /// PREFETCHW, the first data lines are prefetched for reading.
     #[inline]
     fn receive(&mut self, slots: &mut [Option<Mbuf>]) -> usize {
         let n = self.dequeue_slots(slots);
-        slots[..n].iter().flatten().for_each(Mbuf::prefetch_data);
+        let got = slots[..n].iter().flatten();
+        if crate::mbuf::can_prefetch_for_write() {
+            got.clone().for_each(Mbuf::prefetch_header_for_write);
+            got.for_each(Mbuf::prefetch_data_for_write);
+        } else {
+            got.for_each(Mbuf::prefetch_data);
+        }
         n
     }
 }
