@@ -10,7 +10,8 @@
 #       DIR=decap: port 0 "outside" (ESP in), port 1 "inside" (plaintext out, via 10.9.0.254)
 #       env ESP_SAS=2: a second SA "bench2" (ESP_SPI_IN2/ESP_SPI_OUT2, the same keys and
 #       selectors: inbound ESP of another SPI for a second worker); ESP_MBUFS ([dpdk].mbufs),
-#       ESP_ENCRYPT ([dpdk].encrypt: "owner" or "any-worker")
+#       ESP_ENCRYPT ([dpdk].encrypt: "owner" or "any-worker"; unset: the key is left out, the
+#       gateway's default "owner", and builds older than the key still read the file)
 #   esp_pcaps DIR SPI...       for each of $SIZES (64..1400, imix, or imixr: IMIX in a random
 #                              order) and $ALGS: DIR/plain-SIZE.pcap
 #                              and DIR/esp-ALG-SIZE-SPI.pcap (perf/esp/esp_pcap.py, 64 flows)
@@ -79,7 +80,7 @@ port = "inside"'
 [dpdk]
 eal_args = [${eal%, }]
 mbufs = ${ESP_MBUFS:-16383}
-encrypt = "${ESP_ENCRYPT:-owner}"
+${ESP_ENCRYPT:+encrypt = \"$ESP_ENCRYPT\"}
 
 [[port]]
 $p0
