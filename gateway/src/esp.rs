@@ -293,10 +293,25 @@ impl EspGateway {
         })
     }
 
-    /// Counters per SA and per drop reason, for the exit report. The last
-    /// column is the worker that decrypts the inbound SA: by the SPI, or the
-    /// worker that claimed it (`-`: no packet of it authenticated yet).
+    /// Counters per static SA (none printed without static SAs: IKE's CHILD_SAs
+    /// are deleted before this report) and per drop reason, for the exit report.
+    /// The last column is the worker that decrypts the inbound SA: by the SPI,
+    /// or the worker that claimed it (`-`: no packet of it authenticated yet).
     pub fn report(&self) -> String {
+        let mut s = String::new();
+        if !self.installed.is_empty() {
+            s.push_str(&self.sa_report());
+        }
+        let snap = self.stats.snapshot();
+        let drops: Vec<String> = snap.nonzero_drops().map(|(r, n)| format!("{r}={n}")).collect();
+        s.push_str(&format!("drops: {}\n", if drops.is_empty() { "none".to_string() } else { drops.join(" ") }));
+        let what = if self.ike.is_some() { "IKE to the manager, the rest freed" } else { "freed: no IKE in static mode" };
+        s.push_str(&format!("punted to the control plane ({what}): {}\n", self.punted.load(Ordering::Relaxed)));
+        s
+    }
+
+    /// The static SAs' rows of [`Self::report`], with their header.
+    fn sa_report(&self) -> String {
         let mut s = String::new();
         s.push_str(&format!(
             "{:<16} {:>10} {:>12} {:>12} {:>10} {:>12} {:>12} {:>10} {:>6}\n",
@@ -326,11 +341,6 @@ impl EspGateway {
             ));
         }
         reader.offline();
-        let snap = self.stats.snapshot();
-        let drops: Vec<String> = snap.nonzero_drops().map(|(r, n)| format!("{r}={n}")).collect();
-        s.push_str(&format!("drops: {}\n", if drops.is_empty() { "none".to_string() } else { drops.join(" ") }));
-        let what = if self.ike.is_some() { "IKE to the manager, the rest freed" } else { "freed: no IKE in static mode" };
-        s.push_str(&format!("punted to the control plane ({what}): {}\n", self.punted.load(Ordering::Relaxed)));
         s
     }
 }
