@@ -18,6 +18,8 @@
 #   esp_gw_exec BIN DIR ALG WINDOW TOML LCORES EAL_MEM_ARG... -- IN...
 #                              exec ipsecgw BIN busy-polling on net_pcap (one infinite rx queue
 #                              per IN) into net_null; with two INs two SAs (ESP_SAS=2), one each
+#   ESP_UDP=1                  esp_pcaps and esp_gw_exec: ESP in UDP 4500 (RFC 3948, NAT
+#                              traversal, what strongSwan's kernel-libipsec always sends)
 #   ESP_NEIGHBORS              the --neighbor flags both need (peer and inner next hop)
 ESP_NEIGHBORS=(--neighbor 198.51.100.2=02:00:00:00:00:02 --neighbor 10.9.0.254=02:00:00:00:00:03)
 ESP_SPI_IN=0x1001 ESP_SPI_OUT=0x2002 ESP_SPI_IN2=0x1003 ESP_SPI_OUT2=0x2004
@@ -105,7 +107,7 @@ esp_pcaps() {
         for alg in $ALGS; do
             for spi in "$@"; do
                 /usr/bin/python3 perf/esp/esp_pcap.py esp "$dir/esp-$alg-$size-$spi.pcap" --alg "$alg" \
-                    --key "$(esp_key "$alg" 0)" --spi "$spi" "${sa[@]}" --count 64
+                    --key "$(esp_key "$alg" 0)" --spi "$spi" "${sa[@]}" --count 64 $([[ ${ESP_UDP:-0} == 1 ]] && echo --udp)
             done
         done
     done
@@ -117,7 +119,7 @@ esp_gw_exec() {
     shift
     for f in "$@"; do rx+="rx_pcap=$f,"; done
     (($# < 2)) || export ESP_SAS=2 ESP_MBUFS=32767
-    esp_config "$toml" "$dir" "$alg" 0 "$window" --lcores "$lcores" --no-pci "${eal[@]}" \
+    esp_config "$toml" "$dir" "$alg" "${ESP_UDP:-0}" "$window" --lcores "$lcores" --no-pci "${eal[@]}" \
         "--vdev=net_pcap0,${rx}infinite_rx=1" --vdev=net_null0,no-rx=1
     exec "$bin" run --config "$toml" --busy-poll "${ESP_NEIGHBORS[@]}"
 }

@@ -8,6 +8,7 @@
 #   perf/esp/profile.sh DIR ALG SIZE [SECONDS=5]     (root; DIR encap|decap, SIZE 64..1400|imix)
 #   e.g. perf/esp/profile.sh encap aes128gcm 1400
 #   KEEP=/tmp/x.data keeps the samples (perf annotate -i /tmp/x.data SYMBOL)
+#   ESP_UDP=1 ESP in UDP 4500 (perf/esp/config.sh)
 #   ALLOCS=1 also counts malloc/calloc/realloc/posix_memalign/aligned_alloc calls of the worker
 #
 # Needs linux-perf (`apt-get install -y linux-perf`) and a release build with symbols
@@ -32,11 +33,11 @@ if [[ $DIR == encap ]]; then
     "$PY" $TOOL plain "$W/in.pcap" "${size_args[@]}" --count 64
     window=1024
 else
-    "$PY" $TOOL esp "$W/in.pcap" --alg "$ALG" --key "$(esp_key "$ALG" 0)" --spi "$ESP_SPI_IN" "${size_args[@]}" --count 64
+    "$PY" $TOOL esp "$W/in.pcap" --alg "$ALG" --key "$(esp_key "$ALG" 0)" --spi "$ESP_SPI_IN" "${size_args[@]}" --count 64 $([[ ${ESP_UDP:-0} == 1 ]] && echo --udp)
     window=0 # the looped pcap repeats sequence numbers
 fi
 prefix=pe-prof-$$
-esp_config "$W/gw.toml" "$DIR" "$ALG" 0 "$window" -l 0,1 --no-pci "${BENCH_MEM[@]}" --file-prefix "$prefix" \
+esp_config "$W/gw.toml" "$DIR" "$ALG" "${ESP_UDP:-0}" "$window" -l 0,1 --no-pci "${BENCH_MEM[@]}" --file-prefix "$prefix" \
     "--vdev=net_pcap0,rx_pcap=$W/in.pcap,infinite_rx=1" --vdev=net_null0,no-rx=1
 "$IPSECGW" run --config "$W/gw.toml" --busy-poll "${ESP_NEIGHBORS[@]}" </dev/null >"$W/gw.log" 2>&1 &
 pid=$!
@@ -70,7 +71,7 @@ wait "$pid" || true
 BENCH_PIDS=()
 rm -rf -- "/var/run/dpdk/$prefix"
 echo "== $DIR $ALG $SIZE B: self time per symbol (worker thread, ${SECS}s)"
-perf report -i "$W/perf.data" --no-children --sort symbol --stdio -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -45 || true
+perf report -i "$W/perf.data" --no-children --sort symbol --stdio -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -${TOPN:-45} || true
 perf report -i "$W/perf.data" --no-children --sort dso --stdio -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -12 || true
 if [[ -n ${KEEP:-} ]]; then cp "$W/perf.data" "$KEEP"; echo "perf data kept in $KEEP"; fi
 if [[ ${CALLERS:-0} == 1 ]]; then
