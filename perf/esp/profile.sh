@@ -16,8 +16,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DIR=${1:?encap|decap} ALG=${2:?aes128gcm|aes256gcm|chacha20poly1305} SIZE=${3:?64|512|1400|imix} SECS=${4:-5}
-PY=/usr/bin/python3
-TOOL=perf/esp/esp_pcap.py
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
 IPSECGW=${IPSECGW:-$CARGO_TARGET_DIR/release/ipsecgw}
 source perf/esp/config.sh
@@ -28,18 +26,16 @@ command -v perf >/dev/null || { echo "profile.sh: install linux-perf first" >&2;
 
 bench_init
 W=$BENCH_DIR
-size_args=(--size "$SIZE") && [[ $SIZE == imix ]] && size_args=(--imix)
+SIZES=$SIZE ALGS=$ALG esp_pcaps "$W" "$ESP_SPI_IN"
 if [[ $DIR == encap ]]; then
-    "$PY" $TOOL plain "$W/in.pcap" "${size_args[@]}" --count 64
-    window=1024
+    in=$W/plain-$SIZE.pcap window=1024
 else
-    "$PY" $TOOL esp "$W/in.pcap" --alg "$ALG" --key "$(esp_key "$ALG" 0)" --spi "$ESP_SPI_IN" "${size_args[@]}" --count 64 $([[ ${ESP_UDP:-0} == 1 ]] && echo --udp)
-    window=0 # the looped pcap repeats sequence numbers
+    in=$W/esp-$ALG-$SIZE-$ESP_SPI_IN.pcap window=0 # the looped pcap repeats sequence numbers
 fi
 prefix=pe-prof-$$
-esp_config "$W/gw.toml" "$DIR" "$ALG" "${ESP_UDP:-0}" "$window" -l 0,1 --no-pci "${BENCH_MEM[@]}" --file-prefix "$prefix" \
-    "--vdev=net_pcap0,rx_pcap=$W/in.pcap,infinite_rx=1" --vdev=net_null0,no-rx=1
-"$IPSECGW" run --config "$W/gw.toml" --busy-poll "${ESP_NEIGHBORS[@]}" </dev/null >"$W/gw.log" 2>&1 &
+# The worker on lcore 1 (CPU 1); esp_gw_exec execs ipsecgw in the subshell, so $! is its pid.
+(esp_gw_exec "$IPSECGW" "$DIR" "$ALG" "$window" "$W/gw.toml" 0@0,1@1 "${BENCH_MEM[@]}" --file-prefix "$prefix" -- "$in") \
+    </dev/null >"$W/gw.log" 2>&1 &
 pid=$!
 BENCH_PIDS+=("$pid")
 bench_wait_log "$W/gw.log" "ESP worker" "$pid"
