@@ -277,9 +277,10 @@ harness_log "wait-recover: backup re-negotiated (charon IKE SA $before -> $(bak_
 topo_gw_stop 10
 # Worker 0 handed the primary's probes (and what else it received for worker 1's SAs) over
 # as plaintext; a probe it could not hand over would be a drop.
-handed=$(sed -n 's/.*handoff worker 0: sent [0-9]* received [0-9]* ring_full \([0-9]*\) plaintext \([0-9]*\).*/\1 \2/p' "$TOPO_GW_LOG")
-read -r ring_full plain <<<"${handed:-x x}"
+# handoff worker W: sent S received R ring_full F plaintext P (as esp_multiworker.sh reads it)
+ring_full=- plain=-
+read -r _ _ _ _ _ _ _ _ ring_full _ plain < <(grep '^handoff worker 0:' "$TOPO_GW_LOG") || true
 [[ $ring_full == 0 && $plain =~ ^[0-9]+$ ]] && ((plain >= PROBES_MIN)) ||
-    harness_die "worker 0's plaintext handoffs: '$handed' (ring_full plaintext; want 0 and >= $PROBES_MIN): $(grep -E "handoff|^drops" "$TOPO_GW_LOG")"
+    harness_die "worker 0's handoffs: ring_full $ring_full, plaintext $plain (want 0 and >= $PROBES_MIN): $(grep -E "handoff|^drops" "$TOPO_GW_LOG")"
 harness_log "worker 0 handed $plain plaintext packets to worker 1 (the primary's probes among them), ring_full 0"
 harness_log "PASS: fail-over and fail-back, wait-recover re-negotiation, test tunnel verdicts (two workers)"

@@ -119,7 +119,7 @@ impl Mbuf {
     #[inline]
     pub fn prefetch_data_for_write(&self) {
         let data = self.data_ptr();
-        prefetch_for_write(data.wrapping_sub(64));
+        prefetch_for_write(data.wrapping_sub(CACHE_LINE));
         prefetch_for_write(data);
         prefetch_for_write(data.wrapping_add(self.data_len()));
     }
@@ -349,6 +349,9 @@ fn prefetch(p: *const u8) {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = p;
 }
+
+/// Bytes in a cache line (RTE_CACHE_LINE_SIZE on x86-64).
+const CACHE_LINE: usize = 64;
 
 /// Prefetch the cache line holding `p` with intent to write (`prefetchw`): the
 /// line comes in exclusive, so the store that follows needs no second request to
