@@ -29,6 +29,8 @@ const HOST1: MacAddr = MacAddr([2, 0, 0, 0, 0, 0xa1]);
 const HOST2: MacAddr = MacAddr([2, 0, 0, 0, 0, 0xa2]);
 const OUT: usize = 0;
 const IN: usize = 1;
+const GW1_OUT6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+const GW2_OUT6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
 
 fn ip4(s: &str) -> Ipv4Addr {
     s.parse().expect("ipv4")
@@ -53,7 +55,11 @@ impl Gw {
 }
 
 fn tunnel(gw1: bool, udp: bool, local_ts: &str, remote_ts: &str, window: u32) -> StaticTunnel {
-    let (a, b) = (IpAddr::V4(ip4("198.51.100.1")), IpAddr::V4(ip4("198.51.100.2")));
+    tunnel_over(gw1, (IpAddr::V4(ip4("198.51.100.1")), IpAddr::V4(ip4("198.51.100.2"))), udp, local_ts, remote_ts, window)
+}
+
+/// [`tunnel`] between the outer addresses `(a, b)` (gw1's, gw2's).
+fn tunnel_over(gw1: bool, (a, b): (IpAddr, IpAddr), udp: bool, local_ts: &str, remote_ts: &str, window: u32) -> StaticTunnel {
     let (k1, k2) = (vec![0x11u8; 20], vec![0x22u8; 20]);
     StaticTunnel {
         name: if gw1 { "to-gw2" } else { "to-gw1" }.into(),
@@ -72,16 +78,17 @@ fn tunnel(gw1: bool, udp: bool, local_ts: &str, remote_ts: &str, window: u32) ->
     }
 }
 
-/// gw1: outside 198.51.100.1 (port 0), inside 10.1.0.1 (port 1); gw2 mirrors
-/// with 198.51.100.2 and 10.2.0.1. Neighbours are static unless `arp`.
+/// gw1: outside 198.51.100.1 and 2001:db8::1 (port 0), inside 10.1.0.1 (port
+/// 1); gw2 mirrors with 198.51.100.2, 2001:db8::2 and 10.2.0.1. Neighbours are
+/// static unless `arp`.
 fn gateway(gw1: bool, t: StaticTunnel, arp: bool) -> Gw {
-    let (out_mac, in_mac, out_ip, in_ip) = if gw1 {
-        (GW1_OUT, GW1_IN, "198.51.100.1", "10.1.0.1")
+    let (out_mac, in_mac, out_ip, out_ip6, in_ip) = if gw1 {
+        (GW1_OUT, GW1_IN, "198.51.100.1", GW1_OUT6, "10.1.0.1")
     } else {
-        (GW2_OUT, GW2_IN, "198.51.100.2", "10.2.0.1")
+        (GW2_OUT, GW2_IN, "198.51.100.2", GW2_OUT6, "10.2.0.1")
     };
     let interfaces = vec![
-        Interface::new(out_mac).with_address(IpAddr::V4(ip4(out_ip)), 24).with_address("2001:db8::1".parse().expect("v6"), 64),
+        Interface::new(out_mac).with_address(IpAddr::V4(ip4(out_ip)), 24).with_address(IpAddr::V6(out_ip6), 64),
         Interface::new(in_mac).with_address(IpAddr::V4(ip4(in_ip)), 24),
     ];
     let mut routes = connected_routes(&interfaces);
@@ -91,8 +98,8 @@ fn gateway(gw1: bool, t: StaticTunnel, arp: bool) -> Gw {
     } else {
         let (peer, host, host_ip) =
             if gw1 { (GW2_OUT, HOST1, "10.1.0.2") } else { (GW1_OUT, HOST2, "10.2.0.2") };
-        let peer_ip = if gw1 { "198.51.100.2" } else { "198.51.100.1" };
-        vec![(OUT, IpAddr::V4(ip4(peer_ip)), peer), (IN, IpAddr::V4(ip4(host_ip)), host)]
+        let (peer_ip, peer_ip6) = if gw1 { ("198.51.100.2", GW2_OUT6) } else { ("198.51.100.1", GW1_OUT6) };
+        vec![(OUT, IpAddr::V4(ip4(peer_ip)), peer), (OUT, IpAddr::V6(peer_ip6), peer), (IN, IpAddr::V4(ip4(host_ip)), host)]
     };
     let config = WorkerConfig { interfaces, routes: RouteTable::build(routes).expect("routes"), static_neighbors };
     let mut ctl = TunnelControl::new(64);
@@ -360,6 +367,62 @@ fn decap_burst_to_alternating_next_hops_reaches_each() {
     reply[32..38].copy_from_slice(&GW2_IN.0);
     let io3 = run(&mut gw2, IN, &[reply]);
     assert_eq!(to(host3, &io3), [4]);
+}
+
+/// ESP over IPv6, raw and in UDP 4500: what the worker reads at fixed offsets
+/// (no extension headers) and what takes the general parse (a Destination
+/// Options header in front of the ESP) both decapsulate; IKE over UDP 4500 is
+/// punted; ESP to an address that is not ours is not decapsulated.
+#[test]
+fn esp_over_ipv6_is_decapsulated_with_and_without_extension_headers() {
+    for udp_encap in [false, true] {
+        let outer = (IpAddr::V6(GW1_OUT6), IpAddr::V6(GW2_OUT6));
+        let mut gw1 = gateway(true, tunnel_over(true, outer, udp_encap, "10.1.0.0/24", "10.2.0.0/24", 64), false);
+        let mut gw2 = gateway(false, tunnel_over(false, outer, udp_encap, "10.2.0.0/24", "10.1.0.0/24", 64), false);
+        // 40 to decapsulate, one more (fresh sequence number) for the address that is not ours.
+        let frames: Vec<_> = (0..41).map(host1_datagram).collect();
+        let io1 = run(&mut gw1, IN, &frames);
+        assert_eq!(io1.sent.len(), 41, "drops: {:?}", gw1.drops());
+        let proto = if udp_encap { 17 } else { 50 };
+        let mut esp: Vec<Vec<u8>> = io1.sent.iter().map(|(_, f)| f.data().to_vec()).collect();
+        let mut other = esp.pop().expect("41 frames");
+        for f in &esp {
+            let ip = Ipv6Packet::new_checked(&f[14..]).expect("outer");
+            assert_eq!((&f[12..14], ip.src_addr(), ip.dst_addr(), f[20]), (&[0x86, 0xdd][..], GW1_OUT6, GW2_OUT6, proto));
+        }
+        // The second half with an 8-byte Destination Options header (PadN) in front of the ESP.
+        for f in &mut esp[20..] {
+            let plen = u16::from_be_bytes([f[18], f[19]]) + 8;
+            f[18..20].copy_from_slice(&plen.to_be_bytes());
+            f[20] = 60;
+            f.splice(54..54, [proto, 0, 1, 4, 0, 0, 0, 0]);
+        }
+        let io2 = run(&mut gw2, OUT, &esp);
+        assert_eq!(io2.sent.len(), 40, "udp {udp_encap}: drops: {:?}", gw2.drops());
+        for (i, (port, f)) in io2.sent.iter().enumerate() {
+            let mut want = frames[i][14..].to_vec();
+            want[8] = 62;
+            Ipv4Packet::new_unchecked(&mut want[..]).fill_checksum();
+            assert_eq!((*port, &f.data()[14..]), (IN, &want[..]), "udp {udp_encap}: packet {i}");
+        }
+        assert!(gw2.drops().is_empty(), "{:?}", gw2.drops());
+        // IKE (non-ESP marker) over IPv6 UDP 4500 goes to the control plane.
+        let mut ike = esp[0].clone();
+        if udp_encap {
+            ike[62..66].fill(0);
+            let io = run(&mut gw2, OUT, &[ike.clone()]);
+            assert_eq!(io.punted.iter().map(|(p, f)| (*p, f.data().to_vec())).collect::<Vec<_>>(), [(OUT, ike)]);
+            assert!(io.sent.is_empty());
+        }
+        // ESP to an address that is not ours is transit (no IPv6 policy): not opened.
+        other[53] = 9;
+        let io = run(&mut gw2, OUT, &[other.clone()]);
+        assert!(io.sent.is_empty() && io.punted.is_empty());
+        assert_eq!(gw2.drops(), [(DropReason::NoPolicy, 1)]);
+        // To our address it opens (it was refused for the address, not as a replay).
+        other[53] = 2;
+        assert_eq!(run(&mut gw2, OUT, &[other]).sent.len(), 1);
+    }
 }
 
 #[test]

@@ -1,8 +1,8 @@
 # shellcheck shell=bash
 # ipsecgw configs for the ESP pcap test (scripts/tests/esp_pcap.sh) and the ESP
 # benchmark (perf/run.sh). Matches perf/esp/esp_pcap.py: the gateway under test is
-# 198.51.100.1 (MAC 02:00:00:00:00:01 on both ports), the peer 198.51.100.2,
-# plaintext flows 10.1.0.x -> 10.2.0.x.
+# 198.51.100.1 (MAC 02:00:00:00:00:01 on both ports), the peer 198.51.100.2 (over
+# IPv6 2001:db8:100::1 and ::2, ESP_V6=1), plaintext flows 10.1.0.x -> 10.2.0.x.
 #
 #   esp_key ALG                 hex key||salt (fixed test key: these runs are local)
 #   esp_config FILE DIR ALG UDP WINDOW EAL_ARG...
@@ -20,8 +20,19 @@
 #                              per IN) into net_null; with two INs two SAs (ESP_SAS=2), one each
 #   ESP_UDP=1                  esp_pcaps and esp_gw_exec: ESP in UDP 4500 (RFC 3948, NAT
 #                              traversal, what strongSwan's kernel-libipsec always sends)
-#   ESP_NEIGHBORS              the --neighbor flags both need (peer and inner next hop)
-ESP_NEIGHBORS=(--neighbor 198.51.100.2=02:00:00:00:00:02 --neighbor 10.9.0.254=02:00:00:00:00:03)
+#   ESP_V6=1                   esp_config and esp_pcaps: an IPv6 outer link, the gateway
+#                              2001:db8:100::1, the peer 2001:db8:100::2
+#   ESP_NEIGHBORS              the --neighbor flags ipsecgw needs (peer and inner next hop),
+#                              set by esp_config for its outer link
+esp_outer() { # -> "GATEWAY PEER PREFIX_LEN" of the outer link
+    if [[ ${ESP_V6:-0} == 1 ]]; then echo "2001:db8:100::1 2001:db8:100::2 64"; else echo "198.51.100.1 198.51.100.2 24"; fi
+}
+esp_neighbors() {
+    local gw peer len
+    read -r gw peer len < <(esp_outer)
+    ESP_NEIGHBORS=(--neighbor "$peer=02:00:00:00:00:02" --neighbor 10.9.0.254=02:00:00:00:00:03)
+}
+esp_neighbors
 ESP_SPI_IN=0x1001 ESP_SPI_OUT=0x2002 ESP_SPI_IN2=0x1003 ESP_SPI_OUT2=0x2004
 
 esp_key() {
@@ -32,12 +43,12 @@ esp_key() {
     for ((i = 1; i < n; i++)); do printf '%02x' "$i"; done
 }
 
-esp_static_sa() { # NAME SPI_IN SPI_OUT ALG CFGALG UDP WINDOW LOCAL_TS REMOTE_TS
+esp_static_sa() { # NAME SPI_IN SPI_OUT ALG CFGALG UDP WINDOW LOCAL_TS REMOTE_TS LOCAL REMOTE
     cat <<TOML
 [[static_sa]]
 name = "$1"
-local = "198.51.100.1"
-remote = "198.51.100.2"
+local = "${10}"
+remote = "${11}"
 encap = "$([[ $6 == 1 ]] && echo udp || echo esp)"
 algorithm = "$5"
 spi_in = $2
@@ -56,19 +67,21 @@ esp_config() {
     local eal="" a cfgalg
     for a in "$@"; do eal+="\"$a\", "; done
     case $alg in aes128gcm) cfgalg=aes128gcm16 ;; aes256gcm) cfgalg=aes256gcm16 ;; *) cfgalg=$alg ;; esac
-    local p0 p1 lts rts route=""
+    local p0 p1 lts rts route="" gw peer len
+    read -r gw peer len < <(esp_outer)
+    esp_neighbors
     if [[ $dir == encap ]]; then
         p0='name = "inside"
 dpdk_port = 0
 addresses = ["10.1.0.1/24"]'
-        p1='name = "outside"
+        p1="name = \"outside\"
 dpdk_port = 1
-addresses = ["198.51.100.1/24"]'
+addresses = [\"$gw/$len\"]"
         lts=10.1.0.0/16 rts=10.2.0.0/16
     else
-        p0='name = "outside"
+        p0="name = \"outside\"
 dpdk_port = 0
-addresses = ["198.51.100.1/24"]'
+addresses = [\"$gw/$len\"]"
         p1='name = "inside"
 dpdk_port = 1
 addresses = ["10.9.0.1/24"]'
@@ -94,8 +107,8 @@ mac = "02:00:00:00:00:01"
 
 $route
 
-$(esp_static_sa bench "$ESP_SPI_IN" "$ESP_SPI_OUT" "$alg" "$cfgalg" "$udp" "$window" "$lts" "$rts")
-$(if [[ ${ESP_SAS:-1} == 2 ]]; then esp_static_sa bench2 "$ESP_SPI_IN2" "$ESP_SPI_OUT2" "$alg" "$cfgalg" "$udp" "$window" "$lts" "$rts"; fi)
+$(esp_static_sa bench "$ESP_SPI_IN" "$ESP_SPI_OUT" "$alg" "$cfgalg" "$udp" "$window" "$lts" "$rts" "$gw" "$peer")
+$(if [[ ${ESP_SAS:-1} == 2 ]]; then esp_static_sa bench2 "$ESP_SPI_IN2" "$ESP_SPI_OUT2" "$alg" "$cfgalg" "$udp" "$window" "$lts" "$rts" "$gw" "$peer"; fi)
 TOML
 }
 
@@ -107,10 +120,16 @@ esp_pcaps() {
         for alg in $ALGS; do
             for spi in "$@"; do
                 /usr/bin/python3 perf/esp/esp_pcap.py esp "$dir/esp-$alg-$size-$spi.pcap" --alg "$alg" \
-                    --key "$(esp_key "$alg" 0)" --spi "$spi" "${sa[@]}" --count 64 $([[ ${ESP_UDP:-0} == 1 ]] && echo --udp)
+                    --key "$(esp_key "$alg" 0)" --spi "$spi" "${sa[@]}" --count 64 $(esp_pcap_outer)
             done
         done
     done
+}
+
+esp_pcap_outer() { # esp_pcap.py's flags for ESP_UDP and ESP_V6
+    [[ ${ESP_UDP:-0} == 1 ]] && echo --udp
+    [[ ${ESP_V6:-0} == 1 ]] && echo --v6
+    return 0
 }
 
 esp_gw_exec() {

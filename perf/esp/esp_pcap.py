@@ -3,15 +3,16 @@
 independent ESP implementation (ipsecgw's own code is never used here).
 
   esp_pcap.py plain OUT --size N [--count C] [--imix]        plaintext 10.1.0.x -> 10.2.0.x UDP frames
-  esp_pcap.py esp OUT --alg A --key HEX --spi S [--udp] --size N [--count C] [--imix]
+  esp_pcap.py esp OUT --alg A --key HEX --spi S [--udp] [--v6] --size N [--count C] [--imix]
                                                             the same frames, ESP-sealed by scapy (seq 1..C)
-  esp_pcap.py check-encap PLAIN OUT --alg A --key HEX --spi S [--udp]
+  esp_pcap.py check-encap PLAIN OUT --alg A --key HEX --spi S [--udp] [--v6]
                                                             OUT (ipsecgw's ESP) opens in scapy to PLAIN's packets
   esp_pcap.py check-decap PLAIN OUT                         OUT (ipsecgw's decap) equals PLAIN's packets
 Frame sizes are Ethernet frames without FCS. IMIX here is 7:4:1 of 64/576/1400 B
 (1400 rather than 1518 so that the encapsulated packet fits a 1500-byte MTU), in a
 row (7 x 64, 4 x 576, 1400, repeated), or with --shuffle in a fixed random order.
-The outer link is 198.51.100.1 (gw) <-> 198.51.100.2 (peer), like the netns tests.
+The outer link is 198.51.100.1 (gw) <-> 198.51.100.2 (peer), like the netns tests, or
+with --v6 2001:db8:100::1 <-> 2001:db8:100::2 (scripts/tests/tunnel_ipv6.sh's).
 Each check prints one line and exits 1 on any difference.
 """
 import argparse
@@ -20,12 +21,13 @@ import sys
 import warnings
 
 warnings.filterwarnings("ignore")
-from scapy.all import IP, UDP, Ether, Raw, raw, rdpcap, wrpcap  # noqa: E402
+from scapy.all import IP, UDP, Ether, IPv6, Raw, raw, rdpcap, wrpcap  # noqa: E402
 from scapy.layers.ipsec import ESP, SecurityAssociation  # noqa: E402
 
 ALGS = {"aes128gcm": ("AES-GCM", 16), "aes256gcm": ("AES-GCM", 32), "chacha20poly1305": ("CHACHA20-POLY1305", 32)}
 GW_MAC, PEER_MAC, HOST_MAC = "02:00:00:00:00:01", "02:00:00:00:00:02", "02:00:00:00:00:03"
 GW_OUT, PEER_OUT = "198.51.100.1", "198.51.100.2"
+GW_OUT6, PEER_OUT6 = "2001:db8:100::1", "2001:db8:100::2"
 IMIX = [64] * 7 + [576] * 4 + [1400]
 
 
@@ -47,16 +49,24 @@ def plain_frames(a, dst_mac=GW_MAC):
     return out
 
 
-def sa(a, src, dst):
+def outer(a, gw_is_src):
+    """(IP class, source, destination) of the outer header."""
+    gw, peer, cls = (GW_OUT6, PEER_OUT6, IPv6) if a.v6 else (GW_OUT, PEER_OUT, IP)
+    return (cls, gw, peer) if gw_is_src else (cls, peer, gw)
+
+
+def sa(a, gw_is_src):
     name, _ = ALGS[a.alg]
+    cls, src, dst = outer(a, gw_is_src)
+    hdr = IPv6(src=src, dst=dst, hlim=64) if a.v6 else IP(src=src, dst=dst, ttl=64)
     return SecurityAssociation(ESP, spi=a.spi, crypt_algo=name, crypt_key=bytes.fromhex(a.key),
-                               tunnel_header=IP(src=src, dst=dst, ttl=64),
+                               tunnel_header=hdr,
                                nat_t_header=UDP(sport=4500, dport=4500) if a.udp else None)
 
 
 def fix_udp_len(b):
-    # scapy 2.5 writes UDP length 8 in NAT-T packets (it freezes the header before
-    # appending ESP); RFC 768 wants header + data.
+    # scapy 2.5 writes UDP length 8 in NAT-T packets over IPv4 (it freezes the
+    # header before appending ESP); RFC 768 wants header + data.
     f = bytearray(b)
     f[24:26] = (len(f) - 20).to_bytes(2, "big")
     return bytes(f)
@@ -67,7 +77,8 @@ def cmd_plain(a):
 
 
 def cmd_esp(a):
-    s = sa(a, PEER_OUT, GW_OUT)
+    s = sa(a, gw_is_src=False)
+    cls = outer(a, False)[0]
     frames = []
     for i, f in enumerate(plain_frames(a, dst_mac=GW_MAC)):
         inner = f[IP]
@@ -75,9 +86,9 @@ def cmd_esp(a):
         s.outer_seq = i  # scapy's counter; seq i+1 on the wire
         e = s.encrypt(IP(raw(inner)), seq_num=i + 1)
         b = raw(e)
-        if a.udp:
+        if a.udp and not a.v6:
             b = fix_udp_len(b)
-        frames.append(Ether(src=PEER_MAC, dst=GW_MAC) / IP(b))
+        frames.append(Ether(src=PEER_MAC, dst=GW_MAC) / cls(b))
     wrpcap(a.out, frames)
 
 
@@ -90,19 +101,24 @@ def cmd_check_encap(a):
     plain, out = rdpcap(a.plain), rdpcap(a.out)
     if len(out) != len(plain):
         die(f"{len(out)} ESP frames out for {len(plain)} plaintext frames in")
-    s = sa(a, GW_OUT, PEER_OUT)
+    s = sa(a, gw_is_src=True)
+    cls, src, dst = outer(a, True)
     for i, (p, o) in enumerate(zip(plain, out)):
-        ip = o[IP]
-        if (ip.src, ip.dst) != (GW_OUT, PEER_OUT):
+        if cls not in o:
+            die(f"frame {i}: no {cls.__name__} outer header: {o.summary()}")
+        ip = o[cls]
+        if (ip.src, ip.dst) != (src, dst):
             die(f"frame {i}: outer {ip.src} -> {ip.dst}")
-        if a.udp != (ip.proto == 17) or (not a.udp and ip.proto != 50):
-            die(f"frame {i}: outer protocol {ip.proto}, udp={a.udp}")
+        proto = ip.nh if a.v6 else ip.proto
+        if proto != (17 if a.udp else 50):
+            die(f"frame {i}: outer protocol {proto}, udp={a.udp}")
         b = raw(ip)
         if a.udp:
             # scapy's decrypt expects what its encrypt makes: drop the UDP header.
-            b = raw(IP(src=ip.src, dst=ip.dst, proto=50, ttl=ip.ttl) / Raw(raw(ip[UDP].payload)))
+            esp = Raw(raw(ip[UDP].payload))
+            b = raw((IPv6(src=ip.src, dst=ip.dst, nh=50, hlim=ip.hlim) if a.v6 else IP(src=ip.src, dst=ip.dst, proto=50, ttl=ip.ttl)) / esp)
         try:
-            inner = s.decrypt(IP(b))
+            inner = s.decrypt(cls(b))
         except Exception as e:  # noqa: BLE001 - scapy raises plain exceptions on ICV failure
             die(f"frame {i}: scapy cannot open it: {e}")
         want = IP(raw(p[IP]))
@@ -141,6 +157,7 @@ def main():
             p.add_argument("--key", required=True)
             p.add_argument("--spi", type=lambda v: int(v, 0), required=True)
             p.add_argument("--udp", action="store_true")
+            p.add_argument("--v6", action="store_true", help="IPv6 outer header")
     p = sub.add_parser("check-encap")
     p.add_argument("plain")
     p.add_argument("out")
@@ -148,6 +165,7 @@ def main():
     p.add_argument("--key", required=True)
     p.add_argument("--spi", type=lambda v: int(v, 0), required=True)
     p.add_argument("--udp", action="store_true")
+    p.add_argument("--v6", action="store_true", help="IPv6 outer header")
     p = sub.add_parser("check-decap")
     p.add_argument("plain")
     p.add_argument("out")

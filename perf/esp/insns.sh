@@ -10,6 +10,8 @@
 #            to compare; none: build this tree's (cargo build --release -p perf --bin
 #            worker_insns, under nice) and use it. With two, prints both and B/A.
 #   env: BURSTS=100 (bursts of 32 frames), ALG=aes128gcm, TOP=15 (functions listed),
+#        ESP_UDP=1 / ESP_V6=1 (the tunnel's outer header, as in perf/esp/config.sh; read by
+#        worker_insns, so a binary older than them measures raw ESP over IPv4 whatever they say),
 #        KEEP=DIR (keep the callgrind.out files, for callgrind_annotate --auto=yes),
 #        INSNS_LOCK=/tmp/ipsecgw-perf.lock (taken around each valgrind run so it never
 #        runs during a timing run; "none" to skip: do not wrap this script in flock on

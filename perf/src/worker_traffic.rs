@@ -8,11 +8,12 @@
 //! 10.1.0.x -> 10.2.0.x UDP), and the ESP frames for decap are made by a peer:
 //! a second worker configured as the other end of the tunnel, encapsulating
 //! those plaintext frames with the library's own encap. The same peer checks
-//! the gateway's ESP output by decapsulating it.
+//! the gateway's ESP output by decapsulating it. The outer header is IPv4 and
+//! raw ESP as in perf/run.sh, or (an [`Outer`]) ESP in UDP 4500 and/or IPv6.
 #![forbid(unsafe_code)]
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
 use dataplane::crypto::{Algorithm, Backend};
@@ -40,6 +41,9 @@ const PEER_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 2]);
 const HOST_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 3]);
 const GW_OUT: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
 const PEER_OUT: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
+/// The same over IPv6 (scripts/tests/tunnel_ipv6.sh's outer link).
+const GW_OUT6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x100, 0, 0, 0, 0, 1);
+const PEER_OUT6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x100, 0, 0, 0, 0, 2);
 /// The inner next hop of decapsulated traffic (config.sh's route via 10.9.0.254).
 const INNER_HOP: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 254);
 /// config.sh's ESP_SPI_IN / ESP_SPI_OUT (the gateway's view).
@@ -72,6 +76,40 @@ impl fmt::Display for Dir {
             Dir::Encap => "encap",
             Dir::Decap => "decap",
         })
+    }
+}
+
+/// The tunnel's outer header: IPv4 or IPv6, raw ESP or ESP in UDP 4500
+/// (RFC 3948). perf/run.sh's is IPv4 and raw ESP (the default).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Outer {
+    /// IPv6 (2001:db8:100::1 <-> ::2) instead of IPv4 (198.51.100.1 <-> .2).
+    pub v6: bool,
+    /// ESP in UDP 4500 instead of raw ESP.
+    pub udp: bool,
+}
+
+impl Outer {
+    /// From perf/esp/config.sh's switches: `ESP_V6=1`, `ESP_UDP=1`.
+    pub fn from_env() -> Outer {
+        let on = |name| std::env::var(name).is_ok_and(|v| v == "1");
+        Outer { v6: on("ESP_V6"), udp: on("ESP_UDP") }
+    }
+
+    /// (the gateway's outer address, the peer's).
+    fn addresses(self) -> (IpAddr, IpAddr) {
+        if self.v6 {
+            (IpAddr::V6(GW_OUT6), IpAddr::V6(PEER_OUT6))
+        } else {
+            (IpAddr::V4(GW_OUT), IpAddr::V4(PEER_OUT))
+        }
+    }
+}
+
+impl fmt::Display for Outer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.v6 { "IPv6" } else { "IPv4" })?;
+        f.write_str(if self.udp { " UDP 4500" } else { " raw ESP" })
     }
 }
 
@@ -143,27 +181,28 @@ impl fmt::Debug for Site {
 
 impl Site {
     /// The gateway `ipsecgw run` is in perf/run.sh for `dir` (config.sh's `esp_config`).
-    pub fn gateway(dir: Dir, alg: Algorithm, replay_window: u32) -> Site {
-        Site::new(true, dir, alg, replay_window)
+    pub fn gateway(dir: Dir, alg: Algorithm, outer: Outer, replay_window: u32) -> Site {
+        Site::new(true, dir, alg, outer, replay_window)
     }
 
     /// The other end of the gateway's tunnel for `dir`: for decap it
     /// encapsulates the plaintext frames (inside port 0, ESP out on port 1),
     /// for encap it decapsulates the gateway's output (outside port 1,
     /// plaintext out on port 0 via 10.9.0.254).
-    pub fn peer(dir: Dir, alg: Algorithm) -> Site {
-        Site::new(false, dir, alg, 0)
+    pub fn peer(dir: Dir, alg: Algorithm, outer: Outer) -> Site {
+        Site::new(false, dir, alg, outer, 0)
     }
 
     /// The gateway (`gw`) or its peer. The end that seals (the gateway for
     /// encap, the peer for decap) has the plaintext hosts 10.1.0.0/24 on its
     /// inside port; the end that opens sends 10.2.0.0/16 via 10.9.0.254.
-    fn new(gw: bool, dir: Dir, alg: Algorithm, replay_window: u32) -> Site {
+    fn new(gw: bool, dir: Dir, alg: Algorithm, outer: Outer, replay_window: u32) -> Site {
         let seals = gw == (dir == Dir::Encap);
         // config.sh: the receiving port is 0 on the gateway; the peer keeps ESP on port 1.
         let outside_port = if gw && dir == Dir::Decap { 0 } else { 1 };
+        let (gw_ip, peer_ip) = outer.addresses();
         let (own, own_mac, other, other_mac) =
-            if gw { (GW_OUT, GW_MAC, PEER_OUT, PEER_MAC) } else { (PEER_OUT, PEER_MAC, GW_OUT, GW_MAC) };
+            if gw { (gw_ip, GW_MAC, peer_ip, PEER_MAC) } else { (peer_ip, PEER_MAC, gw_ip, GW_MAC) };
         let (inside_addr, local_ts, remote_ts) = if seals {
             (Ipv4Addr::new(10, 1, 0, 1), [10, 1, 0, 0], [10, 2, 0, 0])
         } else {
@@ -171,7 +210,7 @@ impl Site {
         };
         // The inside port takes esp_pcap.py's plaintext frames (sent to the gateway's MAC) as they are.
         let inside = Interface::new(GW_MAC).with_address(IpAddr::V4(inside_addr), 24);
-        let outside = Interface::new(own_mac).with_address(IpAddr::V4(own), 24);
+        let outside = Interface::new(own_mac).with_address(own, if own.is_ipv6() { 64 } else { 24 });
         let interfaces = if outside_port == 0 { vec![outside, inside] } else { vec![inside, outside] };
         let mut routes = connected_routes(&interfaces);
         if !seals {
@@ -179,13 +218,13 @@ impl Site {
         }
         let routes = RouteTable::build(routes).unwrap_or_else(|e| panic!("routes: {e}"));
         // `--neighbor` flags, each resolved on the port whose route covers it (as ipsecgw does).
-        let static_neighbors = [(other, other_mac), (INNER_HOP, HOST_MAC)]
+        let static_neighbors = [(other, other_mac), (IpAddr::V4(INNER_HOP), HOST_MAC)]
             .iter()
-            .filter_map(|&(ip, mac)| routes.lookup_v4(ip).map(|hop| (hop.port, IpAddr::V4(ip), mac)))
+            .filter_map(|&(ip, mac)| routes.lookup(ip).map(|hop| (hop.port, ip, mac)))
             .collect();
         let config = WorkerConfig { interfaces, routes, static_neighbors };
         let mut ctl = TunnelControl::new(64);
-        let t = tunnel(gw, alg, replay_window, local_ts, remote_ts);
+        let t = tunnel(gw, alg, outer, replay_window, local_ts, remote_ts);
         install_static(&mut ctl, &[t], Backend::Auto).unwrap_or_else(|e| panic!("install: {e}"));
         let stats = Stats::new(1, 2, 64);
         let core = stats.core(0).unwrap_or_else(|| panic!("no counters for worker 0"));
@@ -208,14 +247,14 @@ impl Site {
 }
 
 /// The tunnel of config.sh from the gateway's side (`gw`) or the peer's.
-fn tunnel(gw: bool, alg: Algorithm, replay_window: u32, local_ts: [u8; 4], remote_ts: [u8; 4]) -> StaticTunnel {
-    let (gw_ip, peer_ip) = (IpAddr::V4(GW_OUT), IpAddr::V4(PEER_OUT));
+fn tunnel(gw: bool, alg: Algorithm, outer: Outer, replay_window: u32, local_ts: [u8; 4], remote_ts: [u8; 4]) -> StaticTunnel {
+    let (gw_ip, peer_ip) = outer.addresses();
     StaticTunnel {
         name: "bench".into(),
         algorithm: alg,
         local: if gw { gw_ip } else { peer_ip },
         remote: if gw { peer_ip } else { gw_ip },
-        udp: false,
+        udp: outer.udp,
         spi_in: Spi(if gw { SPI_IN } else { SPI_OUT }),
         spi_out: Spi(if gw { SPI_OUT } else { SPI_IN }),
         key_in: esp_key(alg, if gw { 0 } else { 1 }),
@@ -241,6 +280,8 @@ pub struct Traffic {
     pub dir: Dir,
     /// Algorithm.
     pub alg: Algorithm,
+    /// The tunnel's outer header.
+    pub outer: Outer,
     /// The worker under test.
     pub gateway: Site,
     /// What it receives, one frame per flow.
@@ -257,12 +298,12 @@ impl Traffic {
     /// `size`: the plaintext frame size (as perf/run.sh's SIZE). The gateway's
     /// replay window is 0, as in perf/run.sh, so the same ESP frames can be
     /// received again and again.
-    pub fn new(dir: Dir, alg: Algorithm, size: usize) -> Result<Traffic, String> {
+    pub fn new(dir: Dir, alg: Algorithm, outer: Outer, size: usize) -> Result<Traffic, String> {
         let plain = plain_frames(size, FLOWS);
         let input = match dir {
             Dir::Encap => plain.clone(),
             Dir::Decap => {
-                let mut peer = Site::peer(dir, alg);
+                let mut peer = Site::peer(dir, alg, outer);
                 let esp = peer.pass(0, &plain);
                 if esp.len() != plain.len() || esp.iter().any(|(port, _)| *port != 1) || !peer.drops().is_empty() {
                     return Err(format!(
@@ -276,7 +317,7 @@ impl Traffic {
             }
         };
         // config.sh puts the receiving side on port 0 in both directions.
-        Ok(Traffic { dir, alg, gateway: Site::gateway(dir, alg, 0), input, plain, rx_port: 0, tx_port: 1 })
+        Ok(Traffic { dir, alg, outer, gateway: Site::gateway(dir, alg, outer, 0), input, plain, rx_port: 0, tx_port: 1 })
     }
 
     /// `n` bursts of fresh copies of the input, flow after flow, made before
@@ -305,8 +346,12 @@ impl Traffic {
         if !self.gateway.drops().is_empty() {
             return Err(format!("drops counted: {:?}", self.gateway.drops()));
         }
-        let (dst, src) = if self.dir == Dir::Encap { (PEER_MAC, GW_MAC) } else { (HOST_MAC, GW_MAC) };
-        let link = ethernet::header(dst, src, EtherType::Ipv4);
+        let (dst, src, ethertype) = match self.dir {
+            Dir::Encap if self.outer.v6 => (PEER_MAC, GW_MAC, EtherType::Ipv6),
+            Dir::Encap => (PEER_MAC, GW_MAC, EtherType::Ipv4),
+            Dir::Decap => (HOST_MAC, GW_MAC, EtherType::Ipv4),
+        };
+        let link = ethernet::header(dst, src, ethertype);
         if let Some(i) = sent.iter().position(|(_, p)| p.data().get(..14) != Some(&link[..])) {
             return Err(format!("frame {i}: Ethernet header {:02x?}, want {link:02x?}", &sent[i].1.data()[..14.min(sent[i].1.len())]));
         }
@@ -316,7 +361,7 @@ impl Traffic {
         let opened = match self.dir {
             Dir::Decap => frames,
             Dir::Encap => {
-                let mut peer = Site::peer(self.dir, self.alg);
+                let mut peer = Site::peer(self.dir, self.alg, self.outer);
                 let out = peer.pass(1, &frames);
                 if out.len() != frames.len() {
                     return Err(format!("the peer opened {} of {} ESP frames (drops: {:?})", out.len(), frames.len(), peer.drops()));

@@ -9,10 +9,10 @@ use std::process::Command;
 use dataplane::crypto::Algorithm;
 use dataplane::packet::{HeapPacket, Packet};
 use dataplane::worker::RecordingIo;
-use perf::worker_traffic::{heap, measured_bursts, Dir, Traffic, BURST};
+use perf::worker_traffic::{heap, measured_bursts, Dir, Outer, Traffic, BURST};
 
-fn run(dir: Dir, size: usize, bursts: usize) -> (Traffic, Vec<(usize, HeapPacket)>) {
-    let mut t = Traffic::new(dir, Algorithm::Aes128Gcm, size).expect("traffic");
+fn run(dir: Dir, outer: Outer, size: usize, bursts: usize) -> (Traffic, Vec<(usize, HeapPacket)>) {
+    let mut t = Traffic::new(dir, Algorithm::Aes128Gcm, outer, size).expect("traffic");
     let mut input = t.bursts(bursts);
     let mut io = RecordingIo::new(heap);
     measured_bursts(&mut t.gateway.worker, t.rx_port, &mut input, &mut io);
@@ -25,7 +25,7 @@ fn every_direction_and_size_comes_out_whole() {
     for dir in [Dir::Encap, Dir::Decap] {
         for size in [64, 512, 1400] {
             // 3 bursts: more than one pass over the 64 flows.
-            let (t, sent) = run(dir, size, 3);
+            let (t, sent) = run(dir, Outer::default(), size, 3);
             assert_eq!(sent.len(), 3 * BURST);
             t.check(&sent, 3).unwrap_or_else(|e| panic!("{dir} {size}: {e}"));
         }
@@ -33,9 +33,27 @@ fn every_direction_and_size_comes_out_whole() {
 }
 
 #[test]
+fn every_outer_header_comes_out_whole() {
+    for dir in [Dir::Encap, Dir::Decap] {
+        for (v6, udp) in [(false, true), (true, false), (true, true)] {
+            let outer = Outer { v6, udp };
+            let (t, sent) = run(dir, outer, 64, 3);
+            t.check(&sent, 3).unwrap_or_else(|e| panic!("{dir} {outer}: {e}"));
+            if dir == Dir::Encap {
+                // The ESP really has that outer header: EtherType, then IPv4's protocol or IPv6's next header.
+                let f = sent[0].1.data();
+                let (ethertype, proto) = if v6 { (0x86dd, f[20]) } else { (0x0800, f[23]) };
+                assert_eq!(u16::from_be_bytes([f[12], f[13]]), ethertype, "{outer}");
+                assert_eq!(proto, if udp { 17 } else { 50 }, "{outer}");
+            }
+        }
+    }
+}
+
+#[test]
 fn the_check_notices_missing_misrouted_and_corrupted_frames() {
     for dir in [Dir::Encap, Dir::Decap] {
-        let (t, mut sent) = run(dir, 128, 2);
+        let (t, mut sent) = run(dir, Outer::default(), 128, 2);
         t.check(&sent, 2).expect("intact");
         assert!(t.check(&sent[1..], 2).is_err(), "{dir}: a frame missing");
         sent[5].0 = 0;

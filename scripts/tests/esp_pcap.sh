@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # ipsecgw's ESP against scapy through DPDK net_pcap (issue 8), for AES-128-GCM,
-# AES-256-GCM and ChaCha20-Poly1305, raw ESP and ESP in UDP 4500:
+# AES-256-GCM and ChaCha20-Poly1305, raw ESP and ESP in UDP 4500, over an IPv4 outer
+# link (and, for AES-128-GCM, an IPv6 one: ESP_V6=1 in perf/esp/config.sh):
 #   encap: plaintext frames (scapy) -> ipsecgw static SA -> ESP frames that scapy
 #          decrypts to the input packets (TTL - 1);
 #   decap: ESP frames sealed by scapy -> ipsecgw -> exactly the packets scapy sealed.
@@ -40,22 +41,27 @@ gw() {
 }
 
 n=0
+for ESP_V6 in 0 1; do
 for alg in aes128gcm aes256gcm chacha20poly1305; do
+    [[ $ESP_V6 == 1 && $alg != aes128gcm ]] && continue
     for udp in 0 1; do
         flag=() && [[ $udp == 1 ]] && flag=(--udp)
+        [[ $ESP_V6 == 1 ]] && flag+=(--v6)
         for size in 64 imix; do
             sz=(--size 64) && [[ $size == imix ]] && sz=(--imix)
             "$PY" $TOOL plain "$W/plain.pcap" "${sz[@]}" --count 48
             gw encap "$alg" "$udp" "$W/plain.pcap" "$W/esp_out.pcap"
             "$PY" $TOOL check-encap "$W/plain.pcap" "$W/esp_out.pcap" --alg "$alg" --key "$(esp_key "$alg" 1)" \
-                --spi "$ESP_SPI_OUT" "${flag[@]}" >&2 || harness_die "encap $alg udp=$udp $size"
+                --spi "$ESP_SPI_OUT" "${flag[@]}" >&2 || harness_die "encap $alg udp=$udp v6=$ESP_V6 $size"
             "$PY" $TOOL esp "$W/esp_in.pcap" --alg "$alg" --key "$(esp_key "$alg" 0)" --spi "$ESP_SPI_IN" "${flag[@]}" "${sz[@]}" --count 48
             gw decap "$alg" "$udp" "$W/esp_in.pcap" "$W/plain_out.pcap"
-            "$PY" $TOOL check-decap "$W/plain.pcap" "$W/plain_out.pcap" >&2 || harness_die "decap $alg udp=$udp $size"
+            "$PY" $TOOL check-decap "$W/plain.pcap" "$W/plain_out.pcap" >&2 || harness_die "decap $alg udp=$udp v6=$ESP_V6 $size"
             n=$((n + 2))
         done
     done
 done
+done
+ESP_V6=0
 
 # The pktgen pcaps (perf/pktgen/pcaps, made by perf/pktgen/make_pcaps.sh) through the same
 # gateway configs: what pktgen would send is what ipsecgw handles correctly.
@@ -67,4 +73,4 @@ for size in 64 512 1400 imix; do
     "$PY" $TOOL check-decap perf/pktgen/pcaps/plain-$size.pcap "$W/plain_out.pcap" >&2 || harness_die "pktgen pcap esp-aes128gcm-$size"
     n=$((n + 2))
 done
-echo "esp_pcap: ok ($n runs: scapy opens our ESP and we open scapy's, 3 AEADs x raw/UDP x 64 B/IMIX, and the pktgen pcaps)"
+echo "esp_pcap: ok ($n runs: scapy opens our ESP and we open scapy's, 3 AEADs x raw/UDP x 64 B/IMIX over IPv4, AES-128-GCM over IPv6, and the pktgen pcaps)"

@@ -6,6 +6,7 @@
 //!   cargo build --release -p perf --bin worker_insns
 //!   worker_insns DIR SIZE [BURSTS=100] [ALG=aes128gcm]
 //!       DIR encap|decap, SIZE the plaintext frame size in bytes (64, 512, 1400...)
+//!   env ESP_UDP=1: ESP in UDP 4500; ESP_V6=1: an IPv6 outer header (perf/esp/config.sh's switches)
 //!
 //! Every burst is a fresh copy of the same frames (perf/run.sh's 64 flows), so
 //! each burst does the same work. At the end the output is checked (count,
@@ -15,7 +16,7 @@
 
 use dataplane::crypto::{ipsec_mb_arch, prepare_thread, Backend};
 use dataplane::worker::RecordingIo;
-use perf::worker_traffic::{algorithm, heap, measured_bursts, Dir, Traffic, BURST};
+use perf::worker_traffic::{algorithm, heap, measured_bursts, Dir, Outer, Traffic, BURST};
 
 fn usage(msg: &str) -> ! {
     eprintln!("worker_insns: {msg}");
@@ -35,7 +36,8 @@ fn main() {
     let alg = algorithm(alg_name).unwrap_or_else(|e| usage(&e));
 
     prepare_thread();
-    let mut t = Traffic::new(dir, alg, size).unwrap_or_else(|e| {
+    let outer = Outer::from_env();
+    let mut t = Traffic::new(dir, alg, outer, size).unwrap_or_else(|e| {
         eprintln!("worker_insns: FAIL: {e}");
         std::process::exit(1)
     });
@@ -49,7 +51,7 @@ fn main() {
         std::process::exit(1);
     }
     println!(
-        "worker_insns: {dir} {alg_name} {size} B: {bursts} bursts x {BURST} frames, {} out, checked; AEAD {} (ipsec-mb arch {:?})",
+        "worker_insns: {dir} {alg_name} {size} B, {outer}: {bursts} bursts x {BURST} frames, {} out, checked; AEAD {} (ipsec-mb arch {:?})",
         io.sent.len(),
         choice.name(),
         ipsec_mb_arch()
