@@ -55,7 +55,7 @@ use icmp_error::IcmpErrorLimit;
 use io::Slot;
 
 use crate::drop::DropReason;
-use crate::esp::{self, EspError, InboundOuter, BURST};
+use crate::esp::{self, EspError, EspLocation, InboundOuter, BURST};
 use crate::neighbor::NeighborTable;
 use crate::packet::Packet;
 use crate::route::{NextHop, RouteTable, RouteV4};
@@ -938,8 +938,17 @@ impl<P: Packet> Out<'_, P> {
         Class::Done
     }
 
+    #[inline(never)]
     fn ipv6<'t, I: WorkerIo<P>>(&mut self, table: &'t TunnelTable, port: usize, mac: MacAddr, l2: usize, pkt: P, io: &mut I) -> Class<'t, P> {
         let d = &pkt.data()[l2..];
+        // ESP in a header without extension headers, to one of our addresses:
+        // read at fixed offsets (`esp_v6`), without the extension-header walk.
+        // What it turns down takes the general path below.
+        if let Some(loc) = esp::decap::esp_v6(d) {
+            if d.get(24..40).and_then(|a| <[u8; 16]>::try_from(a).ok()).is_some_and(|a| self.is_ours_v6(Ipv6Addr::from(a))) {
+                return self.esp_at(table, port, l2, loc, pkt, io);
+            }
+        }
         let Ok(ip) = Ipv6Packet::new_checked(d) else {
             self.drop(DropReason::Truncated);
             return Class::Done;
@@ -1010,13 +1019,20 @@ impl<P: Packet> Out<'_, P> {
     /// (out of line, it was a call with the packet moved in and the `Class`
     /// moved out: ~30 of `Out::esp`'s 116 instructions a 64 B packet).
     #[inline(always)]
-    fn esp<'t, I: WorkerIo<P>>(&mut self, table: &'t TunnelTable, port: usize, l2: usize, mut pkt: P, io: &mut I) -> Class<'t, P> {
+    fn esp<'t, I: WorkerIo<P>>(&mut self, table: &'t TunnelTable, port: usize, l2: usize, pkt: P, io: &mut I) -> Class<'t, P> {
         // `ipv4()` verified the header checksum already (IPv6 has none).
         if let Some(Ok(InboundOuter::Esp(loc))) = pkt.data().get(l2..).map(esp::decap::parse_outer_verified) {
-            if let Some(sa) = table.inbound(loc.spi) {
-                if pkt.adj(l2).is_ok() {
-                    return Class::Decap(sa, pkt);
-                }
+            return self.esp_at(table, port, l2, loc, pkt, io);
+        }
+        self.esp_other(table, port, l2, pkt, io)
+    }
+
+    /// [`Self::esp`] once the ESP is found at `loc`.
+    #[inline(always)]
+    fn esp_at<'t, I: WorkerIo<P>>(&mut self, table: &'t TunnelTable, port: usize, l2: usize, loc: EspLocation, mut pkt: P, io: &mut I) -> Class<'t, P> {
+        if let Some(sa) = table.inbound(loc.spi) {
+            if pkt.adj(l2).is_ok() {
+                return Class::Decap(sa, pkt);
             }
         }
         self.esp_other(table, port, l2, pkt, io)
