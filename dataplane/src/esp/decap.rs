@@ -98,10 +98,11 @@ fn esp_v4(d: &[u8]) -> Option<EspLocation> {
 /// ESP in an IPv6 header of 40 bytes whose next header is ESP or UDP (RFC 8200
 /// §3: no extension headers, so no fragment either), raw or in UDP 4500
 /// ([`esp_in`]); `None` for anything else, as [`esp_v4`]. The worker's IPv6
-/// classify step asks it first, so such a packet is not walked for extension
-/// headers there nor parsed again by decap: through the general parse (twice)
-/// an IPv6 decap took ~320 instructions a 64 B packet more than an IPv4 one
-/// (~470 in UDP; `ESP_V6=1 perf/esp/insns.sh decap 64`).
+/// classify step asks it first, and the general parse's IPv6 arm does too
+/// (decap's second look), so such a packet is never walked for extension
+/// headers: through the general parse twice an IPv6 decap took ~320
+/// instructions a 64 B packet more than an IPv4 one (~470 in UDP; `ESP_V6=1
+/// perf/esp/insns.sh decap 64`).
 #[inline]
 pub fn esp_v6(d: &[u8]) -> Option<EspLocation> {
     let h: &[u8; 40] = d.first_chunk()?;
