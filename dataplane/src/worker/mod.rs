@@ -948,7 +948,8 @@ impl<P: Packet> Out<'_, P> {
         // read at fixed offsets (`esp_v6`), without the extension-header walk.
         // What it turns down takes the general path below.
         if let Some(loc) = esp::decap::esp_v6(d) {
-            if d.get(24..40).and_then(|a| <[u8; 16]>::try_from(a).ok()).is_some_and(|a| self.is_ours_v6(Ipv6Addr::from(a))) {
+            // `esp_v6` accepted a whole 40-byte header.
+            if self.is_ours_v6(Ipv6Packet::new_unchecked(d).dst_addr()) {
                 return self.esp_at(table, port, l2, loc, pkt, io);
             }
         }
