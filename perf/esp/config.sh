@@ -27,12 +27,10 @@
 esp_outer() { # -> "GATEWAY PEER PREFIX_LEN" of the outer link
     if [[ ${ESP_V6:-0} == 1 ]]; then echo "2001:db8:100::1 2001:db8:100::2 64"; else echo "198.51.100.1 198.51.100.2 24"; fi
 }
-esp_neighbors() {
-    local gw peer len
-    read -r gw peer len < <(esp_outer)
-    ESP_NEIGHBORS=(--neighbor "$peer=02:00:00:00:00:02" --neighbor 10.9.0.254=02:00:00:00:00:03)
+esp_neighbors() { # PEER: ESP_NEIGHBORS for the outer link's peer
+    ESP_NEIGHBORS=(--neighbor "$1=02:00:00:00:00:02" --neighbor 10.9.0.254=02:00:00:00:00:03)
 }
-esp_neighbors
+read -r _ ESP_PEER _ < <(esp_outer) && esp_neighbors "$ESP_PEER" && unset ESP_PEER
 ESP_SPI_IN=0x1001 ESP_SPI_OUT=0x2002 ESP_SPI_IN2=0x1003 ESP_SPI_OUT2=0x2004
 
 esp_key() {
@@ -69,7 +67,7 @@ esp_config() {
     case $alg in aes128gcm) cfgalg=aes128gcm16 ;; aes256gcm) cfgalg=aes256gcm16 ;; *) cfgalg=$alg ;; esac
     local p0 p1 lts rts route="" gw peer len
     read -r gw peer len < <(esp_outer)
-    esp_neighbors
+    esp_neighbors "$peer"
     if [[ $dir == encap ]]; then
         p0='name = "inside"
 dpdk_port = 0

@@ -55,12 +55,17 @@ def outer(a, gw_is_src):
     return (cls, gw, peer) if gw_is_src else (cls, peer, gw)
 
 
+def outer_header(a, src, dst, ttl, proto=None):
+    """An outer IP header of `a`'s family; `proto` the IPv4 protocol / IPv6 next header (None: scapy's)."""
+    kw = {} if proto is None else {"nh" if a.v6 else "proto": proto}
+    return IPv6(src=src, dst=dst, hlim=ttl, **kw) if a.v6 else IP(src=src, dst=dst, ttl=ttl, **kw)
+
+
 def sa(a, gw_is_src):
     name, _ = ALGS[a.alg]
-    cls, src, dst = outer(a, gw_is_src)
-    hdr = IPv6(src=src, dst=dst, hlim=64) if a.v6 else IP(src=src, dst=dst, ttl=64)
+    _, src, dst = outer(a, gw_is_src)
     return SecurityAssociation(ESP, spi=a.spi, crypt_algo=name, crypt_key=bytes.fromhex(a.key),
-                               tunnel_header=hdr,
+                               tunnel_header=outer_header(a, src, dst, 64),
                                nat_t_header=UDP(sport=4500, dport=4500) if a.udp else None)
 
 
@@ -115,8 +120,8 @@ def cmd_check_encap(a):
         b = raw(ip)
         if a.udp:
             # scapy's decrypt expects what its encrypt makes: drop the UDP header.
-            esp = Raw(raw(ip[UDP].payload))
-            b = raw((IPv6(src=ip.src, dst=ip.dst, nh=50, hlim=ip.hlim) if a.v6 else IP(src=ip.src, dst=ip.dst, proto=50, ttl=ip.ttl)) / esp)
+            ttl = ip.hlim if a.v6 else ip.ttl
+            b = raw(outer_header(a, ip.src, ip.dst, ttl, proto=50) / Raw(raw(ip[UDP].payload)))
         try:
             inner = s.decrypt(cls(b))
         except Exception as e:  # noqa: BLE001 - scapy raises plain exceptions on ICV failure

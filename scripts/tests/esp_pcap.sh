@@ -44,24 +44,23 @@ n=0
 for ESP_V6 in 0 1; do
 for alg in aes128gcm aes256gcm chacha20poly1305; do
     [[ $ESP_V6 == 1 && $alg != aes128gcm ]] && continue
-    for udp in 0 1; do
-        flag=() && [[ $udp == 1 ]] && flag=(--udp)
-        [[ $ESP_V6 == 1 ]] && flag+=(--v6)
+    for ESP_UDP in 0 1; do
+        mapfile -t flag < <(esp_pcap_outer)
         for size in 64 imix; do
             sz=(--size 64) && [[ $size == imix ]] && sz=(--imix)
             "$PY" $TOOL plain "$W/plain.pcap" "${sz[@]}" --count 48
-            gw encap "$alg" "$udp" "$W/plain.pcap" "$W/esp_out.pcap"
+            gw encap "$alg" "$ESP_UDP" "$W/plain.pcap" "$W/esp_out.pcap"
             "$PY" $TOOL check-encap "$W/plain.pcap" "$W/esp_out.pcap" --alg "$alg" --key "$(esp_key "$alg" 1)" \
-                --spi "$ESP_SPI_OUT" "${flag[@]}" >&2 || harness_die "encap $alg udp=$udp v6=$ESP_V6 $size"
+                --spi "$ESP_SPI_OUT" "${flag[@]}" >&2 || harness_die "encap $alg udp=$ESP_UDP v6=$ESP_V6 $size"
             "$PY" $TOOL esp "$W/esp_in.pcap" --alg "$alg" --key "$(esp_key "$alg" 0)" --spi "$ESP_SPI_IN" "${flag[@]}" "${sz[@]}" --count 48
-            gw decap "$alg" "$udp" "$W/esp_in.pcap" "$W/plain_out.pcap"
-            "$PY" $TOOL check-decap "$W/plain.pcap" "$W/plain_out.pcap" >&2 || harness_die "decap $alg udp=$udp v6=$ESP_V6 $size"
+            gw decap "$alg" "$ESP_UDP" "$W/esp_in.pcap" "$W/plain_out.pcap"
+            "$PY" $TOOL check-decap "$W/plain.pcap" "$W/plain_out.pcap" >&2 || harness_die "decap $alg udp=$ESP_UDP v6=$ESP_V6 $size"
             n=$((n + 2))
         done
     done
 done
 done
-ESP_V6=0
+ESP_V6=0 ESP_UDP=0
 
 # The pktgen pcaps (perf/pktgen/pcaps, made by perf/pktgen/make_pcaps.sh) through the same
 # gateway configs: what pktgen would send is what ipsecgw handles correctly.
