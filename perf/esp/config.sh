@@ -4,12 +4,17 @@
 # 198.51.100.1 (MAC 02:00:00:00:00:01 on both ports), the peer 198.51.100.2 (over
 # IPv6 2001:db8:100::1 and ::2, ESP_V6=1), plaintext flows 10.1.0.x -> 10.2.0.x.
 #
-#   esp_key ALG                 hex key||salt (fixed test key: these runs are local)
+#   esp_key ALG [DIR [K]]      hex key||salt (fixed test key: these runs are local); DIR 0 in,
+#                              1 out; tunnel K's has its second byte increased by K
 #   esp_config FILE DIR ALG UDP WINDOW EAL_ARG...
 #       DIR=encap: port 0 "inside" (plaintext in), port 1 "outside" (ESP out)
 #       DIR=decap: port 0 "outside" (ESP in), port 1 "inside" (plaintext out, via 10.9.0.254)
 #       env ESP_SAS=2: a second SA "bench2" (ESP_SPI_IN2/ESP_SPI_OUT2, the same keys and
-#       selectors: inbound ESP of another SPI for a second worker); ESP_MBUFS ([dpdk].mbufs),
+#       selectors: inbound ESP of another SPI for a second worker);
+#       ESP_TUNNELS=N (1-64): N tunnels share the flows in turn instead of one SA taking
+#       them all: flow j (to 10.2.0.(2 + j), j < 64) is tunnel k = j % N's, whose SPIs are
+#       ESP_SPI_IN/OUT + 0x100 k and whose keys esp_key's with k (esp_pcaps seals with
+#       them: esp_pcap.py --sas); ESP_MBUFS ([dpdk].mbufs),
 #       ESP_ENCRYPT ([dpdk].encrypt: "owner" or "any-worker"; unset: the key is left out, the
 #       gateway's default "owner", and builds older than the key still read the file)
 #   esp_pcaps DIR SPI...       for each of $SIZES (64..1400, imix, or imixr: IMIX in a random
@@ -36,12 +41,14 @@ ESP_SPI_IN=0x1001 ESP_SPI_OUT=0x2002 ESP_SPI_IN2=0x1003 ESP_SPI_OUT2=0x2004
 esp_key() {
     local n
     case $1 in aes128gcm) n=20 ;; aes256gcm | chacha20poly1305) n=36 ;; *) echo "esp_key: unknown $1" >&2; return 1 ;; esac
-    # in and out keys differ in the first byte: $2 = 0 (in) or 1 (out)
-    printf '%02x' "$((0x40 + ${2:-0}))"
-    for ((i = 1; i < n; i++)); do printf '%02x' "$i"; done
+    # in and out keys differ in the first byte: $2 = 0 (in) or 1 (out); tunnels in the second
+    printf '%02x%02x' "$((0x40 + ${2:-0}))" "$(((1 + ${3:-0}) & 0xff))"
+    for ((i = 2; i < n; i++)); do printf '%02x' "$i"; done
 }
 
-esp_static_sa() { # NAME SPI_IN SPI_OUT ALG CFGALG UDP WINDOW LOCAL_TS REMOTE_TS LOCAL REMOTE
+# NAME SPI_IN SPI_OUT ALG CFGALG UDP WINDOW LOCAL_TS REMOTE_TS LOCAL REMOTE [K]: tunnel K's
+# static SA; the traffic selectors as TOML list items ("10.1.0.0/16", ...)
+esp_static_sa() {
     cat <<TOML
 [[static_sa]]
 name = "$1"
@@ -51,10 +58,10 @@ encap = "$([[ $6 == 1 ]] && echo udp || echo esp)"
 algorithm = "$5"
 spi_in = $2
 spi_out = $3
-key_in = "$(esp_key "$4" 0)"
-key_out = "$(esp_key "$4" 1)"
-local_ts = ["$8"]
-remote_ts = ["$9"]
+key_in = "$(esp_key "$4" 0 "${12:-0}")"
+key_out = "$(esp_key "$4" 1 "${12:-0}")"
+local_ts = [$8]
+remote_ts = [$9]
 replay_window = $7
 
 TOML
@@ -75,7 +82,7 @@ addresses = ["10.1.0.1/24"]'
         p1="name = \"outside\"
 dpdk_port = 1
 addresses = [\"$gw/$len\"]"
-        lts=10.1.0.0/16 rts=10.2.0.0/16
+        lts='"10.1.0.0/16"' rts='"10.2.0.0/16"'
     else
         p0="name = \"outside\"
 dpdk_port = 0
@@ -83,7 +90,7 @@ addresses = [\"$gw/$len\"]"
         p1='name = "inside"
 dpdk_port = 1
 addresses = ["10.9.0.1/24"]'
-        lts=10.2.0.0/16 rts=10.1.0.0/16
+        lts='"10.2.0.0/16"' rts='"10.1.0.0/16"'
         route='[[route]]
 destination = "10.2.0.0/16"
 via = "10.9.0.254"
@@ -105,9 +112,24 @@ mac = "02:00:00:00:00:01"
 
 $route
 
-$(esp_static_sa bench "$ESP_SPI_IN" "$ESP_SPI_OUT" "$alg" "$cfgalg" "$udp" "$window" "$lts" "$rts" "$gw" "$peer")
+$(if [[ -n ${ESP_TUNNELS:-} ]]; then esp_tunnel_sas "$dir" "$alg" "$cfgalg" "$udp" "$window" "$gw" "$peer"
+else esp_static_sa bench "$ESP_SPI_IN" "$ESP_SPI_OUT" "$alg" "$cfgalg" "$udp" "$window" "$lts" "$rts" "$gw" "$peer"; fi)
 $(if [[ ${ESP_SAS:-1} == 2 ]]; then esp_static_sa bench2 "$ESP_SPI_IN2" "$ESP_SPI_OUT2" "$alg" "$cfgalg" "$udp" "$window" "$lts" "$rts" "$gw" "$peer"; fi)
 TOML
+}
+
+# DIR ALG CFGALG UDP WINDOW LOCAL REMOTE: ESP_TUNNELS static SAs, tunnel k selecting the
+# flows j = k, k + N, ... (< 64) by their inner destination 10.2.0.(2 + j)
+esp_tunnel_sas() {
+    local n=$ESP_TUNNELS k j ts any='"10.1.0.0/16"'
+    [[ $n =~ ^[0-9]+$ ]] && ((n >= 1 && n <= 64)) || { echo "esp_config: ESP_TUNNELS=$n: 1 to 64" >&2; return 1; }
+    [[ ${ESP_SAS:-1} == 1 ]] || { echo "esp_config: ESP_TUNNELS and ESP_SAS=2 do not mix" >&2; return 1; }
+    for ((k = 0; k < n; k++)); do
+        ts=""
+        for ((j = k; j < 64; j += n)); do ts+="${ts:+, }\"10.2.0.$((2 + j))/32\""; done
+        if [[ $1 == encap ]]; then set -- "$1" "$2" "$3" "$4" "$5" "$6" "$7" "$any" "$ts"; else set -- "$1" "$2" "$3" "$4" "$5" "$6" "$7" "$ts" "$any"; fi
+        esp_static_sa "bench$k" "$((ESP_SPI_IN + 0x100 * k))" "$((ESP_SPI_OUT + 0x100 * k))" "$2" "$3" "$4" "$5" "$8" "$9" "$6" "$7" "$k"
+    done
 }
 
 esp_pcaps() {
@@ -118,7 +140,7 @@ esp_pcaps() {
         for alg in $ALGS; do
             for spi in "$@"; do
                 /usr/bin/python3 perf/esp/esp_pcap.py esp "$dir/esp-$alg-$size-$spi.pcap" --alg "$alg" \
-                    --key "$(esp_key "$alg" 0)" --spi "$spi" "${sa[@]}" --count 64 $(esp_pcap_outer)
+                    --key "$(esp_key "$alg" 0)" --spi "$spi" "${sa[@]}" --count 64 $(esp_pcap_outer) $(esp_pcap_tunnels)
             done
         done
     done
@@ -127,6 +149,11 @@ esp_pcaps() {
 esp_pcap_outer() { # esp_pcap.py's flags for ESP_UDP and ESP_V6
     [[ ${ESP_UDP:-0} == 1 ]] && echo --udp
     [[ ${ESP_V6:-0} == 1 ]] && echo --v6
+    return 0
+}
+
+esp_pcap_tunnels() { # esp_pcap.py's --sas for ESP_TUNNELS
+    [[ -n ${ESP_TUNNELS:-} ]] && echo "--sas $ESP_TUNNELS"
     return 0
 }
 

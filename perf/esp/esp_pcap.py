@@ -7,7 +7,13 @@ independent ESP implementation (ipsecgw's own code is never used here).
                                                             the same frames, ESP-sealed by scapy (seq 1..C)
   esp_pcap.py check-encap PLAIN OUT --alg A --key HEX --spi S [--udp] [--v6]
                                                             OUT (ipsecgw's ESP) opens in scapy to PLAIN's packets
-  esp_pcap.py check-decap PLAIN OUT                         OUT (ipsecgw's decap) equals PLAIN's packets
+  esp_pcap.py check-decap PLAIN OUT [--sas N]               OUT (ipsecgw's decap) equals PLAIN's packets
+With --sas N (esp, check-encap, check-decap) the frames belong to N tunnels in turn:
+frame i to SA k = i % N, whose SPI is S + 0x100 k and whose key is HEX with its second
+byte increased by k (perf/esp/config.sh's ESP_TUNNELS, esp_key); each SA numbers its own
+frames 1, 2, ... A gateway sends each SA's packets in order but may interleave SAs
+differently, so the checks pair frames up per SA (by SPI for ESP, by inner destination,
+10.2.0.(2 + i % 100), for plaintext).
 Frame sizes are Ethernet frames without FCS. IMIX here is 7:4:1 of 64/576/1400 B
 (1400 rather than 1518 so that the encapsulated packet fits a 1500-byte MTU), in a
 row (7 x 64, 4 x 576, 1400, repeated), or with --shuffle in a fixed random order.
@@ -61,10 +67,21 @@ def outer_header(a, src, dst, ttl, proto=None):
     return IPv6(src=src, dst=dst, hlim=ttl, **kw) if a.v6 else IP(src=src, dst=dst, ttl=ttl, **kw)
 
 
-def sa(a, gw_is_src):
+def tunnel_spi(a, k):
+    return a.spi + 0x100 * k
+
+
+def tunnel_key(a, k):
+    key = bytearray.fromhex(a.key)
+    key[1] = (key[1] + k) & 0xFF
+    return bytes(key)
+
+
+def sa(a, gw_is_src, k=0):
+    """Tunnel k's SA (k = 0: the one of --spi and --key)."""
     name, _ = ALGS[a.alg]
     _, src, dst = outer(a, gw_is_src)
-    return SecurityAssociation(ESP, spi=a.spi, crypt_algo=name, crypt_key=bytes.fromhex(a.key),
+    return SecurityAssociation(ESP, spi=tunnel_spi(a, k), crypt_algo=name, crypt_key=tunnel_key(a, k),
                                tunnel_header=outer_header(a, src, dst, 64),
                                nat_t_header=UDP(sport=4500, dport=4500) if a.udp else None)
 
@@ -82,14 +99,15 @@ def cmd_plain(a):
 
 
 def cmd_esp(a):
-    s = sa(a, gw_is_src=False)
+    sas = [sa(a, gw_is_src=False, k=k) for k in range(a.sas)]
     cls = outer(a, False)[0]
     frames = []
     for i, f in enumerate(plain_frames(a, dst_mac=GW_MAC)):
         inner = f[IP]
         inner.ttl = 64
-        s.outer_seq = i  # scapy's counter; seq i+1 on the wire
-        e = s.encrypt(IP(raw(inner)), seq_num=i + 1)
+        s, seq = sas[i % a.sas], i // a.sas + 1
+        s.outer_seq = seq - 1  # scapy's counter
+        e = s.encrypt(IP(raw(inner)), seq_num=seq)
         b = raw(e)
         if a.udp and not a.v6:
             b = fix_udp_len(b)
@@ -106,18 +124,29 @@ def cmd_check_encap(a):
     plain, out = rdpcap(a.plain), rdpcap(a.out)
     if len(out) != len(plain):
         die(f"{len(out)} ESP frames out for {len(plain)} plaintext frames in")
-    s = sa(a, gw_is_src=True)
+    sas = {tunnel_spi(a, k): (k, sa(a, gw_is_src=True, k=k)) for k in range(a.sas)}
     cls, src, dst = outer(a, True)
-    for i, (p, o) in enumerate(zip(plain, out)):
+    seen = set()
+    for n, o in enumerate(out):
         if cls not in o:
-            die(f"frame {i}: no {cls.__name__} outer header: {o.summary()}")
+            die(f"frame {n}: no {cls.__name__} outer header: {o.summary()}")
         ip = o[cls]
         if (ip.src, ip.dst) != (src, dst):
-            die(f"frame {i}: outer {ip.src} -> {ip.dst}")
+            die(f"frame {n}: outer {ip.src} -> {ip.dst}")
         proto = ip.nh if a.v6 else ip.proto
         if proto != (17 if a.udp else 50):
-            die(f"frame {i}: outer protocol {proto}, udp={a.udp}")
+            die(f"frame {n}: outer protocol {proto}, udp={a.udp}")
         b = raw(ip)
+        esp = ESP(raw(ip[UDP].payload)) if a.udp else ip[ESP]
+        if esp.spi not in sas:
+            die(f"frame {n}: SPI {esp.spi:#x} is none of the {a.sas} tunnels'")
+        k, s = sas[esp.spi]
+        # The SA's seq-th packet is plaintext frame k + (seq - 1) N.
+        i = k + (esp.seq - 1) * a.sas
+        if i in seen or not 0 <= i < len(plain):
+            die(f"frame {n}: SPI {esp.spi:#x} sequence number {esp.seq} again or out of range")
+        seen.add(i)
+        p = plain[i]
         if a.udp:
             # scapy's decrypt expects what its encrypt makes: drop the UDP header.
             ttl = ip.hlim if a.v6 else ip.ttl
@@ -125,12 +154,12 @@ def cmd_check_encap(a):
         try:
             inner = s.decrypt(cls(b))
         except Exception as e:  # noqa: BLE001 - scapy raises plain exceptions on ICV failure
-            die(f"frame {i}: scapy cannot open it: {e}")
+            die(f"frame {n} (SPI {esp.spi:#x} seq {esp.seq}): scapy cannot open it: {e}")
         want = IP(raw(p[IP]))
         want.ttl -= 1
         del want.chksum
         if raw(inner) != raw(IP(raw(want))):
-            die(f"frame {i}: inner differs:\n  got  {raw(inner).hex()}\n  want {raw(IP(raw(want))).hex()}")
+            die(f"frame {n} (SPI {esp.spi:#x} seq {esp.seq}, plaintext frame {i}): inner differs:\n  got  {raw(inner).hex()}\n  want {raw(IP(raw(want))).hex()}")
     print(f"esp_pcap: {len(out)} ESP frames open in scapy to the {len(plain)} plaintext packets (TTL - 1)")
 
 
@@ -138,12 +167,22 @@ def cmd_check_decap(a):
     plain, out = rdpcap(a.plain), rdpcap(a.out)
     if len(out) != len(plain):
         die(f"{len(out)} plaintext frames out for {len(plain)} ESP frames in")
-    for i, (p, o) in enumerate(zip(plain, out)):
-        want = IP(raw(p[IP]))
+    if a.sas > 1 and len(plain) > 100:
+        die("--sas with more than 100 frames: the inner destination no longer tells the tunnel")
+    # Each tunnel's packets, in the order it received them.
+    queues = [[i for i in range(len(plain)) if i % a.sas == k] for k in range(a.sas)]
+    for n, o in enumerate(out):
+        if IP not in o:
+            die(f"frame {n}: not IPv4: {o.summary()}")
+        k = (int(o[IP].dst.split(".")[3]) - 2) % a.sas
+        if not queues[k]:
+            die(f"frame {n}: one frame too many for tunnel {k}: {o.summary()}")
+        i = queues[k].pop(0)
+        want = IP(raw(plain[i][IP]))
         want.ttl -= 1
         del want.chksum
         if raw(o[IP]) != raw(IP(raw(want))):
-            die(f"frame {i}: decrypted packet differs:\n  got  {raw(o[IP]).hex()}\n  want {raw(IP(raw(want))).hex()}")
+            die(f"frame {n} (sealed as frame {i}): decrypted packet differs:\n  got  {raw(o[IP]).hex()}\n  want {raw(IP(raw(want))).hex()}")
     print(f"esp_pcap: {len(out)} decrypted frames equal the packets scapy sealed (TTL - 1)")
 
 
@@ -163,6 +202,7 @@ def main():
             p.add_argument("--spi", type=lambda v: int(v, 0), required=True)
             p.add_argument("--udp", action="store_true")
             p.add_argument("--v6", action="store_true", help="IPv6 outer header")
+            p.add_argument("--sas", type=int, default=1, help="tunnels taking the frames in turn")
     p = sub.add_parser("check-encap")
     p.add_argument("plain")
     p.add_argument("out")
@@ -171,10 +211,14 @@ def main():
     p.add_argument("--spi", type=lambda v: int(v, 0), required=True)
     p.add_argument("--udp", action="store_true")
     p.add_argument("--v6", action="store_true", help="IPv6 outer header")
+    p.add_argument("--sas", type=int, default=1, help="tunnels taking the frames in turn")
     p = sub.add_parser("check-decap")
     p.add_argument("plain")
     p.add_argument("out")
+    p.add_argument("--sas", type=int, default=1, help="tunnels taking the frames in turn")
     a = ap.parse_args()
+    if getattr(a, "sas", 1) < 1:
+        die("--sas must be at least 1")
     {"plain": cmd_plain, "esp": cmd_esp, "check-encap": cmd_check_encap, "check-decap": cmd_check_decap}[a.cmd](a)
 
 

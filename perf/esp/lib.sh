@@ -4,6 +4,8 @@
 # through DPDK telemetry (perf/forward/telemetry_rate.py).
 #
 #   bench_init                      BENCH_DIR, BENCH_MEM (EAL memory args), BENCH_MEMNOTE
+#   bench_setup NAME BIN            a benchmark script's start: root or exit, BIN built if it is
+#                                   missing (cargo build --release -p ipsecgw), bench_init; W=BENCH_DIR
 #   bench_measure NAME PREFIX CMD…  start CMD, print "<pps wall> <per CPU-s> <best SLICE-s slice per
 #                                   CPU-s>" of port 1 (telemetry_rate.py; SLICE=0.25), stop it
 #   bench_start NAME CMD…           start CMD in the background (log BENCH_DIR/NAME.log, higher
@@ -34,6 +36,13 @@ bench_init() {
     trap _bench_cleanup EXIT
     huge_reserve "$BENCH_DIR" "$BENCH_PAGES"
     BENCH_MEM=("${HUGE_MEM[@]}") BENCH_MEMNOTE=$HUGE_MEMNOTE BENCH_HUGE=$HUGE_MNT
+}
+
+bench_setup() {
+    [[ $(id -u) == 0 ]] || { echo "$1: needs root" >&2; exit 1; }
+    [[ -x $2 ]] || cargo build --release -p ipsecgw >&2
+    bench_init
+    W=$BENCH_DIR
 }
 
 bench_wait_log() {

@@ -30,10 +30,7 @@ ALGS=${ALGS:-aes128gcm} SIZES=${SIZES:-64 1400} DIRS=${DIRS:-encap decap}
 WINDOW=${WINDOW:-2} WARMUP=${WARMUP:-1}
 source perf/esp/config.sh
 source perf/esp/lib.sh
-[[ $(id -u) == 0 ]] || { echo "scaling.sh: needs root" >&2; exit 1; }
-[[ -x $BIN ]] || cargo build --release -p ipsecgw >&2
-bench_init
-W=$BENCH_DIR
+bench_setup scaling.sh "$BIN"
 esp_pcaps "$W" "$ESP_SPI_IN" "$ESP_SPI_IN2"
 
 # gw_start DIR ALG PREFIX LCORES IN...: a gateway with one worker and rx queue per IN

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ipsecgw's ESP against scapy through DPDK net_pcap (issue 8), for AES-128-GCM,
 # AES-256-GCM and ChaCha20-Poly1305, raw ESP and ESP in UDP 4500, over an IPv4 outer
-# link (and, for AES-128-GCM, an IPv6 one: ESP_V6=1 in perf/esp/config.sh):
+# link (and, for AES-128-GCM, an IPv6 one, ESP_V6=1 in perf/esp/config.sh, and four
+# tunnels sharing the flows, ESP_TUNNELS=4):
 #   encap: plaintext frames (scapy) -> ipsecgw static SA -> ESP frames that scapy
 #          decrypts to the input packets (TTL - 1);
 #   decap: ESP frames sealed by scapy -> ipsecgw -> exactly the packets scapy sealed.
@@ -62,6 +63,23 @@ done
 done
 ESP_V6=0 ESP_UDP=0
 
+# Four tunnels taking the flows in turn (perf/esp/config.sh's ESP_TUNNELS, the setup of
+# perf/esp/tunnels.sh): each SA its own SPIs, keys and sequence numbers, whatever order
+# the gateway interleaves them in.
+export ESP_TUNNELS=4
+for size in 64 imix; do
+    sz=(--size 64) && [[ $size == imix ]] && sz=(--imix)
+    "$PY" $TOOL plain "$W/plain.pcap" "${sz[@]}" --count 48
+    gw encap aes128gcm 0 "$W/plain.pcap" "$W/esp_out.pcap"
+    "$PY" $TOOL check-encap "$W/plain.pcap" "$W/esp_out.pcap" --alg aes128gcm --key "$(esp_key aes128gcm 1)" \
+        --spi "$ESP_SPI_OUT" $(esp_pcap_tunnels) >&2 || harness_die "encap, $ESP_TUNNELS tunnels, $size"
+    "$PY" $TOOL esp "$W/esp_in.pcap" --alg aes128gcm --key "$(esp_key aes128gcm 0)" --spi "$ESP_SPI_IN" "${sz[@]}" --count 48 $(esp_pcap_tunnels)
+    gw decap aes128gcm 0 "$W/esp_in.pcap" "$W/plain_out.pcap"
+    "$PY" $TOOL check-decap "$W/plain.pcap" "$W/plain_out.pcap" $(esp_pcap_tunnels) >&2 || harness_die "decap, $ESP_TUNNELS tunnels, $size"
+    n=$((n + 2))
+done
+unset ESP_TUNNELS
+
 # The pktgen pcaps (perf/pktgen/pcaps, made by perf/pktgen/make_pcaps.sh) through the same
 # gateway configs: what pktgen would send is what ipsecgw handles correctly.
 for size in 64 512 1400 imix; do
@@ -72,4 +90,4 @@ for size in 64 512 1400 imix; do
     "$PY" $TOOL check-decap perf/pktgen/pcaps/plain-$size.pcap "$W/plain_out.pcap" >&2 || harness_die "pktgen pcap esp-aes128gcm-$size"
     n=$((n + 2))
 done
-echo "esp_pcap: ok ($n runs: scapy opens our ESP and we open scapy's, 3 AEADs x raw/UDP x 64 B/IMIX over IPv4, AES-128-GCM over IPv6, and the pktgen pcaps)"
+echo "esp_pcap: ok ($n runs: scapy opens our ESP and we open scapy's, 3 AEADs x raw/UDP x 64 B/IMIX over IPv4, AES-128-GCM over IPv6 and over four tunnels, and the pktgen pcaps)"

@@ -178,9 +178,12 @@ impl<'t, T> Groups<'t, T> {
     }
 
     /// Key of `sa`, adding it; `None` when the burst already has BURST SAs (the
-    /// batch is then flushed first, which resets the groups).
+    /// batch is then flushed first, which resets the groups). An SA is known by its
+    /// id, not by where its `SaRef` is: each PROTECT policy holds its own, so an SA
+    /// with several traffic selectors is reached through several, and grouping by
+    /// address cut a burst alternating between them into runs of one packet.
     fn key(&mut self, sa: &'t SaRef<T>) -> Option<u8> {
-        if let Some(i) = self.sas[..self.len].iter().position(|s| s.is_some_and(|s| std::ptr::eq(s, sa))) {
+        if let Some(i) = self.sas[..self.len].iter().position(|s| s.is_some_and(|s| s.id() == sa.id())) {
             return Some(i as u8);
         }
         let slot = self.sas.get_mut(self.len)?;
