@@ -4,6 +4,8 @@
 //! *update*, padding, inner header; the outer header and ESP trailer are stripped
 //! by moving the packet window, so nothing is copied.
 
+use arrayvec::ArrayVec;
+
 use crate::crypto::{AeadOp, AuthError, IV_LEN, TAG_LEN};
 use crate::packet::Packet;
 use crate::wire::esp::{self as esp_wire, NAT_T_PORT};
@@ -321,45 +323,39 @@ fn decap_chunk<P: Packet>(
     mut each: impl FnMut(usize, &mut P, Result<Decapped, EspError>),
 ) {
     // Per packet: its layout, or why it was refused before the AEAD.
-    let mut prepared = [Err(EspError::Truncated); BURST];
+    let mut prepared = ArrayVec::<Result<Layout, EspError>, BURST>::new();
     // The AAD bytes (8, or 12 with ESN) the ops point to.
     let mut aads = [[0u8; 12]; BURST];
     // The AEAD's verdicts, in op order (the packets refused before it have no op).
     let mut auth = [Err(AuthError); BURST];
-    let mut count = 0;
     {
-        // Placeholders first, then each op written straight into its slot: built
-        // in a temporary and copied (the former `map` over the spare tags), the
-        // op was reloaded with 16-byte loads right after its 8-byte stores, a
-        // store-forwarding stall that was 13% of this function's samples.
-        let mut spare_tags = [[0u8; TAG_LEN]; BURST];
-        let mut ops = AeadOp::placeholders(&mut spare_tags);
+        // Only the ready packets' ops are written: a run of one packet (a burst
+        // spread over many SAs) no longer clears a whole burst's worth of
+        // placeholder ops and tags (2 KB of stores), which it did when the ops
+        // were a fixed array overwritten from the front.
+        let mut ops = ArrayVec::<AeadOp<'_>, BURST>::new();
         // One pass: checks, AAD and op per packet.
-        for ((pkt, p), aad_slot) in pkts.iter_mut().zip(prepared.iter_mut()).zip(aads.iter_mut()) {
+        for (pkt, aad_slot) in pkts.iter_mut().zip(aads.iter_mut()) {
             // One look at the packet's window for the checks and the op.
             let d = pkt.data_mut();
-            let l = match prepare(sa, state, d, checksum) {
-                Ok(l) => l,
-                Err(e) => {
-                    *p = Err(e);
-                    continue;
+            let p = prepare(sa, state, d, checksum).and_then(|l| {
+                let (aad, aad_len) = aad(sa.config.spi, l.seq, sa.config.esn);
+                *aad_slot = aad;
+                let aad: &[u8; 12] = aad_slot;
+                match open_op(d, &l, &aad[..aad_len])? {
+                    op if !ops.is_full() => {
+                        ops.push(op);
+                        Ok(l)
+                    }
+                    // Not reachable: a chunk has at most BURST packets.
+                    _ => Err(EspError::Truncated),
                 }
-            };
-            let (aad, aad_len) = aad(sa.config.spi, l.seq, sa.config.esn);
-            *aad_slot = aad;
-            let aad: &[u8; 12] = aad_slot;
-            *p = match (open_op(d, &l, &aad[..aad_len]), ops.get_mut(count)) {
-                (Ok(op), Some(slot)) => {
-                    *slot = op;
-                    count += 1;
-                    Ok(l)
-                }
-                (Err(e), _) => Err(e),
-                // Not reachable: a chunk has at most BURST packets.
-                (Ok(_), None) => Err(EspError::Truncated),
-            };
+            });
+            // As many packets as slots: never full.
+            let _ = prepared.try_push(p);
         }
-        sa.aead.open_burst(&mut ops[..count], &mut auth[..count]);
+        let count = ops.len();
+        sa.aead.open_burst(&mut ops, &mut auth[..count]);
     }
     // Replay updates happen in packet order, after authentication.
     let mut verdicts = auth.iter();

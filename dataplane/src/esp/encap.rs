@@ -75,11 +75,23 @@ pub fn encap_burst_framed<P: Packet>(
 ) {
     let n = pkts.len().min(results.len());
     for (pkts, results) in pkts[..n].chunks_mut(BURST).zip(results[..n].chunks_mut(BURST)) {
-        encap_chunk(sa, state, pkts, results, framing);
+        // A chunk's ops start as a fixed array of placeholders (below), which
+        // costs stores in proportion to its size: a run of a few packets (a burst
+        // spread over many SAs) takes a small one. Both the same code.
+        if pkts.len() <= SHORT_RUN {
+            encap_chunk::<P, SHORT_RUN>(sa, state, pkts, results, framing);
+        } else {
+            encap_chunk::<P, BURST>(sa, state, pkts, results, framing);
+        }
     }
 }
 
-fn encap_chunk<P: Packet>(
+/// Runs of at most this many packets take [`encap_chunk`]'s small arrays: a
+/// quad of the AEAD's four-packet path.
+const SHORT_RUN: usize = 4;
+
+/// Encapsulate and seal `pkts`, at most `N` of them.
+fn encap_chunk<P: Packet, const N: usize>(
     sa: &OutboundSa,
     state: &OutboundState,
     pkts: &mut [P],
@@ -92,14 +104,14 @@ fn encap_chunk<P: Packet>(
     // is not in the packet: those AADs live here while the ops borrow them, all
     // written before any op exists. Without ESN each op's AAD is its packet's
     // own SPI and sequence number (`prepare`).
-    let mut aads = [[0u8; 12]; BURST];
+    let mut aads = [[0u8; 12]; N];
     let mut aad_len = 0;
     if sa.esn {
         for (i, a) in aads.iter_mut().enumerate().take(pkts.len()) {
             (*a, aad_len) = aad(sa.spi, first + i as u64, sa.esn);
         }
     }
-    let mut spare_tags = [[0u8; TAG_LEN]; BURST];
+    let mut spare_tags = [[0u8; TAG_LEN]; N];
     // A fixed array of ops without allocation: placeholders (never passed to the
     // AEAD) overwritten from the front by the ready packets' ops in one pass. An
     // earlier version mapped an iterator of `Option<AeadOp>` into the array; the
@@ -111,6 +123,8 @@ fn encap_chunk<P: Packet>(
         match prepare(sa, limit, pkt, seq, framing, sa.esn.then(|| &a[..aad_len])) {
             Ok(op) => {
                 *r = Ok(());
+                // Always a slot: the loop stops after N packets (`aads`), and
+                // `encap_burst_framed` gives at most N.
                 if let Some(slot) = ops.get_mut(count) {
                     *slot = op;
                     count += 1;
