@@ -43,8 +43,8 @@ source perf/esp/lib.sh
 
 [[ $(id -u) == 0 ]] || { echo "run.sh: needs root (hugepages, DPDK)" >&2; exit 1; }
 # ipsec-secgw's side and the limit are measured for raw ESP over IPv4 only.
-if [[ ${ESP_UDP:-0} != 0 || ${ESP_V6:-0} != 0 ]]; then
-    echo "run.sh: measures raw ESP over IPv4 (as ipsec-secgw's side); for ESP_UDP=1 / ESP_V6=1 use perf/esp/ab.sh" >&2
+if [[ ${ESP_UDP:-0} != 0 || ${ESP_V6:-0} != 0 || -n ${ESP_TUNNELS:-} ]]; then
+    echo "run.sh: measures one SA, raw ESP over IPv4 (as ipsec-secgw's side); for ESP_UDP=1 / ESP_V6=1 / ESP_TUNNELS use perf/esp/ab.sh" >&2
     exit 2
 fi
 if ! command -v dpdk-testpmd >/dev/null; then

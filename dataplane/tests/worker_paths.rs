@@ -379,8 +379,8 @@ fn decap_burst_to_alternating_next_hops_reaches_each() {
 /// packets leave together, in arrival order), not one run per policy change. The
 /// worker once told SAs apart by the address of the policy's `SaRef`, which cut
 /// such a burst into runs of one packet, each with its own sequence-number
-/// reservation and AEAD call (perf/esp/tunnels.sh: 64 selectors on one SA, 64 B
-/// encap 4.98 -> 10.22 Mpps).
+/// reservation and AEAD call (64 selectors on one SA: perf/README.md, "One worker,
+/// many tunnels").
 #[test]
 fn a_burst_is_sealed_in_one_run_per_sa_whatever_policy_selected_its_packets() {
     let mut a = tunnel(true, false, "10.1.0.0/24", "10.2.0.0/25", 64);

@@ -12,7 +12,7 @@
 #       env ESP_SAS=2: a second SA "bench2" (ESP_SPI_IN2/ESP_SPI_OUT2, the same keys and
 #       selectors: inbound ESP of another SPI for a second worker);
 #       ESP_TUNNELS=N (1-64): N tunnels share the flows in turn instead of one SA taking
-#       them all: flow j (to 10.2.0.(2 + j), j < 64) is tunnel k = j % N's, whose SPIs are
+#       them all: flow j (to 10.2.0.(2 + j), j < ESP_FLOWS = 64) is tunnel k = j % N's, whose SPIs are
 #       ESP_SPI_IN/OUT + 0x100 k and whose keys esp_key's with k (esp_pcaps seals with
 #       them: esp_pcap.py --sas); ESP_MBUFS ([dpdk].mbufs),
 #       ESP_ENCRYPT ([dpdk].encrypt: "owner" or "any-worker"; unset: the key is left out, the
@@ -37,6 +37,8 @@ esp_neighbors() { # PEER: ESP_NEIGHBORS for the outer link's peer
 }
 read -r _ ESP_PEER _ < <(esp_outer) && esp_neighbors "$ESP_PEER" && unset ESP_PEER
 ESP_SPI_IN=0x1001 ESP_SPI_OUT=0x2002 ESP_SPI_IN2=0x1003 ESP_SPI_OUT2=0x2004
+# Flows (and frames) of the benchmark pcaps; esp_pcap.py's FLOWS.
+ESP_FLOWS=64
 
 esp_key() {
     local n
@@ -96,6 +98,13 @@ destination = "10.2.0.0/16"
 via = "10.9.0.254"
 port = "inside"'
     fi
+    # Made before the file: a failure inside the heredoc's $(...) would go unnoticed.
+    local sas
+    if [[ -n ${ESP_TUNNELS:-} ]]; then
+        sas=$(esp_tunnel_sas "$dir" "$alg" "$cfgalg" "$udp" "$window" "$gw" "$peer") || return 1
+    else
+        sas=$(esp_static_sa bench "$ESP_SPI_IN" "$ESP_SPI_OUT" "$alg" "$cfgalg" "$udp" "$window" "$lts" "$rts" "$gw" "$peer")
+    fi
     cat >"$file" <<TOML
 [dpdk]
 eal_args = [${eal%, }]
@@ -112,23 +121,23 @@ mac = "02:00:00:00:00:01"
 
 $route
 
-$(if [[ -n ${ESP_TUNNELS:-} ]]; then esp_tunnel_sas "$dir" "$alg" "$cfgalg" "$udp" "$window" "$gw" "$peer"
-else esp_static_sa bench "$ESP_SPI_IN" "$ESP_SPI_OUT" "$alg" "$cfgalg" "$udp" "$window" "$lts" "$rts" "$gw" "$peer"; fi)
+$sas
 $(if [[ ${ESP_SAS:-1} == 2 ]]; then esp_static_sa bench2 "$ESP_SPI_IN2" "$ESP_SPI_OUT2" "$alg" "$cfgalg" "$udp" "$window" "$lts" "$rts" "$gw" "$peer"; fi)
 TOML
 }
 
 # DIR ALG CFGALG UDP WINDOW LOCAL REMOTE: ESP_TUNNELS static SAs, tunnel k selecting the
-# flows j = k, k + N, ... (< 64) by their inner destination 10.2.0.(2 + j)
+# flows j = k, k + N, ... (< ESP_FLOWS) by their inner destination 10.2.0.(2 + j)
 esp_tunnel_sas() {
-    local n=$ESP_TUNNELS k j ts any='"10.1.0.0/16"'
-    [[ $n =~ ^[0-9]+$ ]] && ((n >= 1 && n <= 64)) || { echo "esp_config: ESP_TUNNELS=$n: 1 to 64" >&2; return 1; }
+    local dir=$1 alg=$2 cfgalg=$3 udp=$4 window=$5 gw=$6 peer=$7 n k j ts lts rts any='"10.1.0.0/16"'
+    [[ $ESP_TUNNELS =~ ^[0-9]+$ ]] && n=$((10#$ESP_TUNNELS)) && ((n >= 1 && n <= ESP_FLOWS)) ||
+        { echo "esp_config: ESP_TUNNELS=$ESP_TUNNELS: 1 to $ESP_FLOWS" >&2; return 1; }
     [[ ${ESP_SAS:-1} == 1 ]] || { echo "esp_config: ESP_TUNNELS and ESP_SAS=2 do not mix" >&2; return 1; }
     for ((k = 0; k < n; k++)); do
         ts=""
-        for ((j = k; j < 64; j += n)); do ts+="${ts:+, }\"10.2.0.$((2 + j))/32\""; done
-        if [[ $1 == encap ]]; then set -- "$1" "$2" "$3" "$4" "$5" "$6" "$7" "$any" "$ts"; else set -- "$1" "$2" "$3" "$4" "$5" "$6" "$7" "$ts" "$any"; fi
-        esp_static_sa "bench$k" "$((ESP_SPI_IN + 0x100 * k))" "$((ESP_SPI_OUT + 0x100 * k))" "$2" "$3" "$4" "$5" "$8" "$9" "$6" "$7" "$k"
+        for ((j = k; j < ESP_FLOWS; j += n)); do ts+="${ts:+, }\"10.2.0.$((2 + j))/32\""; done
+        if [[ $dir == encap ]]; then lts=$any rts=$ts; else lts=$ts rts=$any; fi
+        esp_static_sa "bench$k" "$((ESP_SPI_IN + 0x100 * k))" "$((ESP_SPI_OUT + 0x100 * k))" "$alg" "$cfgalg" "$udp" "$window" "$lts" "$rts" "$gw" "$peer" "$k"
     done
 }
 
@@ -136,11 +145,11 @@ esp_pcaps() {
     local dir=$1 size alg spi sa; shift
     for size in $SIZES; do
         case $size in imix) sa=(--imix) ;; imixr) sa=(--imix --shuffle) ;; *) sa=(--size "$size") ;; esac
-        /usr/bin/python3 perf/esp/esp_pcap.py plain "$dir/plain-$size.pcap" "${sa[@]}" --count 64
+        /usr/bin/python3 perf/esp/esp_pcap.py plain "$dir/plain-$size.pcap" "${sa[@]}" --count "$ESP_FLOWS"
         for alg in $ALGS; do
             for spi in "$@"; do
                 /usr/bin/python3 perf/esp/esp_pcap.py esp "$dir/esp-$alg-$size-$spi.pcap" --alg "$alg" \
-                    --key "$(esp_key "$alg" 0)" --spi "$spi" "${sa[@]}" --count 64 $(esp_pcap_outer) $(esp_pcap_tunnels)
+                    --key "$(esp_key "$alg" 0)" --spi "$spi" "${sa[@]}" --count "$ESP_FLOWS" $(esp_pcap_outer) $(esp_pcap_tunnels)
             done
         done
     done
@@ -153,7 +162,7 @@ esp_pcap_outer() { # esp_pcap.py's flags for ESP_UDP and ESP_V6
 }
 
 esp_pcap_tunnels() { # esp_pcap.py's --sas for ESP_TUNNELS
-    [[ -n ${ESP_TUNNELS:-} ]] && echo "--sas $ESP_TUNNELS"
+    [[ -n ${ESP_TUNNELS:-} ]] && echo "--sas $((10#$ESP_TUNNELS))"
     return 0
 }
 

@@ -3,9 +3,10 @@
 independent ESP implementation (ipsecgw's own code is never used here).
 
   esp_pcap.py plain OUT --size N [--count C] [--imix]        plaintext 10.1.0.x -> 10.2.0.x UDP frames
-  esp_pcap.py esp OUT --alg A --key HEX --spi S [--udp] [--v6] --size N [--count C] [--imix]
-                                                            the same frames, ESP-sealed by scapy (seq 1..C)
-  esp_pcap.py check-encap PLAIN OUT --alg A --key HEX --spi S [--udp] [--v6]
+  esp_pcap.py esp OUT --alg A --key HEX --spi S [--udp] [--v6] [--sas N] --size N [--count C] [--imix]
+                                                            the same frames, ESP-sealed by scapy (seq 1..C,
+                                                            or per tunnel with --sas)
+  esp_pcap.py check-encap PLAIN OUT --alg A --key HEX --spi S [--udp] [--v6] [--sas N]
                                                             OUT (ipsecgw's ESP) opens in scapy to PLAIN's packets
   esp_pcap.py check-decap PLAIN OUT [--sas N]               OUT (ipsecgw's decap) equals PLAIN's packets
 With --sas N (esp, check-encap, check-decap) the frames belong to N tunnels in turn:
@@ -13,7 +14,8 @@ frame i to SA k = i % N, whose SPI is S + 0x100 k and whose key is HEX with its 
 byte increased by k (perf/esp/config.sh's ESP_TUNNELS, esp_key); each SA numbers its own
 frames 1, 2, ... A gateway sends each SA's packets in order but may interleave SAs
 differently, so the checks pair frames up per SA (by SPI for ESP, by inner destination,
-10.2.0.(2 + i % 100), for plaintext).
+10.2.0.(2 + i % 100), for plaintext). Tunnels select the first FLOWS = 64 flows
+(perf/esp/config.sh's ESP_FLOWS), so --sas takes at most that many frames.
 Frame sizes are Ethernet frames without FCS. IMIX here is 7:4:1 of 64/576/1400 B
 (1400 rather than 1518 so that the encapsulated packet fits a 1500-byte MTU), in a
 row (7 x 64, 4 x 576, 1400, repeated), or with --shuffle in a fixed random order.
@@ -35,6 +37,7 @@ GW_MAC, PEER_MAC, HOST_MAC = "02:00:00:00:00:01", "02:00:00:00:00:02", "02:00:00
 GW_OUT, PEER_OUT = "198.51.100.1", "198.51.100.2"
 GW_OUT6, PEER_OUT6 = "2001:db8:100::1", "2001:db8:100::2"
 IMIX = [64] * 7 + [576] * 4 + [1400]
+FLOWS = 64  # perf/esp/config.sh's ESP_FLOWS: the flows its tunnels' selectors cover
 
 
 def sizes(a):
@@ -126,7 +129,7 @@ def cmd_check_encap(a):
         die(f"{len(out)} ESP frames out for {len(plain)} plaintext frames in")
     sas = {tunnel_spi(a, k): (k, sa(a, gw_is_src=True, k=k)) for k in range(a.sas)}
     cls, src, dst = outer(a, True)
-    seen = set()
+    last = {}  # SPI -> the sequence number it last sent
     for n, o in enumerate(out):
         if cls not in o:
             die(f"frame {n}: no {cls.__name__} outer header: {o.summary()}")
@@ -141,11 +144,13 @@ def cmd_check_encap(a):
         if esp.spi not in sas:
             die(f"frame {n}: SPI {esp.spi:#x} is none of the {a.sas} tunnels'")
         k, s = sas[esp.spi]
-        # The SA's seq-th packet is plaintext frame k + (seq - 1) N.
+        # Each SA sends in order, from 1; its seq-th packet is plaintext frame k + (seq - 1) N.
+        if esp.seq != last.get(esp.spi, 0) + 1:
+            die(f"frame {n}: SPI {esp.spi:#x} sequence number {esp.seq} after {last.get(esp.spi, 0)}")
+        last[esp.spi] = esp.seq
         i = k + (esp.seq - 1) * a.sas
-        if i in seen or not 0 <= i < len(plain):
-            die(f"frame {n}: SPI {esp.spi:#x} sequence number {esp.seq} again or out of range")
-        seen.add(i)
+        if i >= len(plain):
+            die(f"frame {n}: SPI {esp.spi:#x} sequence number {esp.seq}: more packets than were sent to it")
         p = plain[i]
         if a.udp:
             # scapy's decrypt expects what its encrypt makes: drop the UDP header.
@@ -167,8 +172,6 @@ def cmd_check_decap(a):
     plain, out = rdpcap(a.plain), rdpcap(a.out)
     if len(out) != len(plain):
         die(f"{len(out)} plaintext frames out for {len(plain)} ESP frames in")
-    if a.sas > 1 and len(plain) > 100:
-        die("--sas with more than 100 frames: the inner destination no longer tells the tunnel")
     # Each tunnel's packets, in the order it received them.
     queues = [[i for i in range(len(plain)) if i % a.sas == k] for k in range(a.sas)]
     for n, o in enumerate(out):
@@ -189,6 +192,17 @@ def cmd_check_decap(a):
 def main():
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
+    def tunnels(p):
+        p.add_argument("--sas", type=int, default=1, help="tunnels taking the frames in turn")
+
+    def sa_args(p):
+        p.add_argument("--alg", required=True, choices=ALGS)
+        p.add_argument("--key", required=True)
+        p.add_argument("--spi", type=lambda v: int(v, 0), required=True)
+        p.add_argument("--udp", action="store_true")
+        p.add_argument("--v6", action="store_true", help="IPv6 outer header")
+        tunnels(p)
+
     for name in ("plain", "esp"):
         p = sub.add_parser(name)
         p.add_argument("out")
@@ -197,28 +211,21 @@ def main():
         p.add_argument("--imix", action="store_true")
         p.add_argument("--shuffle", action="store_true", help="IMIX sizes in a (fixed) random order, not 7+4+1 in a row")
         if name == "esp":
-            p.add_argument("--alg", required=True, choices=ALGS)
-            p.add_argument("--key", required=True)
-            p.add_argument("--spi", type=lambda v: int(v, 0), required=True)
-            p.add_argument("--udp", action="store_true")
-            p.add_argument("--v6", action="store_true", help="IPv6 outer header")
-            p.add_argument("--sas", type=int, default=1, help="tunnels taking the frames in turn")
+            sa_args(p)
     p = sub.add_parser("check-encap")
     p.add_argument("plain")
     p.add_argument("out")
-    p.add_argument("--alg", required=True, choices=ALGS)
-    p.add_argument("--key", required=True)
-    p.add_argument("--spi", type=lambda v: int(v, 0), required=True)
-    p.add_argument("--udp", action="store_true")
-    p.add_argument("--v6", action="store_true", help="IPv6 outer header")
-    p.add_argument("--sas", type=int, default=1, help="tunnels taking the frames in turn")
+    sa_args(p)
     p = sub.add_parser("check-decap")
     p.add_argument("plain")
     p.add_argument("out")
-    p.add_argument("--sas", type=int, default=1, help="tunnels taking the frames in turn")
+    tunnels(p)
     a = ap.parse_args()
     if getattr(a, "sas", 1) < 1:
         die("--sas must be at least 1")
+    frames = a.count if a.cmd == "esp" else len(rdpcap(a.plain)) if a.cmd.startswith("check") else 0
+    if getattr(a, "sas", 1) > 1 and frames > FLOWS:
+        die(f"--sas with {frames} frames: the tunnels select the first {FLOWS} flows only")
     {"plain": cmd_plain, "esp": cmd_esp, "check-encap": cmd_check_encap, "check-decap": cmd_check_decap}[a.cmd](a)
 
 

@@ -11,8 +11,8 @@
 # so a 32-packet burst carries packets of min(N, 32) SAs, consecutive packets of different
 # ones: the hub of many spokes, where one SA per burst is the benchmark's special case.
 # Alternating the N in each round; figures: best 0.25 s slice over the rounds of Mpps per
-# CPU-second of the worker, and each over N = 1's (the same 64 /32 selectors split N ways,
-# so the SPD is the same size).
+# CPU-second of the worker, and each over the first N's (N = 1 by default: the same 64
+# /32 selectors on one SA, so the SPD is the same size).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROUNDS=${1:-3} BIN=${2:-target/release/ipsecgw}
@@ -41,7 +41,7 @@ for ((r = 0; r < ROUNDS; r++)); do
     done; done; done; done
 done
 echo "ESP gateway, one worker, N tunnels taking the flows in turn, $ROUNDS rounds, $BENCH_MEMNOTE; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "  $BIN; best ${SLICE:-0.25}s slice, Mpps per CPU-second of the worker (x the one-tunnel figure)"
+echo "  $BIN; best ${SLICE:-0.25}s slice, Mpps per CPU-second of the worker (x the first N's figure)"
 printf '%-18s %-5s %-5s' alg frame dir
 for n in $TUNNELS; do printf ' %15s' "N=$n"; done
 echo

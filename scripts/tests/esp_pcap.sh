@@ -11,6 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/lib/netns.sh
 source perf/esp/config.sh
+unset ESP_TUNNELS # one SA unless the four-tunnel runs below say otherwise
 
 TAG=esppcap
 PY=/usr/bin/python3

@@ -322,6 +322,8 @@ fn decap_chunk<P: Packet>(
     claimant: Option<u32>,
     mut each: impl FnMut(usize, &mut P, Result<Decapped, EspError>),
 ) {
+    // `decap_each` gives at most BURST; more would get no `each` call.
+    debug_assert!(pkts.len() <= BURST, "{} packets for {BURST} slots", pkts.len());
     // Per packet: its layout, or why it was refused before the AEAD.
     let mut prepared = ArrayVec::<Result<Layout, EspError>, BURST>::new();
     // The AAD bytes (8, or 12 with ESN) the ops point to.

@@ -98,6 +98,8 @@ fn encap_chunk<P: Packet, const N: usize>(
     results: &mut [Result<(), EspError>],
     framing: Framing<'_>,
 ) {
+    // `encap_burst_framed` gives at most N; more would be left without a result.
+    debug_assert!(pkts.len() <= N, "{} packets for {N} slots", pkts.len());
     let first = state.reserve(pkts.len());
     let limit = state.limit();
     // With ESN the AAD (SPI, high and low sequence number halves: RFC 4106 §5)
@@ -122,13 +124,17 @@ fn encap_chunk<P: Packet, const N: usize>(
         let seq = first + i as u64;
         match prepare(sa, limit, pkt, seq, framing, sa.esn.then(|| &a[..aad_len])) {
             Ok(op) => {
-                *r = Ok(());
-                // Always a slot: the loop stops after N packets (`aads`), and
-                // `encap_burst_framed` gives at most N.
-                if let Some(slot) = ops.get_mut(count) {
-                    *slot = op;
-                    count += 1;
-                }
+                // Always a slot: the loop stops after N packets (`aads`). Only a
+                // packet with its op is marked ready (the caller may have
+                // started every result as `Ok`).
+                *r = match ops.get_mut(count) {
+                    Some(slot) => {
+                        *slot = op;
+                        count += 1;
+                        Ok(())
+                    }
+                    None => Err(EspError::NoBufferRoom),
+                };
             }
             Err(e) => *r = Err(e),
         }
