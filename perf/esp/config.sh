@@ -161,8 +161,8 @@ esp_pcap_outer() { # esp_pcap.py's flags for ESP_UDP and ESP_V6
     return 0
 }
 
-esp_pcap_tunnels() { # esp_pcap.py's --sas for ESP_TUNNELS
-    [[ -n ${ESP_TUNNELS:-} ]] && echo "--sas $((10#$ESP_TUNNELS))"
+esp_pcap_tunnels() { # esp_pcap.py's --sas for ESP_TUNNELS (one word a line, as esp_pcap_outer)
+    [[ -n ${ESP_TUNNELS:-} ]] && printf '%s\n' --sas "$((10#$ESP_TUNNELS))"
     return 0
 }
 

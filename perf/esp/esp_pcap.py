@@ -97,11 +97,26 @@ def fix_udp_len(b):
     return bytes(f)
 
 
+def after_hop(frame):
+    """The bytes of `frame`'s IP packet as a router forwards it: TTL - 1, checksum redone."""
+    ip = IP(raw(frame[IP]))
+    ip.ttl -= 1
+    del ip.chksum
+    return raw(IP(raw(ip)))
+
+
+def check_flows(a, frames):
+    """--sas covers the first FLOWS flows only (the tunnels' selectors)."""
+    if a.sas > 1 and frames > FLOWS:
+        die(f"--sas with {frames} frames: the tunnels select the first {FLOWS} flows only")
+
+
 def cmd_plain(a):
     wrpcap(a.out, plain_frames(a))
 
 
 def cmd_esp(a):
+    check_flows(a, a.count)
     sas = [sa(a, gw_is_src=False, k=k) for k in range(a.sas)]
     cls = outer(a, False)[0]
     frames = []
@@ -125,6 +140,7 @@ def die(msg):
 
 def cmd_check_encap(a):
     plain, out = rdpcap(a.plain), rdpcap(a.out)
+    check_flows(a, len(plain))
     if len(out) != len(plain):
         die(f"{len(out)} ESP frames out for {len(plain)} plaintext frames in")
     sas = {tunnel_spi(a, k): (k, sa(a, gw_is_src=True, k=k)) for k in range(a.sas)}
@@ -160,16 +176,15 @@ def cmd_check_encap(a):
             inner = s.decrypt(cls(b))
         except Exception as e:  # noqa: BLE001 - scapy raises plain exceptions on ICV failure
             die(f"frame {n} (SPI {esp.spi:#x} seq {esp.seq}): scapy cannot open it: {e}")
-        want = IP(raw(p[IP]))
-        want.ttl -= 1
-        del want.chksum
-        if raw(inner) != raw(IP(raw(want))):
-            die(f"frame {n} (SPI {esp.spi:#x} seq {esp.seq}, plaintext frame {i}): inner differs:\n  got  {raw(inner).hex()}\n  want {raw(IP(raw(want))).hex()}")
+        want = after_hop(p)
+        if raw(inner) != want:
+            die(f"frame {n} (SPI {esp.spi:#x} seq {esp.seq}, plaintext frame {i}): inner differs:\n  got  {raw(inner).hex()}\n  want {want.hex()}")
     print(f"esp_pcap: {len(out)} ESP frames open in scapy to the {len(plain)} plaintext packets (TTL - 1)")
 
 
 def cmd_check_decap(a):
     plain, out = rdpcap(a.plain), rdpcap(a.out)
+    check_flows(a, len(plain))
     if len(out) != len(plain):
         die(f"{len(out)} plaintext frames out for {len(plain)} ESP frames in")
     # Each tunnel's packets, in the order it received them.
@@ -181,11 +196,9 @@ def cmd_check_decap(a):
         if not queues[k]:
             die(f"frame {n}: one frame too many for tunnel {k}: {o.summary()}")
         i = queues[k].pop(0)
-        want = IP(raw(plain[i][IP]))
-        want.ttl -= 1
-        del want.chksum
-        if raw(o[IP]) != raw(IP(raw(want))):
-            die(f"frame {n} (sealed as frame {i}): decrypted packet differs:\n  got  {raw(o[IP]).hex()}\n  want {raw(IP(raw(want))).hex()}")
+        want = after_hop(plain[i])
+        if raw(o[IP]) != want:
+            die(f"frame {n} (sealed as frame {i}): decrypted packet differs:\n  got  {raw(o[IP]).hex()}\n  want {want.hex()}")
     print(f"esp_pcap: {len(out)} decrypted frames equal the packets scapy sealed (TTL - 1)")
 
 
@@ -223,9 +236,6 @@ def main():
     a = ap.parse_args()
     if getattr(a, "sas", 1) < 1:
         die("--sas must be at least 1")
-    frames = a.count if a.cmd == "esp" else len(rdpcap(a.plain)) if a.cmd.startswith("check") else 0
-    if getattr(a, "sas", 1) > 1 and frames > FLOWS:
-        die(f"--sas with {frames} frames: the tunnels select the first {FLOWS} flows only")
     {"plain": cmd_plain, "esp": cmd_esp, "check-encap": cmd_check_encap, "check-decap": cmd_check_decap}[a.cmd](a)
 
 

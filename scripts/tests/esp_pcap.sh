@@ -42,23 +42,29 @@ gw() {
         harness_die "no AEAD backend line: $(grep 'AEAD' "$W/gw.log")"
 }
 
+# both_ways ALG SIZE: plaintext through encap, opened by scapy; scapy's ESP through
+# decap, compared; for the outer link and tunnels config.sh's ESP_* say.
+both_ways() {
+    local alg=$1 size=$2 sz=(--size 64) outer tunnels what="$1 udp=$ESP_UDP v6=$ESP_V6 tunnels=${ESP_TUNNELS:-1} $2"
+    [[ $size == imix ]] && sz=(--imix)
+    mapfile -t outer < <(esp_pcap_outer)
+    mapfile -t tunnels < <(esp_pcap_tunnels)
+    "$PY" $TOOL plain "$W/plain.pcap" "${sz[@]}" --count 48
+    gw encap "$alg" "$ESP_UDP" "$W/plain.pcap" "$W/esp_out.pcap"
+    "$PY" $TOOL check-encap "$W/plain.pcap" "$W/esp_out.pcap" --alg "$alg" --key "$(esp_key "$alg" 1)" \
+        --spi "$ESP_SPI_OUT" "${outer[@]}" "${tunnels[@]}" >&2 || harness_die "encap $what"
+    "$PY" $TOOL esp "$W/esp_in.pcap" --alg "$alg" --key "$(esp_key "$alg" 0)" --spi "$ESP_SPI_IN" "${outer[@]}" "${tunnels[@]}" "${sz[@]}" --count 48
+    gw decap "$alg" "$ESP_UDP" "$W/esp_in.pcap" "$W/plain_out.pcap"
+    "$PY" $TOOL check-decap "$W/plain.pcap" "$W/plain_out.pcap" "${tunnels[@]}" >&2 || harness_die "decap $what"
+    n=$((n + 2))
+}
+
 n=0
 for ESP_V6 in 0 1; do
 for alg in aes128gcm aes256gcm chacha20poly1305; do
     [[ $ESP_V6 == 1 && $alg != aes128gcm ]] && continue
     for ESP_UDP in 0 1; do
-        mapfile -t flag < <(esp_pcap_outer)
-        for size in 64 imix; do
-            sz=(--size 64) && [[ $size == imix ]] && sz=(--imix)
-            "$PY" $TOOL plain "$W/plain.pcap" "${sz[@]}" --count 48
-            gw encap "$alg" "$ESP_UDP" "$W/plain.pcap" "$W/esp_out.pcap"
-            "$PY" $TOOL check-encap "$W/plain.pcap" "$W/esp_out.pcap" --alg "$alg" --key "$(esp_key "$alg" 1)" \
-                --spi "$ESP_SPI_OUT" "${flag[@]}" >&2 || harness_die "encap $alg udp=$ESP_UDP v6=$ESP_V6 $size"
-            "$PY" $TOOL esp "$W/esp_in.pcap" --alg "$alg" --key "$(esp_key "$alg" 0)" --spi "$ESP_SPI_IN" "${flag[@]}" "${sz[@]}" --count 48
-            gw decap "$alg" "$ESP_UDP" "$W/esp_in.pcap" "$W/plain_out.pcap"
-            "$PY" $TOOL check-decap "$W/plain.pcap" "$W/plain_out.pcap" >&2 || harness_die "decap $alg udp=$ESP_UDP v6=$ESP_V6 $size"
-            n=$((n + 2))
-        done
+        for size in 64 imix; do both_ways "$alg" "$size"; done
     done
 done
 done
@@ -68,17 +74,7 @@ ESP_V6=0 ESP_UDP=0
 # perf/esp/tunnels.sh): each SA its own SPIs, keys and sequence numbers, whatever order
 # the gateway interleaves them in.
 export ESP_TUNNELS=4
-for size in 64 imix; do
-    sz=(--size 64) && [[ $size == imix ]] && sz=(--imix)
-    "$PY" $TOOL plain "$W/plain.pcap" "${sz[@]}" --count 48
-    gw encap aes128gcm 0 "$W/plain.pcap" "$W/esp_out.pcap"
-    "$PY" $TOOL check-encap "$W/plain.pcap" "$W/esp_out.pcap" --alg aes128gcm --key "$(esp_key aes128gcm 1)" \
-        --spi "$ESP_SPI_OUT" $(esp_pcap_tunnels) >&2 || harness_die "encap, $ESP_TUNNELS tunnels, $size"
-    "$PY" $TOOL esp "$W/esp_in.pcap" --alg aes128gcm --key "$(esp_key aes128gcm 0)" --spi "$ESP_SPI_IN" "${sz[@]}" --count 48 $(esp_pcap_tunnels)
-    gw decap aes128gcm 0 "$W/esp_in.pcap" "$W/plain_out.pcap"
-    "$PY" $TOOL check-decap "$W/plain.pcap" "$W/plain_out.pcap" $(esp_pcap_tunnels) >&2 || harness_die "decap, $ESP_TUNNELS tunnels, $size"
-    n=$((n + 2))
-done
+for size in 64 imix; do both_ways aes128gcm "$size"; done
 unset ESP_TUNNELS
 
 # The pktgen pcaps (perf/pktgen/pcaps, made by perf/pktgen/make_pcaps.sh) through the same
