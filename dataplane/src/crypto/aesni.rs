@@ -3,8 +3,8 @@
 //! and GHASH with one PCLMULQDQ reduction per 8 blocks, one call per packet (with
 //! VAES, two blocks per instruction). It was written for ESP's short packets, where
 //! the libraries' per-call set-up dominates, and with VAES it is the fastest here up
-//! to ~2 KB (perf/README.md, "AEAD backends"; with AVX-512, four short packets in
-//! one register's lanes). AES-GCM only; the key schedule is wiped on
+//! to ~2 KB (perf/README.md, "AEAD backends"; four short packets at a time: in one
+//! register's lanes with AVX-512, in two pairs of 256-bit lanes with VAES alone). AES-GCM only; the key schedule is wiped on
 //! drop by the crate, the salt by `Keyed`.
 
 use aesni_gcm::GcmKey;

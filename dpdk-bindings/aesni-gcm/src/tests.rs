@@ -186,8 +186,9 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(1000))]
 
     /// `seal4`/`open4` give each packet exactly what `seal`/`open` give it, on the
-    /// four-lane path (all short, where the CPU has it), as two pairs (`no512`)
-    /// and off both; a flipped tag bit fails only its own packet, and a packet
+    /// four-lane 512-bit path (all short, where the CPU has it), in two pairs of
+    /// 256-bit lanes (`no512`, or a CPU with VAES but not AVX-512), as two
+    /// 128-bit pairs (`narrow`) and off all of them; a flipped tag bit fails only its own packet, and a packet
     /// that fails comes back decrypted but not the others' business.
     #[test]
     fn quads_match_singles(
@@ -257,8 +258,8 @@ fn nothing_is_written_outside_the_data() {
             }
         }
     }
-    // Four packets side by side (quads where the CPU has them, two pairs on
-    // `no512`), 150 bytes apart in one guarded buffer: every length the short
+    // Four packets side by side (512-bit quads where the CPU has them, 256-bit
+    // pairs of pairs on `no512`, 128-bit pairs on `narrow`), 150 bytes apart in one guarded buffer: every length the short
     // paths take and a little past it.
     let mut buf = vec![GUARD; 64 + 64 + 4 * 150];
     fn quads(buf: &mut [u8], offset: usize, len: usize) -> [&mut [u8]; 4] {

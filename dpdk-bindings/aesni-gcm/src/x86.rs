@@ -169,24 +169,24 @@ impl Key {
     }
 
     /// Four packets as [`Key::seal_pair`] takes two (checked by the caller), in
-    /// the four lanes of the 512-bit path; `None`, with nothing touched, where
-    /// the key may not take that path.
+    /// the four lanes of the 512-bit path or as two pairs of 256-bit lanes;
+    /// `None`, with nothing touched, where the key may take neither.
     pub(crate) fn seal_quad(
         &self,
         nonce: [&[u8; NONCE_LEN]; 4],
         aad: [&[u8]; 4],
         data: &mut [&mut [u8]; 4],
     ) -> Option<[[u8; TAG_LEN]; 4]> {
-        if !self.wide512 {
-            return None;
-        }
         let data = data.each_mut().map(|d| &mut **d);
-        // SAFETY: `wide512` is set only where `wide512_available()` held (`Key::new`).
+        // SAFETY: `wide512` and `wide` are set only where `wide512_available()`
+        // and `wide_available()` held (`Key::new`).
         Some(unsafe {
-            if self.aes256 {
-                seal_quad::<14>(self, nonce, aad, data)
-            } else {
-                seal_quad::<10>(self, nonce, aad, data)
+            match (self.wide512, self.wide, self.aes256) {
+                (true, _, true) => seal_quad::<14>(self, nonce, aad, data),
+                (true, _, false) => seal_quad::<10>(self, nonce, aad, data),
+                (false, true, true) => seal_quad_wide::<14>(self, nonce, aad, data),
+                (false, true, false) => seal_quad_wide::<10>(self, nonce, aad, data),
+                (false, false, _) => return None,
             }
         })
     }
@@ -199,16 +199,15 @@ impl Key {
         data: &mut [&mut [u8]; 4],
         tag: [&[u8; TAG_LEN]; 4],
     ) -> Option<[bool; 4]> {
-        if !self.wide512 {
-            return None;
-        }
         let data = data.each_mut().map(|d| &mut **d);
         // SAFETY: as for `seal_quad`.
         Some(unsafe {
-            if self.aes256 {
-                open_quad::<14>(self, nonce, aad, data, tag)
-            } else {
-                open_quad::<10>(self, nonce, aad, data, tag)
+            match (self.wide512, self.wide, self.aes256) {
+                (true, _, true) => open_quad::<14>(self, nonce, aad, data, tag),
+                (true, _, false) => open_quad::<10>(self, nonce, aad, data, tag),
+                (false, true, true) => open_quad_wide::<14>(self, nonce, aad, data, tag),
+                (false, true, false) => open_quad_wide::<10>(self, nonce, aad, data, tag),
+                (false, false, _) => return None,
             }
         })
     }
@@ -1161,7 +1160,7 @@ cpu! {
         [one(k0, aad[0], d0), one(k1, aad[1], d1)]
     }
 
-    /// [`crypt_pair`] or, where the key may ([`Key::wide`]), [`crypt_pair_wide`].
+    /// [`crypt_pair`] or, where the key may ([`Key::wide`]), [`crypt_pairs_wide`].
     #[inline]
     fn crypt_pair_any<const R: usize, const SEAL: bool>(
         k: &Key,
@@ -1171,7 +1170,8 @@ cpu! {
     ) -> [__m128i; 2] {
         if k.wide {
             // SAFETY: `wide` is set only where `wide_available()` held (`Key::new`).
-            unsafe { crypt_pair_wide::<R, SEAL>(k, nonce, aad, data) }
+            let [t] = unsafe { crypt_pairs_wide::<R, SEAL, 1>(k, [nonce], [aad], [data]) };
+            t
         } else {
             crypt_pair::<R, SEAL>(k, nonce, aad, data)
         }
@@ -1179,50 +1179,75 @@ cpu! {
 }
 
 cpu_wide! {
-    /// [`crypt_pair`] in 256-bit registers, packet 0 in the low lanes: block i
-    /// of both packets through the AES rounds in one register (half the AES
-    /// instructions), and both GHASHes side by side.
+    /// [`crypt_pair`] in 256-bit registers for `M` pairs of packets, pair m's
+    /// first packet in the low lanes of its registers: block i of both packets
+    /// of a pair through the AES rounds in one register (half the AES
+    /// instructions), all `M` pairs' registers round by round, and each pair's
+    /// GHASHes side by side. With `M` = 2 (four packets) the AES runs ten
+    /// independent chains, enough to fill the AES units where one pair's five
+    /// wait out each round's latency.
     #[inline]
-    fn crypt_pair_wide<const R: usize, const SEAL: bool>(
+    fn crypt_pairs_wide<const R: usize, const SEAL: bool, const M: usize>(
         k: &Key,
-        nonce: [&[u8; NONCE_LEN]; 2],
-        aad: [&[u8]; 2],
-        data: [&mut [u8]; 2],
-    ) -> [__m128i; 2] {
+        nonce: [[&[u8; NONCE_LEN]; 2]; M],
+        aad: [[&[u8]; 2]; M],
+        data: [[&mut [u8]; 2]; M],
+    ) -> [[__m128i; 2]; M] {
         // Counters byte-reversed (their 32-bit counter in each lane's lowest
         // word): J0 + i in both lanes, then back to memory order.
-        let base = _mm256_set_m128i(rev(j0(nonce[1])), rev(j0(nonce[0])));
-        let mut x: [__m256i; PER] = core::array::from_fn(|i| {
-            let i = i as i32;
-            rev2(_mm256_add_epi32(base, _mm256_set_epi32(0, 0, 0, i, 0, 0, 0, i)))
+        let mut x: [[__m256i; PER]; M] = core::array::from_fn(|m| {
+            let base = _mm256_set_m128i(rev(j0(nonce[m][1])), rev(j0(nonce[m][0])));
+            core::array::from_fn(|i| {
+                let i = i as i32;
+                rev2(_mm256_add_epi32(base, _mm256_set_epi32(0, 0, 0, i, 0, 0, 0, i)))
+            })
         });
         let rk = |r: usize| _mm256_broadcastsi128_si256(k.rk[r]);
-        aes_rounds!(&mut x, rk, R, _mm256_xor_si256, _mm256_aesenc_epi128, _mm256_aesenclast_epi128);
+        aes_rounds!(x.as_flattened_mut(), rk, R, _mm256_xor_si256, _mm256_aesenc_epi128, _mm256_aesenclast_epi128);
         // Each packet's data XOR and its GHASH blocks, aligned at the end: block
         // j of n goes to slot SLOTS − n + j, which takes H^(n−j) whatever n is,
-        // and the empty slots in front add nothing. Then both packets' GHASH in
+        // and the empty slots in front add nothing. Then each pair's GHASH in
         // the two lanes: one 256-bit product per slot, one reduction for both.
         let zero = _mm_setzero_si128();
-        let mut e = [[zero; SLOTS]; 2];
-        let mut ks0 = [zero; 2];
-        for (p, (a, d)) in aad.into_iter().zip(data).enumerate() {
-            let ks: [__m128i; PER] = core::array::from_fn(|i| {
-                if p == 0 {
-                    _mm256_castsi256_si128(x[i])
-                } else {
-                    _mm256_extracti128_si256::<1>(x[i])
-                }
-            });
-            ks0[p] = ks[0];
-            fill_slots!(SEAL, &ks, a, d, &mut e[p], xor_partial);
+        let mut out = [[zero; 2]; M];
+        for (((x, aad), data), out) in x.iter().zip(aad).zip(data).zip(out.iter_mut()) {
+            let mut e = [[zero; SLOTS]; 2];
+            let mut ks0 = [zero; 2];
+            for (p, (a, d)) in aad.into_iter().zip(data).enumerate() {
+                let ks: [__m128i; PER] = core::array::from_fn(|i| {
+                    if p == 0 {
+                        _mm256_castsi256_si128(x[i])
+                    } else {
+                        _mm256_extracti128_si256::<1>(x[i])
+                    }
+                });
+                ks0[p] = ks[0];
+                fill_slots!(SEAL, &ks, a, d, &mut e[p], xor_partial);
+            }
+            let slots = (0..SLOTS).map(|t| _mm256_set_m128i(e[1][t], e[0][t]));
+            let [lo, mid, hi] = karatsuba(slots.zip(k.pair_h.iter()));
+            let s = reduce2(lo, mid, hi);
+            *out = [
+                _mm_xor_si128(rev(_mm256_castsi256_si128(s)), ks0[0]),
+                _mm_xor_si128(rev(_mm256_extracti128_si256::<1>(s)), ks0[1]),
+            ];
         }
-        let slots = (0..SLOTS).map(|t| _mm256_set_m128i(e[1][t], e[0][t]));
-        let [lo, mid, hi] = karatsuba(slots.zip(k.pair_h.iter()));
-        let s = reduce2(lo, mid, hi);
-        [
-            _mm_xor_si128(rev(_mm256_castsi256_si128(s)), ks0[0]),
-            _mm_xor_si128(rev(_mm256_extracti128_si256::<1>(s)), ks0[1]),
-        ]
+        out
+    }
+
+    /// [`crypt_pairs_wide`] for four packets, as two pairs.
+    #[inline]
+    fn crypt_quad_wide<const R: usize, const SEAL: bool>(
+        k: &Key,
+        nonce: [&[u8; NONCE_LEN]; 4],
+        aad: [&[u8]; 4],
+        data: [&mut [u8]; 4],
+    ) -> [__m128i; 4] {
+        let [n0, n1, n2, n3] = nonce;
+        let [a0, a1, a2, a3] = aad;
+        let [d0, d1, d2, d3] = data;
+        let [[t0, t1], [t2, t3]] = crypt_pairs_wide::<R, SEAL, 2>(k, [[n0, n1], [n2, n3]], [[a0, a1], [a2, a3]], [[d0, d1], [d2, d3]]);
+        [t0, t1, t2, t3]
     }
 
     /// [`reduce`] in each 128-bit lane.
@@ -1323,45 +1348,63 @@ cpu_512! {
         let lo = _mm512_xor_si512(_mm512_shuffle_epi32::<0x4e>(lo), t);
         _mm512_xor_si512(hi, lo)
     }
+}
 
-    fn seal_quad<const R: usize>(
-        k: &Key,
-        nonce: [&[u8; NONCE_LEN]; 4],
-        aad: [&[u8]; 4],
-        data: [&mut [u8]; 4],
-    ) -> [[u8; TAG_LEN]; 4] {
-        let t = crypt_quad::<R, true>(k, nonce, aad, data);
-        let mut tags = [[0u8; TAG_LEN]; 4];
+/// The sealing and opening entry points of a four-packet path: `$seal` and
+/// `$open`, compiled for the features `$cpu` names, around `$crypt` (which
+/// only inlines into functions that have all of its features).
+macro_rules! quad_entries {
+    ($cpu:ident, $seal:ident, $open:ident, $crypt:ident) => {
+        $cpu! {
+            fn $seal<const R: usize>(
+                k: &Key,
+                nonce: [&[u8; NONCE_LEN]; 4],
+                aad: [&[u8]; 4],
+                data: [&mut [u8]; 4],
+            ) -> [[u8; TAG_LEN]; 4] {
+                tags($crypt::<R, true>(k, nonce, aad, data))
+            }
+
+            fn $open<const R: usize>(
+                k: &Key,
+                nonce: [&[u8; NONCE_LEN]; 4],
+                aad: [&[u8]; 4],
+                data: [&mut [u8]; 4],
+                tag: [&[u8; TAG_LEN]; 4],
+            ) -> [bool; 4] {
+                verdicts($crypt::<R, false>(k, nonce, aad, data), tag)
+            }
+        }
+    };
+}
+
+quad_entries!(cpu_512, seal_quad, open_quad, crypt_quad);
+quad_entries!(cpu_wide, seal_quad_wide, open_quad_wide, crypt_quad_wide);
+
+cpu! {
+    /// The side-by-side paths' tags, stored.
+    #[inline]
+    fn tags<const N: usize>(t: [__m128i; N]) -> [[u8; TAG_LEN]; N] {
+        let mut tags = [[0u8; TAG_LEN]; N];
         for (tag, t) in tags.iter_mut().zip(t) {
             store(tag, t);
         }
         tags
     }
 
-    fn open_quad<const R: usize>(
-        k: &Key,
-        nonce: [&[u8; NONCE_LEN]; 4],
-        aad: [&[u8]; 4],
-        data: [&mut [u8]; 4],
-        tag: [&[u8; TAG_LEN]; 4],
-    ) -> [bool; 4] {
-        let t = crypt_quad::<R, false>(k, nonce, aad, data);
+    /// Whether each of the side-by-side paths' tags matches the packet's.
+    #[inline]
+    fn verdicts<const N: usize>(t: [__m128i; N], tag: [&[u8; TAG_LEN]; N]) -> [bool; N] {
         core::array::from_fn(|p| tag_matches(t[p], tag[p]))
     }
-}
 
-cpu! {
     fn seal_pair<const R: usize>(
         k: &Key,
         nonce: [&[u8; NONCE_LEN]; 2],
         aad: [&[u8]; 2],
         data: [&mut [u8]; 2],
     ) -> [[u8; TAG_LEN]; 2] {
-        let t = crypt_pair_any::<R, true>(k, nonce, aad, data);
-        let mut tags = [[0u8; TAG_LEN]; 2];
-        store(&mut tags[0], t[0]);
-        store(&mut tags[1], t[1]);
-        tags
+        tags(crypt_pair_any::<R, true>(k, nonce, aad, data))
     }
 
     fn open_pair<const R: usize>(
@@ -1371,8 +1414,7 @@ cpu! {
         data: [&mut [u8]; 2],
         tag: [&[u8; TAG_LEN]; 2],
     ) -> [bool; 2] {
-        let t = crypt_pair_any::<R, false>(k, nonce, aad, data);
-        [tag_matches(t[0], tag[0]), tag_matches(t[1], tag[1])]
+        verdicts(crypt_pair_any::<R, false>(k, nonce, aad, data), tag)
     }
 
     fn seal<const R: usize>(k: &Key, nonce: &[u8; NONCE_LEN], aad: &[u8], data: &mut [u8]) -> [u8; TAG_LEN] {
