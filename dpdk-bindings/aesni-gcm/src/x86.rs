@@ -329,6 +329,28 @@ fn write_le(b: &mut [u8], v: u64) {
     }
 }
 
+/// `$r` AES rounds on every register of `$x`, side by side, with the round keys
+/// `$rk(r)` broadcast to the registers' width and that width's XOR, `vaesenc`
+/// and `vaesenclast` (the side-by-side paths of 2 and 4 packets).
+macro_rules! aes_rounds {
+    ($x:expr, $rk:expr, $r:expr, $xor:ident, $enc:ident, $last:ident) => {{
+        let (x, rk) = ($x, $rk);
+        for v in x.iter_mut() {
+            *v = $xor(*v, rk(0));
+        }
+        for r in 1..$r {
+            let key = rk(r);
+            for v in x.iter_mut() {
+                *v = $enc(*v, key);
+            }
+        }
+        let last = rk($r);
+        for v in x.iter_mut() {
+            *v = $last(*v, last);
+        }
+    }};
+}
+
 /// XOR `$data` (at most `$ks.len()` blocks, the last may be partial) with the
 /// keystream `$ks` in place, handing each ciphertext block (a POLYVAL element) to
 /// `$absorb`; a partial last block goes through `$partial` ([`xor_partial`], or
@@ -717,25 +739,16 @@ cpu! {
             return _mm_xor_si128(rev(s), mask);
         }
         let (whole, tail) = data.split_at_mut(data_len - data_len % (16 * LANES));
-        if k.wide && !whole.is_empty() {
+        // Packets of at most [`PAIR_DATA`] bytes take the 128-bit path below even
+        // on a wide CPU: `tail_wide`'s eight keystream blocks cost them 4-5 ns.
+        if k.wide && data_len > PAIR_DATA {
             // SAFETY: `wide` is set only where `wide_available()` held (`Key::new`).
-            // Chunks of 16 blocks (eight AES chains, where four wait out each
-            // round's latency) from two of them on; below, their second call's
-            // set-up costs more than they save (500 B: 134 / 143 ns open / seal in
-            // 8-block chunks, 141 / 153 with a 16-block one).
-            let split = if whole.len() >= 64 * LANES { whole.len() - whole.len() % (32 * LANES) } else { 0 };
-            let (big, rest) = whole.split_at_mut(split);
-            if !big.is_empty() {
-                s = unsafe { chunks_wide::<R, SEAL, { 2 * PAIRS }>(k, &mut ctr, s, big) };
-            }
-            if !rest.is_empty() {
-                s = unsafe { chunks_wide::<R, SEAL, PAIRS>(k, &mut ctr, s, rest) };
-            }
-        } else {
-            for c in whole.chunks_exact_mut(16 * LANES) {
-                if let Some(c) = c.first_chunk_mut::<{ 16 * LANES }>() {
-                    s = chunk::<R, SEAL>(k, &mut ctr, s, c);
-                }
+            let s = unsafe { rest_wide::<R, SEAL>(k, &mut ctr, s, whole, tail, lengths(aad_len, data_len)) };
+            return _mm_xor_si128(rev(s), mask);
+        }
+        for c in whole.chunks_exact_mut(16 * LANES) {
+            if let Some(c) = c.first_chunk_mut::<{ 16 * LANES }>() {
+                s = chunk::<R, SEAL>(k, &mut ctr, s, c);
             }
         }
         let mut g = ghash_new(&k.h, s, tail.len().div_ceil(16) + 1);
@@ -774,6 +787,31 @@ cpu! {
 }
 
 cpu_wide! {
+    /// [`crypt`]'s data after the AAD on the 256-bit path: `whole` in chunks,
+    /// then `tail` and the length block `len`; returns the GHASH value.
+    fn rest_wide<const R: usize, const SEAL: bool>(
+        k: &Key,
+        ctr: &mut __m128i,
+        mut s: __m128i,
+        whole: &mut [u8],
+        tail: &mut [u8],
+        len: __m128i,
+    ) -> __m128i {
+        // Chunks of 16 blocks (eight AES chains, where four wait out each
+        // round's latency) from two of them on; below, their second call's
+        // set-up costs more than they save (500 B: 134 / 143 ns open / seal in
+        // 8-block chunks, 141 / 153 with a 16-block one).
+        let split = if whole.len() >= 64 * LANES { whole.len() - whole.len() % (32 * LANES) } else { 0 };
+        let (big, rest) = whole.split_at_mut(split);
+        if !big.is_empty() {
+            s = chunks_wide::<R, SEAL, { 2 * PAIRS }>(k, ctr, s, big);
+        }
+        if !rest.is_empty() {
+            s = chunks_wide::<R, SEAL, PAIRS>(k, ctr, s, rest);
+        }
+        tail_wide::<R, SEAL>(k, ctr, s, tail, len)
+    }
+
     /// [`chunk`] over every whole chunk of 2`Q` blocks of `whole` (a multiple of
     /// `32 * Q` bytes; `Q` is 4 or 8), two blocks per instruction: counter pairs
     /// through 256-bit AES
@@ -837,6 +875,67 @@ cpu_wide! {
         s
     }
 
+    /// The rest after [`chunks_wide`]: n ≤ 8 blocks (`tail` is shorter than a
+    /// chunk), the last maybe partial, then the length block `len`, as one GHASH
+    /// group: the keystream of four counter pairs after `ctr` (whatever n),
+    /// and slot t of the n + 1 times H^(n+1−t), read in pairs from `big_h` at
+    /// slot 15 − n + t. The 128-bit path's tail picked each block's power at run
+    /// time and ran its AES four blocks at a time (500 B, whose tail is 7 blocks
+    /// and 4 bytes, sealed 21 ns slower than 512 B).
+    #[inline]
+    fn tail_wide<const R: usize, const SEAL: bool>(
+        k: &Key,
+        ctr: &__m128i,
+        s: __m128i,
+        tail: &mut [u8],
+        len: __m128i,
+    ) -> __m128i {
+        let base = _mm256_add_epi32(_mm256_broadcastsi128_si256(*ctr), _mm256_set_epi32(0, 0, 0, 2, 0, 0, 0, 1));
+        let mut ks: [__m256i; PAIRS] = core::array::from_fn(|j| {
+            let j = 2 * j as i32;
+            rev2(_mm256_add_epi32(base, _mm256_set_epi32(0, 0, 0, j, 0, 0, 0, j)))
+        });
+        let rk = |r: usize| _mm256_broadcastsi128_si256(k.rk[r]);
+        aes_rounds!(&mut ks, rk, R, _mm256_xor_si256, _mm256_aesenc_epi128, _mm256_aesenclast_epi128);
+        let ks: [__m128i; LANES] = core::array::from_fn(|i| {
+            if i % 2 == 0 {
+                _mm256_castsi256_si128(ks[i / 2])
+            } else {
+                _mm256_extracti128_si256::<1>(ks[i / 2])
+            }
+        });
+        // Slots 0 … n: the blocks, then `len`; s added to the first.
+        let zero = _mm_setzero_si128();
+        let mut e = [zero; LANES + 2];
+        let n = tail.len().div_ceil(16);
+        let mut slot = 0;
+        apply!(SEAL, &ks, tail, |x| {
+            if let Some(v) = e.get_mut(slot) {
+                *v = x;
+            }
+            slot += 1;
+        }, xor_partial);
+        if let Some(v) = e.get_mut(n) {
+            *v = len;
+        }
+        e[0] = _mm_xor_si128(e[0], s);
+        let first = BIG - (n + 1);
+        let at = |v: &[__m128i; 2 * BIG], t: usize| match v.get(t..t + 2) {
+            // SAFETY: two consecutive 16-byte vectors are 32 readable bytes.
+            Some(w) => unsafe { _mm256_loadu_si256(w.as_ptr().cast()) },
+            None => _mm256_setzero_si256(),
+        };
+        let pairs = (0..(n + 2) / 2).map(|j| {
+            let t = first + 2 * j;
+            (_mm256_set_m128i(e[2 * j + 1], e[2 * j]), [at(&k.big_h[0], t), at(&k.big_h[1], t)])
+        });
+        let mut acc = [_mm256_setzero_si256(); 3];
+        for (x, h) in pairs {
+            karatsuba_add2(&mut acc, x, &h);
+        }
+        fold_reduce(karatsuba_done(acc))
+    }
+
     /// Both lanes' blocks byte-reversed (GCM block ↔ POLYVAL element).
     #[inline]
     fn rev2(x: __m256i) -> __m256i {
@@ -861,7 +960,12 @@ cpu_wide! {
     #[inline]
     fn ghash_pairs<const Q: usize>(hv: &[[__m256i; 2]; Q], s: __m128i, e: &[__m256i; Q]) -> __m128i {
         let first = _mm256_xor_si256(e[0], _mm256_set_m128i(_mm_setzero_si128(), s));
-        let [lo, mid, hi] = karatsuba(core::iter::once(first).chain(e[1..].iter().copied()).zip(hv.iter()));
+        fold_reduce(karatsuba(core::iter::once(first).chain(e[1..].iter().copied()).zip(hv.iter())))
+    }
+
+    /// The two lanes of Karatsuba sums added, then reduced.
+    #[inline]
+    fn fold_reduce([lo, mid, hi]: [__m256i; 3]) -> __m128i {
         let fold = |v: __m256i| _mm_xor_si128(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
         reduce(fold(lo), fold(mid), fold(hi))
     }
@@ -871,13 +975,25 @@ cpu_wide! {
     /// per pair, the middle term completed (summed first, then − lo − hi).
     #[inline]
     fn karatsuba<'h>(pairs: impl Iterator<Item = (__m256i, &'h [__m256i; 2])>) -> [__m256i; 3] {
-        let zero = _mm256_setzero_si256();
-        let (mut lo, mut mid, mut hi) = (zero, zero, zero);
-        for (x, [h, hx]) in pairs {
-            lo = _mm256_xor_si256(lo, _mm256_clmulepi64_epi128::<0x00>(x, *h));
-            hi = _mm256_xor_si256(hi, _mm256_clmulepi64_epi128::<0x11>(x, *h));
-            mid = _mm256_xor_si256(mid, _mm256_clmulepi64_epi128::<0x00>(halves_xor(x), *hx));
+        let mut acc = [_mm256_setzero_si256(); 3];
+        for (x, h) in pairs {
+            karatsuba_add2(&mut acc, x, h);
         }
+        karatsuba_done(acc)
+    }
+
+    /// One pair of [`karatsuba`]'s sums added to `acc`, the middle term not yet
+    /// completed.
+    #[inline]
+    fn karatsuba_add2(acc: &mut [__m256i; 3], x: __m256i, [h, hx]: &[__m256i; 2]) {
+        acc[0] = _mm256_xor_si256(acc[0], _mm256_clmulepi64_epi128::<0x00>(x, *h));
+        acc[2] = _mm256_xor_si256(acc[2], _mm256_clmulepi64_epi128::<0x11>(x, *h));
+        acc[1] = _mm256_xor_si256(acc[1], _mm256_clmulepi64_epi128::<0x00>(halves_xor(x), *hx));
+    }
+
+    /// [`karatsuba_add2`]'s sums with the middle term completed (− lo − hi).
+    #[inline]
+    fn karatsuba_done([lo, mid, hi]: [__m256i; 3]) -> [__m256i; 3] {
         [lo, _mm256_xor_si256(mid, _mm256_xor_si256(lo, hi)), hi]
     }
 }
@@ -1074,28 +1190,6 @@ cpu_512! {
         };
         reduce(fold(lo), fold(mid), fold(hi))
     }
-}
-
-/// `$r` AES rounds on every register of `$x`, side by side, with the round keys
-/// `$rk(r)` broadcast to the registers' width and that width's XOR, `vaesenc`
-/// and `vaesenclast` (the side-by-side paths of 2 and 4 packets).
-macro_rules! aes_rounds {
-    ($x:expr, $rk:expr, $r:expr, $xor:ident, $enc:ident, $last:ident) => {{
-        let (x, rk) = ($x, $rk);
-        for v in x.iter_mut() {
-            *v = $xor(*v, rk(0));
-        }
-        for r in 1..$r {
-            let key = rk(r);
-            for v in x.iter_mut() {
-                *v = $enc(*v, key);
-            }
-        }
-        let last = rk($r);
-        for v in x.iter_mut() {
-            *v = $last(*v, last);
-        }
-    }};
 }
 
 /// One packet of the side-by-side paths: XOR its data with the keystream `$ks`
