@@ -72,20 +72,22 @@ fn packet() -> impl Strategy<Value = ([u8; 12], Vec<u8>, Vec<u8>)> {
     )
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(600))]
-
-    /// Bursts of up to 40 packets (more than one group, and lanes of one pass
-    /// shared by several packets) give ring's ciphertext and tag for each packet;
-    /// they open, and a flipped bit in one packet's tag, AAD or data fails that
-    /// packet only.
-    #[test]
-    fn agrees_with_ring(
+/// Bursts of up to 40 packets (more than one group, and lanes of one pass
+/// shared by several packets) give ring's ciphertext and tag for each packet;
+/// they open, and a flipped bit in one packet's tag, AAD or data fails that
+/// packet only. Skipped, as the RFC vector is, on a CPU without AVX-512 (as a
+/// `prop_assume!` it rejected every case there and proptest failed the test).
+#[test]
+fn agrees_with_ring() {
+    if !available() {
+        eprintln!("skipped: no AVX-512 F/BW/IFMA on this CPU");
+        return;
+    }
+    proptest!(ProptestConfig::with_cases(600), |(
         key in any::<[u8; 32]>(),
         burst in proptest::collection::vec(packet(), 1..40),
         flip in any::<(usize, u8, u16, u8)>(),
-    ) {
-        prop_assume!(available());
+    )| {
         let k = ChaChaKey::new(&key).expect("key");
         let nonces: Vec<[u8; 12]> = burst.iter().map(|p| p.0).collect();
         let mut aads: Vec<Vec<u8>> = burst.iter().map(|p| p.1.clone()).collect();
@@ -123,5 +125,5 @@ proptest! {
                 prop_assert_eq!(&*data[i], &plain[i][..]);
             }
         }
-    }
+    });
 }
