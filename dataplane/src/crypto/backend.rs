@@ -97,8 +97,11 @@ impl Backend {
     ///   [`AESNI_WIDE_BELOW_256`] bytes: AES-128 at 512 B 113 / 100 ns (seal / open)
     ///   against ipsec-mb's 143 / 147, at 1392 B 269 / 232 against ring's 268 / 265;
     ///   from ~2 KB ring's seal is the faster (2048 B: 338 vs 364 ns). AES-256's 14
-    ///   rounds move the crossing of seal + open down to ≈ 1300 B (1200 B: 513 vs
-    ///   531 ns, 1392 B: 599 vs 583).
+    ///   rounds moved the crossing of seal + open down to ≈ 1300 B (1200 B: 513 vs
+    ///   531 ns, 1392 B: 599 vs 583); since the 16-block chunks and the wide tail
+    ///   (sixteenth session) it is ≈ 2 KB again (`aead_table --slice 0.05`, best
+    ///   of 3-4 pinned runs, seal + open: 1392 B 564-704 vs 742-758 ns, 2048 B
+    ///   744-817 vs 781-800).
     /// * ChaCha20-Poly1305: intel-ipsec-mb where it takes its AVX-512 path (Xeon with
     ///   AVX-512: `aead_table` seal/32 + open/32 at 64 B 153 + 162 ns against ring's
     ///   207 + 223, 512 B 326 + 337 vs 452 + 447, 1392 B 535 + 543 vs 946 + 895);
@@ -166,8 +169,9 @@ impl Backend {
 /// (`aead_table`, Zen 3 EPYC).
 pub const AESNI_WIDE_BELOW_128: usize = 2048;
 
-/// [`AESNI_WIDE_BELOW_128`] for AES-256-GCM: the crossing is at ≈ 1300 B.
-pub const AESNI_WIDE_BELOW_256: usize = 1280;
+/// [`AESNI_WIDE_BELOW_128`] for AES-256-GCM: the crossing is at ≈ 2 KB too (it
+/// was ≈ 1300 B before the 256-bit loop's 16-block chunks and wide tail).
+pub const AESNI_WIDE_BELOW_256: usize = 2048;
 
 /// Below this many bytes of AES-128-GCM plaintext `Backend::Auto` uses `aesni` with
 /// its 512-bit main loop rather than intel-ipsec-mb on its AVX-512 path, which is
