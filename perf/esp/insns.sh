@@ -12,6 +12,8 @@
 #   env: BURSTS=100 (bursts of 32 frames), ALG=aes128gcm, TOP=15 (functions listed),
 #        ESP_UDP=1 / ESP_V6=1 (the tunnel's outer header, as in perf/esp/config.sh; read by
 #        worker_insns, so a binary older than them measures raw ESP over IPv4 whatever they say),
+#        ESP_TUNNELS=N (N tunnels taking the 64 flows in turn, as in config.sh; likewise
+#        ignored by a binary older than it, which measures one tunnel),
 #        KEEP=DIR (keep the callgrind.out files, for callgrind_annotate --auto=yes),
 #        INSNS_LOCK=/tmp/ipsecgw-perf.lock (taken around each valgrind run so it never
 #        runs during a timing run; "none" to skip: do not wrap this script in flock on

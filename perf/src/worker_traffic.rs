@@ -113,6 +113,35 @@ impl fmt::Display for Outer {
     }
 }
 
+/// How the 64 flows map to SAs: perf/run.sh's one tunnel for 10.1.0.0/16 <->
+/// 10.2.0.0/16 (the default), or config.sh's `ESP_TUNNELS=N`: N tunnels, flow j
+/// (to 10.2.0.(2 + j)) tunnel j % N's by a /32 selector, tunnel k with SPIs
+/// `SPI_IN/OUT + 0x100 k` and keys whose second byte is 1 + k.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tunnels(pub Option<usize>);
+
+impl Tunnels {
+    /// From perf/esp/config.sh's `ESP_TUNNELS` (unset or empty: the one tunnel).
+    pub fn from_env() -> Result<Tunnels, String> {
+        match std::env::var("ESP_TUNNELS") {
+            Ok(v) if !v.is_empty() => match v.parse() {
+                Ok(n) if (1..=FLOWS).contains(&n) => Ok(Tunnels(Some(n))),
+                _ => Err(format!("ESP_TUNNELS={v}: 1 to {FLOWS}")),
+            },
+            _ => Ok(Tunnels(None)),
+        }
+    }
+}
+
+impl fmt::Display for Tunnels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            None => f.write_str("one tunnel"),
+            Some(n) => write!(f, "{n} tunnels taking the flows in turn"),
+        }
+    }
+}
+
 /// Algorithm by perf/run.sh's name (the names of [`ALGS`]).
 pub fn algorithm(name: &str) -> Result<Algorithm, String> {
     ALGS.iter()
@@ -121,10 +150,15 @@ pub fn algorithm(name: &str) -> Result<Algorithm, String> {
         .ok_or_else(|| format!("algorithm {name:?}: use aes128gcm, aes256gcm or chacha20poly1305"))
 }
 
-/// config.sh's `esp_key ALG N`: key || salt, first byte 0x40 + N (0: the
-/// gateway's inbound key, 1: its outbound key), then 1, 2, 3...
-fn esp_key(alg: Algorithm, n: u8) -> Zeroizing<Vec<u8>> {
-    Zeroizing::new((0..alg.keymat_len()).map(|i| if i == 0 { 0x40 + n } else { i as u8 }).collect())
+/// config.sh's `esp_key ALG N K`: key || salt, first byte 0x40 + N (0: the
+/// gateway's inbound key, 1: its outbound key), second 1 + K (tunnel K), then 2, 3...
+fn esp_key(alg: Algorithm, n: u8, k: usize) -> Zeroizing<Vec<u8>> {
+    let byte = |i: usize| match i {
+        0 => 0x40 + n,
+        1 => (1 + k) as u8,
+        _ => i as u8,
+    };
+    Zeroizing::new((0..alg.keymat_len()).map(byte).collect())
 }
 
 fn prefix(a: [u8; 4], len: u8) -> IpPrefix {
@@ -181,33 +215,29 @@ impl fmt::Debug for Site {
 
 impl Site {
     /// The gateway `ipsecgw run` is in perf/run.sh for `dir` (config.sh's `esp_config`).
-    pub fn gateway(dir: Dir, alg: Algorithm, outer: Outer, replay_window: u32) -> Site {
-        Site::new(true, dir, alg, outer, replay_window)
+    pub fn gateway(dir: Dir, alg: Algorithm, outer: Outer, tunnels: Tunnels, replay_window: u32) -> Site {
+        Site::new(true, dir, alg, outer, tunnels, replay_window)
     }
 
     /// The other end of the gateway's tunnel for `dir`: for decap it
     /// encapsulates the plaintext frames (inside port 0, ESP out on port 1),
     /// for encap it decapsulates the gateway's output (outside port 1,
     /// plaintext out on port 0 via 10.9.0.254).
-    pub fn peer(dir: Dir, alg: Algorithm, outer: Outer) -> Site {
-        Site::new(false, dir, alg, outer, 0)
+    pub fn peer(dir: Dir, alg: Algorithm, outer: Outer, tunnels: Tunnels) -> Site {
+        Site::new(false, dir, alg, outer, tunnels, 0)
     }
 
     /// The gateway (`gw`) or its peer. The end that seals (the gateway for
     /// encap, the peer for decap) has the plaintext hosts 10.1.0.0/24 on its
     /// inside port; the end that opens sends 10.2.0.0/16 via 10.9.0.254.
-    fn new(gw: bool, dir: Dir, alg: Algorithm, outer: Outer, replay_window: u32) -> Site {
+    fn new(gw: bool, dir: Dir, alg: Algorithm, outer: Outer, tunnels: Tunnels, replay_window: u32) -> Site {
         let seals = gw == (dir == Dir::Encap);
         // config.sh: the receiving port is 0 on the gateway; the peer keeps ESP on port 1.
         let outside_port = if gw && dir == Dir::Decap { 0 } else { 1 };
         let (gw_ip, peer_ip) = outer.addresses();
         let (own, own_mac, other, other_mac) =
             if gw { (gw_ip, GW_MAC, peer_ip, PEER_MAC) } else { (peer_ip, PEER_MAC, gw_ip, GW_MAC) };
-        let (inside_addr, local_ts, remote_ts) = if seals {
-            (Ipv4Addr::new(10, 1, 0, 1), [10, 1, 0, 0], [10, 2, 0, 0])
-        } else {
-            (Ipv4Addr::new(10, 9, 0, 1), [10, 2, 0, 0], [10, 1, 0, 0])
-        };
+        let inside_addr = if seals { Ipv4Addr::new(10, 1, 0, 1) } else { Ipv4Addr::new(10, 9, 0, 1) };
         // The inside port takes esp_pcap.py's plaintext frames (sent to the gateway's MAC) as they are.
         let inside = Interface::new(GW_MAC).with_address(IpAddr::V4(inside_addr), 24);
         let outside = Interface::new(own_mac).with_address(own, if own.is_ipv6() { 64 } else { 24 });
@@ -223,10 +253,11 @@ impl Site {
             .filter_map(|&(ip, mac)| routes.lookup(ip).map(|hop| (hop.port, ip, mac)))
             .collect();
         let config = WorkerConfig { interfaces, routes, static_neighbors };
-        let mut ctl = TunnelControl::new(64);
-        let t = tunnel(gw, alg, outer, replay_window, local_ts, remote_ts);
-        install_static(&mut ctl, &[t], Backend::Auto).unwrap_or_else(|e| panic!("install: {e}"));
-        let stats = Stats::new(1, 2, 64);
+        // Room for an inbound and an outbound SA per tunnel, at most one per flow.
+        let mut ctl = TunnelControl::new(2 * FLOWS as u32);
+        let all = static_tunnels(gw, seals, alg, outer, tunnels, replay_window);
+        install_static(&mut ctl, &all, Backend::Auto).unwrap_or_else(|e| panic!("install: {e}"));
+        let stats = Stats::new(1, 2, 2 * FLOWS);
         let core = stats.core(0).unwrap_or_else(|| panic!("no counters for worker 0"));
         Site { worker: Worker::new(&config, ctl.reader(), core), stats, _ctl: ctl }
     }
@@ -246,24 +277,37 @@ impl Site {
     }
 }
 
-/// The tunnel of config.sh from the gateway's side (`gw`) or the peer's.
-fn tunnel(gw: bool, alg: Algorithm, outer: Outer, replay_window: u32, local_ts: [u8; 4], remote_ts: [u8; 4]) -> StaticTunnel {
+/// The tunnels of config.sh from the gateway's side (`gw`) or the peer's; the
+/// end that `seals` has the plaintext hosts 10.1.0.0/16 on its side.
+fn static_tunnels(gw: bool, seals: bool, alg: Algorithm, outer: Outer, tunnels: Tunnels, replay_window: u32) -> Vec<StaticTunnel> {
     let (gw_ip, peer_ip) = outer.addresses();
-    StaticTunnel {
-        name: "bench".into(),
-        algorithm: alg,
-        local: if gw { gw_ip } else { peer_ip },
-        remote: if gw { peer_ip } else { gw_ip },
-        udp: outer.udp,
-        spi_in: Spi(if gw { SPI_IN } else { SPI_OUT }),
-        spi_out: Spi(if gw { SPI_OUT } else { SPI_IN }),
-        key_in: esp_key(alg, if gw { 0 } else { 1 }),
-        key_out: esp_key(alg, if gw { 1 } else { 0 }),
-        local_ts: vec![TsSpec::prefix(prefix(local_ts, 16))],
-        remote_ts: vec![TsSpec::prefix(prefix(remote_ts, 16))],
-        esn: false,
-        replay_window,
-    }
+    let hosts = vec![TsSpec::prefix(prefix([10, 1, 0, 0], 16))];
+    // Tunnel k's side of the 10.2.0.0/16 end: all of it, or its flows' /32s.
+    let servers = |k: usize| match tunnels.0 {
+        None => vec![TsSpec::prefix(prefix([10, 2, 0, 0], 16))],
+        Some(n) => (k..FLOWS).step_by(n).map(|j| TsSpec::prefix(prefix([10, 2, 0, (2 + j) as u8], 32))).collect(),
+    };
+    (0..tunnels.0.unwrap_or(1))
+        .map(|k| {
+            let shift = 0x100 * k as u32;
+            let (own, other) = if seals { (hosts.clone(), servers(k)) } else { (servers(k), hosts.clone()) };
+            StaticTunnel {
+                name: if tunnels.0.is_some() { format!("bench{k}") } else { "bench".into() },
+                algorithm: alg,
+                local: if gw { gw_ip } else { peer_ip },
+                remote: if gw { peer_ip } else { gw_ip },
+                udp: outer.udp,
+                spi_in: Spi(shift + if gw { SPI_IN } else { SPI_OUT }),
+                spi_out: Spi(shift + if gw { SPI_OUT } else { SPI_IN }),
+                key_in: esp_key(alg, if gw { 0 } else { 1 }, k),
+                key_out: esp_key(alg, if gw { 1 } else { 0 }, k),
+                local_ts: own,
+                remote_ts: other,
+                esn: false,
+                replay_window,
+            }
+        })
+        .collect()
 }
 
 /// An empty heap packet with the gateway's usual room.
@@ -282,6 +326,8 @@ pub struct Traffic {
     pub alg: Algorithm,
     /// The tunnel's outer header.
     pub outer: Outer,
+    /// Which SAs the flows take.
+    pub tunnels: Tunnels,
     /// The worker under test.
     pub gateway: Site,
     /// What it receives, one frame per flow.
@@ -298,12 +344,12 @@ impl Traffic {
     /// `size`: the plaintext frame size (as perf/run.sh's SIZE). The gateway's
     /// replay window is 0, as in perf/run.sh, so the same ESP frames can be
     /// received again and again.
-    pub fn new(dir: Dir, alg: Algorithm, outer: Outer, size: usize) -> Result<Traffic, String> {
+    pub fn new(dir: Dir, alg: Algorithm, outer: Outer, tunnels: Tunnels, size: usize) -> Result<Traffic, String> {
         let plain = plain_frames(size, FLOWS);
         let input = match dir {
             Dir::Encap => plain.clone(),
             Dir::Decap => {
-                let mut peer = Site::peer(dir, alg, outer);
+                let mut peer = Site::peer(dir, alg, outer, tunnels);
                 let esp = peer.pass(0, &plain);
                 if esp.len() != plain.len() || esp.iter().any(|(port, _)| *port != 1) || !peer.drops().is_empty() {
                     return Err(format!(
@@ -317,7 +363,8 @@ impl Traffic {
             }
         };
         // config.sh puts the receiving side on port 0 in both directions.
-        Ok(Traffic { dir, alg, outer, gateway: Site::gateway(dir, alg, outer, 0), input, plain, rx_port: 0, tx_port: 1 })
+        let gateway = Site::gateway(dir, alg, outer, tunnels, 0);
+        Ok(Traffic { dir, alg, outer, tunnels, gateway, input, plain, rx_port: 0, tx_port: 1 })
     }
 
     /// `n` bursts of fresh copies of the input, flow after flow, made before
@@ -355,13 +402,16 @@ impl Traffic {
         if let Some(i) = sent.iter().position(|(_, p)| p.data().get(..14) != Some(&link[..])) {
             return Err(format!("frame {i}: Ethernet header {:02x?}, want {link:02x?}", &sent[i].1.data()[..14.min(sent[i].1.len())]));
         }
-        // Flow index of output frame i is i % FLOWS (one SA: the order is kept).
+        // Input frame i is flow i % FLOWS. Output frames are matched to flows by
+        // their IPv4 ID (plain_frames' flow index): with several SAs the worker
+        // sends a burst's frames grouped by SA, so the order changes within a
+        // burst, and each checked burst must hold the same flows as it went in.
         let spots: Vec<usize> = (0..BURST).chain(want.saturating_sub(BURST)..want).collect();
         let frames: Vec<Vec<u8>> = spots.iter().map(|&i| sent[i].1.data().to_vec()).collect();
         let opened = match self.dir {
             Dir::Decap => frames,
             Dir::Encap => {
-                let mut peer = Site::peer(self.dir, self.alg, self.outer);
+                let mut peer = Site::peer(self.dir, self.alg, self.outer, self.tunnels);
                 let out = peer.pass(1, &frames);
                 if out.len() != frames.len() {
                     return Err(format!("the peer opened {} of {} ESP frames (drops: {:?})", out.len(), frames.len(), peer.drops()));
@@ -369,8 +419,21 @@ impl Traffic {
                 out.into_iter().map(|(_, p)| p.data().to_vec()).collect()
             }
         };
+        let flow_of = |f: &[u8]| f.get(18..20).map(|id| usize::from(u16::from_be_bytes([id[0], id[1]])));
+        for (went_in, came_out) in spots.chunks(BURST).zip(opened.chunks(BURST)) {
+            let mut want: Vec<usize> = went_in.iter().map(|i| i % FLOWS).collect();
+            let mut got: Vec<Option<usize>> = came_out.iter().map(|f| flow_of(f)).collect();
+            want.sort_unstable();
+            got.sort_unstable();
+            if got.iter().copied().ne(want.iter().map(|&f| Some(f))) {
+                return Err(format!("the burst of input frames {went_in:?} came out as flows {got:?}"));
+            }
+        }
         for (&i, got) in spots.iter().zip(&opened) {
-            let plain = &self.plain[i % FLOWS];
+            let flow = flow_of(got).unwrap_or(usize::MAX);
+            let Some(plain) = self.plain.get(flow) else {
+                return Err(format!("output frame {i}: IPv4 ID {flow} is no flow's"));
+            };
             let masked = |f: &[u8]| -> Vec<u8> {
                 let mut m = f.get(14..).unwrap_or_default().to_vec();
                 if m.len() >= 12 {
@@ -383,8 +446,7 @@ impl Traffic {
             let ttl_ok = got.get(22) == Some(&62);
             if masked(got) != masked(plain) || !ttl_ok {
                 return Err(format!(
-                    "output frame {i} (flow {}) differs from its plaintext:\n  got  {:02x?}\n  want {:02x?} (TTL 62)",
-                    i % FLOWS,
+                    "output frame {i} (flow {flow}) differs from its plaintext:\n  got  {:02x?}\n  want {:02x?} (TTL 62)",
                     got.get(14..).unwrap_or_default(),
                     &plain[14..]
                 ));

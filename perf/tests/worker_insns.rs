@@ -9,10 +9,14 @@ use std::process::Command;
 use dataplane::crypto::Algorithm;
 use dataplane::packet::{HeapPacket, Packet};
 use dataplane::worker::RecordingIo;
-use perf::worker_traffic::{heap, measured_bursts, Dir, Outer, Traffic, BURST};
+use perf::worker_traffic::{heap, measured_bursts, Dir, Outer, Traffic, Tunnels, BURST};
 
 fn run(dir: Dir, outer: Outer, size: usize, bursts: usize) -> (Traffic, Vec<(usize, HeapPacket)>) {
-    let mut t = Traffic::new(dir, Algorithm::Aes128Gcm, outer, size).expect("traffic");
+    run_tunnels(dir, outer, Tunnels::default(), size, bursts)
+}
+
+fn run_tunnels(dir: Dir, outer: Outer, tunnels: Tunnels, size: usize, bursts: usize) -> (Traffic, Vec<(usize, HeapPacket)>) {
+    let mut t = Traffic::new(dir, Algorithm::Aes128Gcm, outer, tunnels, size).expect("traffic");
     let mut input = t.bursts(bursts);
     let mut io = RecordingIo::new(heap);
     measured_bursts(&mut t.gateway.worker, t.rx_port, &mut input, &mut io);
@@ -51,6 +55,24 @@ fn every_outer_header_comes_out_whole() {
 }
 
 #[test]
+fn many_tunnels_take_the_flows_in_turn_and_come_out_whole() {
+    for dir in [Dir::Encap, Dir::Decap] {
+        for n in [1, 4, 64] {
+            let tunnels = Tunnels(Some(n));
+            let (t, sent) = run_tunnels(dir, Outer::default(), tunnels, 64, 3);
+            t.check(&sent, 3).unwrap_or_else(|e| panic!("{dir} {tunnels}: {e}"));
+            if dir == Dir::Encap {
+                // Raw ESP over IPv4: the SPI right after the 20-byte outer header.
+                let mut spis: Vec<&[u8]> = sent.iter().map(|(_, p)| &p.data()[34..38]).collect();
+                spis.sort_unstable();
+                spis.dedup();
+                assert_eq!(spis.len(), n, "{tunnels}: ESP left on {} SAs", spis.len());
+            }
+        }
+    }
+}
+
+#[test]
 fn the_check_notices_missing_misrouted_and_corrupted_frames() {
     for dir in [Dir::Encap, Dir::Decap] {
         let (t, mut sent) = run(dir, Outer::default(), 128, 2);
@@ -64,6 +86,11 @@ fn the_check_notices_missing_misrouted_and_corrupted_frames() {
         let n = sent[last].1.len();
         sent[last].1.data_mut()[n - 1] ^= 1;
         assert!(t.check(&sent, 2).is_err(), "{dir}: a flipped byte");
+        sent[last].1.data_mut()[n - 1] ^= 1;
+        t.check(&sent, 2).expect("restored");
+        // A whole frame of the first burst, but another flow's: the flows a burst carries changed.
+        sent[3].1 = HeapPacket::from_slice(sent[4].1.data());
+        assert!(t.check(&sent, 2).is_err(), "{dir}: a flow twice, another missing");
     }
 }
 

@@ -6,7 +6,8 @@
 //!   cargo build --release -p perf --bin worker_insns
 //!   worker_insns DIR SIZE [BURSTS=100] [ALG=aes128gcm]
 //!       DIR encap|decap, SIZE the plaintext frame size in bytes (64, 512, 1400...)
-//!   env ESP_UDP=1: ESP in UDP 4500; ESP_V6=1: an IPv6 outer header (perf/esp/config.sh's switches)
+//!   env ESP_UDP=1: ESP in UDP 4500; ESP_V6=1: an IPv6 outer header; ESP_TUNNELS=N: N tunnels
+//!       taking the 64 flows in turn (perf/esp/config.sh's switches)
 //!
 //! Every burst is a fresh copy of the same frames (perf/run.sh's 64 flows), so
 //! each burst does the same work. At the end the output is checked (count,
@@ -16,7 +17,7 @@
 
 use dataplane::crypto::{ipsec_mb_arch, prepare_thread, Backend};
 use dataplane::worker::RecordingIo;
-use perf::worker_traffic::{algorithm, heap, measured_bursts, Dir, Outer, Traffic, BURST};
+use perf::worker_traffic::{algorithm, heap, measured_bursts, Dir, Outer, Traffic, Tunnels, BURST};
 
 fn usage(msg: &str) -> ! {
     eprintln!("worker_insns: {msg}");
@@ -37,7 +38,8 @@ fn main() {
 
     prepare_thread();
     let outer = Outer::from_env();
-    let mut t = Traffic::new(dir, alg, outer, size).unwrap_or_else(|e| {
+    let tunnels = Tunnels::from_env().unwrap_or_else(|e| usage(&e));
+    let mut t = Traffic::new(dir, alg, outer, tunnels, size).unwrap_or_else(|e| {
         eprintln!("worker_insns: FAIL: {e}");
         std::process::exit(1)
     });
@@ -51,7 +53,7 @@ fn main() {
         std::process::exit(1);
     }
     println!(
-        "worker_insns: {dir} {alg_name} {size} B, {outer}: {bursts} bursts x {BURST} frames, {} out, checked; AEAD {} (ipsec-mb arch {:?})",
+        "worker_insns: {dir} {alg_name} {size} B, {outer}, {tunnels}: {bursts} bursts x {BURST} frames, {} out, checked; AEAD {} (ipsec-mb arch {:?})",
         io.sent.len(),
         choice.name(),
         ipsec_mb_arch()
