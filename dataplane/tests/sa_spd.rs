@@ -1,11 +1,12 @@
 //! SPD: random policy sets, the compiled lookup (linear, tuple space, auto)
 //! must return the first policy, in order, whose selector matches — the
-//! reference being a plain scan with `Selector::matches` (RFC 4301 §4.4.1).
+//! reference being a plain scan with `Selector::matches` (RFC 4301 §4.4.1);
+//! a `SelectorSet` of the same selectors must say whether any matches.
 #![forbid(unsafe_code)]
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use dataplane::spd::{Flow, FlowV4, FlowV6, IpPrefix, PortRange, Selector, Spd, Strategy};
+use dataplane::spd::{Flow, FlowV4, FlowV6, IpPrefix, PortRange, Selector, SelectorSet, Spd, Strategy};
 
 /// xorshift64*: deterministic, no dependency.
 struct Rng(u64);
@@ -106,6 +107,7 @@ fn compiled_lookup_equals_first_match_scan() {
                     )
                 })
                 .collect();
+        let set = SelectorSet::new(&sels);
         for _ in 0..200 {
             let v6 = r.below(3) == 0;
             let f = flow(&mut r, v6);
@@ -115,8 +117,33 @@ fn compiled_lookup_equals_first_match_scan() {
                 assert_eq!(spd.position(&f), want, "round {round} {strategy:?} {f:?}");
                 assert_eq!(spd.lookup(&f).copied(), want);
             }
+            assert_eq!(set.matches(&f), want.is_some(), "round {round} set {f:?}");
+            if let Flow::V4(f4) = f {
+                assert_eq!(set.matches_v4(&f4), want.is_some(), "round {round} set {f:?}");
+            }
         }
     }
     // The generator must actually exercise matches, not only misses.
     assert!(hits > 10_000, "{hits} hits");
+}
+
+/// An inbound SA's selectors are not validated as an SPD's are: a set with
+/// selectors of mixed families (which match nothing) among many others still
+/// answers as the scan does.
+#[test]
+fn selector_set_skips_mixed_families() {
+    let mut r = Rng(0x5eed_1234_abcd_0002);
+    let v4 = IpPrefix::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 0)), 8).expect("prefix");
+    let v6 = IpPrefix::new(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0)), 32).expect("prefix");
+    for n in [0usize, 1, 30] {
+        let mut sels: Vec<Selector> = (0..n).map(|i| selector(&mut r, i % 2 == 0)).collect();
+        sels.push(Selector::subnets(v4, v6));
+        sels.insert(0, Selector::subnets(v6, v4));
+        let set = SelectorSet::new(&sels);
+        for _ in 0..500 {
+            let v6 = r.below(2) == 0;
+            let f = flow(&mut r, v6);
+            assert_eq!(set.matches(&f), sels.iter().any(|s| s.matches(&f)), "{n} {f:?}");
+        }
+    }
 }
