@@ -16,7 +16,7 @@
 //! ```
 
 mod control;
-mod id;
+pub(crate) mod id;
 mod publication;
 mod rekey;
 mod spi_map;
