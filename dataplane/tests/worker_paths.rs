@@ -413,6 +413,38 @@ fn a_burst_is_sealed_in_one_run_per_sa_whatever_policy_selected_its_packets() {
     assert_eq!(gw2.stats.sa(gw2.ctl.current().inbound(Spi(0x2002)).map(|s| s.id()).expect("inbound")).packets, 4);
 }
 
+/// A burst over three SAs, two to one peer and one to a peer behind another next
+/// hop: each run's ESP goes to its own peer's next hop (the second run reuses the
+/// first one's lookups, the third makes its own), the unresolved one waits on ARP.
+#[test]
+fn runs_of_sas_to_different_peers_each_go_to_their_next_hop() {
+    let a = tunnel(true, false, "10.1.0.0/24", "10.2.0.0/24", 64);
+    let mut b = tunnel(true, false, "10.1.0.0/24", "10.3.0.0/24", 64);
+    (b.name, b.spi_in, b.spi_out) = ("to-gw2-b".into(), Spi(0x3003), Spi(0x4004));
+    // 203.0.113.9 is reached via 198.51.100.254, which has no neighbour entry.
+    let mut c = tunnel_over(true, (IpAddr::V4(ip4("198.51.100.1")), IpAddr::V4(ip4("203.0.113.9"))), false, "10.1.0.0/24", "10.4.0.0/24", 64);
+    (c.name, c.spi_in, c.spi_out) = ("to-far".into(), Spi(0x5005), Spi(0x6006));
+    let mut gw1 = gateway_of(true, vec![a, b, c], false);
+    let dsts = ["10.2.0.2", "10.3.0.2", "10.4.0.2", "10.2.0.3", "10.3.0.3", "10.4.0.3"];
+    let frames: Vec<_> =
+        dsts.iter().enumerate().map(|(i, d)| eth(GW1_IN, HOST1, 0x0800, &udp("10.1.0.2", d, 4000, 5000, &[i as u8; 64]))).collect();
+    let io1 = run(&mut gw1, IN, &frames);
+    let ethertype = |f: &[u8]| u16::from_be_bytes([f[12], f[13]]);
+    // (destination MAC, SPI) of each ESP frame sent.
+    let esp: Vec<([u8; 6], u32)> = io1
+        .sent
+        .iter()
+        .map(|(_, f)| f.data())
+        .filter(|f| ethertype(f) == 0x0800)
+        .map(|f| (f[0..6].try_into().expect("MAC"), u32::from_be_bytes([f[34], f[35], f[36], f[37]])))
+        .collect();
+    assert_eq!(esp, [(GW2_OUT.0, 0x2002), (GW2_OUT.0, 0x2002), (GW2_OUT.0, 0x4004), (GW2_OUT.0, 0x4004)]);
+    // The far peer's packet waits for 198.51.100.254, asked for once.
+    let asks: Vec<&[u8]> = io1.sent.iter().map(|(_, f)| f.data()).filter(|f| ethertype(f) == 0x0806).collect();
+    assert_eq!(asks.len(), 1, "{asks:02x?}");
+    assert_eq!(asks[0][38..42], ip4("198.51.100.254").octets());
+}
+
 /// ESP over IPv6, raw and in UDP 4500: what the worker reads at fixed offsets
 /// (no extension headers) and what takes the general parse (a Destination
 /// Options header in front of the ESP) both decapsulate; IKE over UDP 4500 is

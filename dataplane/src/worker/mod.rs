@@ -651,13 +651,26 @@ fn flush_encap<P: Packet, I: WorkerIo<P>>(
 ) {
     let mut results = [Ok(()); BURST];
     let stats: &CoreStats = out.stats;
+    // The last run's peer: the next run's SA often goes to the same one (the
+    // child SAs of one peer, a tunnel per pair of subnets), which then needs
+    // no route or neighbour lookup of its own.
+    let mut last: Option<PeerMemo> = None;
     b.for_each_run(groups, stats, |b, s, e, sa| {
-        // One route lookup per SA and burst: every packet goes to the same peer.
-        let Some(hop) = out.routes.lookup(sa.sa.config().dst) else {
-            b.drop_run(s, e, out.stats, DropReason::NoRoute, Some(sa.id()));
-            return;
+        let dst = sa.sa.config().dst;
+        let peer = match last {
+            Some(p) if p.dst == dst => p,
+            _ => {
+                // One route lookup per peer and burst: every packet goes to it.
+                let Some(hop) = out.routes.lookup(dst) else {
+                    b.drop_run(s, e, out.stats, DropReason::NoRoute, Some(sa.id()));
+                    return;
+                };
+                let p = out.peer_memo(dst, hop, io);
+                last = Some(p);
+                p
+            }
         };
-        let mtu = out.ifaces.get(hop.port).map_or(DEFAULT_MTU, |i| i.mtu);
+        let (hop, mtu, eth) = (peer.hop, peer.mtu, peer.eth);
         let overhead = sa.sa.header_overhead() + sa.sa.max_trailer_overhead();
         for slot in &mut b.pkts[s..e] {
             // RFC 4301 §8.2.1 / RFC 1191: a packet that would not fit after
@@ -671,22 +684,6 @@ fn flush_encap<P: Packet, I: WorkerIo<P>>(
                 }
             }
         }
-        // One neighbour lookup per SA and burst, before sealing: when the peer is
-        // resolved, encap writes its Ethernet header in the same pass as the outer
-        // header and the frames only need queueing.
-        let mac = match out.neighbors.resolve(hop.port, hop.next_hop, out.now_ms) {
-            Some((mac, refresh)) => {
-                if refresh {
-                    out.request(hop, io);
-                }
-                Some(mac)
-            }
-            None => None,
-        };
-        let eth = mac.zip(out.ifaces.get(hop.port)).map(|(mac, iface)| {
-            let ethertype = if sa.sa.config().dst.is_ipv6() { EtherType::Ipv6 } else { EtherType::Ipv4 };
-            ethernet::header(mac, iface.mac, ethertype)
-        });
         let framing = esp::Framing { l2_in: ENCAP_L2, eth: eth.as_ref() };
         esp::encap_burst_framed(&sa.sa, &sa.state, &mut b.pkts[s..e], &mut results[s..e], framing);
         // The port's tx counters are added once per run.
@@ -703,6 +700,18 @@ fn flush_encap<P: Packet, I: WorkerIo<P>>(
         });
         sent.add_to(out.stats, hop.port);
     });
+}
+
+/// Where a run's ESP goes ([`Out::peer_memo`]).
+#[derive(Debug, Clone, Copy)]
+struct PeerMemo {
+    /// The SA's outer destination.
+    dst: IpAddr,
+    hop: NextHop,
+    /// The hop's port's MTU.
+    mtu: u16,
+    /// The frame's Ethernet header, once the next hop is resolved.
+    eth: Option<[u8; ethernet::HEADER_LEN]>,
 }
 
 /// Ports of a TCP/UDP/SCTP header, or ICMP type/code (RFC 4301 §4.4.1.3).
@@ -1197,6 +1206,29 @@ impl<P: Packet> Out<'_, P> {
                 });
             }
         }
+    }
+
+    /// What the runs of SAs to `dst` (reached through `hop`) need for delivery,
+    /// looked up once: the MTU, and the neighbour's MAC address, before sealing,
+    /// so that when the peer is resolved encap writes its Ethernet header in the
+    /// same pass as the outer header and the frames only need queueing. Asks
+    /// again for an address that is getting old.
+    fn peer_memo<I: WorkerIo<P>>(&mut self, dst: IpAddr, hop: NextHop, io: &mut I) -> PeerMemo {
+        let mtu = self.ifaces.get(hop.port).map_or(DEFAULT_MTU, |i| i.mtu);
+        let mac = match self.neighbors.resolve(hop.port, hop.next_hop, self.now_ms) {
+            Some((mac, refresh)) => {
+                if refresh {
+                    self.request(hop, io);
+                }
+                Some(mac)
+            }
+            None => None,
+        };
+        let eth = mac.zip(self.ifaces.get(hop.port)).map(|(mac, iface)| {
+            let ethertype = if dst.is_ipv6() { EtherType::Ipv6 } else { EtherType::Ipv4 };
+            ethernet::header(mac, iface.mac, ethertype)
+        });
+        PeerMemo { dst, hop, mtu, eth }
     }
 
     /// The memo for `hop` (the current one, or a new one after the current one
