@@ -171,10 +171,10 @@ struct Groups<'t, T> {
     sas: [Option<&'t SaRef<T>>; BURST],
     len: usize,
     /// Where the SA whose id's slot is `h` modulo [`HINTS`] is in `sas`, for
-    /// the SA that took entry `h` first in this burst. An entry is only
+    /// the SA that took entry `h` first since the last flush. An entry is only
     /// believed when it points at an SA of `sas` with that `h`: one
-    /// pointing elsewhere (left from an earlier burst, or never written) says
-    /// the SA is new to the burst, and one held by another SA of the same `h`
+    /// pointing elsewhere (left from an earlier flush, or never written) says
+    /// the SA is new to the batch, and one held by another SA of the same `h`
     /// leaves it to the scan.
     hint: [u8; HINTS],
 }
@@ -1348,7 +1348,7 @@ mod tests {
 
     /// `Groups::key` gives each SA of a burst the index of its first packet's
     /// SA among the burst's distinct SAs (what a scan of them gives), with SAs
-    /// whose slots share a hint entry, hints left from earlier bursts, and no
+    /// whose slots share a hint entry, hints left from earlier flushes, and no
     /// key past BURST SAs.
     #[test]
     fn group_keys_are_first_appearances_whatever_the_hints_say() {
@@ -1363,9 +1363,11 @@ mod tests {
             seed % n
         };
         let pools: [Vec<usize>; 3] = [vec![5, 5 + HINTS, 5 + 2 * HINTS, 7, 300], (0..40).collect(), (0..1024).step_by(3).collect()];
+        // One table for all rounds, cleared after each as a flush clears it
+        // (the worker flushes a burst's batch when full): its hints stay.
+        let mut groups = Groups::new();
         for round in 0..300 {
             let pool = &pools[round % 3];
-            let mut groups = Groups::new();
             let mut seen: Vec<usize> = Vec::new();
             for _ in 0..64 {
                 let i = pool[pick(pool.len() as u32) as usize];
