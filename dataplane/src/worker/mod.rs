@@ -1215,15 +1215,7 @@ impl<P: Packet> Out<'_, P> {
     /// again for an address that is getting old.
     fn peer_memo<I: WorkerIo<P>>(&mut self, dst: IpAddr, hop: NextHop, io: &mut I) -> PeerMemo {
         let mtu = self.ifaces.get(hop.port).map_or(DEFAULT_MTU, |i| i.mtu);
-        let mac = match self.neighbors.resolve(hop.port, hop.next_hop, self.now_ms) {
-            Some((mac, refresh)) => {
-                if refresh {
-                    self.request(hop, io);
-                }
-                Some(mac)
-            }
-            None => None,
-        };
+        let mac = self.resolve(hop, io);
         let eth = mac.zip(self.ifaces.get(hop.port)).map(|(mac, iface)| {
             let ethertype = if dst.is_ipv6() { EtherType::Ipv6 } else { EtherType::Ipv4 };
             ethernet::header(mac, iface.mac, ethertype)
@@ -1289,15 +1281,22 @@ impl<P: Packet> Out<'_, P> {
         }
     }
 
+    /// The next hop's MAC address, if known; asks again for one that is getting old.
+    #[inline]
+    fn resolve<I: WorkerIo<P>>(&mut self, hop: NextHop, io: &mut I) -> Option<MacAddr> {
+        let (mac, refresh) = self.neighbors.resolve(hop.port, hop.next_hop, self.now_ms)?;
+        if refresh {
+            self.request(hop, io);
+        }
+        Some(mac)
+    }
+
     /// Resolve the next hop, add the Ethernet header, transmit. The MAC address
     /// the packet went to, `None` while the neighbour is unresolved (the packet
     /// is then held).
     fn send<I: WorkerIo<P>>(&mut self, hop: NextHop, pkt: P, io: &mut I) -> Option<MacAddr> {
-        match self.neighbors.resolve(hop.port, hop.next_hop, self.now_ms) {
-            Some((mac, refresh)) => {
-                if refresh {
-                    self.request(hop, io);
-                }
+        match self.resolve(hop, io) {
+            Some(mac) => {
                 self.send_to_mac(hop.port, mac, pkt, io);
                 Some(mac)
             }
