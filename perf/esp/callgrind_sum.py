@@ -2,7 +2,7 @@
 """Self instruction counts per function from callgrind output files, per packet,
 for perf/esp/insns.sh.
 
-  callgrind_sum.py PACKETS TOP OUT [OUT2]
+  callgrind_sum.py PACKETS TOP OUT [OUT2]     (PACKETS: one count, or one per file: N1,N2)
 
 Prints "key value" lines: total / aead / libc / ours per packet for each file, then
 the TOP functions by self count (of the first file, or of both when two are given),
@@ -15,8 +15,10 @@ cost.
 
 Groups: aead = libIPSec_MB (the object), ring (functions whose own source file is
 in the ring crate: its Rust code and its pregenerated assembly) and aesni-gcm (its
-functions, aesni_gcm::*); libc = libc.so (memcpy, memset, malloc called by our code); ours =
-everything else (our crates and the Rust standard library code inlined into them).
+functions, aesni_gcm::*); dpdk = DPDK's shared objects (librte_*: the PMDs' rx and tx
+in the gateway, insns.sh GW=1) and ld.so (__tls_get_addr, their per-lcore variables);
+libc = libc.so (memcpy, memset, malloc called by our code); ours = everything else (our
+crates and the Rust standard library code inlined into them).
 """
 import re
 import sys
@@ -77,6 +79,8 @@ def group(ob, fn, fl):
     if ("libIPSec_MB" in ob or "/ring-0." in fl or fn.startswith("ring_core_")
             or fn.startswith("aesni_gcm::")):
         return "aead"
+    if "/librte_" in ob or "/ld-linux" in ob:
+        return "dpdk"
     if "/libc.so" in ob or "/libc-" in ob:
         return "libc"
     return "ours"
@@ -90,22 +94,24 @@ def short(ob, fn):
 
 
 def main():
-    packets, top, files = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
+    counts, top, files = [int(n) for n in sys.argv[1].split(",")], int(sys.argv[2]), sys.argv[3:]
     runs = [parse(p) for p in files]
+    per = [counts[min(i, len(counts) - 1)] for i in range(len(runs))]
     for i, (cost, total) in enumerate(runs):
+        packets = per[i]
         sums = defaultdict(int)
         for (ob, fn), (n, fl) in cost.items():
             sums[group(ob, fn, fl)] += n
         print(f"total{i} {total / packets:.1f}")
-        for g in ("aead", "libc", "ours"):
+        for g in ("aead", "dpdk", "libc", "ours"):
             print(f"{g}{i} {sums[g] / packets:.1f}")
     per_fn = [defaultdict(int) for _ in runs]
     for i, (cost, _) in enumerate(runs):
         for (ob, fn), (n, _) in cost.items():
             per_fn[i][short(ob, fn)] += n
-    ranked = sorted(set().union(*per_fn), key=lambda k: -max(d.get(k, 0) for d in per_fn))[:top]
+    ranked = sorted(set().union(*per_fn), key=lambda k: -max(d.get(k, 0) / n for d, n in zip(per_fn, per)))[:top]
     for k in ranked:
-        print("fn " + " ".join(f"{d.get(k, 0) / packets:.1f}" for d in per_fn) + " " + k)
+        print("fn " + " ".join(f"{d.get(k, 0) / n:.1f}" for d, n in zip(per_fn, per)) + " " + k)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@
 #                                   priority); its PID in BENCH_PID
 #   bench_rate PREFIX PID           bench_measure's line for the running PID with runtime PREFIX
 #   bench_stop PID PREFIX           stop it (SIGINT) and remove its runtime dir
-#   bench_wait_log LOG TEXT PID     wait until LOG contains TEXT (fails if PID dies)
+#   bench_wait_log LOG TEXT PID [T] wait until LOG contains TEXT (fails if PID dies, or
+#                                   after T tenths of a second: 200)
 #   median, highest                 of the numbers on stdin (blank- or newline-separated;
 #                                   nothing printed for none)
 BENCH_PAGES=${BENCH_PAGES:-512}
@@ -47,7 +48,7 @@ bench_setup() {
 
 bench_wait_log() {
     local i
-    for ((i = 0; i < 200; i++)); do
+    for ((i = 0; i < ${4:-200}; i++)); do
         grep -q "$2" "$1" 2>/dev/null && return 0
         kill -0 "$3" 2>/dev/null || { echo "bench: process exited: $(tail -5 "$1")" >&2; return 1; }
         sleep 0.1
