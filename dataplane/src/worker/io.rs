@@ -72,8 +72,15 @@ impl<P: Packet> Packet for Slot<P> {
     fn reshape(&mut self, front: usize, len: usize) -> Result<(), NoRoom> {
         self.0.as_mut().map_or(Err(NoRoom { wanted: front, available: 0 }), |p| p.reshape(front, len))
     }
+    // Always inlined: out of line (with the mbuf's version inlined into it) it
+    // was a call with six register saves per encapsulated packet, ~2.5% of the
+    // 64 B encap profile's time.
+    #[inline(always)]
     fn reshape_behind(&mut self, head: usize, front: usize, len: usize) -> Result<&mut [u8], NoRoom> {
-        self.0.as_mut().map_or(Err(NoRoom { wanted: front.saturating_add(head), available: 0 }), |p| p.reshape_behind(head, front, len))
+        match self.0.as_mut() {
+            Some(p) => p.reshape_behind(head, front, len),
+            None => Err(NoRoom { wanted: front.saturating_add(head), available: 0 }),
+        }
     }
     fn len(&self) -> usize {
         self.0.as_ref().map_or(0, |p| p.len())

@@ -284,7 +284,7 @@ impl Mbuf {
     /// frame this way, instead of four separate window changes). Single-segment mbufs
     /// only: false (unchanged) for a chain, or when the headroom or the buffer is too
     /// small (then the separate operations would refuse too).
-    #[inline]
+    #[inline(always)]
     pub fn reshape(&mut self, front: usize, len: usize) -> bool {
         if self.field_u16(NB_SEGS_OFF) != 1 {
             return false;
