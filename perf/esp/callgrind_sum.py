@@ -32,6 +32,7 @@ def parse(path):
     ob = fl = fn = ""
     skip_next = False
     total = 0
+    npos = 1  # position columns before the cost: "positions: line", or "instr line" (--dump-instr=yes)
 
     def name(kind, rest):
         m = re.match(r"\((\d+)\)(?:\s+(.*))?$", rest)
@@ -48,12 +49,15 @@ def parse(path):
             if not line:
                 continue
             c = line[0]
+            if line.startswith("positions:"):
+                npos = len(line.split()) - 1
+                continue
             if c.isdigit() or c in "+-*":
                 if skip_next:
                     skip_next = False
                     continue
                 parts = line.split()
-                ir = int(parts[1]) if len(parts) > 1 else 0
+                ir = int(parts[npos]) if len(parts) > npos else 0
                 cost[(ob, fn)] += ir
                 total += ir
                 continue
