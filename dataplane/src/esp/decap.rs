@@ -247,9 +247,10 @@ struct Layout {
 /// decrypted in place) and it should be dropped.
 pub fn decap<P: Packet>(sa: &InboundSa, state: &InboundState, pkt: &mut P) -> Result<Decapped, EspError> {
     let l = prepare(sa, state, pkt.data(), Checksum::Verify)?;
-    let (aad, aad_len) = aad(sa.config.spi, l.seq, sa.config.esn);
+    // Only an ESN SA's AAD is built here; otherwise it is the packet's ESP header.
+    let esn_aad = sa.config.esn.then(|| aad(sa.config.spi, l.seq, true));
     let auth = {
-        let op = open_op(pkt.data_mut(), &l, sa.config.esn.then_some(&aad[..aad_len]))?;
+        let op = open_op(pkt.data_mut(), &l, esn_aad.as_ref().map(|(a, n)| &a[..*n]))?;
         sa.aead.open(op)
     };
     finish(state, None, pkt, &l, auth)
