@@ -374,6 +374,43 @@ fn decap_burst_to_alternating_next_hops_reaches_each() {
     assert_eq!(to(host3, &io3), [4]);
 }
 
+/// A decap burst alternating between a raw ESP SA and an ESP-in-UDP SA (their
+/// ESP headers 8 bytes apart) is grouped by SA before it is opened: every
+/// packet must still be opened at its own ESP header and delivered in order.
+#[test]
+fn a_decap_burst_alternating_raw_and_udp_sas_opens_every_packet() {
+    let gw = |gw1: bool| {
+        let (ours, theirs) = ("10.1.0.0/24", ["10.2.0.0/25", "10.2.0.128/25"]);
+        let ts = |i: usize| if gw1 { (ours, theirs[i]) } else { (theirs[i], ours) };
+        let raw = tunnel(gw1, false, ts(0).0, ts(0).1, 64);
+        let mut udp = tunnel(gw1, true, ts(1).0, ts(1).1, 64);
+        let (spi_a, spi_b) = (Spi(0x3003), Spi(0x4004));
+        (udp.name, udp.spi_in, udp.spi_out) = ("udp".into(), if gw1 { spi_a } else { spi_b }, if gw1 { spi_b } else { spi_a });
+        gateway_of(gw1, vec![raw, udp], false)
+    };
+    let (mut gw1, mut gw2) = (gw(true), gw(false));
+    let dsts = ["10.2.0.2", "10.2.0.130", "10.2.0.2", "10.2.0.130", "10.2.0.2", "10.2.0.130"];
+    let frames: Vec<_> =
+        dsts.iter().enumerate().map(|(i, d)| eth(GW1_IN, HOST1, 0x0800, &udp("10.1.0.2", d, 4000, 5000, &[i as u8; 64]))).collect();
+    let io1 = run(&mut gw1, IN, &frames);
+    assert!(gw1.drops().is_empty(), "drops: {:?}", gw1.drops());
+    // gw1 seals one run per SA; interleave its raw and UDP frames again.
+    let (raw, udp_encap): (Vec<Vec<u8>>, Vec<Vec<u8>>) =
+        io1.sent.iter().map(|(_, f)| f.data().to_vec()).partition(|f| f[14 + 9] == 50);
+    assert_eq!((raw.len(), udp_encap.len()), (3, 3), "three of each");
+    assert!(udp_encap.iter().all(|f| f[14 + 9] == 17), "the other SA's ESP is in UDP");
+    let esp: Vec<Vec<u8>> = raw.into_iter().zip(udp_encap).flat_map(|(a, b)| [a, b]).collect();
+    let io2 = run(&mut gw2, OUT, &esp);
+    let to_host2: Vec<u8> =
+        io2.sent.iter().filter(|(p, f)| *p == IN && f.data()[0..6] == HOST2.0 && f.data()[12..14] == [8, 0]).map(|(_, f)| f.data()[42]).collect();
+    assert_eq!(to_host2, [0, 2, 4], "every raw ESP packet opened and delivered, in order");
+    // 10.2.0.130 is not resolved: its latest packet waits on ARP, the earlier
+    // two are displaced. No decap error is counted.
+    assert_eq!(gw2.drops(), [(DropReason::NoNeighbor, 2)], "every UDP-encapsulated packet opened too");
+    let arps: Vec<_> = io2.sent.iter().filter(|(_, f)| f.data()[12..14] == [8, 6]).collect();
+    assert_eq!((arps.len(), &arps[0].1.data()[38..42]), (1, &[10u8, 2, 0, 130][..]));
+}
+
 /// An SA with two traffic selectors has two PROTECT policies: a burst that
 /// alternates between them and a second SA is sealed as one run per SA (each SA's
 /// packets leave together, in arrival order), not one run per policy change. The

@@ -108,12 +108,17 @@ gw_run() {
     (esp_gw_exec "$vg" "$dir" "$ALG" "$window" "$work/gw.$i.toml" 0@0,1@1 "${BENCH_MEM[@]}" --file-prefix "insns-$$-$i" -- "$in") \
         </dev/null >"$log" 2>&1 &
     pid=$!
-    BENCH_PIDS+=("$pid")
-    bench_wait_log "$log" "ESP worker" "$pid" 600 >&2 || return 1
+    # This runs in $(...): the EXIT trap's BENCH_PIDS does not see $pid, so every
+    # way out stops it here.
+    if ! bench_wait_log "$log" "ESP worker" "$pid" 600 >&2; then
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+        rm -rf -- "/var/run/dpdk/insns-$$-$i"
+        return 1
+    fi
     sleep "${SECS:-8}"
     kill -INT "$pid"
     wait "$pid" || true
-    BENCH_PIDS=()
     rm -rf -- "/var/run/dpdk/insns-$$-$i"
     # The per-SA table at exit: "sa spi_in in_pkts in_bytes in_drops out_pkts ...".
     awk -v c="$col" '$1 == "sa" && $2 == "spi_in" { t = 1; next } t && NF < 8 { t = 0 } t { n += $c } END { print n + 0 }' "$log"
