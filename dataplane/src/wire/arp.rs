@@ -105,8 +105,7 @@ impl<T: AsRef<[u8]>> ArpPacket<T> {
     }
 
     fn ip_at(&self, at: usize) -> Ipv4Addr {
-        let b = self.buffer.as_ref();
-        Ipv4Addr::new(b[at], b[at + 1], b[at + 2], b[at + 3])
+        Ipv4Addr::from(super::bytes_at::<4>(self.buffer.as_ref(), at))
     }
 }
 

@@ -3,7 +3,7 @@
 
 use core::net::Ipv4Addr;
 
-use super::{be16, checksum, put16, Ecn, Error, IpProtocol, Result};
+use super::{be16, bytes_at, checksum, put16, Ecn, Error, IpProtocol, Result};
 
 /// Header length without options.
 pub const HEADER_LEN: usize = 20;
@@ -120,14 +120,12 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
 
     /// Source address.
     pub fn src_addr(&self) -> Ipv4Addr {
-        let b = self.buffer.as_ref();
-        Ipv4Addr::new(b[12], b[13], b[14], b[15])
+        Ipv4Addr::from(bytes_at::<4>(self.buffer.as_ref(), 12))
     }
 
     /// Destination address.
     pub fn dst_addr(&self) -> Ipv4Addr {
-        let b = self.buffer.as_ref();
-        Ipv4Addr::new(b[16], b[17], b[18], b[19])
+        Ipv4Addr::from(bytes_at::<4>(self.buffer.as_ref(), 16))
     }
 
     /// Whether the header checksum verifies.

@@ -99,9 +99,7 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
     }
 
     fn addr_at(&self, at: usize) -> Ipv6Addr {
-        let mut a = [0u8; 16];
-        a.copy_from_slice(&self.buffer.as_ref()[at..at + 16]);
-        Ipv6Addr::from(a)
+        Ipv6Addr::from(super::bytes_at::<16>(self.buffer.as_ref(), at))
     }
 
     /// Total packet length (40 + payload length).

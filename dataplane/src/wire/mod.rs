@@ -153,12 +153,21 @@ impl Ecn {
 
 #[inline]
 pub(crate) fn be16(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([b[at], b[at + 1]])
+    u16::from_be_bytes(bytes_at(b, at))
 }
 
 #[inline]
 pub(crate) fn be32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+    u32::from_be_bytes(bytes_at(b, at))
+}
+
+/// `b[at..at + N]` (panics past the end, as indexing does) with one bounds check
+/// and one load: indexed byte by byte, each byte had a check of its own and the
+/// value was assembled with shifts (an IPv4 address read was ~10 instructions
+/// more, a forwarded packet under callgrind).
+#[inline(always)]
+pub(crate) fn bytes_at<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
+    b[at..at + N].first_chunk().copied().unwrap_or([0; N])
 }
 
 #[inline]
@@ -182,6 +191,24 @@ mod tests {
         }
         assert_eq!(IpProtocol::from(50), IpProtocol::Esp);
         assert_eq!(IpProtocol::from(200), IpProtocol::Unknown(200));
+    }
+
+    #[test]
+    fn fields_read_big_endian_at_every_offset() {
+        let b: Vec<u8> = (1..=24).collect();
+        for at in 0..=20 {
+            let x = at as u8 + 1;
+            assert_eq!(be16(&b, at), u16::from_be_bytes([x, x + 1]));
+            assert_eq!(be32(&b, at), u32::from_be_bytes([x, x + 1, x + 2, x + 3]));
+            assert_eq!(bytes_at::<4>(&b, at), [x, x + 1, x + 2, x + 3]);
+        }
+        assert_eq!(bytes_at::<0>(&b, 24), []);
+    }
+
+    #[test]
+    #[should_panic]
+    fn a_field_past_the_end_panics_as_indexing_does() {
+        be32(&[1, 2, 3, 4, 5], 2);
     }
 
     #[test]
