@@ -2,7 +2,7 @@
 
 use crate::crypto::{AeadOp, TAG_LEN};
 use crate::packet::Packet;
-use crate::wire::{checksum, put16, EspTrailer, IpProtocol, Ipv4Packet, Ipv6Packet, UdpPacket};
+use crate::wire::{checksum, put16, EspTrailer, IpProtocol, Ipv6Packet, UdpPacket};
 use crate::wire::{ethernet, ipv4, ipv6, udp, Ecn};
 
 use super::sa::{DfMode, DscpMode, EcnMode, OutboundSa, OutboundState, MAX_OUTER};
@@ -170,8 +170,8 @@ fn prepare<'p, P: Packet>(
     let d = pkt.data().get(framing.l2_in..).ok_or(EspError::BadInnerHeader)?;
     let (inner_len, tos, inner_df, next_header) = match d.first().map(|b| b >> 4) {
         Some(4) => {
-            let ip = Ipv4Packet::new_checked(d).map_err(|_| EspError::BadInnerHeader)?;
-            (usize::from(ip.total_len()), ip.tos(), ip.dont_frag(), IpProtocol::Ipv4)
+            let (h, total_len) = ipv4::checked_header(d).ok_or(EspError::BadInnerHeader)?;
+            (total_len, h[1], h[6] & 0x40 != 0, IpProtocol::Ipv4)
         }
         Some(6) => {
             let ip = Ipv6Packet::new_checked(d).map_err(|_| EspError::BadInnerHeader)?;
