@@ -66,11 +66,13 @@ impl Split {
         // The usual burst, every op of one class (one frame size): one pass that
         // compares, without the class array and its second pass (~7
         // instructions a packet, GW=1 perf/esp/insns.sh encap 64).
-        let one_class = ops.split_first().map(|(op, rest)| (self.choice.class(op.data.len()), rest)).filter(|&(c, rest)| {
-            (c != SizeClass::Tiny || n >= self.choice.tiny_min) && rest.iter().all(|op| self.choice.class(op.data.len()) == c)
-        });
-        if let Some((c, _)) = one_class {
-            return f(self.backend(c), ops, beside);
+        if let Some((first, rest)) = ops.split_first() {
+            let c = self.choice.class(first.data.len());
+            // `tiny` takes a burst only with `tiny_min` of its packets.
+            let taken = c != SizeClass::Tiny || n >= self.choice.tiny_min;
+            if taken && rest.iter().all(|op| self.choice.class(op.data.len()) == c) {
+                return f(self.backend(c), ops, beside);
+            }
         }
         let mut class = [SizeClass::Large; SORTED];
         for (c, op) in class.iter_mut().zip(ops.iter()) {
