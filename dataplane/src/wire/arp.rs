@@ -99,9 +99,7 @@ impl<T: AsRef<[u8]>> ArpPacket<T> {
     }
 
     fn mac_at(&self, at: usize) -> MacAddr {
-        let mut m = [0; 6];
-        m.copy_from_slice(&self.buffer.as_ref()[at..at + 6]);
-        MacAddr(m)
+        MacAddr(super::bytes_at(self.buffer.as_ref(), at))
     }
 
     fn ip_at(&self, at: usize) -> Ipv4Addr {

@@ -135,16 +135,12 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
 
     /// Destination MAC address.
     pub fn dst_addr(&self) -> MacAddr {
-        let mut m = [0; 6];
-        m.copy_from_slice(&self.buffer.as_ref()[0..6]);
-        MacAddr(m)
+        MacAddr(super::bytes_at(self.buffer.as_ref(), 0))
     }
 
     /// Source MAC address.
     pub fn src_addr(&self) -> MacAddr {
-        let mut m = [0; 6];
-        m.copy_from_slice(&self.buffer.as_ref()[6..12]);
-        MacAddr(m)
+        MacAddr(super::bytes_at(self.buffer.as_ref(), 6))
     }
 
     /// The innermost VLAN tag (the customer tag with QinQ), if any.
