@@ -87,17 +87,23 @@ fn gateway(gw1: bool, t: StaticTunnel, arp: bool) -> Gw {
 
 /// [`gateway`] with several tunnels.
 fn gateway_of(gw1: bool, tunnels: Vec<StaticTunnel>, arp: bool) -> Gw {
+    gateway_with(gw1, tunnels, arp, |_, _| {})
+}
+
+/// [`gateway_of`], with `tweak` changing its interfaces and routes first.
+fn gateway_with(gw1: bool, tunnels: Vec<StaticTunnel>, arp: bool, tweak: impl FnOnce(&mut [Interface], &mut Vec<Route>)) -> Gw {
     let (out_mac, in_mac, out_ip, out_ip6, in_ip) = if gw1 {
         (GW1_OUT, GW1_IN, "198.51.100.1", GW1_OUT6, "10.1.0.1")
     } else {
         (GW2_OUT, GW2_IN, "198.51.100.2", GW2_OUT6, "10.2.0.1")
     };
-    let interfaces = vec![
+    let mut interfaces = vec![
         Interface::new(out_mac).with_address(IpAddr::V4(ip4(out_ip)), 24).with_address(IpAddr::V6(out_ip6), 64),
         Interface::new(in_mac).with_address(IpAddr::V4(ip4(in_ip)), 24),
     ];
     let mut routes = connected_routes(&interfaces);
     routes.push(Route { dst: IpAddr::V4(ip4("203.0.113.0")), len: 24, via: Some(IpAddr::V4(ip4("198.51.100.254"))), port: OUT });
+    tweak(&mut interfaces, &mut routes);
     let static_neighbors = if arp {
         vec![]
     } else {
@@ -372,6 +378,51 @@ fn decap_burst_to_alternating_next_hops_reaches_each() {
     reply[32..38].copy_from_slice(&GW2_IN.0);
     let io3 = run(&mut gw2, IN, &[reply]);
     assert_eq!(to(host3, &io3), [4]);
+}
+
+/// A decap burst to hosts behind one gateway route: after its first packet the
+/// worker sends the others with what it found for that one (the next hop's
+/// MTU and Ethernet header), and each must still get its own TTL check and
+/// decrement, MTU check and route.
+#[test]
+fn decap_burst_through_one_gateway_route_checks_each_packet() {
+    // gw2 reaches 10.8.0.0/16 through host2; its inside link has an MTU of 600.
+    let mut gw1 = gateway(true, tunnel(true, false, "10.1.0.0/24", "10.0.0.0/8", 64), false);
+    let mut gw2 = gateway_with(false, vec![tunnel(false, false, "10.0.0.0/8", "10.1.0.0/24", 64)], false, |ifaces, routes| {
+        ifaces[IN].mtu = 600;
+        routes.push(Route { dst: IpAddr::V4(ip4("10.8.0.0")), len: 16, via: Some(IpAddr::V4(ip4("10.2.0.2"))), port: IN });
+    });
+    // (destination, TTL as it leaves host1, payload length): gw1 takes one off the TTL.
+    let sends = [
+        ("10.8.0.5", 64, 100),
+        ("10.8.0.6", 9, 100),
+        ("10.8.0.7", 2, 100), // TTL 1 at gw2: dropped there
+        ("10.8.0.8", 64, 700), // over gw2's inside MTU
+        ("10.2.0.3", 64, 100), // off the gateway route: ARP, held
+        ("10.8.0.9", 64, 100),
+    ];
+    let frames: Vec<_> = sends
+        .iter()
+        .enumerate()
+        .map(|(i, &(dst, ttl, len))| eth(GW1_IN, HOST1, 0x0800, &ipv4("10.1.0.2", dst, 17, ttl, true, &vec![i as u8; len])))
+        .collect();
+    let io1 = run(&mut gw1, IN, &frames);
+    assert_eq!(io1.sent.len(), sends.len(), "drops: {:?}", gw1.drops());
+    let esp: Vec<Vec<u8>> = io1.sent.iter().map(|(_, f)| f.data().to_vec()).collect();
+    let io2 = run(&mut gw2, OUT, &esp);
+    let delivered: Vec<_> = io2.sent.iter().filter(|(p, f)| *p == IN && f.data()[0..6] == HOST2.0).map(|(_, f)| f.data()[14..].to_vec()).collect();
+    let firsts: Vec<u8> = delivered.iter().map(|ip| ip[20]).collect();
+    assert_eq!(firsts, [0, 1, 5], "in order, without the expired, the too big and the held");
+    let arps: Vec<_> = io2.sent.iter().filter(|(_, f)| f.data()[12..14] == [8, 6]).map(|(p, f)| (*p, f.data()[38..42].to_vec())).collect();
+    assert_eq!(arps, [(IN, vec![10, 2, 0, 3])], "10.2.0.3 asked for");
+    for ip in &delivered {
+        let (i, h) = (usize::from(ip[20]), Ipv4Packet::new_checked(&ip[..]).expect("IPv4"));
+        assert_eq!(h.ttl(), sends[i].1 - 2, "packet {i}: one off at each gateway");
+        assert!(h.verify_checksum(), "packet {i}: header checksum after the decrement");
+        assert_eq!(h.dst_addr(), ip4(sends[i].0));
+    }
+    let drops = gw2.drops();
+    assert!(drops.len() == 2 && drops.contains(&(DropReason::TtlExpired, 1)) && drops.contains(&(DropReason::TooBig, 1)), "{drops:?}");
 }
 
 /// A decap burst alternating between a raw ESP SA and an ESP-in-UDP SA (their
