@@ -270,6 +270,13 @@ impl SelectorSet {
         self.v4.lookup(flow).is_some()
     }
 
+    /// Whether some IPv4 selector restricts ports: if not, [`Self::matches_v4`]
+    /// gives one answer whatever a flow's ports.
+    #[inline]
+    pub fn ports_matter_v4(&self) -> bool {
+        self.v4.ports
+    }
+
     /// Whether any selector matches `flow`.
     #[inline]
     pub fn matches(&self, flow: &Flow) -> bool {
@@ -520,14 +527,19 @@ struct Family<W> {
     groups: Vec<Group<W>>,
     /// Policies scanned in order (all of them in linear mode).
     linear: Vec<Masked<W>>,
+    /// Some policy restricts ports (or ICMP type and code): without one, a
+    /// flow's ports change no answer, and its packets need not be read for them.
+    ports: bool,
 }
 
 impl<W: AddrWord> Family<W> {
     fn build(policies: Vec<Masked<W>>, tuple_space: bool) -> Self {
+        let ports = policies.iter().any(|p| !p.sport.is_any() || !p.dport.is_any());
         if !tuple_space {
             return Self {
                 groups: Vec::new(),
                 linear: policies,
+                ports,
             };
         }
         let mut linear = Vec::new();
@@ -580,7 +592,7 @@ impl<W: AddrWord> Family<W> {
         // Policies arrive in order, so each group's min_index is its first
         // policy; sort groups so the early-exit test works.
         groups.sort_by_key(|g| g.min_index);
-        Self { groups, linear }
+        Self { groups, linear, ports }
     }
 
     /// The first matching policy's index. A linear SPD (up to [`LINEAR_MAX`]
@@ -676,6 +688,13 @@ impl<A> Spd<A> {
             v6: Family::build(v6, tss(n6)),
             actions: actions.into_boxed_slice(),
         })
+    }
+
+    /// Whether some IPv4 policy restricts ports: if not, [`Self::lookup_v4`]
+    /// gives one answer whatever a flow's ports.
+    #[inline]
+    pub fn ports_matter_v4(&self) -> bool {
+        self.v4.ports
     }
 
     /// First matching policy's action for an IPv4 packet; `None` = no policy.

@@ -89,6 +89,7 @@ fn flow(r: &mut Rng, v6: bool) -> Flow {
 fn compiled_lookup_equals_first_match_scan() {
     let mut r = Rng(0x5eed_1234_abcd_0001);
     let mut hits = 0;
+    let mut portless_rounds = 0;
     for round in 0..300 {
         let n = [1usize, 5, 12, 13, 40, 200][round % 6];
         let sels: Vec<Selector> = (0..n)
@@ -108,6 +109,13 @@ fn compiled_lookup_equals_first_match_scan() {
                 })
                 .collect();
         let set = SelectorSet::new(&sels);
+        // Whether an IPv4 selector restricts ports, as the SPD and the set say.
+        let ports = sels.iter().any(|s| matches!(s.src, IpPrefix::V4(..)) && (s.src_ports != PortRange::ANY || s.dst_ports != PortRange::ANY));
+        for (strategy, spd) in &spds {
+            assert_eq!(spd.ports_matter_v4(), ports, "round {round} {strategy:?}");
+        }
+        assert_eq!(set.ports_matter_v4(), ports, "round {round} set");
+        portless_rounds += usize::from(!ports);
         for _ in 0..200 {
             let v6 = r.below(3) == 0;
             let f = flow(&mut r, v6);
@@ -120,11 +128,21 @@ fn compiled_lookup_equals_first_match_scan() {
             assert_eq!(set.matches(&f), want.is_some(), "round {round} set {f:?}");
             if let Flow::V4(f4) = f {
                 assert_eq!(set.matches_v4(&f4), want.is_some(), "round {round} set {f:?}");
+                // Without a port selector the worker looks up IPv4 flows with
+                // ports 0, without reading them: the same answers.
+                if !ports {
+                    let portless = FlowV4 { src_port: 0, dst_port: 0, ..f4 };
+                    for (strategy, spd) in &spds {
+                        assert_eq!(spd.lookup_v4(&portless).copied(), want, "round {round} {strategy:?} {f:?} without ports");
+                    }
+                    assert_eq!(set.matches_v4(&portless), want.is_some(), "round {round} set {f:?} without ports");
+                }
             }
         }
     }
     // The generator must actually exercise matches, not only misses.
     assert!(hits > 10_000, "{hits} hits");
+    assert!(portless_rounds > 10, "{portless_rounds} rounds without a port selector");
 }
 
 /// An inbound SA's selectors are not validated as an SPD's are: a set with

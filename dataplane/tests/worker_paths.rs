@@ -13,7 +13,7 @@ use dataplane::drop::DropReason;
 use dataplane::packet::{HeapPacket, Packet};
 use dataplane::route::{Route, RouteTable};
 use dataplane::sa::{PolicyAction, PolicySpec, Spi};
-use dataplane::spd::{IpPrefix, Selector};
+use dataplane::spd::{IpPrefix, PortRange, Selector};
 use dataplane::stats::Stats;
 use dataplane::wire::{checksum, IcmpPacket, Ipv4Packet, Ipv6Packet, MacAddr, UdpPacket};
 use dataplane::worker::{
@@ -423,6 +423,42 @@ fn decap_burst_through_one_gateway_route_checks_each_packet() {
     }
     let drops = gw2.drops();
     assert!(drops.len() == 2 && drops.contains(&(DropReason::TtlExpired, 1)) && drops.contains(&(DropReason::TooBig, 1)), "{drops:?}");
+}
+
+/// Traffic selectors that name a protocol and port: only that traffic is
+/// sealed (the rest has no policy), and only that traffic may come out of the
+/// SA (RFC 4301 §5.2 step 4). The other tests' selectors are whole subnets,
+/// whose lookups do not read ports at all.
+#[test]
+fn port_selectors_are_matched_both_ways() {
+    let ts = |p: &str, ports: PortRange| TsSpec { prefix: prefix(p), proto: Some(17), ports };
+    let to_5000 = PortRange::new(5000, 5000).expect("ordered");
+    let mut narrow1 = tunnel(true, false, "10.1.0.0/24", "10.2.0.0/24", 64);
+    (narrow1.local_ts, narrow1.remote_ts) = (vec![ts("10.1.0.0/24", PortRange::ANY)], vec![ts("10.2.0.0/24", to_5000)]);
+    let narrow2 = || {
+        let mut t = tunnel(false, false, "10.2.0.0/24", "10.1.0.0/24", 64);
+        (t.local_ts, t.remote_ts) = (vec![ts("10.2.0.0/24", to_5000)], vec![ts("10.1.0.0/24", PortRange::ANY)]);
+        gateway(false, t, false)
+    };
+    let (mut gw1, mut gw2) = (gateway(true, narrow1, false), narrow2());
+    let datagram = |dport: u16| eth(GW1_IN, HOST1, 0x0800, &udp("10.1.0.2", "10.2.0.2", 4000, dport, &[7; 40]));
+
+    let io1 = run(&mut gw1, IN, &[datagram(5000), datagram(5001)]);
+    assert_eq!(io1.sent.len(), 1, "only port 5000 is sealed");
+    assert_eq!(gw1.drops(), [(DropReason::NoPolicy, 1)]);
+    let io2 = run(&mut gw2, OUT, &[io1.sent[0].1.data().to_vec()]);
+    assert_eq!(io2.sent.len(), 1, "drops: {:?}", gw2.drops());
+    assert_eq!(&io2.sent[0].1.data()[14 + 22..14 + 24], &5000u16.to_be_bytes());
+
+    // A peer that seals any port (same SA): gw2 lets only port 5000 out.
+    let (mut wide1, _) = pair(false);
+    let mut gw2 = narrow2();
+    let esp: Vec<Vec<u8>> = run(&mut wide1, IN, &[datagram(5001), datagram(5000)]).sent.iter().map(|(_, f)| f.data().to_vec()).collect();
+    assert_eq!(esp.len(), 2);
+    let io3 = run(&mut gw2, OUT, &esp);
+    assert_eq!(io3.sent.len(), 1);
+    assert_eq!(&io3.sent[0].1.data()[14 + 22..14 + 24], &5000u16.to_be_bytes());
+    assert_eq!(gw2.drops(), [(DropReason::PolicyMismatch, 1)]);
 }
 
 /// A decap burst alternating between a raw ESP SA and an ESP-in-UDP SA (their

@@ -134,6 +134,13 @@ impl<I, O> SaTable<I, O> {
         decide(self.spd.lookup_v4(flow))
     }
 
+    /// Whether the outbound decision for an IPv4 packet can depend on its
+    /// ports ([`Spd::ports_matter_v4`](crate::spd::Spd::ports_matter_v4)).
+    #[inline(always)]
+    pub fn outbound_ports_matter_v4(&self) -> bool {
+        self.spd.ports_matter_v4()
+    }
+
     /// Outbound decision for an IPv6 inner packet.
     #[inline]
     pub fn outbound_v6(&self, flow: &FlowV6) -> Decision<'_, O> {

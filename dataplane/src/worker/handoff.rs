@@ -624,7 +624,7 @@ impl<P: Packet> Out<'_, P> {
     fn handed_plain<'t>(&mut self, table: &'t super::TunnelTable, mut pkt: P) -> Class<'t, P> {
         let d = pkt.data();
         let decision = match d.first().map(|b| b >> 4) {
-            Some(4) => super::inner_flow_v4(d).map(|f| table.outbound_v4(&f)),
+            Some(4) => super::inner_flow_v4(d, table.outbound_ports_matter_v4()).map(|f| table.outbound_v4(&f)),
             Some(6) => super::inner_flow_v6(d).map(|f| table.outbound_v6(&f)),
             _ => None,
         };

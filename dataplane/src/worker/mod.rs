@@ -794,7 +794,7 @@ fn l4_ports(proto: u8, l4: &[u8]) -> (u16, u16) {
 #[inline(always)]
 fn inner_allowed(sa: &InboundTunnel, next_header: IpProtocol, d: &[u8]) -> bool {
     match next_header {
-        IpProtocol::Ipv4 => inner_flow_v4(d).is_some_and(|f| sa.allows_v4(&f)),
+        IpProtocol::Ipv4 => inner_flow_v4(d, sa.ports_matter_v4()).is_some_and(|f| sa.allows_v4(&f)),
         IpProtocol::Ipv6 => inner_flow_v6(d).is_some_and(|f| sa.allows(&Flow::V6(f))),
         _ => false,
     }
@@ -806,15 +806,18 @@ fn inner_allowed(sa: &InboundTunnel, next_header: IpProtocol, d: &[u8]) -> bool 
 /// Read at fixed offsets: a second `new_checked` of the same header here was
 /// ~18 instructions a packet at 64 B. `None` if shorter than a header; on a
 /// header decap did not check, the answer is unspecified (but no panic).
+/// Ports are read only when `ports` (the selectors look at them), else 0.
 #[inline(always)]
-fn inner_flow_v4(d: &[u8]) -> Option<FlowV4> {
+fn inner_flow_v4(d: &[u8], ports: bool) -> Option<FlowV4> {
     let h: &[u8; ipv4::HEADER_LEN] = d.first_chunk()?;
     let proto = h[9];
     // Non-first fragments carry no ports (RFC 4301 §7.1 would need reassembly
     // or OPAQUE; they match port-ANY selectors only).
-    let first = u16::from_be_bytes([h[6], h[7]]) & 0x1fff == 0;
-    let l4 = d.get(usize::from(h[0] & 0x0f) * 4..).unwrap_or(&[]);
-    let (src_port, dst_port) = if first { l4_ports(proto, l4) } else { (0, 0) };
+    let (src_port, dst_port) = if ports && u16::from_be_bytes([h[6], h[7]]) & 0x1fff == 0 {
+        l4_ports(proto, d.get(usize::from(h[0] & 0x0f) * 4..).unwrap_or(&[]))
+    } else {
+        (0, 0)
+    };
     let word = |i: usize| u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
     Some(FlowV4 { src: word(12), dst: word(16), proto, src_port, dst_port })
 }
@@ -997,7 +1000,9 @@ impl<P: Packet> Out<'_, P> {
         }
         let flow = {
             let proto = ip.protocol_number();
-            let (sp, dp) = if ip.frag_offset() == 0 { l4_ports(proto, ip.payload()) } else { (0, 0) };
+            // Ports only when a policy looks at them (subnet-to-subnet
+            // policies, the usual ones, do not).
+            let (sp, dp) = if table.outbound_ports_matter_v4() && ip.frag_offset() == 0 { l4_ports(proto, ip.payload()) } else { (0, 0) };
             FlowV4::v4(ip.src_addr(), dst, proto, sp, dp)
         };
         match table.outbound_v4(&flow) {

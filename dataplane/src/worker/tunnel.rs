@@ -54,6 +54,12 @@ impl InboundTunnel {
         self.allowed.matches(flow)
     }
 
+    /// Whether [`Self::allows_v4`] can depend on a flow's ports.
+    #[inline]
+    pub fn ports_matter_v4(&self) -> bool {
+        self.allowed.ports_matter_v4()
+    }
+
     /// [`Self::allows`] for an IPv4 flow.
     #[inline]
     pub fn allows_v4(&self, flow: &FlowV4) -> bool {
