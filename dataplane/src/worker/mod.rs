@@ -853,9 +853,9 @@ fn decrement_ttl(d: &mut [u8]) -> bool {
 /// change as a word going from 0x0100 to 0, so RFC 1624 eqn. 3 needs neither
 /// word: HC' = ~(~HC + 0xfeff). One's complement sums do not care about byte
 /// order (RFC 1071 §2 (B)), so it is computed on the checksum's bytes read
-/// little-endian, with the constant's bytes swapped (0xfffe): no byte swaps
-/// (6 instructions a forwarded packet, GW=1 `perf/esp/insns.sh`). ~HC + 0xfffe is below
-/// 2^17: one end-around carry folds it.
+/// little-endian, with the constant's bytes swapped (0xfffe): no byte swaps (6
+/// instructions a forwarded packet, GW=1 `perf/esp/insns.sh`). ~HC + 0xfffe is
+/// below 2^17: one end-around carry folds it.
 #[inline(always)]
 fn decrement_ttl_v4(h: &mut [u8; ipv4::HEADER_LEN]) -> bool {
     if h[8] <= 1 {
@@ -1242,9 +1242,10 @@ impl<P: Packet> Out<'_, P> {
     #[inline(always)]
     fn forward_hit<I: WorkerIo<P>>(&mut self, mut pkt: P, io: &mut I, memo: &mut Option<HopMemo>) -> Option<P> {
         let Some(m) = memo else { return Some(pkt) };
-        let (Some([eth4, _]), false) = (&m.eth, m.own || pkt.len() > usize::from(m.mtu)) else {
+        if m.own || pkt.len() > usize::from(m.mtu) {
             return Some(pkt);
-        };
+        }
+        let Some([eth4, _]) = &m.eth else { return Some(pkt) };
         let taken = pkt.data_mut().first_chunk_mut::<{ ipv4::HEADER_LEN }>().is_some_and(|h| {
             h[0] >> 4 == 4 && m.route4.is_some_and(|r| r.covers(Ipv4Addr::from(crate::wire::bytes_at::<4>(h, 16)))) && decrement_ttl_v4(h)
         });
