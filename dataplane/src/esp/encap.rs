@@ -11,9 +11,20 @@ use super::{aad, EspError, BURST, ESP_HDR_IV};
 /// Encapsulate and seal one packet. On error the packet may have been trimmed of
 /// bytes beyond the inner IP length but is otherwise unchanged.
 pub fn encap<P: Packet>(sa: &OutboundSa, state: &OutboundState, pkt: &mut P) -> Result<(), EspError> {
+    encap_one(sa, state, pkt, Framing::IP)
+}
+
+/// [`encap`] with `framing`; also [`encap_burst_framed`]'s run of one packet (a
+/// burst spread over many SAs, each packet its own run). Out of line and without
+/// [`encap_chunk`]'s arrays: inlined there, runs of one paid for the loop's
+/// set-up (the SA's fields loaded and kept on the stack for the burst) and for
+/// op arrays of four, ~150 instructions a packet with 64 tunnels (`ESP_TUNNELS=64
+/// GW=1 perf/esp/insns.sh encap 64`).
+#[inline(never)]
+fn encap_one<P: Packet>(sa: &OutboundSa, state: &OutboundState, pkt: &mut P, framing: Framing<'_>) -> Result<(), EspError> {
     let seq = state.reserve(1);
     let (aad, aad_len) = aad(sa.spi, seq, sa.esn);
-    let op = prepare(sa, state.limit(), pkt, seq, Framing::IP, sa.esn.then_some(&aad[..aad_len]))?;
+    let op = prepare(sa, state.limit(), pkt, seq, framing, sa.esn.then_some(&aad[..aad_len]))?;
     sa.aead.seal(op);
     finish(sa, pkt);
     Ok(())
@@ -74,6 +85,10 @@ pub fn encap_burst_framed<P: Packet>(
     framing: Framing<'_>,
 ) {
     let n = pkts.len().min(results.len());
+    if let ([pkt], [result]) = (&mut pkts[..n], &mut results[..n]) {
+        *result = encap_one(sa, state, pkt, framing);
+        return;
+    }
     for (pkts, results) in pkts[..n].chunks_mut(BURST).zip(results[..n].chunks_mut(BURST)) {
         // A chunk's ops start as a fixed array of placeholders (below), which
         // costs stores in proportion to its size: a run of a few packets (a burst
