@@ -59,6 +59,10 @@ impl Aead for AesNi {
         *op.tag = self.0.cipher.seal(&self.0.nonce(&op.iv), op.aad, op.data);
     }
 
+    fn open(&self, op: AeadOp<'_>) -> Result<(), AuthError> {
+        AuthError::unless(self.0.cipher.open(&self.0.nonce(&op.iv), op.aad, op.data, op.tag))
+    }
+
     /// Packets go through in fours ([`GcmKey::seal4`]), then pairs
     /// ([`GcmKey::seal2`]): short ones run their AES rounds side by side.
     fn seal_burst(&self, ops: &mut [AeadOp<'_>]) {

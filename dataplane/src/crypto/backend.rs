@@ -514,6 +514,11 @@ mod tests {
                     }),
                     Err(AuthError)
                 );
+                // And as a burst of one (decap's run of one packet).
+                let (mut bad, mut t, mut verdict) = (data.clone(), tag, [Ok(())]);
+                bad[5] ^= 1;
+                aead.open_burst(&mut [AeadOp { iv: [7; 8], aad: &aad, data: &mut bad, tag: &mut t }], &mut verdict);
+                assert_eq!(verdict, [Err(AuthError)], "{backend} {alg:?}");
                 aead.open(AeadOp {
                     iv: [7; 8],
                     aad: &aad,

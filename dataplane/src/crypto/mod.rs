@@ -96,6 +96,11 @@ impl<'a> AeadOp<'a> {
     pub fn placeholders<const N: usize>(tags: &'a mut [[u8; TAG_LEN]; N]) -> [AeadOp<'a>; N] {
         tags.each_mut().map(|tag| AeadOp { iv: [0; IV_LEN], aad: &[], data: &mut [], tag })
     }
+
+    /// The same op over the same buffers, for a call that takes an op by value.
+    pub fn reborrow(&mut self) -> AeadOp<'_> {
+        AeadOp { iv: self.iv, aad: self.aad, data: &mut *self.data, tag: &mut *self.tag }
+    }
 }
 
 /// The tag did not verify; the buffer contents are unspecified afterwards.

@@ -148,10 +148,14 @@ impl Aead for Split {
         self.choice.name()
     }
 
-    // One op (a run of one packet, many SAs) straight to its backend's `seal`:
-    // not through a slice of one and `seal_burst` on both sides.
+    // One op (a run of one packet, many SAs) straight to its backend's `seal` /
+    // `open`: not through a slice of one and the `_burst` calls on both sides.
     fn seal(&self, op: AeadOp<'_>) {
         self.backend(self.choice.class_in_burst(op.data.len(), 1)).seal(op);
+    }
+
+    fn open(&self, op: AeadOp<'_>) -> Result<(), AuthError> {
+        self.backend(self.choice.class_in_burst(op.data.len(), 1)).open(op)
     }
 
     // Pieces of SORTED split off by hand: `chunks_mut` (zipped, for open) cost
@@ -170,6 +174,11 @@ impl Aead for Split {
     fn open_burst(&self, ops: &mut [AeadOp<'_>], results: &mut [Result<(), AuthError>]) {
         let n = ops.len().min(results.len());
         let (mut ops, mut results) = (&mut ops[..n], &mut results[..n]);
+        // Decap's run of one packet comes here in a slice of one.
+        if let ([op], [result]) = (&mut *ops, &mut *results) {
+            *result = self.open(op.reborrow());
+            return;
+        }
         if let Some(aead) = self.alone(ops) {
             return aead.open_burst(ops, results);
         }
