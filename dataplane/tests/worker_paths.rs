@@ -567,6 +567,11 @@ fn runs_of_sas_to_different_peers_each_go_to_their_next_hop() {
     let asks: Vec<&[u8]> = io1.sent.iter().map(|(_, f)| f.data()).filter(|f| ethertype(f) == 0x0806).collect();
     assert_eq!(asks.len(), 1, "{asks:02x?}");
     assert_eq!(asks[0][38..42], ip4("198.51.100.254").octets());
+    // The tx counters (added once per peer and flush) count every frame sent:
+    // those of the peer before the change of peer too.
+    let counts = gw1.stats.snapshot().ports[OUT];
+    let bytes: usize = io1.sent.iter().map(|(_, f)| f.data().len()).sum();
+    assert_eq!((counts.tx_packets, counts.tx_bytes), (io1.sent.len() as u64, bytes as u64));
 }
 
 /// ESP over IPv6, raw and in UDP 4500: what the worker reads at fixed offsets

@@ -715,7 +715,7 @@ fn flush_encap<P: Packet, I: WorkerIo<P>>(
     let mut last: Option<PeerMemo> = None;
     b.for_each_run(groups, stats, |b, s, e, sa| {
         let dst = sa.sa.config().dst;
-        let peer = match last {
+        let peer = match &mut last {
             Some(p) if p.dst == dst => p,
             _ => {
                 // One route lookup per peer and burst: every packet goes to it.
@@ -723,12 +723,13 @@ fn flush_encap<P: Packet, I: WorkerIo<P>>(
                     b.drop_run(s, e, out.stats, DropReason::NoRoute, Some(sa.id()));
                     return;
                 };
-                let p = out.peer_memo(dst, hop, io);
-                last = Some(p);
-                p
+                if let Some(done) = last.take() {
+                    done.sent.add_to(out.stats, done.hop.port);
+                }
+                last.insert(out.peer_memo(dst, hop, io))
             }
         };
-        let (hop, mtu, eth) = (peer.hop, peer.mtu, peer.eth);
+        let mtu = peer.mtu;
         let overhead = sa.sa.header_overhead() + sa.sa.max_trailer_overhead();
         for slot in &mut b.pkts[s..e] {
             // RFC 4301 §8.2.1 / RFC 1191: a packet that would not fit after
@@ -742,22 +743,22 @@ fn flush_encap<P: Packet, I: WorkerIo<P>>(
                 }
             }
         }
-        let framing = esp::Framing { l2_in: ENCAP_L2, eth: eth.as_ref() };
+        let framing = esp::Framing { l2_in: ENCAP_L2, eth: peer.eth.as_ref() };
         esp::encap_burst_framed(&sa.sa, &sa.state, &mut b.pkts[s..e], &mut results[s..e], framing);
-        // The port's tx counters are added once per run.
-        let mut sent = TxTally::default();
         deliver_run(&mut b.pkts[s..e], &results[s..e], sa.id(), out, io, |out, io, pkt, ()| {
-            if eth.is_some() {
+            if peer.eth.is_some() {
                 // encap left the header in front of the packet.
-                sent.push_eth(out, hop.port, None, pkt, io);
+                peer.sent.push_eth(out, peer.hop.port, None, pkt, io);
             } else {
                 // Unresolved: encap made an IP packet; held while ARP/ND runs.
-                out.send(hop, pkt, io);
+                out.send(peer.hop, pkt, io);
             }
             Ok(())
         });
-        sent.add_to(out.stats, hop.port);
     });
+    if let Some(done) = last {
+        done.sent.add_to(out.stats, done.hop.port);
+    }
 }
 
 /// Where a run's ESP goes ([`Out::peer_memo`]).
@@ -770,6 +771,9 @@ struct PeerMemo {
     mtu: u16,
     /// The frame's Ethernet header, once the next hop is resolved.
     eth: Option<[u8; ethernet::HEADER_LEN]>,
+    /// Frames queued to the hop, added to its port's counters once per peer
+    /// and flush (not per run: with many SAs a run is one packet).
+    sent: TxTally,
 }
 
 /// Ports of a TCP/UDP/SCTP header, or ICMP type/code (RFC 4301 §4.4.1.3).
@@ -1325,7 +1329,7 @@ impl<P: Packet> Out<'_, P> {
             let ethertype = if dst.is_ipv6() { EtherType::Ipv6 } else { EtherType::Ipv4 };
             ethernet::header(mac, iface.mac, ethertype)
         });
-        PeerMemo { dst, hop, mtu, eth }
+        PeerMemo { dst, hop, mtu, eth, sent: TxTally::default() }
     }
 
     /// The memo for `hop` (the current one, or a new one after the current one
