@@ -761,8 +761,9 @@ fn flush_encap<P: Packet, I: WorkerIo<P>>(
     }
 }
 
-/// Where a run's ESP goes ([`Out::peer_memo`]).
-#[derive(Debug, Clone, Copy)]
+/// Where a run's ESP goes ([`Out::peer_memo`]). Not `Copy`: it carries a tally,
+/// which a copy would count twice or lose.
+#[derive(Debug)]
 struct PeerMemo {
     /// The SA's outer destination.
     dst: IpAddr,
